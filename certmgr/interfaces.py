@@ -1,0 +1,384 @@
+"""The contracts between the core and its providers.
+
+Providers (issuers, challenge solvers, deployers, notifiers) import this module
+and :mod:`certmgr.errors` and nothing else from the core.  They get values in
+and give values out; they never open the database.
+
+Every provider class is registered under an entry-point group
+(``certmgr.issuers``, ``certmgr.challenges``, ``certmgr.deployers``,
+``certmgr.notifiers``) and is built by the core through its classmethod::
+
+    @classmethod
+    def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self
+
+``options`` is the provider's own table of the config file (core keys such as
+``type`` already removed).  ``from_config`` validates it and raises
+:class:`~certmgr.errors.ConfigError` naming the key; the core adds file and
+table.  A class attribute ``description`` (one line) is shown by
+``certmgr providers``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from certmgr.errors import ConfigError
+
+# --------------------------------------------------------------------------
+# Options: validated reading of one provider table
+# --------------------------------------------------------------------------
+
+_MISSING: Any = object()
+
+
+class Options:
+    """Typed, validated access to one config table.
+
+    Every getter marks the key as known; :meth:`finish` refuses the rest, so an
+    unknown or misspelt key is an error naming that key.
+    """
+
+    def __init__(self, table: Mapping[str, Any], *, where: str, base_dir: Path) -> None:
+        self._table = dict(table)
+        self._seen: set[str] = set()
+        self.where = where
+        self.base_dir = base_dir
+
+    def _err(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, table=self.where, key=key)
+
+    def has(self, key: str) -> bool:
+        return key in self._table
+
+    def raw(self, key: str, default: Any = _MISSING) -> Any:
+        self._seen.add(key)
+        if key in self._table:
+            return self._table[key]
+        if default is _MISSING:
+            raise self._err(key, "is required")
+        return default
+
+    def str(self, key: str, default: Any = _MISSING, *, choices: Sequence[str] | None = None) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, str) or not value:
+            raise self._err(key, f"must be a non-empty string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self._err(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def int(self, key: str, default: Any = _MISSING, *, min: int | None = None, max: int | None = None) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self._err(key, f"must be an integer, got {value!r}")
+        if (min is not None and value < min) or (max is not None and value > max):
+            raise self._err(key, f"must be between {min} and {max}, got {value}")
+        return value
+
+    def float(self, key: str, default: Any = _MISSING, *, min: float | None = None) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._err(key, f"must be a number, got {value!r}")
+        if min is not None and value < min:
+            raise self._err(key, f"must be at least {min}, got {value}")
+        return float(value)
+
+    def bool(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise self._err(key, f"must be true or false, got {value!r}")
+        return value
+
+    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self._err(key, f"must be a list of non-empty strings, got {value!r}")
+        return list(value)
+
+    def table(self, key: str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, Mapping):
+            raise self._err(key, f"must be a table, got {value!r}")
+        return Options(value, where=f"{self.where}.{key}", base_dir=self.base_dir)
+
+    def path(self, key: str, default: Any = _MISSING, *, must_exist: bool = False) -> Any:
+        value = self.str(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        p = Path(value)
+        if not p.is_absolute():
+            p = self.base_dir / p
+        if must_exist and not p.exists():
+            raise self._err(key, f"file {p} does not exist")
+        return p
+
+    def secret(self, key: str, *, required: bool = True) -> str | None:
+        """Read a secret from ``<key>_file`` (a path) or ``<key>_env`` (a variable name).
+
+        An inline ``<key>`` is refused: secrets never sit in the config file.
+        """
+        if key in self._table:
+            self._seen.add(key)
+            raise self._err(
+                key,
+                f"secrets are not accepted inline; put it in a file and set {key}_file, "
+                f"or in an environment variable and set {key}_env",
+            )
+        if self.has(f"{key}_file"):
+            p = self.path(f"{key}_file")
+            try:
+                text = p.read_text().strip()
+            except OSError as e:
+                raise self._err(f"{key}_file", f"cannot read {p}: {e.strerror}") from e
+            if not text:
+                raise self._err(f"{key}_file", f"{p} is empty")
+            return text
+        if self.has(f"{key}_env"):
+            var = self.str(f"{key}_env")
+            val = os.environ.get(var)
+            if not val:
+                raise self._err(f"{key}_env", f"environment variable {var} is not set")
+            return val
+        if required:
+            raise self._err(f"{key}_file", f"is required (or {key}_env)")
+        return None
+
+    def finish(self) -> None:
+        unknown = sorted(set(self._table) - self._seen)
+        if unknown:
+            known = ", ".join(sorted(self._seen)) or "none"
+            raise self._err(unknown[0], f"unknown key (allowed here: {known})")
+
+
+@dataclass(frozen=True)
+class ProviderEnv:
+    """What the core hands to every provider constructor."""
+
+    config_dir: Path
+    state_dir: Path
+    #: extra trust anchors (PEM) from ``[certmgr] trust``, or None
+    trust_file: Path | None = None
+    #: builds a challenge solver from a ``challenge = {...}`` table (issuers use it)
+    make_challenge: Callable[[Options], ChallengeSolver] | None = None
+
+
+# --------------------------------------------------------------------------
+# Issuers
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertRequest:
+    """One certificate to obtain: the core made the key and the CSR."""
+
+    hostname: str
+    names: tuple[str, ...]  # every SAN, hostname first
+    key_type: str  # "rsa-2048", "ecdsa-p256", ...
+    csr_pem: bytes
+    #: ARI certificate id of the certificate this one replaces (RFC 9773 "replaces")
+    replaces: str | None = None
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    fullchain_pem: bytes  # leaf first, then intermediates
+    order_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """An issuer account (ACME).  ``key_pem`` is private: the core keeps it in a
+    0600 file and never logs it."""
+
+    issuer: str
+    directory: str
+    key_pem: bytes
+    uri: str | None
+    contact: tuple[str, ...] = ()
+
+
+@dataclass
+class IssueContext:
+    """Per-request hooks the core gives an issuer."""
+
+    hostname: str
+    load_account: Callable[[], AccountRecord | None]
+    save_account: Callable[[AccountRecord], None]
+    #: record a lifecycle step before taking the next ("order_created", "challenge_answered", ...)
+    record_step: Callable[[str, Mapping[str, str]], None] = lambda step, detail: None
+    #: an order left pending by an interrupted run, to reuse when still usable
+    resume_order_url: str | None = None
+    #: seconds the whole issuance may take
+    timeout: float = 300.0
+
+
+class Issuer(Protocol):
+    def issue(self, request: CertRequest, ctx: IssueContext) -> IssuedCertificate:
+        """Obtain a certificate for ``request``; raise RetryableError/PermanentError."""
+        ...
+
+
+@runtime_checkable
+class Revoker(Protocol):
+    def revoke(self, cert_pem: bytes, reason: int, ctx: IssueContext) -> None: ...
+
+
+@dataclass(frozen=True)
+class RenewalWindow:
+    start: datetime
+    end: datetime
+    #: when to ask again (Retry-After of the renewalInfo response)
+    retry_after: datetime | None = None
+    explanation_url: str | None = None
+
+
+@runtime_checkable
+class RenewalInfoSource(Protocol):
+    """Optional: the CA says when to renew (ACME Renewal Information, RFC 9773)."""
+
+    def renewal_info(self, cert_pem: bytes, ctx: IssueContext) -> RenewalWindow | None:
+        """None when the CA offers no renewal information."""
+        ...
+
+
+@runtime_checkable
+class AutoRenewing(Protocol):
+    """Issuers that can renew without a person (ACME).  The manual issuer is not one."""
+
+    automatic: bool
+
+
+# --------------------------------------------------------------------------
+# Challenges
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChallengeTask:
+    domain: str
+    token: str
+    key_authorization: str
+    #: base64url(SHA-256(key_authorization)): the TXT value for dns-01
+    dns_value: str
+
+
+class ChallengeSolver(Protocol):
+    challenge_type: str  # "http-01" or "dns-01"
+
+    def present(self, task: ChallengeTask) -> None:
+        """Publish the response; return only when the CA can see it."""
+        ...
+
+    def cleanup(self, task: ChallengeTask) -> None: ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------
+# Deployers
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CertBundle:
+    """One certificate with its key, as installed into an MTA (one per algorithm)."""
+
+    hostname: str
+    names: tuple[str, ...]
+    key_type: str  # "rsa-2048", ...
+    key_alg: str  # "rsa" | "ecdsa"
+    key_pem: bytes
+    cert_pem: bytes  # leaf only
+    chain_pem: bytes  # intermediates, leaf's issuer first
+    sha256: str  # hex SHA-256 of the leaf DER
+    serial: str  # hex
+    not_after: datetime
+
+    @property
+    def fullchain_pem(self) -> bytes:
+        return self.cert_pem + self.chain_pem
+
+
+@dataclass(frozen=True)
+class VerifyTarget:
+    host: str
+    port: int
+    protocol: str = "smtp"  # "smtp" | "imap"
+    implicit_tls: bool = False
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    hostname: str
+    bundles: tuple[CertBundle, ...]
+    #: where the MTA is probed (the [[mta]] smtp setting), for deployers with no own
+    verify: VerifyTarget
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What a deployer changed, enough to undo it."""
+
+    target: str  # e.g. "postfix:/etc/postfix"
+    verify: tuple[VerifyTarget, ...]
+    backup: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Deployer(Protocol):
+    def install(self, request: DeployRequest) -> Installed:
+        """Install atomically, test the MTA config, reload.  On failure restore the
+        previous files, reload, and raise DeployError."""
+        ...
+
+    def rollback(self, installed: Installed) -> None:
+        """Put back what ``install`` replaced and reload."""
+        ...
+
+
+# --------------------------------------------------------------------------
+# Notifiers
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str  # e.g. "text/calendar; method=REQUEST"
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    html: str | None = None
+    severity: str = "info"  # info | warning | critical
+    hostname: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    #: structured facts (for JSON webhooks)
+    facts: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Notifier(Protocol):
+    def send(self, message: Message) -> None:
+        """Deliver or raise NotifyError (the core keeps the message queued)."""
+        ...
