@@ -1,0 +1,44 @@
+"""Small helpers shared by the real-peer fixtures."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+
+import pytest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
+    """Wait until something accepts TCP connections on host:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s") from None
+            time.sleep(0.02)
+
+
+def require_binary(name: str) -> str:
+    """Path of a binary a test needs.  Missing binaries fail the test (CI installs them);
+    set CERTMGR_ALLOW_SKIP=1 to skip instead on a machine without them."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
+    )
+    if path:
+        return path
+    msg = f"{name} is not installed; run scripts/setup.sh (it installs every test peer)"
+    if os.environ.get("CERTMGR_ALLOW_SKIP") == "1":
+        pytest.skip(msg)
+    pytest.fail(msg)
