@@ -1,0 +1,262 @@
+"""A private pebble ACME server (and pebble-challtestsrv as its DNS) for integration tests.
+
+Everything lives in a temporary directory and on free loopback ports.  Pebble ships no
+certificate for its own listener, so a throw-away CA and a 127.0.0.1/localhost server
+certificate are made here; clients trust ``ca_bundle``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.peers.util import free_port, require_binary, wait_port
+
+
+def make_tls_ca(directory: Path) -> tuple[Path, Path, Path]:
+    """Write a CA and a 127.0.0.1/localhost server cert; return (ca, cert, key) paths."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certmgr test TLS CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_path, cert_path, key_path = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return ca_path, cert_path, key_path
+
+
+class ChallTestSrv:
+    """pebble-challtestsrv as a DNS server answering 127.0.0.1 for every name."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.dns_port = free_port()
+        self.management_port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = require_binary("pebble-challtestsrv")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.workdir / "challtestsrv.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "-defaultIPv4", "127.0.0.1",
+                "-defaultIPv6", "",
+                "-dns01", f"127.0.0.1:{self.dns_port}",
+                "-http01", "",
+                "-https01", "",
+                "-tlsalpn01", "",
+                "-management", f"127.0.0.1:{self.management_port}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_port(self.management_port)
+
+    @property
+    def dns_server(self) -> str:
+        return f"127.0.0.1:{self.dns_port}"
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+class Pebble:
+    """One pebble process; ``restart()`` starts a fresh one (all state forgotten)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        dns_server: str,
+        env: Mapping[str, str] | None = None,
+        eab_keys: Mapping[str, str] | None = None,
+    ) -> None:
+        self.workdir = workdir
+        self.dns_server = dns_server
+        self.env = {"PEBBLE_VA_NOSLEEP": "1", **(env or {})}
+        self.eab_keys = dict(eab_keys or {})
+        self.port = free_port()
+        self.management_port = free_port()
+        #: where pebble checks HTTP-01 answers: a solver under test listens here
+        self.http_port = free_port()
+        self.tls_port = free_port()
+        self.ca_bundle, self._cert, self._key = make_tls_ca(workdir / "tls")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def directory_url(self) -> str:
+        return f"https://127.0.0.1:{self.port}/dir"
+
+    @property
+    def management_url(self) -> str:
+        return f"https://127.0.0.1:{self.management_port}"
+
+    def _write_config(self) -> Path:
+        conf: dict[str, Any] = {
+            "listenAddress": f"127.0.0.1:{self.port}",
+            "managementListenAddress": f"127.0.0.1:{self.management_port}",
+            "certificate": str(self._cert),
+            "privateKey": str(self._key),
+            "httpPort": self.http_port,
+            "tlsPort": self.tls_port,
+            "ocspResponderURL": "",
+            "externalAccountBindingRequired": bool(self.eab_keys),
+        }
+        if self.eab_keys:
+            conf["externalAccountMACKeys"] = self.eab_keys
+        path = self.workdir / "pebble-config.json"
+        path.write_text(json.dumps({"pebble": conf}, indent=2))
+        return path
+
+    def start(self) -> None:
+        binary = require_binary("pebble")
+        config = self._write_config()
+        env = {**os.environ, **self.env}
+        log = open(self.workdir / "pebble.log", "ab")  # noqa: SIM115 - owned by the process
+        self.proc = subprocess.Popen(
+            [binary, "-config", str(config), "-dnsserver", self.dns_server],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        log.close()
+        wait_port(self.port)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                requests.get(self.directory_url, verify=str(self.ca_bundle), timeout=2).raise_for_status()
+                return
+            except requests.RequestException:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"pebble did not start; see {self.workdir / 'pebble.log'}") from None
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        """A new pebble process on the same ports: accounts, orders and roots are gone."""
+        self.stop()
+        self.start()
+
+    def _get(self, path: str) -> requests.Response:
+        return requests.get(self.management_url + path, verify=str(self.ca_bundle), timeout=5)
+
+    def root_pem(self) -> bytes:
+        r = self._get("/roots/0")
+        r.raise_for_status()
+        return r.content
+
+    def intermediate_pem(self) -> bytes:
+        r = self._get("/intermediates/0")
+        r.raise_for_status()
+        return r.content
+
+    def cert_status(self, serial: int) -> str:
+        """"Valid" or "Revoked" for a certificate this pebble issued."""
+        r = self._get(f"/cert-status-by-serial/{serial:x}")
+        if r.status_code == 404:
+            # pebble prints serials as big.Int %x; keep a zero-padded form as a fallback
+            r = self._get(f"/cert-status-by-serial/{serial:040x}")
+        r.raise_for_status()
+        return str(r.json()["Status"])
+
+    def log_text(self) -> str:
+        try:
+            return (self.workdir / "pebble.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+
+@contextmanager
+def running_pebble(
+    workdir: Path,
+    *,
+    dns_server: str | None = None,
+    env: Mapping[str, str] | None = None,
+    eab_keys: Mapping[str, str] | None = None,
+) -> Iterator[Pebble]:
+    """Pebble (plus challtestsrv as DNS unless ``dns_server`` is given); both stopped after."""
+    chall: ChallTestSrv | None = None
+    pebble: Pebble | None = None
+    try:
+        if dns_server is None:
+            chall = ChallTestSrv(workdir / "challtestsrv")
+            chall.start()
+            dns_server = chall.dns_server
+        workdir.mkdir(parents=True, exist_ok=True)
+        pebble = Pebble(workdir, dns_server=dns_server, env=env, eab_keys=eab_keys)
+        pebble.start()
+        yield pebble
+    finally:
+        if pebble is not None:
+            pebble.stop()
+        if chall is not None:
+            chall.stop()
