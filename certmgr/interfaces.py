@@ -55,6 +55,10 @@ class Options:
     def has(self, key: str) -> bool:
         return key in self._table
 
+    def peek(self, key: str) -> Any:
+        """The raw value (or None) without marking the key as read."""
+        return self._table.get(key)
+
     def raw(self, key: str, default: Any = _MISSING) -> Any:
         self._seen.add(key)
         if key in self._table:

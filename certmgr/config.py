@@ -1,0 +1,421 @@
+"""Load ``certmgr.toml`` into typed, validated objects.
+
+Only the core's own keys are checked here; each provider validates its own
+table when it is built (:mod:`certmgr.registry`).  Every error names the file,
+the table, the key and (when it can be found) the line, and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from certmgr.errors import ConfigError
+from certmgr.names import NameError_, normalize_hostname
+
+DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
+DEFAULT_STATE_DIR = "/var/lib/certmgr"
+
+#: the key types certmgr issues: name -> (algorithm, bits or curve size)
+KEY_TYPES: dict[str, tuple[str, int]] = {
+    "rsa-2048": ("rsa", 2048),
+    "rsa-3072": ("rsa", 3072),
+    "rsa-4096": ("rsa", 4096),
+    "ecdsa-p256": ("ecdsa", 256),
+    "ecdsa-p384": ("ecdsa", 384),
+}
+_WEAK_KEY = re.compile(r"^(rsa-(512|768|1024|1536)|ecdsa-p(160|192|224)|dsa.*|rsa-\d+)$")
+#: keys whose values are secrets: they must come from <key>_file or <key>_env
+_SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|hmac|hmac_key|token|tsig_key|api_key)$")
+
+DEFAULT_REMINDERS = (30, 14, 7, 3, 1)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One ``[issuer.X]``, ``[deploy.X]`` or ``[notify.X]`` table."""
+
+    kind: str  # "issuer" | "deploy" | "notify"
+    name: str
+    type: str
+    options: Mapping[str, Any]
+    line: int | None = None
+
+    @property
+    def table(self) -> str:
+        return f"{self.kind}.{self.name}"
+
+
+@dataclass(frozen=True)
+class NotifyConfig(ProviderConfig):
+    reminders: tuple[int, ...] = DEFAULT_REMINDERS
+    calendar: bool = False
+    on_success: bool = False
+
+
+@dataclass(frozen=True)
+class MtaConfig:
+    hostname: str
+    names: tuple[str, ...]  # extra SANs (hostname not included)
+    key_types: tuple[str, ...]
+    issuer: str
+    deploy: tuple[str, ...] = ()
+    smtp_host: str = ""
+    smtp_port: int = 25
+    notify: tuple[str, ...] = ()
+    renew_before_days: float | None = None
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        return (self.hostname, *self.names)
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    database: str
+    trust: Path | None = None
+    concurrency: int = 16
+    warning_days: int = 21
+    critical_days: int = 7
+    metrics_listen: str = "127.0.0.1:9420"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    settings: Settings
+    issuers: Mapping[str, ProviderConfig]
+    deploys: Mapping[str, ProviderConfig]
+    notifies: Mapping[str, NotifyConfig]
+    mtas: tuple[MtaConfig, ...]
+    #: the raw text, kept so provider errors can be given a line number
+    text: str = field(default="", repr=False)
+
+    def mta(self, hostname: str) -> MtaConfig:
+        want = hostname.lower().rstrip(".")
+        for m in self.mtas:
+            if m.hostname == want:
+                return m
+        known = ", ".join(m.hostname for m in self.mtas) or "none"
+        from certmgr.errors import UsageError
+
+        raise UsageError(f"{hostname} is not a configured MTA (configured: {known})")
+
+    def locate(self, err: ConfigError) -> ConfigError:
+        """Fill in file and line for an error raised while building a provider."""
+        line = err.line or find_line(self.text, err.table, err.key)
+        return ConfigError(err.message, file=str(self.path), table=err.table, key=err.key, line=line)
+
+
+def config_path(cli_value: str | None) -> Path:
+    return Path(cli_value or os.environ.get("CERTMGR_CONFIG") or DEFAULT_CONFIG)
+
+
+def find_line(text: str, table: str | None, key: str | None) -> int | None:
+    """Best-effort line of ``key`` inside ``[table]`` (or ``[[mta]] #n``) in TOML text."""
+    if not text or not table:
+        return None
+    lines = text.splitlines()
+    start = 0
+    m = re.match(r"^mta #(\d+)", table)
+    if m:
+        nth = int(m.group(1))
+        seen = 0
+        for i, ln in enumerate(lines):
+            if re.match(r"^\s*\[\[\s*mta\s*\]\]", ln):
+                seen += 1
+                if seen == nth:
+                    start = i
+                    break
+        else:
+            return None
+    else:
+        head = table.split(".")
+        pat = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(h) for h in head[:2]) + r"\s*\]")
+        for i, ln in enumerate(lines):
+            if pat.match(ln):
+                start = i
+                break
+        else:
+            return None
+    if not key:
+        return start + 1
+    keypat = re.compile(r"^\s*" + re.escape(key.split(".")[0]) + r"\s*=")
+    inline = re.compile(r"[{,]\s*" + re.escape(key.split(".")[-1]) + r"\s*=")
+    for i in range(start + 1, len(lines)):
+        if re.match(r"^\s*\[", lines[i]):
+            break
+        if keypat.match(lines[i]) or inline.search(lines[i]):
+            return i + 1
+    return start + 1
+
+
+class _Table:
+    """Reads the core's keys of one table and refuses the rest."""
+
+    def __init__(self, loader: _Loader, data: Any, table: str) -> None:
+        self.loader = loader
+        self.table = table
+        if not isinstance(data, dict):
+            raise loader.error(f"must be a table, got {type(data).__name__}", table, None)
+        self.data: dict[str, Any] = data
+        self.seen: set[str] = set()
+
+    def err(self, key: str | None, message: str) -> ConfigError:
+        return self.loader.error(message, self.table, key)
+
+    def get(self, key: str, types: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            if required:
+                raise self.err(key, "is required")
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise self.err(key, f"has the wrong type: got {value!r}")
+        if not isinstance(value, types):
+            want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+            raise self.err(key, f"must be {want.replace('str', 'a string').replace('list', 'a list')}, got {value!r}")
+        return value
+
+    def str_list(self, key: str) -> list[str]:
+        value = self.get(key, (list, str), default=[])
+        if isinstance(value, str):
+            value = [value]
+        for v in value:
+            if not isinstance(v, str) or not v:
+                raise self.err(key, f"must be a list of non-empty strings, got {value!r}")
+        return list(value)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.err(unknown[0], f"unknown key (allowed: {', '.join(sorted(self.seen))})")
+
+
+class _Loader:
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+
+    def error(self, message: str, table: str | None, key: str | None) -> ConfigError:
+        return ConfigError(message, file=str(self.path), table=table, key=key, line=find_line(self.text, table, key))
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate the config file; raise ConfigError naming what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            "config file not found (give -c PATH or set CERTMGR_CONFIG)", file=str(path)
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"cannot read the config file: {e}", file=str(path)) from e
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"line (\d+)", str(e))
+        raise ConfigError(
+            f"not valid TOML: {e}", file=str(path), line=int(m.group(1)) if m else None
+        ) from e
+    return _parse(_Loader(path, text), data)
+
+
+def _parse(ld: _Loader, data: dict[str, Any]) -> Config:
+    allowed_top = {"certmgr", "issuer", "deploy", "notify", "mta"}
+    for key in data:
+        if key not in allowed_top:
+            raise ld.error(f"unknown table (allowed: {', '.join(sorted(allowed_top))})", key, None)
+    settings = _parse_settings(ld, data.get("certmgr", {}))
+    issuers = _parse_providers(ld, data.get("issuer", {}), "issuer")
+    deploys = _parse_providers(ld, data.get("deploy", {}), "deploy")
+    notifies = {
+        name: _notify_config(ld, p) for name, p in _parse_providers(ld, data.get("notify", {}), "notify").items()
+    }
+    raw_mtas = data.get("mta", [])
+    if not isinstance(raw_mtas, list):
+        raise ld.error("must be an array of tables: write each MTA as [[mta]]", "mta", None)
+    mtas: list[MtaConfig] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_mtas):
+        mta = _parse_mta(ld, raw, i + 1, issuers, deploys, notifies)
+        if mta.hostname in seen:
+            raise ld.error(
+                f"duplicate hostname {mta.hostname} (also [[mta]] #{seen[mta.hostname]}); "
+                "list every key type of one MTA in its `key` list instead",
+                f"mta #{i + 1}",
+                "hostname",
+            )
+        seen[mta.hostname] = i + 1
+        mtas.append(mta)
+    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text)
+
+
+def _parse_settings(ld: _Loader, raw: Any) -> Settings:
+    t = _Table(ld, raw, "certmgr")
+    base = ld.path.parent
+    state_dir = Path(t.get("state_dir", str, DEFAULT_STATE_DIR))
+    if not state_dir.is_absolute():
+        state_dir = (base / state_dir).resolve()
+    database = t.get("database", str, f"sqlite:///{state_dir / 'certmgr.db'}")
+    if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", database):
+        raise t.err("database", "must be a sqlite:/// path or a postgresql+psycopg:// URL")
+    if re.search(r"://[^/@]*:[^/@]+@", database):
+        raise t.err(
+            "database",
+            "has an inline password; use a .pgpass file or the PGPASSWORD environment variable instead",
+        )
+    trust = t.get("trust", str)
+    trust_path = None
+    if trust:
+        trust_path = Path(trust) if Path(trust).is_absolute() else base / trust
+        if not trust_path.is_file():
+            raise t.err("trust", f"file {trust_path} does not exist")
+    concurrency = t.get("concurrency", int, 16)
+    if not 1 <= concurrency <= 256:
+        raise t.err("concurrency", f"must be between 1 and 256, got {concurrency}")
+    warning = t.get("warning_days", int, 21)
+    critical = t.get("critical_days", int, 7)
+    if not 0 <= critical <= warning:
+        raise t.err("critical_days", "must be between 0 and warning_days")
+    listen = t.get("metrics_listen", str, "127.0.0.1:9420")
+    t.finish()
+    return Settings(state_dir, database, trust_path, concurrency, warning, critical, listen)
+
+
+def _parse_providers(ld: _Loader, raw: Any, kind: str) -> dict[str, ProviderConfig]:
+    if not isinstance(raw, dict):
+        raise ld.error(f"must be tables like [{kind}.NAME]", kind, None)
+    out: dict[str, ProviderConfig] = {}
+    for name, table in raw.items():
+        where = f"{kind}.{name}"
+        if not re.match(r"^[A-Za-z0-9_-]+$", name):
+            raise ld.error("name may hold only letters, digits, '-' and '_'", where, None)
+        if not isinstance(table, dict):
+            raise ld.error(f"must be a table [{where}]", where, None)
+        ptype = table.get("type")
+        if not isinstance(ptype, str) or not ptype:
+            raise ld.error("is required (the provider type, see `certmgr providers`)", where, "type")
+        _refuse_inline_secrets(ld, table, where)
+        options = {k: v for k, v in table.items() if k != "type"}
+        out[name] = ProviderConfig(kind, name, ptype, options, find_line(ld.text, where, None))
+    return out
+
+
+def _refuse_inline_secrets(ld: _Loader, table: Mapping[str, Any], where: str) -> None:
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _refuse_inline_secrets(ld, value, f"{where}.{key}")
+        elif _SECRET_KEY.search(key) and not key.endswith(("_file", "_env")):
+            raise ld.error(
+                f"secrets are not accepted inline; put it in a file and set {key}_file, "
+                f"or in an environment variable and set {key}_env",
+                where,
+                key,
+            )
+
+
+def _notify_config(ld: _Loader, p: ProviderConfig) -> NotifyConfig:
+    opts = dict(p.options)
+    reminders = opts.pop("reminders", list(DEFAULT_REMINDERS))
+    if (
+        not isinstance(reminders, list)
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 365 for d in reminders)
+    ):
+        raise ld.error(f"must be a list of whole days between 0 and 365, got {reminders!r}", p.table, "reminders")
+    calendar = opts.pop("calendar", False)
+    on_success = opts.pop("on_success", False)
+    for key, val in (("calendar", calendar), ("on_success", on_success)):
+        if not isinstance(val, bool):
+            raise ld.error(f"must be true or false, got {val!r}", p.table, key)
+    return NotifyConfig(
+        p.kind, p.name, p.type, opts, p.line,
+        reminders=tuple(sorted(set(reminders), reverse=True)), calendar=calendar, on_success=on_success,
+    )
+
+
+def parse_key_types(value: str | list[str], err: Any) -> tuple[str, ...]:
+    """``"rsa-2048"`` or ``["rsa-2048", "ecdsa-p256"]`` -> validated tuple (one per algorithm)."""
+    items = [value] if isinstance(value, str) else value
+    if not items:
+        raise err("must name at least one key type")
+    out: list[str] = []
+    algs: set[str] = set()
+    for item in items:
+        if not isinstance(item, str):
+            raise err(f"must be a key type string, got {item!r}")
+        kt = item.strip().lower()
+        if kt not in KEY_TYPES:
+            allowed = ", ".join(KEY_TYPES)
+            if _WEAK_KEY.match(kt):
+                raise err(f"{item!r} is weaker than certmgr allows (RSA-2048 / P-256 at least); use one of {allowed}")
+            raise err(f"{item!r} is not a supported key type; use one of {allowed}")
+        alg = KEY_TYPES[kt][0]
+        if alg in algs:
+            raise err(f"lists two {alg.upper()} keys; an MTA serves at most one RSA and one ECDSA certificate")
+        algs.add(alg)
+        out.append(kt)
+    return tuple(out)
+
+
+def _parse_mta(
+    ld: _Loader,
+    raw: Any,
+    index: int,
+    issuers: Mapping[str, ProviderConfig],
+    deploys: Mapping[str, ProviderConfig],
+    notifies: Mapping[str, NotifyConfig],
+) -> MtaConfig:
+    t = _Table(ld, raw, f"mta #{index}")
+    try:
+        hostname = normalize_hostname(t.get("hostname", str, required=True))
+    except NameError_ as e:
+        raise t.err("hostname", f"{e}") from e
+    names: list[str] = []
+    for n in t.str_list("names"):
+        try:
+            fq = normalize_hostname(n, allow_wildcard=True)
+        except NameError_ as e:
+            raise t.err("names", f"{e}") from e
+        if fq != hostname and fq not in names:
+            names.append(fq)
+    key_types = parse_key_types(t.get("key", (str, list), "rsa-2048"), lambda m: t.err("key", m))
+    issuer = t.get("issuer", str, required=True)
+    if issuer not in issuers:
+        raise t.err("issuer", f"refers to [issuer.{issuer}], which is not defined (defined: {', '.join(issuers) or 'none'})")
+    deploy = t.str_list("deploy")
+    for d in deploy:
+        if d not in deploys:
+            raise t.err("deploy", f"refers to [deploy.{d}], which is not defined (defined: {', '.join(deploys) or 'none'})")
+    notify = t.str_list("notify")
+    for n in notify:
+        if n not in notifies:
+            raise t.err("notify", f"refers to [notify.{n}], which is not defined (defined: {', '.join(notifies) or 'none'})")
+    smtp = t.get("smtp", str, f"{hostname}:25")
+    smtp_host, smtp_port = _host_port(smtp, 25, lambda m: t.err("smtp", m))
+    renew_before = t.get("renew_before", (int, float))
+    if renew_before is not None and not 0 < renew_before <= 3650:
+        raise t.err("renew_before", "must be a number of days between 0 and 3650")
+    t.finish()
+    return MtaConfig(
+        hostname, tuple(names), key_types, issuer, tuple(deploy), smtp_host, smtp_port, tuple(notify),
+        float(renew_before) if renew_before is not None else None,
+    )
+
+
+def _host_port(value: str, default_port: int, err: Any) -> tuple[str, int]:
+    m = re.match(r"^\[?([A-Za-z0-9.:-]+?)\]?(?::(\d+))?$", value)
+    if not m:
+        raise err(f"must be host or host:port, got {value!r}")
+    port = int(m.group(2)) if m.group(2) else default_port
+    if not 0 < port < 65536:
+        raise err(f"port must be 1-65535, got {port}")
+    return m.group(1), port

@@ -1,0 +1,77 @@
+"""Files written so that a crash never leaves a half-written or world-readable one.
+
+Write to a temporary file in the same directory, fsync it, rename it over the
+target, fsync the directory.  Private material is created 0600 from the start
+(never chmod-ed after the bytes are there).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from certmgr.errors import StateError
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) as 0700 directories; tighten an existing one."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if path.is_symlink():
+            raise StateError(f"{path} is a symbolic link; certmgr keeps its state in real directories")
+        if path.stat().st_mode & 0o077:
+            os.chmod(path, 0o700)
+    except OSError as e:
+        raise StateError(f"cannot create state directory {path}: {e.strerror}; check the path and permissions") from e
+    return path
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically with ``mode``; never through a symlink."""
+    directory = path.parent
+    if path.is_symlink():
+        raise StateError(f"refusing to write {path}: it is a symbolic link (possible tampering)")
+    fd = -1
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, mode)
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+        tmp = ""
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:
+        hint = {
+            errno.ENOSPC: "the disk is full; free space and run again",
+            errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied; run as the certmgr user or fix ownership",
+            errno.EDQUOT: "the disk quota is exceeded",
+        }.get(e.errno or 0, e.strerror or str(e))
+        raise StateError(f"could not write {path}: {hint}; nothing was changed") from e
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+def write_new(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Like :func:`atomic_write` but refuse to replace an existing file (history is never overwritten)."""
+    if path.exists() or path.is_symlink():
+        raise StateError(f"{path} exists already; certmgr never overwrites stored keys or certificates")
+    atomic_write(path, data, mode)

@@ -1,0 +1,92 @@
+"""DNS names as SMTP peers see them: fully qualified, IDNA, lower case, no trailing dot.
+
+Pure functions; every refusal says what is wrong with the name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+class NameError_(ValueError):
+    """A name that cannot be used; the message says why."""
+
+
+def normalize_hostname(raw: str, *, allow_wildcard: bool = False) -> str:
+    """Return ``raw`` as a lower-case IDNA A-label FQDN without trailing dot.
+
+    Refuses IP addresses (SMTP peers verify names), single-label names,
+    wildcards (unless ``allow_wildcard``), bad characters and overlong labels.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise NameError_("is empty")
+    name = raw.strip()
+    if name != raw:
+        raise NameError_(f"{raw!r} has leading or trailing white space")
+    if name.endswith("."):
+        name = name[:-1]
+    if name.endswith("."):
+        raise NameError_(f"{raw!r} ends with more than one dot")
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        raise NameError_(f"{raw!r} is an IP address; SMTP peers verify DNS names, use the MTA's FQDN")
+    labels = name.split(".")
+    wildcard = labels[0] == "*"
+    if wildcard and not allow_wildcard:
+        raise NameError_(f"{raw!r} is a wildcard; an MTA hostname must be one exact name")
+    if "*" in "".join(labels[1:] if wildcard else labels):
+        raise NameError_(f"{raw!r} has a '*' that is not a whole leftmost label")
+    out: list[str] = ["*"] if wildcard else []
+    for label in labels[1:] if wildcard else labels:
+        if not label:
+            raise NameError_(f"{raw!r} has an empty label (two dots in a row)")
+        try:
+            if label.isascii():
+                alabel = label.lower()
+                if alabel.startswith("xn--"):
+                    # round-trip so a malformed punycode label is caught here
+                    alabel.encode("ascii").decode("idna")
+            else:
+                alabel = _to_alabel(label)
+        except (UnicodeError, ValueError) as e:
+            raise NameError_(f"{raw!r}: label {label!r} is not a valid internationalized name ({e})") from e
+        if len(alabel) > 63:
+            raise NameError_(f"{raw!r}: label {label!r} is longer than 63 characters")
+        if not _LABEL.match(alabel):
+            raise NameError_(
+                f"{raw!r}: label {label!r} may hold only letters, digits and inner hyphens"
+            )
+        out.append(alabel)
+    if len(out) < 2:
+        raise NameError_(f"{raw!r} is not fully qualified (it needs a domain, e.g. mx1.example.com)")
+    if out[-1].isdigit():
+        raise NameError_(f"{raw!r} ends in a numeric label; that is not a DNS name")
+    fqdn = ".".join(out)
+    if len(fqdn) > 253:
+        raise NameError_(f"{raw!r} is longer than 253 characters")
+    return fqdn
+
+
+def _to_alabel(label: str) -> str:
+    import idna  # lazily: only non-ASCII names need it
+
+    try:
+        return str(idna.encode(label, uts46=True).decode("ascii"))
+    except idna.IDNAError as e:
+        raise ValueError(str(e)) from e
+
+
+def name_matches(pattern: str, name: str) -> bool:
+    """Does a certificate name (possibly ``*.domain``) cover ``name``? (RFC 6125 rules)"""
+    pattern = pattern.lower().rstrip(".")
+    name = name.lower().rstrip(".")
+    if pattern.startswith("*."):
+        head, _, rest = name.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return pattern == name

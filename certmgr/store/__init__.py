@@ -1,0 +1,235 @@
+"""Inventory and history: the only module that opens database sessions.
+
+Callers get detached model objects (plain values) back; every change is one
+short transaction.  Work on a certificate slot is claimed with a lease (a single
+conditional UPDATE, atomic on SQLite and PostgreSQL alike), so two processes or
+nodes never renew the same certificate at once, and a dead node's claim expires.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlmodel import col, select
+
+from certmgr.store.db import make_engine, migrate, session_scope
+from certmgr.store.models import (
+    AcmeAccount,
+    CertVersion,
+    Deployment,
+    Event,
+    ManagedCert,
+    OrderAttempt,
+    ProbeResult,
+)
+
+__all__ = ["AcmeAccount", "CertVersion", "Deployment", "Event", "ManagedCert", "OrderAttempt", "Store"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ inventory
+
+    def sync_slot(self, hostname: str, key_alg: str, key_type: str, names: Iterable[str], issuer: str) -> ManagedCert:
+        """Create or update the slot for (hostname, key_alg) from the config."""
+        names_json = json.dumps(list(names))
+        with session_scope(self.engine) as s:
+            row = s.exec(
+                select(ManagedCert).where(ManagedCert.hostname == hostname, ManagedCert.key_alg == key_alg)
+            ).first()
+            if row is None:
+                row = ManagedCert(
+                    hostname=hostname, key_alg=key_alg, key_type=key_type, names=names_json,
+                    issuer=issuer, state="planned", updated_at=utcnow(),
+                )
+                s.add(row)
+            elif (row.key_type, row.names, row.issuer) != (key_type, names_json, issuer):
+                row.key_type, row.names, row.issuer = key_type, names_json, issuer
+                row.updated_at = utcnow()
+                s.add(row)
+            s.flush()
+            s.refresh(row)
+            return row
+
+    def slots(self) -> list[ManagedCert]:
+        with session_scope(self.engine) as s:
+            return list(s.exec(select(ManagedCert).order_by(col(ManagedCert.hostname), col(ManagedCert.key_alg))))
+
+    def slot(self, slot_id: int) -> ManagedCert:
+        with session_scope(self.engine) as s:
+            row = s.get(ManagedCert, slot_id)
+            assert row is not None, f"slot {slot_id} vanished"
+            return row
+
+    def update_slot(self, slot_id: int, **fields: Any) -> ManagedCert:
+        with session_scope(self.engine) as s:
+            row = s.get(ManagedCert, slot_id)
+            assert row is not None, f"slot {slot_id} vanished"
+            for k, v in fields.items():
+                if not hasattr(row, k):
+                    raise AttributeError(k)
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            s.add(row)
+            s.flush()
+            s.refresh(row)
+            return row
+
+    # ------------------------------------------------------------------ leases
+
+    def claim(self, slot_id: int, owner: str, seconds: float, now: datetime | None = None) -> bool:
+        """Take the slot for ``seconds`` unless somebody else holds a live lease."""
+        now = now or utcnow()
+        with session_scope(self.engine) as s:
+            result = s.exec(  # type: ignore[call-overload]
+                update(ManagedCert)
+                .where(
+                    col(ManagedCert.id) == slot_id,
+                    or_(
+                        col(ManagedCert.lease_until).is_(None),
+                        col(ManagedCert.lease_until) < now,
+                        col(ManagedCert.lease_owner) == owner,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+            )
+            return bool(result.rowcount == 1)
+
+    def release(self, slot_id: int, owner: str) -> None:
+        with session_scope(self.engine) as s:
+            s.exec(  # type: ignore[call-overload]
+                update(ManagedCert)
+                .where(col(ManagedCert.id) == slot_id, col(ManagedCert.lease_owner) == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    # ------------------------------------------------------------------ versions
+
+    def add_version(self, version: CertVersion) -> CertVersion:
+        with session_scope(self.engine) as s:
+            s.add(version)
+            s.flush()
+            s.refresh(version)
+            return version
+
+    def version(self, version_id: int | None) -> CertVersion | None:
+        if version_id is None:
+            return None
+        with session_scope(self.engine) as s:
+            return s.get(CertVersion, version_id)
+
+    def versions(self, slot_id: int) -> list[CertVersion]:
+        with session_scope(self.engine) as s:
+            q = select(CertVersion).where(CertVersion.managed_id == slot_id).order_by(col(CertVersion.id).desc())
+            return list(s.exec(q))
+
+    def version_by_sha256(self, sha256: str) -> CertVersion | None:
+        with session_scope(self.engine) as s:
+            return s.exec(select(CertVersion).where(CertVersion.sha256 == sha256)).first()
+
+    def update_version(self, version_id: int, **fields: Any) -> None:
+        with session_scope(self.engine) as s:
+            row = s.get(CertVersion, version_id)
+            assert row is not None
+            for k, v in fields.items():
+                setattr(row, k, v)
+            s.add(row)
+
+    # ------------------------------------------------------------------ accounts
+
+    def account(self, issuer: str, directory: str) -> AcmeAccount | None:
+        with session_scope(self.engine) as s:
+            return s.exec(
+                select(AcmeAccount).where(AcmeAccount.issuer == issuer, AcmeAccount.directory == directory)
+            ).first()
+
+    def save_account(self, issuer: str, directory: str, uri: str | None, key_path: str, contact: list[str]) -> None:
+        with session_scope(self.engine) as s:
+            row = s.exec(
+                select(AcmeAccount).where(AcmeAccount.issuer == issuer, AcmeAccount.directory == directory)
+            ).first()
+            now = utcnow()
+            if row is None:
+                row = AcmeAccount(issuer=issuer, directory=directory, key_path=key_path, created_at=now, updated_at=now)
+            row.uri, row.key_path, row.contact, row.updated_at = uri, key_path, json.dumps(contact), now
+            s.add(row)
+
+    # ------------------------------------------------------------------ orders and events
+
+    def start_order(self, slot_id: int, issuer: str, node: str) -> int:
+        now = utcnow()
+        with session_scope(self.engine) as s:
+            row = OrderAttempt(managed_id=slot_id, issuer=issuer, node=node, started_at=now, updated_at=now)
+            s.add(row)
+            s.flush()
+            assert row.id is not None
+            return row.id
+
+    def update_order(self, order_id: int, **fields: Any) -> None:
+        with session_scope(self.engine) as s:
+            row = s.get(OrderAttempt, order_id)
+            assert row is not None
+            for k, v in fields.items():
+                setattr(row, k, v)
+            row.updated_at = utcnow()
+            s.add(row)
+
+    def orders(self, slot_id: int | None = None) -> list[OrderAttempt]:
+        with session_scope(self.engine) as s:
+            q = select(OrderAttempt).order_by(col(OrderAttempt.id))
+            if slot_id is not None:
+                q = q.where(OrderAttempt.managed_id == slot_id)
+            return list(s.exec(q))
+
+    def log(self, kind: str, hostname: str | None = None, key_alg: str | None = None,
+            detail: Mapping[str, Any] | None = None) -> None:
+        with session_scope(self.engine) as s:
+            s.add(Event(ts=utcnow(), hostname=hostname, key_alg=key_alg, kind=kind,
+                        detail=json.dumps(dict(detail or {}), default=str)))
+
+    def events(self, hostname: str | None = None, kind: str | None = None) -> list[Event]:
+        with session_scope(self.engine) as s:
+            q = select(Event).order_by(col(Event.id))
+            if hostname:
+                q = q.where(Event.hostname == hostname)
+            if kind:
+                q = q.where(Event.kind == kind)
+            return list(s.exec(q))
+
+    # ------------------------------------------------------------------ deployments and probes
+
+    def add_deployment(self, row: Deployment) -> Deployment:
+        with session_scope(self.engine) as s:
+            s.add(row)
+            s.flush()
+            s.refresh(row)
+            return row
+
+    def last_deployment(self, slot_id: int) -> Deployment | None:
+        with session_scope(self.engine) as s:
+            q = select(Deployment).where(Deployment.managed_id == slot_id).order_by(col(Deployment.id).desc())
+            return s.exec(q).first()
+
+    def add_probe(self, row: ProbeResult) -> None:
+        with session_scope(self.engine) as s:
+            s.add(row)
+
+    def last_probe(self, hostname: str) -> ProbeResult | None:
+        with session_scope(self.engine) as s:
+            q = select(ProbeResult).where(ProbeResult.hostname == hostname).order_by(col(ProbeResult.id).desc())
+            return s.exec(q).first()

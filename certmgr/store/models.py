@@ -1,0 +1,191 @@
+"""The database tables.  Times are aware UTC datetimes (SQLModel stores them as UTC).
+
+Schema changes go through migrations in ``migrations/versions``; a test compares
+these models with the migrated schema so neither drifts from the other.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class ManagedCert(SQLModel, table=True):
+    """One certificate slot: an MTA hostname and a key algorithm (dual MTAs have two)."""
+
+    __tablename__ = "managed_cert"
+    __table_args__ = (UniqueConstraint("hostname", "key_alg", name="uq_managed_host_alg"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    hostname: str = Field(index=True)
+    key_alg: str  # rsa | ecdsa
+    key_type: str  # rsa-2048, ecdsa-p256, ...
+    names: str = "[]"  # JSON list of every SAN, hostname first
+    issuer: str = ""
+    state: str = "planned"
+    current_version_id: int | None = None
+    # a renewal in progress: key, CSR and order kept so an interrupted run resumes
+    pending_key_path: str | None = None
+    pending_csr: str | None = Field(default=None, sa_column=Column(Text))
+    pending_order_url: str | None = None
+    pending_since: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    last_error_permanent: bool = False
+    last_attempt_at: datetime | None = None
+    last_result: str | None = None  # success | failure
+    next_retry_at: datetime | None = None
+    renew_at: datetime | None = None
+    ari_retry_at: datetime | None = None
+    # work claims: a node holds the slot until lease_until
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class CertVersion(SQLModel, table=True):
+    """Every certificate ever stored for a slot (history, never overwritten)."""
+
+    __tablename__ = "cert_version"
+
+    id: int | None = Field(default=None, primary_key=True)
+    managed_id: int = Field(index=True, foreign_key="managed_cert.id")
+    serial: str
+    subject_cn: str | None = None
+    names: str = "[]"
+    key_type: str = ""
+    key_alg: str = ""
+    key_bits: int = 0
+    not_before: datetime
+    not_after: datetime
+    sha256: str = Field(index=True)
+    issuer: str = ""
+    issuer_cn: str | None = None
+    source: str = "acme"  # acme | import
+    cert_path: str = ""
+    chain_path: str = ""
+    fullchain_path: str = ""
+    key_path: str = ""
+    order_url: str | None = None
+    ari_start: datetime | None = None
+    ari_end: datetime | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+
+
+class AcmeAccount(SQLModel, table=True):
+    __tablename__ = "acme_account"
+    __table_args__ = (UniqueConstraint("issuer", "directory", name="uq_account_issuer_dir"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str
+    directory: str
+    uri: str | None = None
+    key_path: str
+    contact: str = "[]"
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderAttempt(SQLModel, table=True):
+    __tablename__ = "order_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    managed_id: int = Field(index=True, foreign_key="managed_cert.id")
+    issuer: str
+    order_url: str | None = None
+    state: str = "started"  # started | order_created | challenge_answered | finalized | issued | failed
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    node: str | None = None
+    started_at: datetime
+    updated_at: datetime
+
+
+class Event(SQLModel, table=True):
+    """Append-only log of everything that happened."""
+
+    __tablename__ = "event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(index=True)
+    hostname: str | None = Field(default=None, index=True)
+    key_alg: str | None = None
+    kind: str
+    detail: str = Field(default="{}", sa_column=Column(Text))
+
+
+class Deployment(SQLModel, table=True):
+    __tablename__ = "deployment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    managed_id: int = Field(index=True, foreign_key="managed_cert.id")
+    version_id: int = Field(foreign_key="cert_version.id")
+    target: str
+    result: str  # installing | verified | rolled_back | failed
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+    started_at: datetime
+    verified_at: datetime | None = None
+
+
+class ProbeResult(SQLModel, table=True):
+    __tablename__ = "probe_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    hostname: str | None = Field(default=None, index=True)
+    target: str
+    ts: datetime
+    status: str
+    problems: str = Field(default="[]", sa_column=Column(Text))
+    served_sha256: str | None = None
+    report: str = Field(default="{}", sa_column=Column(Text))
+
+
+class Reminder(SQLModel, table=True):
+    """A notification owed to someone: unique per certificate version, kind and notifier,
+    so it is sent once even across restarts and several nodes."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("managed_id", "version_key", "kind", "notifier", name="uq_reminder_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    managed_id: int = Field(index=True, foreign_key="managed_cert.id")
+    version_key: str
+    kind: str  # threshold:30 | failure:1 | success | calendar:REQUEST
+    notifier: str
+    created_at: datetime
+    sent_at: datetime | None = None
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    payload: str = Field(default="{}", sa_column=Column(Text))
+
+
+class CalendarEvent(SQLModel, table=True):
+    __tablename__ = "calendar_event"
+    __table_args__ = (UniqueConstraint("managed_id", "notifier", name="uq_calendar_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    managed_id: int = Field(foreign_key="managed_cert.id")
+    notifier: str
+    uid: str
+    sequence: int = 0
+    method: str = "REQUEST"
+    version_key: str = ""
+    dtstart: datetime | None = None
+    updated_at: datetime
+
+
+class JobState(SQLModel, table=True):
+    __tablename__ = "job_state"
+
+    name: str = Field(primary_key=True)
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+    next_run: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    node: str | None = None
+    running_until: datetime | None = None
