@@ -1,0 +1,184 @@
+"""Facts about a served certificate: names, key, validity, and whether its chain verifies.
+
+Pure reading of DER bytes with ``cryptography``; no network.  The probe calls
+:func:`certificate_facts` on what a server presented, without having trusted it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import ssl
+import warnings
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.utils import CryptographyDeprecationWarning
+from cryptography.x509.oid import NameOID
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+
+@dataclass(frozen=True)
+class CertFacts:
+    subject_cn: str | None  # some ACME profiles issue certificates without a CN
+    sans: tuple[str, ...]
+    issuer_cn: str | None
+    not_before: datetime
+    not_after: datetime
+    key_type: str  # "rsa" | "ecdsa" | "ed25519" | ...
+    key_bits: int
+    sha256: str  # hex of the leaf DER
+    serial: str  # hex
+    self_signed: bool
+    chain_valid: bool
+    #: why the chain does not verify (None when it does)
+    chain_error: str | None
+
+
+def normalize_name(name: str) -> str:
+    """Case-insensitive, trailing dot dropped, IDN in IDNA form (how names are compared)."""
+    name = name.strip().rstrip(".").lower()
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def covers(names: tuple[str, ...], hostname: str) -> bool:
+    """Does a certificate with these SANs cover ``hostname``?  ``*.`` matches one label."""
+    host = normalize_name(hostname)
+    for raw in names:
+        name = normalize_name(raw)
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host:
+            if host.split(".", 1)[1] == name[2:]:
+                return True
+    return False
+
+
+def _key_facts(cert: x509.Certificate) -> tuple[str, int]:
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return "rsa", key.key_size
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return "ecdsa", key.curve.key_size
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return "ed25519", 256
+    if isinstance(key, ed448.Ed448PublicKey):
+        return "ed448", 456
+    if isinstance(key, dsa.DSAPublicKey):
+        return "dsa", key.key_size
+    return "unknown", 0
+
+
+def _cn(name: x509.Name) -> str | None:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else None
+
+
+def _sans(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    return tuple(ext.value.get_values_for_type(x509.DNSName))
+
+
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _system_trust_file() -> Path | None:
+    paths = ssl.get_default_verify_paths()
+    for candidate in (os.environ.get(paths.openssl_cafile_env), paths.cafile, paths.openssl_cafile,
+                      "/etc/ssl/certs/ca-certificates.crt"):
+        if candidate and os.path.isfile(candidate):
+            return Path(candidate)
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _load_anchors(path: Path, mtime_ns: int) -> tuple[x509.Certificate, ...]:
+    # Cached by mtime: parsing the ~150 system roots costs more than a local probe.
+    del mtime_ns
+    with warnings.catch_warnings():
+        # a few system roots carry non-positive serials; they are still usable anchors
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return tuple(x509.load_pem_x509_certificates(path.read_bytes()))
+
+
+def trust_anchors(trust_file: Path | None) -> tuple[x509.Certificate, ...]:
+    """The system roots plus the config's extra trust file."""
+    anchors: list[x509.Certificate] = []
+    for path in (_system_trust_file(), trust_file):
+        if path is not None:
+            anchors.extend(_load_anchors(path, path.stat().st_mtime_ns))
+    return tuple(anchors)
+
+
+def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+                 anchors: tuple[x509.Certificate, ...], now: datetime) -> str | None:
+    """None when ``leaf`` chains to an anchor through ``intermediates``, else the reason.
+
+    Only the trust path is judged here: the name is checked against the leaf's own
+    first SAN (the probe reports name coverage separately), and the time is clamped
+    into the leaf's validity so an expired leaf is reported as expired, not as
+    an untrusted chain.
+    """
+    if not anchors:
+        return "no trust anchors are available"
+    sans = _sans(leaf)
+    if not sans:
+        return "the certificate has no DNS subjectAltName"
+    start = leaf.not_valid_before_utc
+    end = leaf.not_valid_after_utc
+    at = min(max(now, start + timedelta(seconds=1)), end - timedelta(seconds=1))
+    # a wildcard SAN stands for any one label: verify against a concrete name under it
+    subject = "x" + sans[0][1:] if sans[0].startswith("*.") else sans[0]
+    try:
+        verifier = PolicyBuilder().store(Store(list(anchors))).time(at).build_server_verifier(
+            x509.DNSName(subject)
+        )
+        verifier.verify(leaf, intermediates)
+    except VerificationError as e:
+        return str(e)
+    except ValueError as e:
+        return f"cannot verify: {e}"
+    return None
+
+
+def certificate_facts(leaf_der: bytes, chain_der: tuple[bytes, ...], *, trust_file: Path | None,
+                      now: datetime | None = None) -> CertFacts:
+    """Read the served leaf and judge its chain (``chain_der`` may include the leaf first)."""
+    leaf = x509.load_der_x509_certificate(leaf_der)
+    intermediates = [x509.load_der_x509_certificate(d) for d in chain_der if d != leaf_der]
+    key_type, key_bits = _key_facts(leaf)
+    self_signed = _is_self_signed(leaf)
+    error = "the certificate is self-signed" if self_signed else verify_chain(
+        leaf, intermediates, trust_anchors(trust_file), now or datetime.now(UTC))
+    return CertFacts(
+        subject_cn=_cn(leaf.subject),
+        sans=_sans(leaf),
+        issuer_cn=_cn(leaf.issuer),
+        not_before=leaf.not_valid_before_utc,
+        not_after=leaf.not_valid_after_utc,
+        key_type=key_type,
+        key_bits=key_bits,
+        sha256=hashlib.sha256(leaf_der).hexdigest(),
+        serial=format(leaf.serial_number, "x"),
+        self_signed=self_signed,
+        chain_valid=error is None,
+        chain_error=error,
+    )

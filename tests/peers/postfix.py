@@ -1,0 +1,182 @@
+"""A private Postfix on 127.0.0.1:<free port>, with its own config, queue and log.
+
+What makes it work here (Debian 12, Postfix 3.7, run as root):
+- Postfix accepts ``-c <dir>`` only when the default ``/etc/postfix/main.cf``
+  lists that dir in ``alternate_config_directories``.  Several instances (and
+  other test runs) share that file, so it is edited under an exclusive lock,
+  appending this instance's dir on start and removing it on stop.
+- No syslog: ``maillog_file`` in the instance dir, plus the ``postlog`` service.
+- Every service runs without chroot (a chroot would need a copy of /etc and libs).
+- ``queue_directory`` and ``data_directory`` are the instance's own, in a runtime dir
+  under /tmp that the ``postfix`` user can traverse (pytest's tmp_path is 0700 root);
+  it is removed on stop.  Config, certificates and keys stay in tmp_path: Postfix
+  reads them as root before dropping privileges.
+- Weak keys (RSA-1024) are refused by OpenSSL at Debian's default security level 2;
+  ``seclevel0=True`` gives the instance an ``OPENSSL_CONF`` with ``@SECLEVEL=0``
+  through ``import_environment`` (Postfix 3.7 has no ``tls_config_file``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from certmgr.interfaces import CertBundle
+from tests.peers.util import free_port, require_binary, wait_port
+
+GLOBAL_MAIN_CF = Path("/etc/postfix/main.cf")
+_LOCK = Path("/etc/postfix/.certmgr-tests.lock")
+
+_MASTER_CF = """\
+127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+_SECLEVEL0_CNF = """\
+openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+CipherString = DEFAULT:@SECLEVEL=0
+"""
+
+
+@contextlib.contextmanager
+def _global_main_cf() -> Iterator[list[str]]:
+    """The alternate_config_directories list of /etc/postfix/main.cf, edited under a lock."""
+    _LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with open(_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not GLOBAL_MAIN_CF.exists():
+            GLOBAL_MAIN_CF.write_text("compatibility_level = 3.6\n")
+        out = subprocess.run(["postconf", "-h", "alternate_config_directories"], capture_output=True,
+                             text=True, check=True).stdout
+        dirs = [d for d in out.replace(",", " ").split() if d]
+        before = list(dirs)
+        yield dirs
+        if dirs != before:
+            subprocess.run(["postconf", "-e", f"alternate_config_directories = {' '.join(dirs)}"], check=True)
+
+
+def chain_file_pem(bundle: CertBundle) -> bytes:
+    """Key, certificate and chain in one file, as smtpd_tls_chain_files wants."""
+    return bundle.key_pem + bundle.cert_pem + bundle.chain_pem
+
+
+class PostfixPeer:
+    """One private Postfix.  ``chain_files``: what smtpd_tls_chain_files points at."""
+
+    def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
+                 chain_files: list[Path] | None = None, starttls: bool = True, seclevel0: bool = False) -> None:
+        require_binary("postfix")
+        self.root = root
+        self.config_dir = root / "etc"
+        self.run_dir = Path(tempfile.mkdtemp(prefix="certmgr-postfix-"))
+        self.run_dir.chmod(0o755)
+        self.hostname = hostname
+        self.banner_host = banner_host or hostname
+        self.chain_files = chain_files or []
+        self.starttls = starttls
+        self.seclevel0 = seclevel0
+        self.port = free_port()
+        self.running = False
+
+    @property
+    def log(self) -> Path:
+        return self.run_dir / "maillog"
+
+    def write_config(self) -> None:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        for d in ("queue", "data"):
+            (self.run_dir / d).mkdir(exist_ok=True)
+        os.chown(self.run_dir / "data", *_postfix_ids())
+        env = "MAIL_CONFIG MAIL_DEBUG MAIL_LOGTAG TZ LANG=C"
+        if self.seclevel0:
+            cnf = self.root / "openssl-seclevel0.cnf"
+            cnf.write_text(_SECLEVEL0_CNF)
+            env += f" OPENSSL_CONF={cnf}"
+        tls = (
+            f"smtpd_tls_security_level = may\nsmtpd_tls_chain_files = {', '.join(map(str, self.chain_files))}\n"
+            if self.starttls else "smtpd_tls_security_level = none\n"
+        )
+        (self.config_dir / "main.cf").write_text(
+            "compatibility_level = 3.6\n"
+            f"queue_directory = {self.run_dir / 'queue'}\n"
+            f"data_directory = {self.run_dir / 'data'}\n"
+            f"myhostname = {self.hostname}\n"
+            f"smtpd_banner = {self.banner_host} ESMTP\n"
+            "mydestination =\nalias_maps =\nalias_database =\n"
+            "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n"
+            f"maillog_file = {self.log}\nmaillog_file_prefixes = {self.run_dir}\n"
+            f"import_environment = {env}\n"
+            "smtpd_tls_loglevel = 1\n" + tls
+        )
+        (self.config_dir / "master.cf").write_text(_MASTER_CF.format(port=self.port))
+
+    def _postfix(self, *args: str) -> None:
+        proc = subprocess.run(["postfix", "-c", str(self.config_dir), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"postfix {' '.join(args)} failed: {proc.stderr}{proc.stdout}\n{tail}")
+
+    def start(self) -> PostfixPeer:
+        self.write_config()
+        with _global_main_cf() as dirs:
+            if str(self.config_dir) not in dirs:
+                dirs.append(str(self.config_dir))
+        try:
+            self._postfix("start")
+            self.running = True
+            wait_port(self.port)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def reload(self) -> None:
+        self._postfix("reload")
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            with contextlib.suppress(RuntimeError):
+                self._postfix("stop")
+        with _global_main_cf() as dirs:
+            if str(self.config_dir) in dirs:
+                dirs.remove(str(self.config_dir))
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _postfix_ids() -> tuple[int, int]:
+    import pwd
+
+    pw = pwd.getpwnam("postfix")
+    return pw.pw_uid, pw.pw_gid
