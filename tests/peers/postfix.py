@@ -95,7 +95,8 @@ class PostfixPeer:
     """One private Postfix.  ``chain_files``: what smtpd_tls_chain_files points at."""
 
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
-                 chain_files: list[Path] | None = None, starttls: bool = True, seclevel0: bool = False) -> None:
+                 chain_files: list[Path] | None = None, starttls: bool = True,
+                 seclevel0: bool = False) -> None:
         require_binary("postfix")
         self.root = root
         self.config_dir = root / "etc"
@@ -123,8 +124,9 @@ class PostfixPeer:
             cnf = self.root / "openssl-seclevel0.cnf"
             cnf.write_text(_SECLEVEL0_CNF)
             env += f" OPENSSL_CONF={cnf}"
+        files = ", ".join(map(str, self.chain_files))
         tls = (
-            f"smtpd_tls_security_level = may\nsmtpd_tls_chain_files = {', '.join(map(str, self.chain_files))}\n"
+            f"smtpd_tls_security_level = may\nsmtpd_tls_chain_files = {files}\n"
             if self.starttls else "smtpd_tls_security_level = none\n"
         )
         (self.config_dir / "main.cf").write_text(
