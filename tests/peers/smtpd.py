@@ -1,0 +1,160 @@
+"""A real SMTP server (aiosmtpd) on 127.0.0.1:<free port>, the mailbox of notifier tests.
+
+STARTTLS with a server certificate from a throw-away CA (``ca_file`` is what the
+client must trust), optional AUTH PLAIN/LOGIN (only after TLS), and every
+received message kept for assertions.  Stoppable and restartable on the same
+port, to test a server that goes away and comes back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.peers.util import free_port
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    message: EmailMessage
+    tls: bool
+    authenticated_as: str | None
+
+
+def make_ca_and_server_cert(directory: Path, hostname: str = "localhost") -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for ``hostname`` and 127.0.0.1.
+
+    Returns (ca_file, cert_file, key_file)."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certmgr test SMTP CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
+                                     key_cert_sign=True, crl_sign=True, encipher_only=False,
+                                     decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_file, cert_file, key_file = directory / "ca.pem", directory / "server.pem", directory / "server.key"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_file.chmod(0o600)
+    return ca_file, cert_file, key_file
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.data_reply is not None:
+            return self.server.data_reply
+        data = envelope.original_content or b""
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
+        self.server.messages.append(Received(
+            mail_from=str(envelope.mail_from), rcpt_tos=list(envelope.rcpt_tos), data=data,
+            message=parsed, tls=session.ssl is not None,
+            authenticated_as=login.decode() if isinstance(login, bytes) else None,
+        ))
+        return "250 OK queued"
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1.  ``starttls=False`` offers no STARTTLS at all."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        starttls: bool = True,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.starttls = starttls
+        self.username, self.password = username, password
+        self.ca_file, self.cert_file, self.key_file = make_ca_and_server_cert(workdir / "smtpd-tls")
+        self.messages: list[Received] = []
+        self.failed_logins = 0
+        #: when set, DATA is answered with this reply (e.g. "451 try later")
+        self.data_reply: str | None = None
+        self._controller: Controller | None = None
+
+    def _authenticate(self, server: SMTP, session: Session, envelope: Envelope,
+                      mechanism: str, auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and self.username is not None
+              and auth_data.login == self.username.encode()
+              and auth_data.password == (self.password or "").encode())
+        if not ok:
+            self.failed_logins += 1
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    def start(self) -> None:
+        kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port}
+        if self.starttls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(self.cert_file, self.key_file)
+            kwargs.update(tls_context=ctx, require_starttls=True)
+        if self.username is not None:
+            kwargs.update(authenticator=self._authenticate, auth_require_tls=True, auth_required=True)
+        self._controller = Controller(_Handler(self), server_hostname="localhost", **kwargs)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> SmtpServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
