@@ -87,7 +87,7 @@ class ChallTestSrv:
     def start(self) -> None:
         binary = require_binary("pebble-challtestsrv")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.workdir / "challtestsrv.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.workdir / "challtestsrv.log", "ab")
         self.proc = subprocess.Popen(
             [
                 binary,
@@ -172,7 +172,7 @@ class Pebble:
         binary = require_binary("pebble")
         config = self._write_config()
         env = {**os.environ, **self.env}
-        log = open(self.workdir / "pebble.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.workdir / "pebble.log", "ab")
         self.proc = subprocess.Popen(
             [binary, "-config", str(config), "-dnsserver", self.dns_server],
             stdout=log,
@@ -260,3 +260,95 @@ def running_pebble(
             pebble.stop()
         if chall is not None:
             chall.stop()
+
+
+# --------------------------------------------------------------------------
+# Client-side helpers for tests of the ACME issuer against this pebble
+# --------------------------------------------------------------------------
+
+
+def make_csr(names: list[str], key_type: str = "ecdsa-p256") -> tuple[bytes, bytes]:
+    """(key_pem, csr_pem) for ``names`` (CN = first name), as the core would make them."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
+    key: CertificateIssuerPrivateKeyTypes
+    if key_type.startswith("rsa-"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
+    elif key_type == "ecdsa-p256":
+        key = ec.generate_private_key(ec.SECP256R1())
+    elif key_type == "ecdsa-p384":
+        key = ec.generate_private_key(ec.SECP384R1())
+    else:
+        raise ValueError(key_type)
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem, csr.public_bytes(serialization.Encoding.PEM)
+
+
+class AccountStore:
+    """In-memory stand-in for the core's account storage, counting saves."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.record: Any = None
+        self.saves = 0
+        self.lock = threading.Lock()
+
+    def load(self) -> Any:
+        with self.lock:
+            return self.record
+
+    def save(self, record: Any) -> None:
+        with self.lock:
+            self.record = record
+            self.saves += 1
+
+    def context(self, hostname: str, *, steps: list[tuple[str, dict[str, str]]] | None = None,
+                resume_order_url: str | None = None) -> Any:
+        from certmgr.interfaces import IssueContext
+
+        def record_step(step: str, detail: Mapping[str, str]) -> None:
+            if steps is not None:
+                steps.append((step, dict(detail)))
+
+        return IssueContext(hostname=hostname, load_account=self.load, save_account=self.save,
+                            record_step=record_step, resume_order_url=resume_order_url)
+
+
+def make_challenge_factory() -> Any:
+    """The make_challenge the core provides: the class by the table's provider, else type."""
+    from providers.challenges.exec import ExecSolver
+    from providers.challenges.rfc2136 import Rfc2136Solver
+
+    from certmgr.interfaces import Options
+    from providers.challenges.http01 import Http01Solver
+
+    classes: dict[str, Any] = {"http-01": Http01Solver, "rfc2136": Rfc2136Solver, "exec": ExecSolver}
+
+    def make(options: Options) -> Any:
+        table = options._table
+        kind = table.get("provider") or table.get("type")
+        from certmgr.interfaces import ProviderEnv
+
+        env = ProviderEnv(config_dir=options.base_dir, state_dir=options.base_dir)
+        return classes[str(kind)].from_config("challenge", options, env)
+
+    return make
+
+
+def make_issuer(table: Mapping[str, Any], base_dir: Path, name: str = "pebble") -> Any:
+    """An AcmeIssuer built the way the core builds it, from a config table."""
+    from certmgr.interfaces import Options, ProviderEnv
+    from providers.issuers.acme import AcmeIssuer
+
+    env = ProviderEnv(config_dir=base_dir, state_dir=base_dir, make_challenge=make_challenge_factory())
+    return AcmeIssuer.from_config(name, Options(table, where=f"issuer.{name}", base_dir=base_dir), env)
