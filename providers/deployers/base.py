@@ -1,0 +1,206 @@
+"""The one mail-deployer path: write files atomically, test the config, reload, undo on failure.
+
+Each MTA module says only its file layout, its config test and its reload
+command (:class:`MailDeployer` subclasses); everything else lives here once:
+
+1. the previous version of every file is copied next to it (``<file>.certmgr-prev``,
+   same mode) so a rollback works even after a restart;
+2. the new files are written atomically (temp in the same dir, fsync, rename),
+   key material 0600 (0640 with a configured ``group``), never through a symlink;
+3. optional config edits, then the MTA's config test, then its reload;
+4. on any failure the previous files are put back, the MTA is reloaded again and
+   :class:`DeployError` says what failed and that the old files are back.
+
+Verification (probing the MTA after the reload) is the core's job
+(``certmgr.deploying``); it calls :meth:`MailDeployer.rollback` when the new
+certificate is not served.  Common options of every deployer: ``host``
+(``ssh://user@host[:port]``, default this machine), ``ssh_identity``,
+``ssh_known_hosts``, ``group``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from certmgr.errors import DeployError
+from certmgr.interfaces import DeployRequest, Installed, Options, VerifyTarget
+from providers.deployers.hosts import Host, make_host
+
+BACKUP_SUFFIX = ".certmgr-prev"
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    path: str
+    data: bytes
+    #: holds a private key: 0600 (0640 with a group), never through a symlink
+    secret: bool
+
+
+@dataclass(frozen=True)
+class Command:
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+    stdin: bytes | None = None
+
+    def show(self) -> str:
+        return " ".join(self.argv)
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    host: Host
+    group: str | None
+
+
+def read_host_options(options: Options) -> HostOptions:
+    """The options every deployer shares (call before ``options.finish()``)."""
+    identity = options.path("ssh_identity", None)
+    known_hosts = options.path("ssh_known_hosts", None)
+    host = make_host(options.str("host", None), ssh_identity=identity, ssh_known_hosts=known_hosts)
+    return HostOptions(host=host, group=options.str("group", None))
+
+
+class MailDeployer:
+    """Base of every file-based deployer.  Subclasses fill in the hooks below."""
+
+    #: the MTA's name in messages ("postfix", "exim", ...)
+    kind = "mail"
+
+    def __init__(self, name: str, hosting: HostOptions) -> None:
+        self.name = name
+        self.host = hosting.host
+        self.group = hosting.group
+
+    # ---- hooks -----------------------------------------------------------
+    def where(self) -> str:
+        """What is deployed to, for messages and ``Installed.target``."""
+        raise NotImplementedError
+
+    def layout(self, request: DeployRequest) -> list[FileSpec]:
+        raise NotImplementedError
+
+    def extra_backups(self, request: DeployRequest) -> list[str]:
+        """Files changed by :meth:`configure` (backed up and restored with the rest)."""
+        return []
+
+    def configure(self, request: DeployRequest) -> list[Command]:
+        """Config edits run after the files are written (e.g. ``postconf -e``)."""
+        return []
+
+    def check(self) -> Command | None:
+        """The MTA's config test, or None when it has none."""
+        return None
+
+    def reload(self, paths: Sequence[str]) -> list[Command]:
+        """How the MTA picks up the files at ``paths`` (also used after a restore)."""
+        raise NotImplementedError
+
+    def verify_targets(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
+        return (request.verify,)
+
+    # ---- the shared path -------------------------------------------------
+    @property
+    def target(self) -> str:
+        where = self.where()
+        return where if self.host.label == "local" else f"{where} on {self.host.label}"
+
+    def _run(self, command: Command, what: str) -> None:
+        result = self.host.run(command.argv, env=command.env, stdin=command.stdin)
+        if result.returncode != 0:
+            detail = f": {result.output}" if result.output else ""
+            raise DeployError(f"{what} `{command.show()}` failed with exit code {result.returncode}{detail}")
+
+    def _backup(self, paths: Sequence[str]) -> dict[str, str | None]:
+        saved: dict[str, str | None] = {}
+        for path in paths:
+            old = self.host.read(path)
+            if old is None:
+                saved[path] = None
+                continue
+            # the backup of a key file is as private as the key itself
+            self.host.write(path + BACKUP_SUFFIX, old, mode=self._mode(secret=True), group=self.group)
+            saved[path] = path + BACKUP_SUFFIX
+        return saved
+
+    def _restore(self, saved: Mapping[str, str | None], secret: Mapping[str, bool]) -> None:
+        for path, backup in saved.items():
+            if backup is None:
+                self.host.remove(path)
+                continue
+            data = self.host.read(backup)
+            if data is None:
+                raise DeployError(f"the backup {backup} is missing; restore {path} by hand")
+            self.host.write(path, data, mode=self._mode(secret=secret.get(path, True)), group=self.group)
+
+    def _mode(self, *, secret: bool) -> int:
+        if not secret:
+            return 0o644
+        return 0o640 if self.group else 0o600
+
+    def _reload(self, paths: Sequence[str]) -> None:
+        for command in self.reload(paths):
+            self._run(command, f"{self.kind} reload")
+
+    def install(self, request: DeployRequest) -> Installed:
+        files = self.layout(request)
+        paths = [f.path for f in files]
+        secret = {f.path: f.secret for f in files}
+        saved = self._backup([*paths, *self.extra_backups(request)])
+        try:
+            for f in files:
+                self.host.write(f.path, f.data, mode=self._mode(secret=f.secret), group=self.group)
+            for command in self.configure(request):
+                self._run(command, f"{self.kind} configuration")
+            check = self.check()
+            if check is not None:
+                self._run(check, f"{self.kind} config test")
+            self._reload(paths)
+        except DeployError as e:
+            restored = self._undo(saved, secret, paths)
+            raise DeployError(f"{self.target}: deploying {request.hostname} failed: {e}; {restored}") from e
+        return Installed(
+            target=self.target,
+            verify=self.verify_targets(request),
+            backup={"files": saved, "secret": secret, "paths": paths},
+        )
+
+    def _undo(self, saved: Mapping[str, str | None], secret: Mapping[str, bool], paths: Sequence[str]) -> str:
+        try:
+            self._restore(saved, secret)
+        except DeployError as e:
+            return f"restoring the previous files ALSO failed ({e}): fix {self.target} by hand"
+        try:
+            self._reload(paths)
+        except DeployError as e:
+            return f"the previous files are back but the reload after restoring them failed too ({e})"
+        return "the previous files are back in place and reloaded"
+
+    def rollback(self, installed: Installed) -> None:
+        backup: Mapping[str, Any] = installed.backup
+        saved: Mapping[str, str | None] = backup.get("files", {})
+        secret: Mapping[str, bool] = backup.get("secret", {})
+        paths: Sequence[str] = backup.get("paths", list(saved))
+        try:
+            self._restore(saved, secret)
+            self._reload(paths)
+        except DeployError as e:
+            raise DeployError(f"{self.target}: rolling back failed: {e}") from e
+
+
+def cert_path(cert_dir: str | Path, hostname: str, alg: str, suffix: str) -> str:
+    """``<cert_dir>/<hostname>.<alg>.<suffix>``: one name per algorithm so dual keys coexist."""
+    return str(Path(cert_dir) / f"{hostname}.{alg}.{suffix}")
+
+
+def split_bundles(request: DeployRequest) -> None:
+    """Refuse two bundles of one algorithm: each algorithm has one slot in the MTA."""
+    algs = [b.key_alg for b in request.bundles]
+    if not algs:
+        raise DeployError(f"nothing to deploy for {request.hostname}: no certificate given")
+    if len(set(algs)) != len(algs):
+        raise DeployError(f"{request.hostname}: two certificates for the same key algorithm ({algs})")
+

@@ -1,0 +1,83 @@
+"""Postfix: one file per key algorithm with key, certificate and chain together.
+
+Needs: the ``postfix`` and ``postconf`` commands on the MTA host (local or
+``host = "ssh://…"``).  Options: ``config_dir`` (required), ``cert_dir``
+(default ``<config_dir>/certmgr``), ``manage_config`` (default false: when true,
+``smtpd_tls_chain_files`` is set with ``postconf -c <config_dir> -e``; otherwise
+main.cf must already point at the files), ``reload_command`` (default
+``postfix -c <config_dir> reload``), ``group``, plus the shared host options.
+
+Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.pem``, each holding key, leaf and
+chain, for ``smtpd_tls_chain_files``: key and certificate change in one rename,
+so a reload never sees a mismatched pair.  Config test: ``postfix -c <dir> check``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+from certmgr.interfaces import DeployRequest, Options, ProviderEnv
+from providers.deployers.base import (
+    Command,
+    FileSpec,
+    HostOptions,
+    MailDeployer,
+    cert_path,
+    read_host_options,
+    split_bundles,
+)
+
+
+class PostfixDeployer(MailDeployer):
+    description = "Postfix: key+cert+chain per algorithm for smtpd_tls_chain_files, postfix check, reload"
+    kind = "postfix"
+
+    def __init__(self, name: str, hosting: HostOptions, *, config_dir: str, cert_dir: str,
+                 manage_config: bool, reload_command: Sequence[str]) -> None:
+        super().__init__(name, hosting)
+        self.config_dir = config_dir
+        self.cert_dir = cert_dir
+        self.manage_config = manage_config
+        self.reload_command = tuple(reload_command)
+
+    @classmethod
+    def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
+        # Paths name files on the MTA host, which may be remote: taken as given, not resolved here.
+        config_dir = options.str("config_dir").rstrip("/") or "/"
+        deployer = cls(
+            name,
+            read_host_options(options),
+            config_dir=config_dir,
+            cert_dir=options.str("cert_dir", f"{config_dir}/certmgr"),
+            manage_config=options.bool("manage_config", False),
+            reload_command=options.str_list("reload_command", ["postfix", "-c", config_dir, "reload"]),
+        )
+        options.finish()
+        return deployer
+
+    def where(self) -> str:
+        return f"postfix:{self.config_dir}"
+
+    def layout(self, request: DeployRequest) -> list[FileSpec]:
+        split_bundles(request)
+        return [
+            FileSpec(cert_path(self.cert_dir, request.hostname, b.key_alg, "pem"),
+                     b.key_pem + b.cert_pem + b.chain_pem, secret=True)
+            for b in request.bundles
+        ]
+
+    def extra_backups(self, request: DeployRequest) -> list[str]:
+        return [f"{self.config_dir}/main.cf"] if self.manage_config else []
+
+    def configure(self, request: DeployRequest) -> list[Command]:
+        if not self.manage_config:
+            return []
+        files = ", ".join(f.path for f in self.layout(request))
+        return [Command(("postconf", "-c", self.config_dir, "-e", f"smtpd_tls_chain_files = {files}"))]
+
+    def check(self) -> Command:
+        return Command(("postfix", "-c", self.config_dir, "check"))
+
+    def reload(self, paths: Sequence[str]) -> list[Command]:
+        return [Command(self.reload_command)]
