@@ -69,6 +69,8 @@ class MtaConfig:
     smtp_port: int = 25
     notify: tuple[str, ...] = ()
     renew_before_days: float | None = None
+    #: keep the same key across renewals (DANE "3 1 1" TLSA records pin it)
+    reuse_key: bool = False
 
     @property
     def all_names(self) -> tuple[str, ...]:
@@ -404,10 +406,11 @@ def _parse_mta(
     renew_before = t.get("renew_before", (int, float))
     if renew_before is not None and not 0 < renew_before <= 3650:
         raise t.err("renew_before", "must be a number of days between 0 and 3650")
+    reuse_key = t.get("reuse_key", bool, False)
     t.finish()
     return MtaConfig(
         hostname, tuple(names), key_types, issuer, tuple(deploy), smtp_host, smtp_port, tuple(notify),
-        float(renew_before) if renew_before is not None else None,
+        float(renew_before) if renew_before is not None else None, reuse_key,
     )
 
 

@@ -184,5 +184,24 @@ def public_key_matches(key: PrivateKey, cert: x509.Certificate) -> bool:
     return bool(key.public_key().public_bytes(enc, fmt) == cert.public_key().public_bytes(enc, fmt))
 
 
+def ari_cert_id(cert: x509.Certificate) -> str | None:
+    """The RFC 9773 certificate identifier: base64url(AKI keyIdentifier) "." base64url(serial)."""
+    import base64
+
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+    except x509.ExtensionNotFound:
+        return None
+    if aki is None:
+        return None
+    n = cert.serial_number
+    serial = n.to_bytes((n.bit_length() + 8) // 8, "big")  # DER INTEGER bytes keep a leading 0x00
+
+    def b64(b: bytes) -> str:
+        return base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+    return f"{b64(aki)}.{b64(serial)}"
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC)

@@ -1,0 +1,3 @@
+from certmgr.cli import entry
+
+entry()

@@ -1,0 +1,83 @@
+"""``certmgr [-c CONFIG] COMMAND``: the command line.
+
+Only argparse is imported up front; each command module (and with it SQLAlchemy,
+the ACME client, the scheduler) is imported when that command runs, so
+``certmgr --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from certmgr.errors import CertmgrError
+
+#: command -> (module under certmgr.cli, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("cmd_validate", "load and check the config"),
+    "status": ("cmd_status", "one row per managed certificate"),
+    "renew": ("cmd_renew", "renew what is due (or named/forced), deploy, verify"),
+    "csr": ("cmd_manual", "print the CSR for a host whose CA has no ACME"),
+    "import": ("cmd_manual", "import a certificate issued for `certmgr csr` (checked first)"),
+    "revoke": ("cmd_revoke", "revoke the current certificate of a host"),
+    "providers": ("cmd_providers", "list registered providers"),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="certmgr", description="Certificate lifecycle manager for mail servers."
+    )
+    p.add_argument("-c", "--config", help="config file (default $CERTMGR_CONFIG or /etc/certmgr/certmgr.toml)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_mod, help_) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        _add_args(name, sp)
+    return p
+
+
+def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
+    if name == "status":
+        sp.add_argument("--json", action="store_true", help="print a JSON array")
+    elif name == "renew":
+        sp.add_argument("hosts", nargs="*", metavar="HOST")
+        sp.add_argument("--force", action="store_true", help="renew even if not due")
+        sp.add_argument("--dry-run", action="store_true", help="say what would be renewed; change nothing")
+        sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    elif name == "csr":
+        sp.add_argument("host", metavar="HOST")
+        sp.add_argument("--key", choices=["rsa", "ecdsa"], help="for dual MTAs: which key's CSR (default: all)")
+    elif name == "import":
+        sp.add_argument("host", metavar="HOST")
+        sp.add_argument("file", metavar="FILE", help="PEM certificate, optionally followed by its chain")
+    elif name == "revoke":
+        sp.add_argument("host", metavar="HOST")
+        sp.add_argument("--reason", default="unspecified",
+                        choices=["unspecified", "keyCompromise", "affiliationChanged", "superseded",
+                                 "cessationOfOperation"])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    module = importlib.import_module(f"certmgr.cli.{COMMANDS[args.command][0]}")
+    try:
+        return int(module.run(args))
+    except CertmgrError as e:
+        print(f"certmgr {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("certmgr: interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

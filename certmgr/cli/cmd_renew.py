@@ -1,0 +1,45 @@
+"""certmgr renew [HOST...] [--force] [--dry-run]: exit 0 all ok, 1 some failed, 2 usage/config."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from dataclasses import asdict
+
+from certmgr.cli.common import is_tty, print_json, print_table, runtime
+from certmgr.lifecycle import Outcome
+from certmgr.renewal import Progress, renew_many
+
+
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Progress | None]:
+    if not enabled or total < 2:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    with Bar(TextColumn("renewing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+             TextColumn("{task.description}"), transient=True) as bar:
+        task = bar.add_task("", total=total)
+
+        def step(o: Outcome) -> None:
+            bar.update(task, advance=1, description=f"{o.hostname} ({o.key_alg}): {o.action}")
+
+        yield step
+
+
+def run(args: argparse.Namespace) -> int:
+    rt = runtime(args)
+    try:
+        total = len(rt.select(args.hosts))
+        with _progress(total, is_tty() and not args.json) as progress:
+            outcomes = renew_many(rt, args.hosts, force=args.force, dry_run=args.dry_run, progress=progress)
+    finally:
+        rt.close()
+    if args.json:
+        print_json([asdict(o) for o in outcomes])
+    else:
+        print_table("Renewal", ["hostname", "key", "result", "detail"],
+                    [(o.hostname, o.key_alg, o.action, o.message) for o in outcomes])
+    return 1 if any(o.failed for o in outcomes) else 0

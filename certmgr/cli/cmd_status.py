@@ -1,0 +1,30 @@
+"""certmgr status [--json]: one row per managed certificate."""
+
+from __future__ import annotations
+
+import argparse
+
+from certmgr.cli.common import print_json, print_table, runtime
+from certmgr.inventory import status_rows
+from certmgr.store import utcnow
+
+
+def run(args: argparse.Namespace) -> int:
+    rt = runtime(args)
+    try:
+        rows = status_rows(rt, utcnow())
+    finally:
+        rt.close()
+    if args.json:
+        print_json(rows)
+        return 0
+    table = [
+        (r["hostname"], f'{r["key_type"]}-{r["key_bits"]}', r["issuer"], r["serial"] or "-",
+         (r["not_after"] or "-")[:10], r["days_left"] if r["days_left"] is not None else "-", r["state"],
+         (r["renew_at"] or "-")[:16], "yes" if r["deployed"] else "no", (r["last_error"] or "")[:80])
+        for r in rows
+    ]
+    print_table("Managed certificates",
+                ["hostname", "key", "issuer", "serial", "expires", "days", "state", "renew at", "deployed",
+                 "last error"], table)
+    return 0

@@ -1,0 +1,21 @@
+"""certmgr validate: load the config and build every provider; write nothing."""
+
+from __future__ import annotations
+
+import argparse
+
+from certmgr.cli.common import config
+from certmgr.registry import Providers
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config(args)
+    providers = Providers(cfg)
+    try:
+        providers.build_all()
+    finally:
+        providers.close()
+    certs = sum(len(m.key_types) for m in cfg.mtas)
+    print(f"{cfg.path}: OK ({len(cfg.mtas)} MTAs, {certs} certificates, {len(cfg.issuers)} issuers, "
+          f"{len(cfg.deploys)} deploy targets, {len(cfg.notifies)} notifiers)")
+    return 0

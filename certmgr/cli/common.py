@@ -1,0 +1,54 @@
+"""Helpers every command shares: loading the config, output as table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from certmgr.config import Config, config_path, load_config
+
+
+def config(args: argparse.Namespace) -> Config:
+    return load_config(config_path(args.config))
+
+
+def runtime(args: argparse.Namespace) -> Any:
+    from certmgr.runtime import Runtime
+
+    return Runtime(config(args))
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def iso(dt: datetime | None) -> str | None:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A rich table on a terminal, tab-separated plain text when piped."""
+    cells = [["" if c is None else str(c) for c in row] for row in rows]
+    if is_tty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for c in columns:
+            table.add_column(c)
+        for row in cells:
+            table.add_row(*row)
+        Console().print(table)
+    else:
+        print("\t".join(columns))
+        for row in cells:
+            print("\t".join(row))

@@ -1,0 +1,220 @@
+"""The lifecycle of one certificate slot: planned -> key ready -> order pending -> issued.
+
+Every step is written to the store before the next one starts, so an
+interrupted run resumes: the stored key and the pending ACME order are reused.
+Work on a slot is claimed with a lease first and the slot is read again after
+the claim (lock, re-check, act), so a racing process finds it done or busy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+
+from certmgr import policy
+from certmgr.config import MtaConfig
+from certmgr.errors import CertmgrError, PermanentError, RetryableError
+from certmgr.fsutil import write_new
+from certmgr.interfaces import CertRequest, IssueContext, RenewalInfoSource
+from certmgr.keys import PrivateKey, ari_cert_id, generate_key, key_to_pem, load_key, make_csr
+from certmgr.runtime import Runtime
+from certmgr.store import CertVersion, ManagedCert, utcnow
+from certmgr.versions import check_chain, save_version
+
+log = logging.getLogger("certmgr.lifecycle")
+
+ISSUE_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    hostname: str
+    key_alg: str
+    action: str  # issued | not-due | manual | busy | failed | waiting | would-renew
+    message: str = ""
+    version_id: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.action == "failed"
+
+
+def renew_at_for(mta: MtaConfig, version: CertVersion, key: str) -> datetime:
+    facts = policy.RenewalFacts(
+        not_before=version.not_before,
+        not_after=version.not_after,
+        renew_before=timedelta(days=mta.renew_before_days) if mta.renew_before_days else None,
+        ari_start=version.ari_start,
+        ari_end=version.ari_end,
+    )
+    return policy.renewal_time(facts, jitter_key=key)
+
+
+def why_due(rt: Runtime, mta: MtaConfig, slot: ManagedCert, now: datetime) -> str | None:
+    """The reason this slot needs a certificate now, or None."""
+    version = rt.store.version(slot.current_version_id)
+    if version is None:
+        return "no certificate yet"
+    if version.key_type != slot.key_type:
+        return f"key type changed to {slot.key_type}"
+    import json
+
+    if sorted(json.loads(version.names)) != sorted(mta.all_names):
+        return "names changed"
+    if version.revoked_at is not None:
+        return "certificate revoked"
+    if policy.is_due(slot.renew_at, now):
+        return "inside the renewal window"
+    return None
+
+
+def _key_for(rt: Runtime, mta: MtaConfig, slot: ManagedCert) -> tuple[Path, PrivateKey]:
+    """The key to certify: a pending one from an interrupted run, the current one when
+    ``reuse_key`` is set (DANE pins), else a fresh one recorded before it is used."""
+    assert slot.id is not None
+    if slot.pending_key_path and Path(slot.pending_key_path).exists():
+        return Path(slot.pending_key_path), load_key(Path(slot.pending_key_path))
+    current = rt.store.version(slot.current_version_id)
+    if mta.reuse_key and current is not None and current.key_type == slot.key_type:
+        path = Path(current.key_path)
+        key = load_key(path)
+    else:
+        key = generate_key(slot.key_type)
+        path = rt.state.new_key_path(slot.hostname, slot.key_alg)
+        write_new(path, key_to_pem(key), 0o600)
+    rt.store.update_slot(slot.id, pending_key_path=str(path), pending_csr=None, pending_order_url=None,
+                         pending_since=utcnow(), state="key_ready")
+    rt.store.log("key_ready", slot.hostname, slot.key_alg, {"key_path": str(path), "key_type": slot.key_type})
+    return path, key
+
+
+def renew_slot(
+    rt: Runtime,
+    mta: MtaConfig,
+    slot: ManagedCert,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    now: Callable[[], datetime] = utcnow,
+) -> Outcome:
+    assert slot.id is not None
+    host, alg = slot.hostname, slot.key_alg
+    issuer = rt.providers.issuer(mta.issuer)
+    automatic = bool(getattr(issuer, "automatic", True))
+    reason = "forced" if force else why_due(rt, mta, slot, now())
+    if reason is None:
+        return Outcome(host, alg, "not-due", f"renews at {slot.renew_at:%Y-%m-%d %H:%M} UTC" if slot.renew_at else "")
+    if not automatic and not force:
+        return Outcome(host, alg, "manual", f"{reason}; issuer {mta.issuer} is manual: "
+                       f"`certmgr csr {host}` then `certmgr import {host} FILE`")
+    if not force and slot.next_retry_at is not None and now() < slot.next_retry_at:
+        return Outcome(host, alg, "waiting", f"last attempt failed; next try at {slot.next_retry_at:%H:%M} UTC "
+                       "(name the host or use --force to try now)")
+    if dry_run:
+        return Outcome(host, alg, "would-renew", reason)
+    if not rt.store.claim(slot.id, rt.node, ISSUE_TIMEOUT + 120):
+        return Outcome(host, alg, "busy", "another certmgr process is renewing it right now")
+    try:
+        slot = rt.store.slot(slot.id)  # re-check under the claim: it may be done already
+        if not force and why_due(rt, mta, slot, now()) is None:
+            return Outcome(host, alg, "not-due", "renewed by another process")
+        return _issue(rt, mta, slot, issuer, reason, now)
+    finally:
+        rt.store.release(slot.id, rt.node)
+
+
+def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reason: str,
+           now: Callable[[], datetime]) -> Outcome:
+    assert slot.id is not None
+    slot_id, host, alg = slot.id, slot.hostname, slot.key_alg
+    rt.store.log("renewal_started", host, alg, {"reason": reason, "node": rt.node})
+    order_id = rt.store.start_order(slot_id, mta.issuer, rt.node)
+    try:
+        key_path, key = _key_for(rt, mta, slot)
+        slot = rt.store.slot(slot_id)
+        csr = slot.pending_csr.encode() if slot.pending_csr else make_csr(key, host, mta.names)
+        if not slot.pending_csr:
+            rt.store.update_slot(slot_id, pending_csr=csr.decode())
+        current = rt.store.version(slot.current_version_id)
+        replaces = None
+        if current is not None:
+            replaces = ari_cert_id(x509.load_pem_x509_certificate(Path(current.cert_path).read_bytes()))
+
+        def record_step(step: str, detail: Mapping[str, str]) -> None:
+            fields: dict[str, object] = {}
+            if step == "order_created" and detail.get("order_url"):
+                fields = {"pending_order_url": detail["order_url"], "state": "order_pending"}
+                rt.store.update_order(order_id, order_url=detail["order_url"], state=step)
+            else:
+                rt.store.update_order(order_id, state=step)
+            if fields:
+                rt.store.update_slot(slot_id, **fields)
+            rt.store.log(step, host, alg, dict(detail))
+
+        ctx = IssueContext(
+            hostname=host,
+            load_account=lambda: rt.load_account(mta.issuer),
+            save_account=rt.save_account,
+            record_step=record_step,
+            resume_order_url=slot.pending_order_url,
+            timeout=ISSUE_TIMEOUT,
+        )
+        request = CertRequest(host, mta.all_names, slot.key_type, csr, replaces)
+        issued = issuer.issue(request, ctx)  # type: ignore[attr-defined]
+        certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
+                                   where=f"certificate from issuer {mta.issuer}", now=now())
+        version = save_version(rt.state, slot, certs, facts, key_path, source="acme", order_url=issued.order_url)
+        if isinstance(issuer, RenewalInfoSource):
+            try:
+                window = issuer.renewal_info(issued.fullchain_pem, ctx)
+            except RetryableError as e:
+                window = None
+                log.info("%s: renewal information unavailable now (%s); using the lifetime rule", host, e)
+            if window is not None:
+                version.ari_start, version.ari_end = window.start, window.end
+        version = rt.store.add_version(version)
+        renew_at = renew_at_for(mta, version, f"{host}/{alg}/{version.serial}")
+        rt.store.update_slot(
+            slot_id, current_version_id=version.id, state="issued", pending_key_path=None, pending_csr=None,
+            pending_order_url=None, pending_since=None, attempts=0, last_error=None, last_error_permanent=False,
+            last_result="success", last_attempt_at=now(), next_retry_at=None, renew_at=renew_at,
+        )
+        rt.store.update_order(order_id, state="issued")
+        rt.store.log("issued", host, alg, {"serial": version.serial, "not_after": version.not_after.isoformat(),
+                                           "sha256": version.sha256})
+        log.info("%s (%s): issued serial %s, expires %s", host, alg, version.serial, version.not_after)
+        return Outcome(host, alg, "issued", f"serial {version.serial}, expires {version.not_after:%Y-%m-%d}",
+                       version.id)
+    except CertmgrError as e:
+        return _failed(rt, slot_id, order_id, mta, e, now)
+    except Exception as e:  # the per-certificate boundary: one broken certificate must not stop the others
+        log.exception("%s (%s): unexpected error", host, alg)
+        return _failed(rt, slot_id, order_id, mta, PermanentError(f"{host}: internal error: {e!r}"), now)
+
+
+def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: CertmgrError,
+            now: Callable[[], datetime]) -> Outcome:
+    slot = rt.store.slot(slot_id)
+    attempts = slot.attempts + 1
+    current = rt.store.version(slot.current_version_id)
+    retry_after = getattr(err, "retry_after", None)
+    permanent = not isinstance(err, RetryableError)
+    at = policy.next_retry(attempts, now(), current.not_after if current else None, retry_after=retry_after)
+    fields: dict[str, object] = dict(
+        attempts=attempts, last_error=str(err), last_error_permanent=permanent, last_result="failure",
+        last_attempt_at=now(), next_retry_at=at, state="failed",
+    )
+    if permanent:
+        fields["pending_order_url"] = None  # a refused order is not resumed; the key is kept
+    rt.store.update_slot(slot_id, **fields)
+    rt.store.update_order(order_id, state="failed", error=str(err))
+    rt.store.log("renewal_failed", slot.hostname, slot.key_alg,
+                 {"error": str(err), "permanent": permanent, "attempt": attempts, "next_retry": at.isoformat()})
+    log.warning("%s (%s): renewal failed (attempt %d, next try %s): %s",
+                slot.hostname, slot.key_alg, attempts, at.strftime("%Y-%m-%d %H:%M"), err)
+    return Outcome(slot.hostname, slot.key_alg, "failed", str(err))

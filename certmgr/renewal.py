@@ -1,0 +1,51 @@
+"""Renew many certificates at once: one worker per MTA, its slots in turn.
+
+Each MTA's slots are renewed sequentially (a dual MTA gets both certificates
+before it is deployed); different MTAs run concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from certmgr.config import MtaConfig
+from certmgr.lifecycle import Outcome, renew_slot
+from certmgr.runtime import Runtime
+from certmgr.store import ManagedCert
+
+Progress = Callable[[Outcome], None]
+
+
+def renew_many(
+    rt: Runtime,
+    hosts: list[str],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[Outcome]:
+    by_mta: dict[str, tuple[MtaConfig, list[ManagedCert]]] = {}
+    for mta, slot in rt.select(hosts):
+        by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
+    # naming a host asks for it to be renewed now, as --force does
+    forced = force or bool(hosts)
+
+    def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
+        out = []
+        for slot in slots:
+            outcome = renew_slot(rt, mta, slot, force=forced, dry_run=dry_run)
+            if progress:
+                progress(outcome)
+            out.append(outcome)
+        return out
+
+    results: list[Outcome] = []
+    workers = max(1, min(rt.config.settings.concurrency, len(by_mta)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renew") as pool:
+        futures = [pool.submit(one_mta, m, s) for m, s in by_mta.values()]
+        for f in as_completed(futures):
+            results.extend(f.result())
+    order = {h: i for i, h in enumerate(by_mta)}
+    results.sort(key=lambda o: (order[o.hostname], o.key_alg))
+    return results

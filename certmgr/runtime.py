@@ -1,0 +1,65 @@
+"""Everything one certmgr process works with: config, state dir, store, providers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+from certmgr.config import KEY_TYPES, Config, MtaConfig
+from certmgr.fsutil import atomic_write
+from certmgr.interfaces import AccountRecord
+from certmgr.registry import Providers
+from certmgr.statedir import StateDir
+from certmgr.store import ManagedCert, Store
+
+
+class Runtime:
+    def __init__(self, config: Config, *, node: str | None = None) -> None:
+        self.config = config
+        self.state = StateDir(config.settings.state_dir).ensure()
+        self.store = Store(config.settings.database)
+        self.providers = Providers(config)
+        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+
+    def close(self) -> None:
+        self.providers.close()
+        self.store.close()
+
+    def sync_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
+        """One slot per (MTA, key algorithm) in the config, created or updated in the store."""
+        out = []
+        for mta in self.config.mtas:
+            for kt in mta.key_types:
+                alg = KEY_TYPES[kt][0]
+                out.append((mta, self.store.sync_slot(mta.hostname, alg, kt, mta.all_names, mta.issuer)))
+        return out
+
+    def select(self, hosts: list[str]) -> list[tuple[MtaConfig, ManagedCert]]:
+        """Slots of the named hosts (all when none named); unknown names are a UsageError."""
+        wanted = {self.config.mta(h).hostname for h in hosts}
+        return [(m, s) for m, s in self.sync_inventory() if not wanted or m.hostname in wanted]
+
+    # ACME accounts: the key lives in a 0600 file, the URI in the store
+
+    def _directory(self, issuer: str) -> str:
+        return str(self.config.issuers[issuer].options.get("directory", ""))
+
+    def load_account(self, issuer: str) -> AccountRecord | None:
+        directory = self._directory(issuer)
+        row = self.store.account(issuer, directory)
+        if row is None:
+            return None
+        try:
+            key_pem = Path(row.key_path).read_bytes()
+        except OSError:
+            return None  # key gone: the issuer registers a new account
+        return AccountRecord(issuer, directory, key_pem, row.uri, tuple(json.loads(row.contact)))
+
+    def save_account(self, record: AccountRecord) -> None:
+        path = self.state.account_key_path(record.issuer, record.directory)
+        if not path.exists() or path.read_bytes() != record.key_pem:
+            atomic_write(path, record.key_pem, 0o600)
+        self.store.save_account(record.issuer, record.directory, record.uri, str(path), list(record.contact))
+        self.store.log("account_saved", detail={"issuer": record.issuer, "uri": record.uri})
