@@ -112,7 +112,7 @@ class Poller:
     """Delays between polls: short at first (most local CAs answer within tens of
     milliseconds), growing gently, Retry-After honoured, never past the deadline."""
 
-    def __init__(self, deadline: float, *, first: float = 0.05, factor: float = 1.5, cap: float = 2.0):
+    def __init__(self, deadline: float, *, first: float = 0.05, factor: float = 1.25, cap: float = 2.0):
         self.deadline = deadline
         self.delay = first
         self.factor = factor

@@ -1,0 +1,138 @@
+"""A private BIND (named) for integration tests: one zone on a free loopback port that
+accepts TSIG-signed dynamic updates of TXT records.
+
+Every name in the zone resolves to 127.0.0.1 (wildcard A), so pebble pointed at this
+server also finds test hosts.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from tests.peers.util import free_port, require_binary, wait_port
+
+KEY_NAME = "certmgr-test"
+
+
+class Named:
+    def __init__(self, workdir: Path, zone: str = "example.test") -> None:
+        self.workdir = workdir
+        self.zone = zone.rstrip(".")
+        self.port = free_port()
+        self.key_file = workdir / "tsig.key"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def server(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        keygen = require_binary("tsig-keygen")
+        key_text = subprocess.run([keygen, "-a", "hmac-sha256", KEY_NAME], check=True,
+                                  capture_output=True, text=True).stdout
+        self.key_file.write_text(key_text)
+        self.key_file.chmod(0o600)
+        zone_file = self.workdir / f"{self.zone}.zone"
+        zone_file.write_text(
+            f"$ORIGIN {self.zone}.\n$TTL 60\n"
+            f"@ IN SOA ns1 hostmaster 1 3600 600 86400 60\n"
+            f"@ IN NS ns1\n"
+            f"ns1 IN A 127.0.0.1\n"
+            f"@ IN A 127.0.0.1\n"
+            f"* IN A 127.0.0.1\n"
+        )
+        d = self.workdir
+        conf = d / "named.conf"
+        conf.write_text(
+            f"""options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    listen-on port {self.port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    allow-query {{ any; }};
+    notify no;
+}};
+controls {{ }};
+include "{self.key_file}";
+zone "{self.zone}" {{
+    type primary;
+    file "{zone_file}";
+    update-policy {{ grant {KEY_NAME} zonesub TXT; }};
+}};
+"""
+        )
+        return conf
+
+    def start(self) -> None:
+        named = require_binary("named")
+        conf = self._write()
+        log = open(self.workdir / "named.log", "ab")  # noqa: SIM115 - owned by the process
+        # -g: foreground, log to stderr; runs as the current user (root here) in workdir
+        self.proc = subprocess.Popen([named, "-g", "-c", str(conf), "-p", str(self.port)],
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+        try:
+            wait_port(self.port, timeout=20)
+            deadline = time.monotonic() + 20
+            while not self.query("TXT", f"nothing.{self.zone}") and not self._has_soa():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"named did not serve {self.zone}; see {self.workdir / 'named.log'}")
+                time.sleep(0.05)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _has_soa(self) -> bool:
+        return bool(self.query("SOA", self.zone))
+
+    def query(self, rdtype: str, name: str) -> list[str]:
+        """Answers of this server for ``name`` (TXT values unquoted)."""
+        q = dns.message.make_query(name, rdtype)
+        try:
+            r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=2)
+        except Exception:  # noqa: BLE001 - not up yet
+            return []
+        out: list[str] = []
+        for rrset in r.answer:
+            for rd in rrset:
+                if rrset.rdtype == dns.rdatatype.TXT:
+                    out.append(b"".join(rd.strings).decode())
+                else:
+                    out.append(rd.to_text())
+        return out
+
+    def txt(self, name: str) -> list[str]:
+        return self.query("TXT", name)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+@contextmanager
+def running_named(workdir: Path, zone: str = "example.test") -> Iterator[Named]:
+    server = Named(workdir, zone)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
