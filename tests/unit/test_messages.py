@@ -1,0 +1,100 @@
+"""Reminder, failure and success messages: content, escaping, the fix command, severity."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from certmgr.messages import CertFacts, failure_message, reminder_message, success_message
+
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def facts(**changes: object) -> CertFacts:
+    base = CertFacts(
+        hostname="mx1.example.com", names=("mx1.example.com", "mail.example.com"), key_type="rsa-2048",
+        issuer="letsencrypt", serial="04ab", not_after=datetime(2025, 3, 15, 8, 30, tzinfo=UTC),
+        days_left=13, state="failed", last_error="dns: <NXDOMAIN> & friends", attempts=3,
+        automatic=True, next_retry=NOW + timedelta(hours=2), config_path="/etc/certmgr/certmgr.toml",
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_reminder_says_what_when_and_how_to_fix() -> None:
+    m = reminder_message(facts(), 14, NOW)
+    assert m.subject == "[certmgr] mx1.example.com: certificate expires in 13 days"
+    assert m.hostname == "mx1.example.com" and m.severity == "warning"
+    for needle in ("mx1.example.com, mail.example.com", "2025-03-15 08:30 UTC", "13 days left",
+                   "14-day reminder", "letsencrypt", "3 failed", "dns: <NXDOMAIN> & friends",
+                   "certmgr -c /etc/certmgr/certmgr.toml renew mx1.example.com --force"):
+        assert needle in m.text, needle
+    assert m.facts["kind"] == "reminder" and m.facts["threshold_days"] == 14
+    assert m.facts["not_after"] == "2025-03-15T08:30:00+00:00"
+
+
+def test_html_is_escaped() -> None:
+    m = reminder_message(facts(last_error="<script>alert(1)</script>"), 14, NOW)
+    assert m.html is not None
+    assert "<script>" not in m.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in m.html
+    assert "<script>alert(1)</script>" in m.text  # plain text stays literal
+
+
+def test_manual_issuer_gets_csr_and_import_commands() -> None:
+    m = reminder_message(facts(automatic=False, issuer="corporate"), 30, NOW)
+    assert "certmgr -c /etc/certmgr/certmgr.toml csr mx1.example.com" in m.text
+    assert "certmgr -c /etc/certmgr/certmgr.toml import mx1.example.com <certificate-file>" in m.text
+    assert "--force" not in m.text
+    assert "manual CA" in m.text
+
+
+def test_config_path_is_shell_quoted() -> None:
+    m = reminder_message(facts(config_path="/etc/cert mgr/x.toml"), 14, NOW)
+    assert "certmgr -c '/etc/cert mgr/x.toml' renew mx1.example.com --force" in m.text
+
+
+@pytest.mark.parametrize(
+    ("days", "level", "severity"),
+    [(30, 0, "warning"), (4, 0, "warning"), (3, 0, "critical"), (0, 0, "critical"), (-2, 0, "critical"),
+     (30, 1, "critical"), (20, 2, "critical")],
+)
+def test_failure_severity(days: int, level: int, severity: str) -> None:
+    m = failure_message(facts(days_left=days), "boom", level, NOW)
+    assert m.severity == severity
+
+
+def test_reminder_critical_at_three_days() -> None:
+    assert reminder_message(facts(days_left=3), 3, NOW).severity == "critical"
+    assert reminder_message(facts(days_left=7), 7, NOW).severity == "warning"
+
+
+def test_failure_message_tells_error_retry_and_escalation() -> None:
+    m = failure_message(facts(), "rateLimited: too many certificates", 2, NOW)
+    assert "RENEWAL STILL FAILING (escalation 2)" in m.subject
+    assert "rateLimited: too many certificates" in m.text
+    assert "retries by itself at 2025-03-01 14:00 UTC" in m.text
+    assert "stays in place" in m.text
+    assert m.facts["escalation_level"] == 2 and m.facts["error"].startswith("rateLimited")
+
+
+def test_expired_is_said_plainly() -> None:
+    m = failure_message(facts(days_left=-2), "x", 0, NOW)
+    assert "EXPIRED" in m.subject and "EXPIRED 2 days ago" in m.text
+
+
+def test_success_message() -> None:
+    new = facts(not_after=datetime(2025, 6, 1, tzinfo=UTC), days_left=92, state="verified",
+                last_error=None, attempts=0)
+    m = success_message(new, datetime(2025, 3, 15, 8, 30, tzinfo=UTC), NOW)
+    assert m.severity == "info"
+    assert m.subject == "[certmgr] mx1.example.com: certificate renewed, valid until 2025-06-01"
+    assert "2025-03-15 08:30 UTC" in m.text and "--force" not in m.text
+    assert m.facts["fix_commands"] == []
+
+
+def test_no_certificate_yet() -> None:
+    m = failure_message(facts(not_after=None, days_left=None, serial=None), "CA down", 0, NOW)
+    assert "no certificate issued yet" in m.text and "none yet" in m.text
+    assert m.severity == "warning"
