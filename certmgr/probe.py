@@ -17,6 +17,7 @@ import functools
 import re
 import socket
 import ssl
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +105,10 @@ def _client_context(key_alg: str | None) -> ssl.SSLContext:
     # behind a handshake failure.
     ciphers = _KEY_ALG_CIPHERS[key_alg] if key_alg else "DEFAULT"
     ctx.set_ciphers(f"{ciphers}:@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    with warnings.catch_warnings():
+        # deprecated for clients that trust; this one reports, so it must see old servers too
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
     if key_alg:
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
     return ctx

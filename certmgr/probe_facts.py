@@ -134,17 +134,18 @@ def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
 
     Only the trust path is judged here: the name is checked against the leaf's own
     first SAN (the probe reports name coverage separately), and the time is clamped
-    into the leaf's validity so an expired leaf is reported as expired, not as
-    an untrusted chain.
+    into the validity of the served certificates so an expired leaf is reported as
+    expired, not as an untrusted chain.
     """
     if not anchors:
         return "no trust anchors are available"
     sans = _sans(leaf)
     if not sans:
         return "the certificate has no DNS subjectAltName"
-    start = leaf.not_valid_before_utc
-    end = leaf.not_valid_after_utc
-    at = min(max(now, start + timedelta(seconds=1)), end - timedelta(seconds=1))
+    served = [leaf, *intermediates]
+    start = max(c.not_valid_before_utc for c in served)
+    end = min(c.not_valid_after_utc for c in served)
+    at = min(max(now, start + timedelta(seconds=1)), end - timedelta(seconds=1)) if start < end else now
     # a wildcard SAN stands for any one label: verify against a concrete name under it
     subject = "x" + sans[0][1:] if sans[0].startswith("*.") else sans[0]
     try:

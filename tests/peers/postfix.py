@@ -24,7 +24,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from certmgr.interfaces import CertBundle
@@ -182,3 +183,19 @@ def _postfix_ids() -> tuple[int, int]:
 
     pw = pwd.getpwnam("postfix")
     return pw.pw_uid, pw.pw_gid
+
+
+def postconf(peer: PostfixPeer, *settings: str) -> None:
+    """Change the instance's main.cf (``name = value`` each)."""
+    for setting in settings:
+        subprocess.run(["postconf", "-c", str(peer.config_dir), "-e", setting], check=True)
+
+
+def wait_until(predicate: Callable[[], bool], *, timeout: float = 15.0, what: str) -> None:
+    """Poll ``predicate``: a Postfix reload reaches new connections only when the
+    master has replaced its smtpd processes, a fraction of a second later."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout}s")
+        time.sleep(0.1)

@@ -64,7 +64,8 @@ class TestCA:
             .issuer_name(issuer)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(days=1))
+            # long before any leaf it signs, so expired leaves still chain (as in real life)
+            .not_valid_before(now - timedelta(days=3650))
             .not_valid_after(now + timedelta(days=3650))
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_len), critical=True)
             .add_extension(
