@@ -6,6 +6,7 @@ with one name in one group is an error, not a silent override.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -74,6 +75,8 @@ class Providers:
             make_challenge=self._make_challenge,
         )
         self._cache: dict[tuple[str, str], Any] = {}
+        # renewals run in threads: one instance per provider (one HTTP-01 listener, one account)
+        self._lock = threading.RLock()
 
     def _make_challenge(self, options: Options) -> ChallengeSolver:
         name = options.peek("provider") or options.peek("type")
@@ -84,6 +87,10 @@ class Providers:
 
     def _build(self, p: ProviderConfig) -> Any:
         key = (p.kind, p.name)
+        with self._lock:
+            return self._build_locked(key, p)
+
+    def _build_locked(self, key: tuple[str, str], p: ProviderConfig) -> Any:
         if key not in self._cache:
             try:
                 cls = load_class(p.kind, p.type, table=p.table)

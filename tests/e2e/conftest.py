@@ -1,0 +1,60 @@
+"""Fixtures for end-to-end tests: the certmgr CLI against a real pebble."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.peers.pebble import Pebble, running_pebble
+
+
+@pytest.fixture(scope="module")
+def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
+    with running_pebble(tmp_path_factory.mktemp("pebble")) as p:
+        yield p
+
+
+class Cli:
+    """Runs `python -m certmgr -c CONFIG ...` as a user would."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+
+    def __call__(self, *args: str, check: int | None = 0, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "CERTMGR_CONFIG"}
+        r = subprocess.run([sys.executable, "-m", "certmgr", "-c", str(self.config), *args],
+                           capture_output=True, text=True, timeout=timeout, env=env)
+        if check is not None:
+            assert r.returncode == check, f"exit {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}"
+        return r
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args).stdout)
+
+
+def acme_config(tmp_path: Path, pebble: Pebble, mtas: str, extra: str = "") -> Path:
+    path = tmp_path / "certmgr.toml"
+    path.write_text(f"""
+[certmgr]
+state_dir = "{tmp_path / 'state'}"
+
+[issuer.pebble]
+type = "acme"
+directory = "{pebble.directory_url}"
+ca_bundle = "{pebble.ca_bundle}"
+contact = ["mailto:postmaster@example.com"]
+challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {pebble.http_port} }}
+
+[issuer.corp]
+type = "manual"
+{extra}
+{mtas}
+""")
+    return path
