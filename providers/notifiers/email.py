@@ -111,9 +111,6 @@ class EmailNotifier:
         except smtplib.SMTPAuthenticationError as e:
             raise NotifyError(f"{where} refused the login of {c.username!r} ({_reply(e)}); check "
                               "username and the password file/variable") from e
-        except smtplib.SMTPNotSupportedError as e:
-            raise NotifyError(f"{where} does not offer AUTH; remove username/password_* or "
-                              f"enable AUTH on the server ({e})") from e
         except smtplib.SMTPRecipientsRefused as e:
             rejected = "; ".join(f"{a}: {_reply_tuple(r)}" for a, r in e.recipients.items())
             raise NotifyError(f"{where} refused every recipient ({rejected}); check `to`") from e
@@ -174,6 +171,9 @@ class EmailNotifier:
 
 
 def _login(smtp: smtplib.SMTP, username: str, password: str, where: str) -> None:
+    if not smtp.has_extn("auth"):
+        raise NotifyError(f"{where} does not offer AUTH; remove username/password_* or enable "
+                          "AUTH on the server")
     if (username + password).isascii():
         smtp.login(username, password)
         return

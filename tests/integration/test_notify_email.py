@@ -91,6 +91,15 @@ def test_delivers_over_verified_starttls_with_auth_and_invitation(tmp_path: Path
         assert event.decoded("DTSTART") == NOW + timedelta(days=7)
 
 
+def test_implicit_tls(tmp_path: Path) -> None:
+    with SmtpServer(tmp_path, implicit_tls=True, username=USER, password=PASSWORD) as server:
+        notifier(tmp_path, server, trust=server.ca_file, tls="implicit").send(Message("465", "t"))
+        assert [(m.tls, m.authenticated_as) for m in server.messages] == [(True, USER)]
+        # a STARTTLS client talking to an implicit-TLS port fails with a hint about ports
+        with pytest.raises(NotifyError, match=r"127\.0\.0\.1:\d+: cannot deliver"):
+            notifier(tmp_path, server, trust=server.ca_file, timeout=1).send(Message("x", "t"))
+
+
 def test_wrong_password_is_a_notify_error(tmp_path: Path, smtpd: SmtpServer) -> None:
     smtpd.password = "another"
     with pytest.raises(NotifyError, match=r"refused the login of 'certmgr'.*password"):

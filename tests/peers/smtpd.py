@@ -13,6 +13,7 @@ import email
 import email.policy
 import ipaddress
 import ssl
+import warnings
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -96,25 +97,31 @@ class _Handler:
         login = session.auth_data.login if isinstance(session.auth_data, LoginPassword) else None
         self.server.messages.append(Received(
             mail_from=str(envelope.mail_from), rcpt_tos=list(envelope.rcpt_tos), data=data,
-            message=parsed, tls=session.ssl is not None,
+            message=parsed,
+            # session.ssl is set by STARTTLS only; implicit TLS shows on the transport
+            tls=session.ssl is not None or (
+                smtp.transport is not None and smtp.transport.get_extra_info("ssl_object") is not None),
             authenticated_as=login.decode() if isinstance(login, bytes) else None,
         ))
         return "250 OK queued"
 
 
 class SmtpServer:
-    """aiosmtpd on 127.0.0.1.  ``starttls=False`` offers no STARTTLS at all."""
+    """aiosmtpd on 127.0.0.1.  ``starttls=False`` offers no STARTTLS at all;
+    ``implicit_tls=True`` speaks TLS from the first byte (like port 465)."""
 
     def __init__(
         self,
         workdir: Path,
         *,
         starttls: bool = True,
+        implicit_tls: bool = False,
         username: str | None = None,
         password: str | None = None,
     ) -> None:
         self.port = free_port()
         self.starttls = starttls
+        self.implicit_tls = implicit_tls
         self.username, self.password = username, password
         self.ca_file, self.cert_file, self.key_file = make_ca_and_server_cert(workdir / "smtpd-tls")
         self.messages: list[Received] = []
@@ -134,12 +141,19 @@ class SmtpServer:
 
     def start(self) -> None:
         kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port}
-        if self.starttls:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(self.cert_file, self.key_file)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.cert_file, self.key_file)
+        if self.implicit_tls:  # TLS from the first byte, as on port 465
+            kwargs.update(ssl_context=ctx)
+        elif self.starttls:
             kwargs.update(tls_context=ctx, require_starttls=True)
         if self.username is not None:
-            kwargs.update(authenticator=self._authenticate, auth_require_tls=True, auth_required=True)
+            # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; with implicit TLS
+            # the whole session is encrypted already.
+            kwargs.update(authenticator=self._authenticate, auth_required=True,
+                          auth_require_tls=not self.implicit_tls)
+            if self.implicit_tls:
+                warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS")
         self._controller = Controller(_Handler(self), server_hostname="localhost", **kwargs)
         self._controller.start()
 
