@@ -36,7 +36,7 @@ def facts() -> CertFacts:
 def notifier(tmp_path: Path, server: SmtpServer, *, trust: Path | None = None, **table: Any) -> EmailNotifier:
     pw = tmp_path / "smtp-password"
     pw.write_text(PASSWORD + "\n")
-    base: dict[str, Any] = {"smtp": f"127.0.0.1:{server.port}", "from": "certmgr@example.com",
+    base: dict[str, Any] = {"smtp": f"localhost:{server.port}", "from": "certmgr@example.com",
                             "to": ["ops@example.com", "oncall@example.com"], "timeout": 5}
     if server.username:
         base.update(username=USER, password_file=str(pw))
@@ -96,7 +96,7 @@ def test_implicit_tls(tmp_path: Path) -> None:
         notifier(tmp_path, server, trust=server.ca_file, tls="implicit").send(Message("465", "t"))
         assert [(m.tls, m.authenticated_as) for m in server.messages] == [(True, USER)]
         # a STARTTLS client talking to an implicit-TLS port fails with a hint about ports
-        with pytest.raises(NotifyError, match=r"127\.0\.0\.1:\d+: cannot deliver"):
+        with pytest.raises(NotifyError, match=r"localhost:\d+: cannot deliver"):
             notifier(tmp_path, server, trust=server.ca_file, timeout=1).send(Message("x", "t"))
 
 
@@ -115,7 +115,7 @@ def test_untrusted_server_certificate_is_refused(tmp_path: Path, smtpd: SmtpServ
 
 def test_refuses_clear_text_when_starttls_is_not_offered(tmp_path: Path) -> None:
     with SmtpServer(tmp_path, starttls=False) as server:
-        with pytest.raises(NotifyError, match=r"127\.0\.0\.1:\d+ does not offer STARTTLS.*tls = \"none\""):
+        with pytest.raises(NotifyError, match=r"localhost:\d+ does not offer STARTTLS.*tls = \"none\""):
             notifier(tmp_path, server, trust=server.ca_file).send(Message("s", "t"))
         assert not server.messages
 
@@ -132,7 +132,7 @@ def test_clear_text_only_when_configured_and_logged(
 def test_server_down_is_retryable_and_works_after_restart(tmp_path: Path, smtpd: SmtpServer) -> None:
     n = notifier(tmp_path, smtpd, trust=smtpd.ca_file)
     smtpd.stop()
-    with pytest.raises(NotifyError, match=rf"127\.0\.0\.1:{smtpd.port}.*server is up") as err:
+    with pytest.raises(NotifyError, match=rf"localhost:{smtpd.port}.*server is up") as err:
         n.send(Message("s", "t"))
     assert err.value.__cause__ is not None
     smtpd.start()

@@ -53,7 +53,7 @@ def _serve(hook: Hook, tls_dir: Path | None) -> Iterator[Hook]:
         ctx.load_cert_chain(cert, key)
         httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
         hook.ca_file, scheme = ca, "https"
-    hook.url = f"{scheme}://127.0.0.1:{httpd.server_address[1]}/hooks/certmgr"
+    hook.url = f"{scheme}://localhost:{httpd.server_address[1]}/hooks/certmgr"
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield hook

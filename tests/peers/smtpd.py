@@ -1,5 +1,7 @@
 """A real SMTP server (aiosmtpd) on 127.0.0.1:<free port>, the mailbox of notifier tests.
 
+Clients connect to "localhost", the name in the server certificate.
+
 STARTTLS with a server certificate from a throw-away CA (``ca_file`` is what the
 client must trust), optional AUTH PLAIN/LOGIN (only after TLS), and every
 received message kept for assertions.  Stoppable and restartable on the same
@@ -8,10 +10,8 @@ port, to test a server that goes away and comes back.
 
 from __future__ import annotations
 
-import datetime as dt
 import email
 import email.policy
-import ipaddress
 import ssl
 import warnings
 from dataclasses import dataclass
@@ -21,11 +21,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.peers.testca import TestCA
 from tests.peers.util import free_port
 
 
@@ -40,47 +37,17 @@ class Received:
 
 
 def make_ca_and_server_cert(directory: Path, hostname: str = "localhost") -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for ``hostname`` and 127.0.0.1.
+    """A throw-away CA and a server certificate for ``hostname``.
 
-    Returns (ca_file, cert_file, key_file)."""
-    now = dt.datetime.now(dt.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "certmgr test SMTP CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     key_cert_sign=True, crl_sign=True, encipher_only=False,
-                                     decipher_only=False), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName(hostname), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    Returns (ca_file, cert_file, key_file); cert_file holds the leaf and its chain."""
+    ca = TestCA("certmgr test SMTP")
+    leaf = ca.leaf(hostname, key_type="ecdsa-p256")
     directory.mkdir(parents=True, exist_ok=True)
     ca_file, cert_file, key_file = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_file.chmod(0o600)
+    ca.write_root(ca_file)
+    cert_file.write_bytes(leaf.fullchain_pem)
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(leaf.key_pem)
     return ca_file, cert_file, key_file
 
 
