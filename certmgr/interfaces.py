@@ -20,6 +20,7 @@ table.  A class attribute ``description`` (one line) is shown by
 
 from __future__ import annotations
 
+import builtins
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,23 +44,23 @@ class Options:
     unknown or misspelt key is an error naming that key.
     """
 
-    def __init__(self, table: Mapping[str, Any], *, where: str, base_dir: Path) -> None:
+    def __init__(self, table: Mapping[str, Any], *, where: builtins.str, base_dir: Path) -> None:
         self._table = dict(table)
         self._seen: set[str] = set()
         self.where = where
         self.base_dir = base_dir
 
-    def _err(self, key: str, message: str) -> ConfigError:
+    def _err(self, key: builtins.str, message: builtins.str) -> ConfigError:
         return ConfigError(message, table=self.where, key=key)
 
-    def has(self, key: str) -> bool:
+    def has(self, key: builtins.str) -> builtins.bool:
         return key in self._table
 
-    def peek(self, key: str) -> Any:
+    def peek(self, key: builtins.str) -> Any:
         """The raw value (or None) without marking the key as read."""
         return self._table.get(key)
 
-    def raw(self, key: str, default: Any = _MISSING) -> Any:
+    def raw(self, key: builtins.str, default: Any = _MISSING) -> Any:
         self._seen.add(key)
         if key in self._table:
             return self._table[key]
@@ -67,53 +68,56 @@ class Options:
             raise self._err(key, "is required")
         return default
 
-    def str(self, key: str, default: Any = _MISSING, *, choices: Sequence[str] | None = None) -> Any:
+    def str(self, key: builtins.str, default: Any = _MISSING, *, choices: Sequence[str] | None = None) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, builtins.str) or not value:
             raise self._err(key, f"must be a non-empty string, got {value!r}")
         if choices is not None and value not in choices:
             raise self._err(key, f"must be one of {', '.join(choices)}, got {value!r}")
         return value
 
-    def int(self, key: str, default: Any = _MISSING, *, min: int | None = None, max: int | None = None) -> Any:
+    def int(
+        self, key: builtins.str, default: Any = _MISSING, *,
+        min: builtins.int | None = None, max: builtins.int | None = None,
+    ) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int):
             raise self._err(key, f"must be an integer, got {value!r}")
         if (min is not None and value < min) or (max is not None and value > max):
             raise self._err(key, f"must be between {min} and {max}, got {value}")
         return value
 
-    def float(self, key: str, default: Any = _MISSING, *, min: float | None = None) -> Any:
+    def float(self, key: builtins.str, default: Any = _MISSING, *, min: builtins.float | None = None) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int | float):
             raise self._err(key, f"must be a number, got {value!r}")
         if min is not None and value < min:
             raise self._err(key, f"must be at least {min}, got {value}")
         return float(value)
 
-    def bool(self, key: str, default: Any = _MISSING) -> Any:
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
-        if not isinstance(value, bool):
+        if not isinstance(value, builtins.bool):
             raise self._err(key, f"must be true or false, got {value!r}")
         return value
 
-    def str_list(self, key: str, default: Any = _MISSING) -> Any:
+    def str_list(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
-        if isinstance(value, str):
+        if isinstance(value, builtins.str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, builtins.str) and v for v in value):
             raise self._err(key, f"must be a list of non-empty strings, got {value!r}")
         return list(value)
 
-    def table(self, key: str, default: Any = _MISSING) -> Any:
+    def table(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -121,7 +125,7 @@ class Options:
             raise self._err(key, f"must be a table, got {value!r}")
         return Options(value, where=f"{self.where}.{key}", base_dir=self.base_dir)
 
-    def path(self, key: str, default: Any = _MISSING, *, must_exist: bool = False) -> Any:
+    def path(self, key: builtins.str, default: Any = _MISSING, *, must_exist: builtins.bool = False) -> Any:
         value = self.str(key, default)
         if value is default and default is not _MISSING:
             return value
@@ -132,7 +136,7 @@ class Options:
             raise self._err(key, f"file {p} does not exist")
         return p
 
-    def secret(self, key: str, *, required: bool = True) -> str | None:
+    def secret(self, key: builtins.str, *, required: builtins.bool = True) -> builtins.str | None:
         """Read a secret from ``<key>_file`` (a path) or ``<key>_env`` (a variable name).
 
         An inline ``<key>`` is refused: secrets never sit in the config file.
@@ -145,9 +149,9 @@ class Options:
                 f"or in an environment variable and set {key}_env",
             )
         if self.has(f"{key}_file"):
-            p = self.path(f"{key}_file")
+            p: Path = self.path(f"{key}_file")
             try:
-                text = p.read_text().strip()
+                text: builtins.str = p.read_text().strip()
             except OSError as e:
                 raise self._err(f"{key}_file", f"cannot read {p}: {e.strerror}") from e
             if not text:
@@ -155,7 +159,7 @@ class Options:
             return text
         if self.has(f"{key}_env"):
             var = self.str(f"{key}_env")
-            val = os.environ.get(var)
+            val: builtins.str | None = os.environ.get(str(var))
             if not val:
                 raise self._err(f"{key}_env", f"environment variable {var} is not set")
             return val

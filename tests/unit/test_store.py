@@ -1,0 +1,51 @@
+"""The store: migrations, leases, history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlmodel import SQLModel
+
+from certmgr.store import Store, utcnow
+from certmgr.store.db import _MIGRATIONS, SCHEMA_HEAD, current_revision
+
+
+def test_schema_head_constant_matches_migrations() -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_heads() == [SCHEMA_HEAD]
+
+
+def test_migrated_schema_matches_models(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    assert current_revision(store.engine) == SCHEMA_HEAD
+    insp = inspect(store.engine)
+    for name, table in SQLModel.metadata.tables.items():
+        cols = {c["name"] for c in insp.get_columns(name)}
+        assert cols == {c.name for c in table.columns}, name
+
+
+def test_lease_is_exclusive_until_it_expires(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slot = store.sync_slot("mx1.example.com", "rsa", "rsa-2048", ["mx1.example.com"], "le")
+    assert slot.id is not None
+    now = utcnow()
+    assert store.claim(slot.id, "node-a", 60, now)
+    assert not store.claim(slot.id, "node-b", 60, now)
+    assert store.claim(slot.id, "node-a", 60, now), "the holder may extend"
+    assert store.claim(slot.id, "node-b", 60, now + timedelta(seconds=61)), "an expired lease is taken over"
+    store.release(slot.id, "node-a")  # not the holder any more: no effect
+    assert not store.claim(slot.id, "node-a", 60, now + timedelta(seconds=62))
+    store.release(slot.id, "node-b")
+    assert store.claim(slot.id, "node-a", 60, now + timedelta(seconds=62))
+
+
+def test_sync_slot_updates_config_changes(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    a = store.sync_slot("mx1.example.com", "rsa", "rsa-2048", ["mx1.example.com"], "le")
+    b = store.sync_slot("mx1.example.com", "rsa", "rsa-4096", ["mx1.example.com", "m.example.com"], "le")
+    assert a.id == b.id and b.key_type == "rsa-4096" and len(store.slots()) == 1
