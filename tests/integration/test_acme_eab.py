@@ -79,4 +79,5 @@ def test_wrong_eab_key_is_permanent(pebble: Pebble, tmp_path: Path) -> None:
     with pytest.raises(PermanentError) as err:
         iss.issue(r, AccountStore().context(r.hostname))
     iss.close()
-    assert "127.0.0.1" in str(err.value)
+    print(err.value)
+    assert "127.0.0.1" in str(err.value) and "eab_hmac_key_file" in str(err.value)

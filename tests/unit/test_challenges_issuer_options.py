@@ -1,0 +1,127 @@
+"""ACME issuer config validation, the ARI certificate id and error mapping (no network)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from acme import messages
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from certmgr.errors import ConfigError, IssuanceError, PermanentError, RateLimitedError
+from providers.issuers.acme import AcmeIssuer
+from providers.issuers.acme_net import Poller, ari_cert_id, map_acme_error, retry_after_seconds
+from tests.peers.pebble import make_issuer
+
+BASE = {"directory": "https://acme.example.test/dir", "challenge": {"type": "http-01", "port": 8080}}
+
+
+def build(tmp_path: Path, **extra: Any) -> AcmeIssuer:
+    table = {**BASE, **extra}
+    return make_issuer(table, tmp_path)  # type: ignore[no-any-return]
+
+
+def test_minimal_config(tmp_path: Path) -> None:
+    iss = build(tmp_path, contact=["mailto:pm@example.test"])
+    assert iss.directory_url == BASE["directory"] and iss.timeout == 300.0
+    assert iss.solver.challenge_type == "http-01"
+    assert AcmeIssuer.automatic is True and AcmeIssuer.description
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"colour": "blue"}, "colour"),
+        ({"eab_hmac_key": "abc", "eab_kid": "k"}, "eab_hmac_key"),
+        ({"eab_kid": "k"}, "eab_hmac_key_file"),
+        ({"contact": ["pm@example.test"]}, "contact"),
+        ({"directory": "ftp://x"}, "directory"),
+        ({"timeout": 0}, "timeout"),
+        ({"ca_bundle": "/nonexistent/ca.pem"}, "ca_bundle"),
+    ],
+)
+def test_bad_config(tmp_path: Path, extra: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build(tmp_path, **extra)
+    assert err.value.key == key
+
+
+def test_unknown_key_inside_challenge_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        build(tmp_path, challenge={"type": "http-01", "prot": 80})
+    assert err.value.key == "prot"
+
+
+def test_eab_secret_from_file(tmp_path: Path) -> None:
+    (tmp_path / "eab").write_text("c2VjcmV0\n")
+    iss = build(tmp_path, eab_kid="kid", eab_hmac_key_file="eab")
+    assert iss.eab_hmac_key == "c2VjcmV0"
+
+
+def _cert(serial: int) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    now = dt.datetime.now(dt.UTC)
+    from cryptography.hazmat.primitives import serialization
+
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(serial).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.AuthorityKeyIdentifier(b"\x69\x88\x5B\x6B\x87\x46\x40\x41\xE1\xB3\x7B\x84\x7B\xA0"
+                                                   b"\xAE\x2C\xDE\x01\xC8\xD4", None, None), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def test_ari_cert_id_matches_rfc_example() -> None:
+    # RFC 9773 section 4.1 example
+    assert ari_cert_id(_cert(0x0087654321)) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+
+
+def _response(status: int, headers: dict[str, str]) -> requests.Response:
+    r = requests.Response()
+    r.status_code = status
+    r.headers.update(headers)
+    return r
+
+
+def test_error_mapping() -> None:
+    rl = map_acme_error(messages.Error.with_code("rateLimited", detail="too many"), host="ca", hostname="mx",
+                        what="creating the order", response=_response(429, {"Retry-After": "120"}))
+    assert isinstance(rl, RateLimitedError) and rl.retry_after == 120 and "ca" in str(rl)
+    perm = map_acme_error(messages.Error.with_code("rejectedIdentifier", detail="no"), host="ca",
+                          hostname="mx", what="x")
+    assert isinstance(perm, PermanentError)
+    caa = map_acme_error(messages.Error.with_code("caa", detail="CAA forbids"), host="ca", hostname="mx", what="x")
+    assert isinstance(caa, PermanentError)
+    srv = map_acme_error(messages.Error.with_code("serverInternal", detail="oops"), host="ca", hostname="mx",
+                         what="x", response=_response(503, {"Retry-After": "7"}))
+    assert isinstance(srv, IssuanceError) and srv.retry_after == 7
+    conn = map_acme_error(requests.ConnectionError("refused"), host="ca", hostname="mx", what="x")
+    assert isinstance(conn, IssuanceError) and "cannot connect" in str(conn)
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds(_response(200, {"Retry-After": "3"})) == 3
+    assert retry_after_seconds(_response(200, {})) is None
+    future = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    v = retry_after_seconds(_response(200, {"Retry-After": future}))
+    assert v is not None and 50 < v <= 60
+
+
+def test_poller_grows_gently_and_stops_at_deadline() -> None:
+    import time
+
+    p = Poller(time.monotonic() + 0.3, first=0.05)
+    t0 = time.monotonic()
+    n = 0
+    while p.wait():
+        n += 1
+    assert 3 <= n <= 6 and 0.29 <= time.monotonic() - t0 < 0.5
