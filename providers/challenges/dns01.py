@@ -30,12 +30,12 @@ Server = tuple[str, int]
 
 
 def parse_server(value: str, *, default_port: int = 53, key: str = "server", table: str = "") -> Server:
-    """"host", "host:port", "[v6]:port" -> (host, port)."""
+    """ "host", "host:port", "[v6]:port" -> (host, port)."""
     host, port = value, default_port
     if value.startswith("["):
         end = value.find("]")
         host = value[1:end]
-        rest = value[end + 1:]
+        rest = value[end + 1 :]
         if rest.startswith(":"):
             port = _port(rest[1:], key, table)
     elif value.count(":") == 1:
@@ -63,8 +63,13 @@ class Dns01Solver(ABC):
     #: short name used in messages ("rfc2136", ...)
     provider = "dns-01"
 
-    def __init__(self, *, ttl: int = 60, propagation_timeout: float = 120.0,
-                 nameservers: Sequence[Server] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ttl: int = 60,
+        propagation_timeout: float = 120.0,
+        nameservers: Sequence[Server] | None = None,
+    ) -> None:
         self.ttl = ttl
         self.propagation_timeout = propagation_timeout
         self.nameservers = list(nameservers) if nameservers else None
@@ -86,7 +91,9 @@ class Dns01Solver(ABC):
         try:
             return str(dns.resolver.zone_for_name(fqdn))
         except dns.exception.DNSException as e:
-            raise ChallengeError(f"{self.provider}: cannot find the DNS zone of {fqdn}: {e}; set `zone`") from e
+            raise ChallengeError(
+                f"{self.provider}: cannot find the DNS zone of {fqdn}: {e}; set `zone`"
+            ) from e
 
     def authoritative_servers(self, zone: str) -> list[Server]:
         """Where propagation is checked: ``nameservers`` if set, else the zone's NS hosts."""
@@ -147,7 +154,8 @@ class Dns01Solver(ABC):
                 names = ", ".join(f"{h}:{p}" for h, p in sorted(waiting))
                 raise ChallengeError(
                     f"{self.provider}: TXT {fqdn} for {domain} not visible on {names} after "
-                    f"{self.propagation_timeout:g}s{last_error}; check zone transfers or raise propagation_timeout"
+                    f"{self.propagation_timeout:g}s{last_error}; "
+                    "check zone transfers to the secondaries or raise propagation_timeout"
                 )
             time.sleep(delay)
             delay = min(delay * 1.5, 1.0)
@@ -164,4 +172,3 @@ def txt_values(server: Server, fqdn: str, timeout: float = 2.0) -> set[str]:
             for rdata in rrset:
                 values.add(b"".join(rdata.strings).decode("ascii", "replace"))
     return values
-

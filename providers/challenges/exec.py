@@ -40,12 +40,16 @@ class ExecSolver:
         ctype = options.str("type", choices=["http-01", "dns-01"])
         provider = options.str("provider", None)
         if provider not in (None, "exec"):
-            raise ConfigError(f"must be \"exec\" for this solver, got {provider!r}", table=options.where,
-                              key="provider")
+            raise ConfigError(
+                f'must be "exec" for this solver, got {provider!r}', table=options.where, key="provider"
+            )
         command = options.str_list("command")
         if isinstance(options.raw("command"), str):
-            raise ConfigError("must be a list of strings (no shell is used), e.g. [\"/usr/local/bin/hook\"]",
-                              table=options.where, key="command")
+            raise ConfigError(
+                'must be a list of strings (no shell is used), e.g. ["/usr/local/bin/hook"]',
+                table=options.where,
+                key="command",
+            )
         timeout = options.float("timeout", 300.0, min=1.0)
         options.finish()
         return cls(command, challenge_type=ctype, timeout=timeout)
@@ -61,13 +65,22 @@ class ExecSolver:
         }
         argv = [*self.command, action]
         try:
-            proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=self.timeout, check=False)
+            proc = subprocess.run(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=self.timeout,
+                check=False,
+            )
         except FileNotFoundError as e:
-            raise ChallengeError(f"{self.challenge_type} exec: {self.command[0]} not found; fix `command`") from e
+            raise ChallengeError(
+                f"{self.challenge_type} exec: {self.command[0]} not found; fix `command`"
+            ) from e
         except PermissionError as e:
-            raise ChallengeError(f"{self.challenge_type} exec: {self.command[0]} is not executable; "
-                                 "fix its mode or `command`") from e
+            raise ChallengeError(
+                f"{self.challenge_type} exec: {self.command[0]} is not executable; fix its mode or `command`"
+            ) from e
         except subprocess.TimeoutExpired as e:
             raise ChallengeError(
                 f"{self.challenge_type} exec: `{' '.join(argv)}` for {task.domain} ran longer than "

@@ -34,7 +34,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         body: bytes | None = None
         if self.path.startswith(PREFIX):
-            body = self.server.lookup(self.path[len(PREFIX):])
+            body = self.server.lookup(self.path[len(PREFIX) :])
         if body is None:
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -77,8 +77,9 @@ class Http01Solver:
     challenge_type = "http-01"
     description = "HTTP-01: standalone listener or files in a webroot"
 
-    def __init__(self, *, mode: str = "standalone", address: str = "", port: int = 80,
-                 webroot: Path | None = None) -> None:
+    def __init__(
+        self, *, mode: str = "standalone", address: str = "", port: int = 80, webroot: Path | None = None
+    ) -> None:
         if mode == "webroot" and webroot is None:
             raise ValueError("webroot mode needs a webroot")
         self.mode = mode
@@ -100,9 +101,9 @@ class Http01Solver:
         port = options.int("port", 80, min=1, max=65535)
         webroot = options.path("webroot", None)
         if mode == "webroot" and webroot is None:
-            raise ConfigError("is required when mode = \"webroot\"", table=options.where, key="webroot")
+            raise ConfigError('is required when mode = "webroot"', table=options.where, key="webroot")
         if mode == "standalone" and webroot is not None:
-            raise ConfigError("only applies to mode = \"webroot\"", table=options.where, key="webroot")
+            raise ConfigError('only applies to mode = "webroot"', table=options.where, key="webroot")
         options.finish()
         return cls(mode=mode, address=address, port=port, webroot=webroot)
 
@@ -117,10 +118,11 @@ class Http01Solver:
                     where = f"{self.address or '*'}:{self.port}"
                     raise ChallengeError(
                         f"http-01: cannot listen on {where}: {e.strerror}; free the port, run with "
-                        "permission to bind it, or use mode = \"webroot\""
+                        'permission to bind it, or use mode = "webroot"'
                     ) from e
-                self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                                                name="http-01", daemon=True)
+                self._thread = threading.Thread(
+                    target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="http-01", daemon=True
+                )
                 self._thread.start()
                 self._server = server
             return self._server

@@ -72,8 +72,10 @@ def parse_tsig_key(text: str, *, source: str = "key file") -> TsigKey:
         raise ValueError(f"{source}: key {name} has no secret")
     algorithm = alg_m.group(1).lower()
     if algorithm not in _ALGORITHMS:
-        raise ValueError(f"{source}: key {name} uses unsupported algorithm {algorithm} "
-                         f"(supported: {', '.join(sorted(_ALGORITHMS))})")
+        raise ValueError(
+            f"{source}: key {name} uses unsupported algorithm {algorithm} "
+            f"(supported: {', '.join(sorted(_ALGORITHMS))})"
+        )
     try:
         secret = base64.b64decode(secret_m.group(1), validate=True)
     except binascii.Error as e:
@@ -89,9 +91,17 @@ class Rfc2136Solver(Dns01Solver):
     provider = "rfc2136"
     description = "DNS-01 via RFC 2136 dynamic update with TSIG (BIND, Knot, PowerDNS)"
 
-    def __init__(self, *, server: Server, key: TsigKey, zone: str | None = None, ttl: int = 60,
-                 propagation_timeout: float = 120.0, nameservers: list[Server] | None = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        server: Server,
+        key: TsigKey,
+        zone: str | None = None,
+        ttl: int = 60,
+        propagation_timeout: float = 120.0,
+        nameservers: list[Server] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         super().__init__(ttl=ttl, propagation_timeout=propagation_timeout, nameservers=nameservers)
         self.server = server
         self.key = key
@@ -107,8 +117,12 @@ class Rfc2136Solver(Dns01Solver):
         for inline in ("tsig_secret", "tsig_key", "secret"):
             if options.has(inline):
                 options.raw(inline)
-                raise ConfigError("secrets are not accepted inline; put the key in a BIND key file "
-                                  "(tsig-keygen) and set tsig_key_file", table=where, key=inline)
+                raise ConfigError(
+                    "secrets are not accepted inline; put the key in a BIND key file "
+                    "(tsig-keygen) and set tsig_key_file",
+                    table=where,
+                    key=inline,
+                )
         key_file: Path = options.path("tsig_key_file", must_exist=True)
         try:
             key = parse_tsig_key(key_file.read_text(), source=str(key_file))
@@ -120,8 +134,14 @@ class Rfc2136Solver(Dns01Solver):
         ns = options.str_list("nameservers", [])
         nameservers = [parse_server(n, table=where, key="nameservers") for n in ns]
         options.finish()
-        return cls(server=server, key=key, zone=zone, ttl=ttl, propagation_timeout=propagation_timeout,
-                   nameservers=nameservers or None)
+        return cls(
+            server=server,
+            key=key,
+            zone=zone,
+            ttl=ttl,
+            propagation_timeout=propagation_timeout,
+            nameservers=nameservers or None,
+        )
 
     def _where(self) -> str:
         return f"rfc2136 {self.server[0]}:{self.server[1]}"
@@ -146,10 +166,16 @@ class Rfc2136Solver(Dns01Solver):
             return self.nameservers
         # the zone's NS as the primary itself publishes them
         try:
-            resp = dns.query.udp(dns.message.make_query(zone, dns.rdatatype.NS), self.server[0],
-                                 port=self.server[1], timeout=self.timeout)
+            resp = dns.query.udp(
+                dns.message.make_query(zone, dns.rdatatype.NS),
+                self.server[0],
+                port=self.server[1],
+                timeout=self.timeout,
+            )
         except (dns.exception.DNSException, OSError) as e:
-            raise ChallengeError(f"{self._where()}: NS lookup for {zone} failed: {e}; set `nameservers`") from e
+            raise ChallengeError(
+                f"{self._where()}: NS lookup for {zone} failed: {e}; set `nameservers`"
+            ) from e
         names = [str(r.target) for rrset in resp.answer if rrset.rdtype == dns.rdatatype.NS for r in rrset]
         if not names:
             return [self.server]
@@ -160,7 +186,9 @@ class Rfc2136Solver(Dns01Solver):
         try:
             resp = dns.query.tcp(update, self.server[0], port=self.server[1], timeout=self.timeout)
         except (dns.exception.DNSException, OSError) as e:
-            raise ChallengeError(f"{self._where()}: {what} TXT {fqdn} failed: {e}; check server and TSIG key") from e
+            raise ChallengeError(
+                f"{self._where()}: {what} TXT {fqdn} failed: {e}; check server and TSIG key"
+            ) from e
         rcode = resp.rcode()
         if rcode != dns.rcode.NOERROR:
             raise ChallengeError(
@@ -170,7 +198,9 @@ class Rfc2136Solver(Dns01Solver):
 
     def _update(self, zone: str) -> dns.update.UpdateMessage:
         return dns.update.UpdateMessage(
-            zone, keyring=self.key.keyring(), keyname=dns.name.from_text(self.key.name),
+            zone,
+            keyring=self.key.keyring(),
+            keyname=dns.name.from_text(self.key.name),
             keyalgorithm=_ALGORITHMS[self.key.algorithm],
         )
 

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Self
 
-import josepy as jose
 import requests
 from acme import client as acme_client
 from acme import errors as acme_errors
@@ -30,6 +29,8 @@ from acme import messages
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from josepy import errors as jose_errors
+from josepy import jwa, jwk
 
 from certmgr.errors import CertmgrError, ConfigError, IssuanceError, PermanentError
 from certmgr.interfaces import (
@@ -58,23 +59,28 @@ USER_AGENT = "certmgr (acme-python)"
 #: per HTTP request; the whole issuance is bounded by ``timeout``
 REQUEST_TIMEOUT = 30
 
-_ACME_ERRORS = (messages.Error, acme_errors.Error, requests.RequestException, jose.DeserializationError)
+_ACME_ERRORS = (
+    messages.Error,
+    acme_errors.Error,
+    requests.RequestException,
+    jose_errors.DeserializationError,
+)
 
 
 @dataclass(frozen=True)
 class _Account:
-    key: jose.JWK
-    alg: jose.JWASignature
+    key: jwk.JWK
+    alg: jwa.JWASignature
     regr: messages.RegistrationResource
 
 
-def _load_key(key_pem: bytes) -> tuple[jose.JWK, jose.JWASignature]:
+def _load_key(key_pem: bytes) -> tuple[jwk.JWK, jwa.JWASignature]:
     key = serialization.load_pem_private_key(key_pem, password=None)
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        alg = {256: jose.ES256, 384: jose.ES384, 521: jose.ES512}[key.curve.key_size]
-        return jose.JWKEC(key=key), alg
+        alg = {256: jwa.ES256, 384: jwa.ES384, 521: jwa.ES512}[key.curve.key_size]
+        return jwk.JWKEC(key=key), alg
     if isinstance(key, rsa.RSAPrivateKey):
-        return jose.JWKRSA(key=key), jose.RS256
+        return jwk.JWKRSA(key=key), jwa.RS256
     raise PermanentError("the stored ACME account key is neither EC nor RSA; remove it to register anew")
 
 
@@ -116,17 +122,22 @@ class AcmeIssuer:
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
         directory = options.str("directory")
         if not directory.startswith(("https://", "http://")):
-            raise ConfigError(f"must be an http(s) URL, got {directory!r}", table=options.where, key="directory")
+            raise ConfigError(
+                f"must be an http(s) URL, got {directory!r}", table=options.where, key="directory"
+            )
         contact = options.str_list("contact", [])
         for c in contact:
             if not c.startswith("mailto:"):
-                raise ConfigError(f"entries must start with mailto:, got {c!r}", table=options.where, key="contact")
+                raise ConfigError(
+                    f"entries must start with mailto:, got {c!r}", table=options.where, key="contact"
+                )
         ca_bundle = options.path("ca_bundle", None, must_exist=True)
         eab_kid = options.str("eab_kid", None)
         eab_hmac_key = options.secret("eab_hmac_key", required=eab_kid is not None)
         if eab_hmac_key is not None and eab_kid is None:
-            raise ConfigError("is set but eab_kid is not; set both or neither", table=options.where,
-                              key="eab_hmac_key_file")
+            raise ConfigError(
+                "is set but eab_kid is not; set both or neither", table=options.where, key="eab_hmac_key_file"
+            )
         profile = options.str("profile", None)
         timeout = options.float("timeout", 300.0, min=1.0)
         challenge = options.table("challenge")
@@ -148,14 +159,15 @@ class AcmeIssuer:
 
     # -- shared state -----------------------------------------------------
 
-    def _network(self, account: _Account | None, key: jose.JWK | None = None,
-                 alg: jose.JWASignature = jose.ES256) -> RetryingNetwork:
+    def _network(
+        self, account: _Account | None, key: jwk.JWK | None = None, alg: jwa.JWASignature = jwa.ES256
+    ) -> RetryingNetwork:
         net = RetryingNetwork(
             key=account.key if account else key,
             account=account.regr if account else None,
             alg=account.alg if account else alg,
             # requests takes a CA file path as well as a bool here
-            verify_ssl=self.ca_bundle if self.ca_bundle else True,  # type: ignore[arg-type]
+            verify_ssl=self.ca_bundle if self.ca_bundle else True,
             user_agent=USER_AGENT,
             timeout=REQUEST_TIMEOUT,
         )
@@ -169,8 +181,13 @@ class AcmeIssuer:
             try:
                 directory = acme_client.ClientV2.get_directory(self.directory_url, net)
             except _ACME_ERRORS as e:
-                raise map_acme_error(e, host=self.host, hostname=hostname, what="fetching the directory",
-                                     response=net.last_response) from e
+                raise map_acme_error(
+                    e,
+                    host=self.host,
+                    hostname=hostname,
+                    what="fetching the directory",
+                    response=net.last_response,
+                ) from e
             if self.profile is not None:
                 offered = dict(directory.meta.profiles or {})
                 if self.profile not in offered:
@@ -189,20 +206,23 @@ class AcmeIssuer:
             return False
         return True
 
-    def _register(self, key: jose.JWK, alg: jose.JWASignature, ctx: IssueContext) -> _Account:
+    def _register(self, key: jwk.JWK, alg: jwa.JWASignature, ctx: IssueContext) -> _Account:
         directory = self._get_directory(ctx.hostname)
         net = self._network(None, key, alg)
         client = acme_client.ClientV2(directory, net)
         eab = None
         if self.eab_kid and self.eab_hmac_key:
             eab = messages.ExternalAccountBinding.from_data(
-                account_public_key=key.public_key(), kid=self.eab_kid, hmac_key=self.eab_hmac_key,
+                account_public_key=key.public_key(),
+                kid=self.eab_kid,
+                hmac_key=self.eab_hmac_key,
                 directory=directory,
             )
         elif client.external_account_required():
             raise PermanentError(
                 f"ACME server {self.host} requires external account binding: set eab_kid and "
-                f"eab_hmac_key_file (or eab_hmac_key_env) in [issuer.{self.name}] with the values the CA gave you"
+                f"eab_hmac_key_file (or eab_hmac_key_env) in [issuer.{self.name}] "
+                "with the values the CA gave you"
             )
         reg = messages.NewRegistration(
             contact=self.contact, terms_of_service_agreed=True, external_account_binding=eab
@@ -213,13 +233,25 @@ class AcmeIssuer:
             # the key is already registered: the CA tells us the account URL
             regr = messages.RegistrationResource(uri=str(e.location), body=messages.Registration())
         except _ACME_ERRORS as e:
-            raise map_acme_error(e, host=self.host, hostname=ctx.hostname, what="registering the account",
-                                 response=net.last_response) from e
-        key_pem = key.key.private_bytes(  # type: ignore[attr-defined]
+            raise map_acme_error(
+                e,
+                host=self.host,
+                hostname=ctx.hostname,
+                what="registering the account",
+                response=net.last_response,
+            ) from e
+        key_pem = key.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        ctx.save_account(AccountRecord(issuer=self.name, directory=self.directory_url, key_pem=key_pem,
-                                       uri=regr.uri, contact=self.contact))
+        ctx.save_account(
+            AccountRecord(
+                issuer=self.name,
+                directory=self.directory_url,
+                key_pem=key_pem,
+                uri=regr.uri,
+                contact=self.contact,
+            )
+        )
         log.info("%s: registered ACME account %s", self.host, regr.uri)
         return _Account(key, alg, regr)
 
@@ -236,8 +268,8 @@ class AcmeIssuer:
                 else:
                     self._account = self._register(key, alg, ctx)
             else:
-                new_key = jose.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
-                self._account = self._register(new_key, jose.ES256, ctx)
+                new_key = jwk.JWKEC(key=ec.generate_private_key(ec.SECP256R1()))
+                self._account = self._register(new_key, jwa.ES256, ctx)
             return self._account
 
     def _reregister(self, stale: _Account, ctx: IssueContext) -> _Account:
@@ -246,7 +278,9 @@ class AcmeIssuer:
         with self._account_lock:
             if self._account is not None and self._account is not stale:
                 return self._account
-            log.warning("%s: ACME account %s is unknown to the CA; registering again", self.host, stale.regr.uri)
+            log.warning(
+                "%s: ACME account %s is unknown to the CA; registering again", self.host, stale.regr.uri
+            )
             self._account = self._register(stale.key, stale.alg, ctx)
             return self._account
 
@@ -260,9 +294,18 @@ class AcmeIssuer:
         for attempt in (1, 2):
             net = self._network(account)
             client = acme_client.ClientV2(directory, net)
-            run = Issuance(client, account.key, self.solver, request, ctx, host=self.host, deadline=deadline,
-                           profile=self.profile, send_replaces=self._has_ari(directory),
-                           resume_order_url=resume)
+            run = Issuance(
+                client,
+                account.key,
+                self.solver,
+                request,
+                ctx,
+                host=self.host,
+                deadline=deadline,
+                profile=self.profile,
+                send_replaces=self._has_ari(directory),
+                resume_order_url=resume,
+            )
             try:
                 return run.run()
             except messages.Error as e:
@@ -271,13 +314,15 @@ class AcmeIssuer:
                     # orders belonged to the forgotten account
                     resume = None
                     continue
-                raise map_acme_error(e, host=self.host, hostname=request.hostname, what=run.what,
-                                     response=net.last_response) from e
+                raise map_acme_error(
+                    e, host=self.host, hostname=request.hostname, what=run.what, response=net.last_response
+                ) from e
             except CertmgrError:
                 raise
             except (*_ACME_ERRORS, ValueError) as e:
-                raise map_acme_error(e, host=self.host, hostname=request.hostname, what=run.what,
-                                     response=net.last_response) from e
+                raise map_acme_error(
+                    e, host=self.host, hostname=request.hostname, what=run.what, response=net.last_response
+                ) from e
         raise AssertionError("unreachable")
 
     # -- Revoker ------------------------------------------------------------
@@ -295,11 +340,21 @@ class AcmeIssuer:
                 if e.code == "accountDoesNotExist" and attempt == 1:
                     account = self._reregister(account, ctx)
                     continue
-                raise map_acme_error(e, host=self.host, hostname=ctx.hostname, what="revoking the certificate",
-                                     response=net.last_response) from e
+                raise map_acme_error(
+                    e,
+                    host=self.host,
+                    hostname=ctx.hostname,
+                    what="revoking the certificate",
+                    response=net.last_response,
+                ) from e
             except _ACME_ERRORS as e:
-                raise map_acme_error(e, host=self.host, hostname=ctx.hostname, what="revoking the certificate",
-                                     response=net.last_response) from e
+                raise map_acme_error(
+                    e,
+                    host=self.host,
+                    hostname=ctx.hostname,
+                    what="revoking the certificate",
+                    response=net.last_response,
+                ) from e
 
     # -- RenewalInfoSource --------------------------------------------------
 
@@ -313,17 +368,28 @@ class AcmeIssuer:
             resp = net.get(url, content_type="application/json")
             info = messages.RenewalInfo.from_json(resp.json())
         except _ACME_ERRORS as e:
-            raise map_acme_error(e, host=self.host, hostname=ctx.hostname, what="fetching renewal information",
-                                 response=net.last_response) from e
+            raise map_acme_error(
+                e,
+                host=self.host,
+                hostname=ctx.hostname,
+                what="fetching renewal information",
+                response=net.last_response,
+            ) from e
         window = info.suggested_window
         seconds = retry_after_seconds(resp)
         retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds) if seconds is not None else None
         explanation: Any = resp.json().get("explanationURL")
         if window.start is None or window.end is None:
-            raise IssuanceError(f"ACME server {self.host} sent renewal information without a window for "
-                                f"{ctx.hostname}; asking again later")
-        return RenewalWindow(start=window.start, end=window.end, retry_after=retry_at,
-                             explanation_url=str(explanation) if explanation else None)
+            raise IssuanceError(
+                f"ACME server {self.host} sent renewal information without a window for "
+                f"{ctx.hostname}; asking again later"
+            )
+        return RenewalWindow(
+            start=window.start,
+            end=window.end,
+            retry_after=retry_at,
+            explanation_url=str(explanation) if explanation else None,
+        )
 
     def close(self) -> None:
         if isinstance(self.solver, Closeable):

@@ -15,12 +15,12 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import josepy as jose
 import requests
 from acme import client as acme_client
 from acme import errors as acme_errors
 from acme import messages
 from cryptography import x509
+from josepy import errors as jose_errors
 
 from certmgr.errors import (
     CertmgrError,
@@ -177,7 +177,7 @@ def map_acme_error(
             return PermanentError(f"{where}: {code}: {detail}; fix the request or the CA settings")
         if code in {"dns", "connection", "incorrectResponse", "tls"}:
             return ChallengeError(f"{where}: validation failed ({code}): {detail}", retry_after=retry_after)
-        if status is not None and status >= 500 or code == "serverInternal":
+        if (status is not None and status >= 500) or code == "serverInternal":
             return IssuanceError(
                 f"{where}: server error {status or ''} {detail}; retrying later", retry_after=retry_after
             )
@@ -195,11 +195,13 @@ def map_acme_error(
         resp = arg if isinstance(arg, requests.Response) else response
         code_ = resp.status_code if resp is not None else None
         if code_ == 429:
-            return RateLimitedError(f"{where}: rate limited (HTTP 429)", retry_after=retry_after_seconds(resp))
+            return RateLimitedError(
+                f"{where}: rate limited (HTTP 429)", retry_after=retry_after_seconds(resp)
+            )
         return IssuanceError(
             f"{where}: unexpected answer (HTTP {code_}): {exc}", retry_after=retry_after_seconds(resp)
         )
-    if isinstance(exc, jose.DeserializationError | ValueError):
+    if isinstance(exc, jose_errors.DeserializationError | ValueError):
         return IssuanceError(f"{where}: malformed answer from the CA: {exc}")
     return IssuanceError(f"{where}: {type(exc).__name__}: {exc}")
 

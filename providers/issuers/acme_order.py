@@ -11,15 +11,15 @@ import datetime as dt
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
-import josepy as jose
 import requests
 from acme import challenges, messages
 from acme import client as acme_client
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from josepy import b64, json_util, jwk
+from josepy import errors as jose_errors
 
 from certmgr.errors import ChallengeError, IssuanceError, PermanentError
 from certmgr.interfaces import CertRequest, ChallengeSolver, ChallengeTask, IssueContext, IssuedCertificate
@@ -28,14 +28,15 @@ from providers.issuers.acme_net import PERMANENT_CODES, Poller, problem_text
 log = logging.getLogger(__name__)
 
 #: orders in these states can still lead to a certificate
-USABLE = frozenset({messages.STATUS_PENDING, messages.STATUS_READY, messages.STATUS_PROCESSING,
-                    messages.STATUS_VALID})
+USABLE = frozenset(
+    {messages.STATUS_PENDING, messages.STATUS_READY, messages.STATUS_PROCESSING, messages.STATUS_VALID}
+)
 
 
 class NewOrderWithReplaces(messages.NewOrder):
     """newOrder with the RFC 9773 ``replaces`` field, which acme 5.9 does not send."""
 
-    replaces: str | None = jose.field("replaces", omitempty=True)
+    replaces: str | None = json_util.field("replaces", omitempty=True)
 
 
 class Issuance:
@@ -44,7 +45,7 @@ class Issuance:
     def __init__(
         self,
         client: acme_client.ClientV2,
-        key: jose.JWK,
+        key: jwk.JWK,
         solver: ChallengeSolver,
         request: CertRequest,
         ctx: IssueContext,
@@ -101,7 +102,7 @@ class Issuance:
         try:
             resp = self._get(url)
             body = messages.Order.from_json(resp.json())
-        except (messages.Error, requests.RequestException, ValueError, jose.DeserializationError) as e:
+        except (messages.Error, requests.RequestException, ValueError, jose_errors.DeserializationError) as e:
             log.info("%s: order %s cannot be resumed (%s); making a new one", self.request.hostname, url, e)
             return None
         names = {i.value for i in body.identifiers or ()}
@@ -123,7 +124,9 @@ class Issuance:
         body = messages.Order.from_json(resp.json())
         uri = resp.headers.get("Location")
         if not uri:
-            raise IssuanceError(f"ACME server {self.host} created an order without a Location; retrying later")
+            raise IssuanceError(
+                f"ACME server {self.host} created an order without a Location; retrying later"
+            )
         self.ctx.record_step("order_created", {"order_url": uri})
         self.what = "fetching authorizations"
         authzs = [self._authz(u) for u in body.authorizations or ()]
@@ -151,7 +154,7 @@ class Issuance:
             domain=domain,
             token=chall.encode("token"),
             key_authorization=key_authz,
-            dns_value=jose.b64encode(digest).decode("ascii"),
+            dns_value=b64.b64encode(digest).decode("ascii"),
         )
 
     def _authorize(self, orderr: messages.OrderResource) -> None:
@@ -171,7 +174,7 @@ class Issuance:
                 self.solver.present(task)
                 presented.append(task)
                 work.append((authzr, challb, task))
-            for authzr, challb, task in work:
+            for _authzr, challb, task in work:
                 self.what = f"answering the {challb.chall.typ} challenge for {task.domain}"
                 if challb.status == messages.STATUS_PENDING:
                     self.client.answer_challenge(challb, challb.response(self.key))
@@ -181,7 +184,7 @@ class Issuance:
             for task in presented:
                 try:
                     self.solver.cleanup(task)
-                except Exception as e:  # noqa: BLE001 - cleanup must not hide the outcome
+                except Exception as e:
                     log.warning("%s: cleanup of the challenge for %s failed: %s", self.host, task.domain, e)
 
     def _wait_authorizations(self, pending: list[messages.AuthorizationResource]) -> None:
@@ -203,7 +206,9 @@ class Issuance:
                 raise self._authz_failure(authzr, last)
             pending = still
 
-    def _authz_failure(self, authzr: messages.AuthorizationResource, resp: requests.Response | None) -> Exception:
+    def _authz_failure(
+        self, authzr: messages.AuthorizationResource, resp: requests.Response | None
+    ) -> Exception:
         domain = authzr.body.identifier.value
         ctype = self.solver.challenge_type
         for challb in authzr.body.challenges:
@@ -277,11 +282,16 @@ def _check_chain(pem: bytes, request: CertRequest, host: str) -> None:
     try:
         certs = x509.load_pem_x509_certificates(pem)
     except ValueError as e:
-        raise IssuanceError(f"ACME server {host} sent an unreadable certificate for {request.hostname}: {e}") from e
+        raise IssuanceError(
+            f"ACME server {host} sent an unreadable certificate for {request.hostname}: {e}"
+        ) from e
     csr = x509.load_pem_x509_csr(request.csr_pem)
-    spki: Callable[[Any], bytes] = lambda k: k.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+
+    def spki(k: Any) -> bytes:
+        return bytes(
+            k.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
+
     if not certs or spki(certs[0].public_key()) != spki(csr.public_key()):
         raise IssuanceError(
             f"ACME server {host} returned a certificate for {request.hostname} whose key does not match "

@@ -34,23 +34,37 @@ def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Peers]:
 
 
 def solver_table(ns: Named, **extra: Any) -> dict[str, Any]:
-    return {"type": "dns-01", "provider": "rfc2136", "server": ns.server,
-            "tsig_key_file": str(ns.key_file), "nameservers": [ns.server], **extra}
+    return {
+        "type": "dns-01",
+        "provider": "rfc2136",
+        "server": ns.server,
+        "tsig_key_file": str(ns.key_file),
+        "nameservers": [ns.server],
+        **extra,
+    }
 
 
 def make_solver(table: Mapping[str, Any], base: Path) -> Rfc2136Solver:
-    return Rfc2136Solver.from_config("challenge", Options(table, where="challenge", base_dir=base),
-                                     ProviderEnv(config_dir=base, state_dir=base))
+    return Rfc2136Solver.from_config(
+        "challenge",
+        Options(table, where="challenge", base_dir=base),
+        ProviderEnv(config_dir=base, state_dir=base),
+    )
 
 
 def test_dns01_issuance_publishes_then_removes_txt(peers: Peers, tmp_path: Path) -> None:
     ns = peers.named
-    table = {"directory": peers.pebble.directory_url, "ca_bundle": str(peers.pebble.ca_bundle),
-             "challenge": solver_table(ns), "timeout": 60}
+    table = {
+        "directory": peers.pebble.directory_url,
+        "ca_bundle": str(peers.pebble.ca_bundle),
+        "challenge": solver_table(ns),
+        "timeout": 60,
+    }
     issuer = make_issuer(table, tmp_path)
     names = ["mx1.example.test", "*.mx1.example.test"]
-    req = CertRequest(hostname=names[0], names=tuple(names), key_type="ecdsa-p256",
-                      csr_pem=make_csr(names)[1])
+    req = CertRequest(
+        hostname=names[0], names=tuple(names), key_type="ecdsa-p256", csr_pem=make_csr(names)[1]
+    )
     store = AccountStore()
     seen_during: list[list[str]] = []
     ctx: IssueContext = store.context(req.hostname)

@@ -27,13 +27,20 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
 
 
 def table(p: Pebble, **extra: Any) -> dict[str, Any]:
-    return {"directory": p.directory_url, "ca_bundle": str(p.ca_bundle), "timeout": 60,
-            "challenge": {"type": "http-01", "address": "127.0.0.1", "port": p.http_port}, **extra}
+    return {
+        "directory": p.directory_url,
+        "ca_bundle": str(p.ca_bundle),
+        "timeout": 60,
+        "challenge": {"type": "http-01", "address": "127.0.0.1", "port": p.http_port},
+        **extra,
+    }
 
 
 def req(prefix: str) -> CertRequest:
     names = [f"{prefix}.example.test"]
-    return CertRequest(hostname=names[0], names=tuple(names), key_type="ecdsa-p256", csr_pem=make_csr(names)[1])
+    return CertRequest(
+        hostname=names[0], names=tuple(names), key_type="ecdsa-p256", csr_pem=make_csr(names)[1]
+    )
 
 
 def test_eab_with_right_key_issues(pebble: Pebble, tmp_path: Path) -> None:

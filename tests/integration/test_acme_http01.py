@@ -34,14 +34,20 @@ def names_for(prefix: str) -> list[str]:
 
 
 def request_for(names: list[str], key_type: str = "ecdsa-p256") -> CertRequest:
-    return CertRequest(hostname=names[0], names=tuple(names), key_type=key_type,
-                       csr_pem=make_csr(names, key_type)[1])
+    return CertRequest(
+        hostname=names[0], names=tuple(names), key_type=key_type, csr_pem=make_csr(names, key_type)[1]
+    )
 
 
 def issuer_table(pebble: Pebble, **challenge: Any) -> dict[str, Any]:
     ch = {"type": "http-01", "address": "127.0.0.1", "port": pebble.http_port, **challenge}
-    return {"directory": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle),
-            "contact": ["mailto:postmaster@example.test"], "challenge": ch, "timeout": 60}
+    return {
+        "directory": pebble.directory_url,
+        "ca_bundle": str(pebble.ca_bundle),
+        "contact": ["mailto:postmaster@example.test"],
+        "challenge": ch,
+        "timeout": 60,
+    }
 
 
 def check_issued(pebble: Pebble, issued: IssuedCertificate, req: CertRequest) -> x509.Certificate:
@@ -130,8 +136,9 @@ def test_webroot_mode(pebble: Pebble, tmp_path: Path) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", pebble.http_port),
-                                             functools.partial(Handler, directory=str(webroot)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", pebble.http_port), functools.partial(Handler, directory=str(webroot))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

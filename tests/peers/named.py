@@ -37,8 +37,9 @@ class Named:
     def _write(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
         keygen = require_binary("tsig-keygen")
-        key_text = subprocess.run([keygen, "-a", "hmac-sha256", KEY_NAME], check=True,
-                                  capture_output=True, text=True).stdout
+        key_text = subprocess.run(
+            [keygen, "-a", "hmac-sha256", KEY_NAME], check=True, capture_output=True, text=True
+        ).stdout
         self.key_file.write_text(key_text)
         self.key_file.chmod(0o600)
         zone_file = self.workdir / f"{self.zone}.zone"
@@ -79,10 +80,14 @@ zone "{self.zone}" {{
     def start(self) -> None:
         named = require_binary("named")
         conf = self._write()
-        log = open(self.workdir / "named.log", "ab")  # noqa: SIM115 - owned by the process
+        log = open(self.workdir / "named.log", "ab")
         # -g: foreground, log to stderr; runs as the current user (root here) in workdir
-        self.proc = subprocess.Popen([named, "-g", "-c", str(conf), "-p", str(self.port)],
-                                     stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        self.proc = subprocess.Popen(
+            [named, "-g", "-c", str(conf), "-p", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+        )
         log.close()
         try:
             wait_port(self.port, timeout=20)
@@ -103,7 +108,7 @@ zone "{self.zone}" {{
         q = dns.message.make_query(name, rdtype)
         try:
             r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=2)
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             return []
         out: list[str] = []
         for rrset in r.answer:

@@ -91,13 +91,20 @@ class ChallTestSrv:
         self.proc = subprocess.Popen(
             [
                 binary,
-                "-defaultIPv4", "127.0.0.1",
-                "-defaultIPv6", "",
-                "-dns01", f"127.0.0.1:{self.dns_port}",
-                "-http01", "",
-                "-https01", "",
-                "-tlsalpn01", "",
-                "-management", f"127.0.0.1:{self.management_port}",
+                "-defaultIPv4",
+                "127.0.0.1",
+                "-defaultIPv6",
+                "",
+                "-dns01",
+                f"127.0.0.1:{self.dns_port}",
+                "-http01",
+                "",
+                "-https01",
+                "",
+                "-tlsalpn01",
+                "",
+                "-management",
+                f"127.0.0.1:{self.management_port}",
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -220,7 +227,7 @@ class Pebble:
         return r.content
 
     def cert_status(self, serial: int) -> str:
-        """"Valid" or "Revoked" for a certificate this pebble issued."""
+        """ "Valid" or "Revoked" for a certificate this pebble issued."""
         r = self._get(f"/cert-status-by-serial/{serial:x}")
         if r.status_code == 404:
             # pebble prints serials as big.Int %x; keep a zero-padded form as a fallback
@@ -312,25 +319,34 @@ class AccountStore:
             self.record = record
             self.saves += 1
 
-    def context(self, hostname: str, *, steps: list[tuple[str, dict[str, str]]] | None = None,
-                resume_order_url: str | None = None) -> Any:
+    def context(
+        self,
+        hostname: str,
+        *,
+        steps: list[tuple[str, dict[str, str]]] | None = None,
+        resume_order_url: str | None = None,
+    ) -> Any:
         from certmgr.interfaces import IssueContext
 
         def record_step(step: str, detail: Mapping[str, str]) -> None:
             if steps is not None:
                 steps.append((step, dict(detail)))
 
-        return IssueContext(hostname=hostname, load_account=self.load, save_account=self.save,
-                            record_step=record_step, resume_order_url=resume_order_url)
+        return IssueContext(
+            hostname=hostname,
+            load_account=self.load,
+            save_account=self.save,
+            record_step=record_step,
+            resume_order_url=resume_order_url,
+        )
 
 
 def make_challenge_factory() -> Any:
     """The make_challenge the core provides: the class by the table's provider, else type."""
-    from providers.challenges.exec import ExecSolver
-    from providers.challenges.rfc2136 import Rfc2136Solver
-
     from certmgr.interfaces import Options
+    from providers.challenges.exec import ExecSolver
     from providers.challenges.http01 import Http01Solver
+    from providers.challenges.rfc2136 import Rfc2136Solver
 
     classes: dict[str, Any] = {"http-01": Http01Solver, "rfc2136": Rfc2136Solver, "exec": ExecSolver}
 

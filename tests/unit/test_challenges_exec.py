@@ -12,13 +12,17 @@ from certmgr.errors import ChallengeError, ConfigError
 from certmgr.interfaces import ChallengeTask, Options, ProviderEnv
 from providers.challenges.exec import ExecSolver
 
-TASK = ChallengeTask(domain="mx.example.test", token="tok123", key_authorization="tok123.thumb",
-                     dns_value="dnsvalue")
+TASK = ChallengeTask(
+    domain="mx.example.test", token="tok123", key_authorization="tok123.thumb", dns_value="dnsvalue"
+)
 
 
 def build(table: dict[str, Any], base: Path) -> ExecSolver:
-    return ExecSolver.from_config("challenge", Options(table, where="issuer.x.challenge", base_dir=base),
-                                  ProviderEnv(config_dir=base, state_dir=base))
+    return ExecSolver.from_config(
+        "challenge",
+        Options(table, where="issuer.x.challenge", base_dir=base),
+        ProviderEnv(config_dir=base, state_dir=base),
+    )
 
 
 def hook(tmp_path: Path, body: str) -> list[str]:
@@ -29,12 +33,15 @@ def hook(tmp_path: Path, body: str) -> list[str]:
 
 def test_present_and_cleanup_get_action_and_environment(tmp_path: Path) -> None:
     out = tmp_path / "out.txt"
-    cmd = hook(tmp_path, f"""
+    cmd = hook(
+        tmp_path,
+        f"""
 with open({str(out)!r}, "a") as f:
     f.write(" ".join([sys.argv[1]] + [os.environ[k] for k in (
         "CERTMGR_CHALLENGE_TYPE", "CERTMGR_DOMAIN", "CERTMGR_TOKEN",
         "CERTMGR_KEY_AUTHORIZATION", "CERTMGR_DNS_VALUE")]) + "\\n")
-""")
+""",
+    )
     solver = build({"type": "dns-01", "provider": "exec", "command": cmd}, tmp_path)
     assert solver.challenge_type == "dns-01"
     solver.present(TASK)

@@ -18,19 +18,27 @@ from tests.peers.util import free_port
 
 
 def build(table: dict[str, Any], base: Path) -> Http01Solver:
-    return Http01Solver.from_config("challenge", Options(table, where="issuer.x.challenge", base_dir=base),
-                                    ProviderEnv(config_dir=base, state_dir=base))
+    return Http01Solver.from_config(
+        "challenge",
+        Options(table, where="issuer.x.challenge", base_dir=base),
+        ProviderEnv(config_dir=base, state_dir=base),
+    )
 
 
 def task(n: int) -> ChallengeTask:
-    return ChallengeTask(domain=f"mx{n}.example.test", token=f"token-{n}", key_authorization=f"token-{n}.thumb",
-                         dns_value="unused")
+    return ChallengeTask(
+        domain=f"mx{n}.example.test",
+        token=f"token-{n}",
+        key_authorization=f"token-{n}.thumb",
+        dns_value="unused",
+    )
 
 
 def fetch(port: int, token: str) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/.well-known/acme-challenge/{token}",
-                                    timeout=5) as r:
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/.well-known/acme-challenge/{token}", timeout=5
+        ) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
         return e.code, b""

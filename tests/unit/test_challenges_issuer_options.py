@@ -71,10 +71,21 @@ def _cert(serial: int) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(serial).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.AuthorityKeyIdentifier(b"\x69\x88\x5B\x6B\x87\x46\x40\x41\xE1\xB3\x7B\x84\x7B\xA0"
-                                                   b"\xAE\x2C\xDE\x01\xC8\xD4", None, None), critical=False)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.AuthorityKeyIdentifier(
+                b"\x69\x88\x5b\x6b\x87\x46\x40\x41\xe1\xb3\x7b\x84\x7b\xa0\xae\x2c\xde\x01\xc8\xd4",
+                None,
+                None,
+            ),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM)
@@ -93,16 +104,29 @@ def _response(status: int, headers: dict[str, str]) -> requests.Response:
 
 
 def test_error_mapping() -> None:
-    rl = map_acme_error(messages.Error.with_code("rateLimited", detail="too many"), host="ca", hostname="mx",
-                        what="creating the order", response=_response(429, {"Retry-After": "120"}))
+    rl = map_acme_error(
+        messages.Error.with_code("rateLimited", detail="too many"),
+        host="ca",
+        hostname="mx",
+        what="creating the order",
+        response=_response(429, {"Retry-After": "120"}),
+    )
     assert isinstance(rl, RateLimitedError) and rl.retry_after == 120 and "ca" in str(rl)
-    perm = map_acme_error(messages.Error.with_code("rejectedIdentifier", detail="no"), host="ca",
-                          hostname="mx", what="x")
+    perm = map_acme_error(
+        messages.Error.with_code("rejectedIdentifier", detail="no"), host="ca", hostname="mx", what="x"
+    )
     assert isinstance(perm, PermanentError)
-    caa = map_acme_error(messages.Error.with_code("caa", detail="CAA forbids"), host="ca", hostname="mx", what="x")
+    caa = map_acme_error(
+        messages.Error.with_code("caa", detail="CAA forbids"), host="ca", hostname="mx", what="x"
+    )
     assert isinstance(caa, PermanentError)
-    srv = map_acme_error(messages.Error.with_code("serverInternal", detail="oops"), host="ca", hostname="mx",
-                         what="x", response=_response(503, {"Retry-After": "7"}))
+    srv = map_acme_error(
+        messages.Error.with_code("serverInternal", detail="oops"),
+        host="ca",
+        hostname="mx",
+        what="x",
+        response=_response(503, {"Retry-After": "7"}),
+    )
     assert isinstance(srv, IssuanceError) and srv.retry_after == 7
     conn = map_acme_error(requests.ConnectionError("refused"), host="ca", hostname="mx", what="x")
     assert isinstance(conn, IssuanceError) and "cannot connect" in str(conn)

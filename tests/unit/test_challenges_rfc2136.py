@@ -48,8 +48,11 @@ def test_rejects_broken_key_files(text: str, message: str) -> None:
 
 
 def build(table: dict[str, Any], base: Path) -> Rfc2136Solver:
-    return Rfc2136Solver.from_config("challenge", Options(table, where="issuer.x.challenge", base_dir=base),
-                                     ProviderEnv(config_dir=base, state_dir=base))
+    return Rfc2136Solver.from_config(
+        "challenge",
+        Options(table, where="issuer.x.challenge", base_dir=base),
+        ProviderEnv(config_dir=base, state_dir=base),
+    )
 
 
 @pytest.fixture
@@ -60,9 +63,18 @@ def keyfile(tmp_path: Path) -> Path:
 
 
 def test_valid_config(tmp_path: Path, keyfile: Path) -> None:
-    s = build({"type": "dns-01", "provider": "rfc2136", "server": "127.0.0.1:5353",
-               "tsig_key_file": "tsig.key", "zone": "example.test", "ttl": 30,
-               "nameservers": ["127.0.0.1:5353", "[::1]:53"]}, tmp_path)
+    s = build(
+        {
+            "type": "dns-01",
+            "provider": "rfc2136",
+            "server": "127.0.0.1:5353",
+            "tsig_key_file": "tsig.key",
+            "zone": "example.test",
+            "ttl": 30,
+            "nameservers": ["127.0.0.1:5353", "[::1]:53"],
+        },
+        tmp_path,
+    )
     assert s.server == ("127.0.0.1", 5353)
     assert s.zone == "example.test."
     assert s.nameservers == [("127.0.0.1", 5353), ("::1", 53)]
