@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from certmgr.errors import ChallengeError
+from certmgr.errors import ChallengeError, PermanentError
 from certmgr.interfaces import CertRequest, IssuedCertificate
 from tests.peers.pebble import AccountStore, Pebble, make_csr, make_issuer, running_pebble
 
@@ -236,3 +236,12 @@ def test_bad_nonces_are_retried(tmp_path: Path) -> None:
                 check_issued(p, iss.issue(req, store.context(req.hostname)), req)
         finally:
             iss.close()
+
+
+def test_profile_not_offered_is_permanent(pebble: Pebble, tmp_path: Path) -> None:
+    iss = make_issuer({**issuer_table(pebble), "profile": "shortlived"}, tmp_path)
+    req = request_for(names_for("profile"))
+    with pytest.raises(PermanentError) as err:
+        iss.issue(req, AccountStore().context(req.hostname))
+    iss.close()
+    assert "shortlived" in str(err.value) and "offered: none" in str(err.value)

@@ -149,3 +149,13 @@ def test_poller_grows_gently_and_stops_at_deadline() -> None:
     while p.wait():
         n += 1
     assert 3 <= n <= 6 and 0.29 <= time.monotonic() - t0 < 0.5
+
+
+def test_new_order_carries_replaces_and_profile() -> None:
+    from providers.issuers.acme_order import NewOrderWithReplaces
+
+    ident = messages.Identifier(typ=messages.IDENTIFIER_FQDN, value="mx.example.test")
+    body = NewOrderWithReplaces(identifiers=[ident], replaces="aYhb.AIdl", profile="classic").to_json()
+    assert body["replaces"] == "aYhb.AIdl" and body["profile"] == "classic"
+    plain = NewOrderWithReplaces(identifiers=[ident], replaces=None, profile=None).to_json()
+    assert "replaces" not in plain and "profile" not in plain
