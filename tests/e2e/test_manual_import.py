@@ -1,0 +1,172 @@
+"""The manual-CA flow through the CLI: `csr`, then `import` of good and of bad certificates.
+
+A refused import exits 2 with the reason and leaves the state directory and the
+database byte for byte as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from tests.e2e.conftest import Cli
+from tests.peers.testca import TestCA
+
+HOST, ALIAS = "mx1.example.com", "mail.example.com"
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    path = tmp_path / "certmgr.toml"
+    path.write_text(f"""
+[certmgr]
+state_dir = "{tmp_path / 'state'}"
+
+[issuer.corp]
+type = "manual"
+
+[[mta]]
+hostname = "{HOST}"
+names = ["{ALIAS}"]
+key = ["rsa-2048", "ecdsa-p256"]
+issuer = "corp"
+""")
+    return Cli(path)
+
+
+@pytest.fixture(scope="module")
+def ca() -> TestCA:
+    return TestCA("import test")
+
+
+def sign(ca: TestCA, public_key: object, names: list[str], *, cn: str | None = HOST,
+         start: datetime | None = None, days: int = 90) -> bytes:
+    start = start or datetime.now(UTC) - timedelta(hours=1)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.inter.subject)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(ca.inter_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def csr_keys(cli: Cli) -> dict[str, x509.CertificateSigningRequest]:
+    out = cli("csr", HOST).stdout.encode()
+    csrs = [x509.load_pem_x509_csr(b"-----BEGIN" + part) for part in out.split(b"-----BEGIN")[1:]]
+    return {("rsa" if isinstance(c.public_key(), rsa.RSAPublicKey) else "ecdsa"): c for c in csrs}
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+
+
+def test_csr_is_stable_and_names_match(cli: Cli) -> None:
+    first, second = csr_keys(cli), csr_keys(cli)
+    assert set(first) == {"rsa", "ecdsa"}
+    for alg, csr in first.items():
+        assert csr.public_key() == second[alg].public_key(), "running csr twice gives the same key"
+        assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == HOST
+        assert csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value \
+            .get_values_for_type(x509.DNSName) == [HOST, ALIAS]
+
+
+def test_good_import_then_status(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    csrs = csr_keys(cli)
+    good = tmp_path / "good.pem"
+    good.write_bytes(sign(ca, csrs["rsa"].public_key(), [HOST, ALIAS]) + ca.chain_pem)
+    out = cli("import", HOST, str(good)).stdout
+    assert "imported serial" in out
+    rows = {r["key_type"]: r for r in cli.json("status", "--json")}
+    assert rows["rsa"]["serial"] and rows["rsa"]["state"] == "issued"
+    assert rows["ecdsa"]["serial"] is None
+    # ECDSA with no CN (as some ACME profiles issue): recorded, not refused
+    ec_cert = tmp_path / "ec.pem"
+    ec_cert.write_bytes(sign(ca, csrs["ecdsa"].public_key(), [HOST, ALIAS], cn=None) + ca.chain_pem)
+    cli("import", HOST, str(ec_cert))
+    assert all(r["serial"] for r in cli.json("status", "--json"))
+    # the same file again is refused
+    assert "already imported" in cli("import", HOST, str(good), check=2).stderr
+
+
+def _other_key() -> object:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+
+
+def _weak_key() -> object:
+    return rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+
+
+BAD: dict[str, tuple[Callable[[TestCA, x509.CertificateSigningRequest], bytes], str]] = {
+    "wrong key": (lambda ca, csr: sign(ca, _other_key(), [HOST, ALIAS]) + ca.chain_pem,
+                  "does not match the private key"),
+    "missing name": (lambda ca, csr: sign(ca, csr.public_key(), [HOST]) + ca.chain_pem, f"missing: {ALIAS}"),
+    "extra name": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS, "evil.example.net"]) + ca.chain_pem,
+                   "not configured: evil.example.net"),
+    "expired": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS],
+                                     start=datetime.now(UTC) - timedelta(days=100)) + ca.chain_pem, "expired on"),
+    "not yet valid": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS],
+                                           start=datetime.now(UTC) + timedelta(days=2)) + ca.chain_pem,
+                      "not valid yet"),
+    "weak key": (lambda ca, csr: sign(ca, _weak_key(), [HOST, ALIAS]) + ca.chain_pem, "RSA-1024"),
+    "garbage": (lambda ca, csr: b"hello, this is not a certificate\n", "not a PEM certificate"),
+    "der": (lambda ca, csr: x509.load_pem_x509_certificate(sign(ca, csr.public_key(), [HOST, ALIAS]))
+            .public_bytes(serialization.Encoding.DER), "is DER"),
+    "wrong order": (lambda ca, csr: ca.chain_pem + sign(ca, csr.public_key(), [HOST, ALIAS]), "not in order"),
+    "empty": (lambda ca, csr: b"", "is empty"),
+    "damaged pem": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS])[:300] + b"\n-----END CERTIFICATE-----\n",
+                    "damaged"),
+    "with private key": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS]) +
+                         b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "private key"),
+    "other CN": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS], cn="www.example.com"),
+                 "subject CN www.example.com"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_import_refused_and_state_untouched(cli: Cli, ca: TestCA, tmp_path: Path, case: str) -> None:
+    csr = csr_keys(cli)["rsa"]
+    make, expect = BAD[case]
+    bad = tmp_path / "bad.pem"
+    bad.write_bytes(make(ca, csr))
+    before = snapshot(tmp_path / "state")
+    r = cli("import", HOST, str(bad), check=2)
+    assert expect in r.stderr, r.stderr
+    assert HOST in r.stderr
+    assert snapshot(tmp_path / "state") == before, "a refused import changes nothing"
+
+
+def test_self_signed_refused(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    csr_keys(cli)
+    bundle = ca.leaf(HOST, (ALIAS,), self_signed=True)
+    bad = tmp_path / "self.pem"
+    bad.write_bytes(bundle.cert_pem)
+    # the key differs too; the refusal must come before anything is stored either way
+    r = cli("import", HOST, str(bad), check=2)
+    assert "does not match" in r.stderr or "self-signed" in r.stderr
+
+
+def test_import_without_csr_first(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    f = tmp_path / "c.pem"
+    f.write_bytes(sign(ca, _other_key(), [HOST, ALIAS]) + ca.chain_pem)
+    assert "run `certmgr csr" in cli("import", HOST, str(f), check=2).stderr
+
+
+def test_manual_certificates_are_not_renewed_automatically(cli: Cli) -> None:
+    out = cli.json("renew", "--json")
+    assert {o["action"] for o in out} == {"manual"}
