@@ -89,6 +89,18 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class DaemonSettings:
+    """The ``[daemon]`` table: how often `certmgr run` does each job (seconds)."""
+
+    renew_interval: int = 600
+    probe_interval: int = 900
+    remind_interval: int = 300
+    ari_interval: int = 3600
+    #: loopback address:port of the /metrics endpoint; "" turns it off
+    metrics_listen: str = "127.0.0.1:9420"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     settings: Settings
@@ -98,6 +110,7 @@ class Config:
     mtas: tuple[MtaConfig, ...]
     #: the raw text, kept so provider errors can be given a line number
     text: str = field(default="", repr=False)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
 
     def mta(self, hostname: str) -> MtaConfig:
         want = hostname.lower().rstrip(".")
@@ -232,7 +245,7 @@ def load_config(path: Path | str) -> Config:
 
 
 def _parse(ld: _Loader, data: dict[str, Any]) -> Config:
-    allowed_top = {"certmgr", "issuer", "deploy", "notify", "mta"}
+    allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta"}
     for key in data:
         if key not in allowed_top:
             raise ld.error(f"unknown table (allowed: {', '.join(sorted(allowed_top))})", key, None)
@@ -258,7 +271,25 @@ def _parse(ld: _Loader, data: dict[str, Any]) -> Config:
             )
         seen[mta.hostname] = i + 1
         mtas.append(mta)
-    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text)
+    daemon = _parse_daemon(ld, data.get("daemon", {}), settings)
+    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon)
+
+
+def _parse_daemon(ld: _Loader, raw: Any, settings: Settings) -> DaemonSettings:
+    t = _Table(ld, raw, "daemon")
+    defaults = DaemonSettings()
+    intervals: dict[str, int] = {}
+    for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval"):
+        value = t.get(key, int, getattr(defaults, key))
+        if not 1 <= value <= 7 * 86400:
+            raise t.err(key, f"must be a number of seconds between 1 and 604800, got {value}")
+        intervals[key] = value
+    # [certmgr] metrics_listen is the older place of this setting and stays accepted
+    listen = t.get("metrics_listen", str, settings.metrics_listen)
+    if listen:
+        _host_port(listen, 9420, lambda m: t.err("metrics_listen", m))
+    t.finish()
+    return DaemonSettings(**intervals, metrics_listen=listen)
 
 
 def _parse_settings(ld: _Loader, raw: Any) -> Settings:
