@@ -17,8 +17,9 @@ from pathlib import Path
 from cryptography import x509
 
 from certmgr import policy
+from certmgr.faults import checkpoint
 from certmgr.config import MtaConfig
-from certmgr.errors import CertmgrError, PermanentError, RetryableError
+from certmgr.errors import CertmgrError, LockBusy, PermanentError, RetryableError
 from certmgr.fsutil import write_new
 from certmgr.interfaces import CertRequest, IssueContext, RenewalInfoSource
 from certmgr.keys import PrivateKey, ari_cert_id, generate_key, key_to_pem, load_key, make_csr
@@ -29,6 +30,9 @@ from certmgr.versions import check_chain, save_version
 log = logging.getLogger("certmgr.lifecycle")
 
 ISSUE_TIMEOUT = 300.0
+#: a claim lasts this long and is extended at every recorded step, so a node that dies
+#: mid-renewal frees its certificates for another node within about this time
+LEASE_SECONDS = 90.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def _key_for(rt: Runtime, mta: MtaConfig, slot: ManagedCert) -> tuple[Path, Priv
     rt.store.update_slot(slot.id, pending_key_path=str(path), pending_csr=None, pending_order_url=None,
                          pending_since=utcnow(), state="key_ready")
     rt.store.log("key_ready", slot.hostname, slot.key_alg, {"key_path": str(path), "key_type": slot.key_type})
+    checkpoint("key_ready")
     return path, key
 
 
@@ -117,7 +122,7 @@ def renew_slot(
                        "(name the host or use --force to try now)")
     if dry_run:
         return Outcome(host, alg, "would-renew", reason)
-    if not rt.store.claim(slot.id, rt.node, ISSUE_TIMEOUT + 120):
+    if not rt.store.claim(slot.id, rt.node, LEASE_SECONDS):
         return Outcome(host, alg, "busy", "another certmgr process is renewing it right now")
     try:
         slot = rt.store.slot(slot.id)  # re-check under the claim: it may be done already
@@ -155,6 +160,11 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
             if fields:
                 rt.store.update_slot(slot_id, **fields)
             rt.store.log(step, host, alg, dict(detail))
+            # heartbeat: still working on it.  If the lease was lost (this process stalled past
+            # it and another node took over), stop here rather than order twice.
+            if not rt.store.claim(slot_id, rt.node, LEASE_SECONDS):
+                raise LockBusy(f"{host} ({alg}): another node took over this renewal; stopping")
+            checkpoint(step)
 
         ctx = IssueContext(
             hostname=host,
@@ -169,6 +179,7 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
         certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
                                    where=f"certificate from issuer {mta.issuer}", now=now())
         version = save_version(rt.state, slot, certs, facts, key_path, source="acme", order_url=issued.order_url)
+        checkpoint("certificate_stored")
         if isinstance(issuer, RenewalInfoSource):
             try:
                 window = issuer.renewal_info(issued.fullchain_pem, ctx)
@@ -188,8 +199,12 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
         rt.store.log("issued", host, alg, {"serial": version.serial, "not_after": version.not_after.isoformat(),
                                            "sha256": version.sha256})
         log.info("%s (%s): issued serial %s, expires %s", host, alg, version.serial, version.not_after)
+        checkpoint("issued")
         return Outcome(host, alg, "issued", f"serial {version.serial}, expires {version.not_after:%Y-%m-%d}",
                        version.id)
+    except LockBusy as e:
+        rt.store.update_order(order_id, state="abandoned", error=str(e))
+        return Outcome(host, alg, "busy", str(e))
     except CertmgrError as e:
         return _failed(rt, slot_id, order_id, mta, e, now)
     except Exception as e:  # the per-certificate boundary: one broken certificate must not stop the others
