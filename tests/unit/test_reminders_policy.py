@@ -32,13 +32,15 @@ CASES = [
     ("manual, 60 days left", facts(60, automatic=False), False, (), []),
     ("manual, 29 days left", facts(29, automatic=False), False, (), ["threshold:30"]),
     ("manual, 10 days left: nearest threshold only", facts(10, automatic=False), False, (), ["threshold:14"]),
-    ("manual, 10 days left, 14 sent", facts(10, automatic=False), False, ("threshold:30", "threshold:14"), []),
+    ("manual, 10 days left, 14 sent",
+     facts(10, automatic=False), False, ("threshold:30", "threshold:14"), []),
     ("manual, 0.5 days left", facts(0.5, automatic=False), False, ("threshold:3",), ["threshold:1"]),
     ("manual, expired", facts(-2, automatic=False), False, (), ["threshold:1"]),
     ("manual, no certificate yet", facts(None, automatic=False), False, (), []),
     ("first failure", facts(50, result="failure", attempts=1), False, (), ["failure:0"]),
     ("second failure: no new alert", facts(50, result="failure", attempts=2), False, ("failure:0",), []),
-    ("third failure escalates", facts(50, result="failure", attempts=3), False, ("failure:0",), ["failure:1"]),
+    ("third failure escalates",
+     facts(50, result="failure", attempts=3), False, ("failure:0",), ["failure:1"]),
     ("sixth failure", facts(50, result="failure", attempts=6), False, ("failure:1",), ["failure:2"]),
     ("tenth failure", facts(50, result="failure", attempts=10), False, (), ["failure:3"]),
     ("twentieth failure", facts(50, result="failure", attempts=20), False, ("failure:3",), ["failure:4"]),
@@ -60,7 +62,8 @@ CASES = [
 
 @pytest.mark.parametrize(("f", "on_success", "already", "expected"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
-def test_due_reminders(f: ReminderFacts, on_success: bool, already: tuple[str, ...], expected: list[str]) -> None:
+def test_due_reminders(f: ReminderFacts, on_success: bool, already: tuple[str, ...],
+                      expected: list[str]) -> None:
     assert [d.kind for d in due_reminders(f, DAYS, on_success, NOW, already)] == expected
 
 
