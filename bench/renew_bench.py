@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.peers.pebble import running_pebble  # noqa: E402
+from tests.peers.pebble import running_pebble
 
 
 def config(tmp: Path, pebble: object, n: int, key: str) -> Path:

@@ -422,16 +422,11 @@ def _parse_mta(
             names.append(fq)
     key_types = parse_key_types(t.get("key", (str, list), "rsa-2048"), lambda m: t.err("key", m))
     issuer = t.get("issuer", str, required=True)
-    if issuer not in issuers:
-        raise t.err("issuer", f"refers to [issuer.{issuer}], which is not defined (defined: {', '.join(issuers) or 'none'})")
+    _check_refs(t, "issuer", [issuer], issuers)
     deploy = t.str_list("deploy")
-    for d in deploy:
-        if d not in deploys:
-            raise t.err("deploy", f"refers to [deploy.{d}], which is not defined (defined: {', '.join(deploys) or 'none'})")
+    _check_refs(t, "deploy", deploy, deploys)
     notify = t.str_list("notify")
-    for n in notify:
-        if n not in notifies:
-            raise t.err("notify", f"refers to [notify.{n}], which is not defined (defined: {', '.join(notifies) or 'none'})")
+    _check_refs(t, "notify", notify, notifies)
     smtp = t.get("smtp", str, f"{hostname}:25")
     smtp_host, smtp_port = _host_port(smtp, 25, lambda m: t.err("smtp", m))
     renew_before = t.get("renew_before", (int, float))
@@ -443,6 +438,13 @@ def _parse_mta(
         hostname, tuple(names), key_types, issuer, tuple(deploy), smtp_host, smtp_port, tuple(notify),
         float(renew_before) if renew_before is not None else None, reuse_key,
     )
+
+
+def _check_refs(t: _Table, key: str, refs: list[str], defined: Mapping[str, Any]) -> None:
+    for ref in refs:
+        if ref not in defined:
+            known = ", ".join(defined) or "none"
+            raise t.err(key, f"refers to [{key}.{ref}], which is not defined (defined: {known})")
 
 
 def _host_port(value: str, default_port: int, err: Any) -> tuple[str, int]:

@@ -199,8 +199,9 @@ class CertRequest:
     names: tuple[str, ...]  # every SAN, hostname first
     key_type: str  # "rsa-2048", "ecdsa-p256", ...
     csr_pem: bytes
-    #: ARI certificate id of the certificate this one replaces (RFC 9773 "replaces")
-    replaces: str | None = None
+    #: the certificate (PEM) this one replaces, for an issuer that says so to the CA
+    #: (ACME ARI "replaces", RFC 9773)
+    replaces_pem: bytes | None = None
 
 
 @dataclass(frozen=True)

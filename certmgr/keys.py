@@ -8,6 +8,7 @@ configured names, so what the CA signs is the name the MTA announces.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,7 +164,7 @@ def parse_chain(data: bytes, where: str = "input") -> list[x509.Certificate]:
 
 def check_chain_order(certs: list[x509.Certificate], where: str = "the chain") -> None:
     """Refuse a chain that is not leaf first, each certificate followed by the one that signed it."""
-    for i, (child, parent) in enumerate(zip(certs, certs[1:], strict=False)):
+    for i, (child, parent) in enumerate(itertools.pairwise(certs)):
         try:
             child.verify_directly_issued_by(parent)
         except (ValueError, TypeError, InvalidSignature):
@@ -182,25 +183,6 @@ def public_key_matches(key: PrivateKey, cert: x509.Certificate) -> bool:
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     return bool(key.public_key().public_bytes(enc, fmt) == cert.public_key().public_bytes(enc, fmt))
-
-
-def ari_cert_id(cert: x509.Certificate) -> str | None:
-    """The RFC 9773 certificate identifier: base64url(AKI keyIdentifier) "." base64url(serial)."""
-    import base64
-
-    try:
-        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except x509.ExtensionNotFound:
-        return None
-    if aki is None:
-        return None
-    n = cert.serial_number
-    serial = n.to_bytes((n.bit_length() + 8) // 8, "big")  # DER INTEGER bytes keep a leading 0x00
-
-    def b64(b: bytes) -> str:
-        return base64.urlsafe_b64encode(b).decode().rstrip("=")
-
-    return f"{b64(aki)}.{b64(serial)}"
 
 
 def now_utc() -> datetime:

@@ -9,20 +9,19 @@ the claim (lock, re-check, act), so a racing process finds it done or busy.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from cryptography import x509
-
 from certmgr import policy
-from certmgr.faults import checkpoint
 from certmgr.config import MtaConfig
 from certmgr.errors import CertmgrError, LockBusy, PermanentError, RetryableError
+from certmgr.faults import checkpoint
 from certmgr.fsutil import write_new
 from certmgr.interfaces import CertRequest, IssueContext, RenewalInfoSource
-from certmgr.keys import PrivateKey, ari_cert_id, generate_key, key_to_pem, load_key, make_csr
+from certmgr.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, utcnow
 from certmgr.versions import check_chain, save_version
@@ -31,8 +30,9 @@ log = logging.getLogger("certmgr.lifecycle")
 
 ISSUE_TIMEOUT = 300.0
 #: a claim lasts this long and is extended at every recorded step, so a node that dies
-#: mid-renewal frees its certificates for another node within about this time
-LEASE_SECONDS = 90.0
+#: mid-renewal frees its certificates for another node within about this time.
+#: CERTMGR_LEASE_SECONDS overrides it (tests of takeover use a few seconds).
+LEASE_SECONDS = float(os.environ.get("CERTMGR_LEASE_SECONDS") or 90.0)
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,14 @@ def renew_slot(
         return Outcome(host, alg, "would-renew", reason)
     if not rt.store.claim(slot.id, rt.node, LEASE_SECONDS):
         return Outcome(host, alg, "busy", "another certmgr process is renewing it right now")
+    slot_id = slot.id
     try:
-        slot = rt.store.slot(slot.id)  # re-check under the claim: it may be done already
+        slot = rt.store.slot(slot_id)  # re-check under the claim: it may be done already
         if not force and why_due(rt, mta, slot, now()) is None:
             return Outcome(host, alg, "not-due", "renewed by another process")
         return _issue(rt, mta, slot, issuer, reason, now)
     finally:
-        rt.store.release(slot.id, rt.node)
+        rt.store.release(slot_id, rt.node)
 
 
 def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reason: str,
@@ -146,9 +147,7 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
         if not slot.pending_csr:
             rt.store.update_slot(slot_id, pending_csr=csr.decode())
         current = rt.store.version(slot.current_version_id)
-        replaces = None
-        if current is not None:
-            replaces = ari_cert_id(x509.load_pem_x509_certificate(Path(current.cert_path).read_bytes()))
+        replaces = Path(current.cert_path).read_bytes() if current is not None else None
 
         def record_step(step: str, detail: Mapping[str, str]) -> None:
             fields: dict[str, object] = {}

@@ -25,14 +25,15 @@ def export_csr(rt: Runtime, host: str, key_alg: str | None = None) -> list[tuple
     for mta, slot in rt.select([host]):
         if key_alg and slot.key_alg != key_alg:
             continue
-        assert slot.id is not None
+        slot_id = slot.id
+        assert slot_id is not None
         _, key = _key_for(rt, mta, slot)
-        slot = rt.store.slot(slot.id)
+        slot = rt.store.slot(slot_id)
         if slot.pending_csr:
             csr = slot.pending_csr.encode()
         else:
             csr = make_csr(key, mta.hostname, mta.names)
-            rt.store.update_slot(slot.id, pending_csr=csr.decode())
+            rt.store.update_slot(slot_id, pending_csr=csr.decode())
             rt.store.log("csr_exported", mta.hostname, slot.key_alg, {"key_type": slot.key_type})
         out.append((slot.key_alg, csr))
     if not out:

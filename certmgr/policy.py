@@ -68,7 +68,7 @@ def backoff_delay(attempts: int, *, retry_after: float | None = None) -> timedel
     A server's Retry-After wins when it asks for longer.
     """
     n = min(max(1, attempts), 20)  # 2**19 already passes the ceiling; bigger overflows timedelta
-    delay = min(BACKOFF_FIRST * (2 ** (n - 1)), BACKOFF_MAX)
+    delay: timedelta = min(BACKOFF_FIRST * (2 ** (n - 1)), BACKOFF_MAX)
     if retry_after is not None and retry_after > delay.total_seconds():
         delay = timedelta(seconds=min(retry_after, 86400))
     return delay

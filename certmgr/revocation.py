@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from certmgr.errors import CertmgrError, UsageError
@@ -24,7 +25,7 @@ def revoke_host(rt: Runtime, host: str, reason: str) -> tuple[list[str], bool]:
         issuer = rt.providers.issuer(mta.issuer)
         if not isinstance(issuer, Revoker):
             raise UsageError(f"issuer {mta.issuer} cannot revoke; ask the CA that issued serial {version.serial}")
-        ctx = IssueContext(hostname=slot.hostname, load_account=lambda m=mta: rt.load_account(m.issuer),
+        ctx = IssueContext(hostname=slot.hostname, load_account=functools.partial(rt.load_account, mta.issuer),
                            save_account=rt.save_account)
         try:
             issuer.revoke(Path(version.cert_path).read_bytes(), REASONS[reason], ctx)

@@ -96,7 +96,7 @@ class Store:
         """Take the slot for ``seconds`` unless somebody else holds a live lease."""
         now = now or utcnow()
         with session_scope(self.engine) as s:
-            result = s.exec(  # type: ignore[call-overload]
+            result = s.exec(
                 update(ManagedCert)
                 .where(
                     col(ManagedCert.id) == slot_id,
@@ -112,7 +112,7 @@ class Store:
 
     def release(self, slot_id: int, owner: str) -> None:
         with session_scope(self.engine) as s:
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ManagedCert)
                 .where(col(ManagedCert.id) == slot_id, col(ManagedCert.lease_owner) == owner)
                 .values(lease_owner=None, lease_until=None)

@@ -56,7 +56,6 @@ def migrate(engine: Engine) -> None:
     if current_revision(engine) == SCHEMA_HEAD:
         return
     from alembic.config import Config as AlembicConfig
-    from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     cfg = AlembicConfig()

@@ -23,7 +23,7 @@ from josepy import errors as jose_errors
 
 from certmgr.errors import ChallengeError, IssuanceError, PermanentError
 from certmgr.interfaces import CertRequest, ChallengeSolver, ChallengeTask, IssueContext, IssuedCertificate
-from providers.issuers.acme_net import PERMANENT_CODES, Poller, problem_text
+from providers.issuers.acme_net import PERMANENT_CODES, Poller, ari_cert_id, problem_text
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +112,23 @@ class Issuance:
         authzs = [self._authz(u) for u in body.authorizations or ()]
         return messages.OrderResource(body=body, uri=url, authorizations=authzs, csr_pem=self.request.csr_pem)
 
+    def _replaces(self) -> str | None:
+        """The ARI id of the certificate being replaced, when the CA understands it."""
+        if not self.send_replaces or self.request.replaces_pem is None:
+            return None
+        try:
+            return ari_cert_id(self.request.replaces_pem)
+        except PermanentError as e:
+            log.info("%s: not telling the CA which certificate this replaces: %s", self.request.hostname, e)
+            return None
+
     def _new_order(self) -> messages.OrderResource:
         self.what = "creating the order"
         identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in self.request.names]
         order = NewOrderWithReplaces(
             identifiers=identifiers,
             profile=self.profile,
-            replaces=self.request.replaces if self.send_replaces else None,
+            replaces=self._replaces(),
         )
         resp = self.client._post(self.client.directory["newOrder"], order)
         body = messages.Order.from_json(resp.json())

@@ -40,7 +40,7 @@ def test_renew_issues_then_is_idempotent(tmp_path: Path, pebble: Pebble) -> None
 
     rows = {(r["hostname"], r["key_type"]): r for r in cli.json("status", "--json")}
     assert set(rows) == {("mx1.example.com", "rsa"), ("mx2.example.com", "rsa"), ("mx2.example.com", "ecdsa")}
-    for (host, alg), r in rows.items():
+    for (_host, alg), r in rows.items():
         assert r["serial"] and r["state"] == "issued" and r["days_left"] >= 1 and r["last_error"] is None
         assert r["key_bits"] == (2048 if alg == "rsa" else 256)
         assert r["renew_at"] < r["not_after"]
