@@ -24,6 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("cmd_manual", "import a certificate issued for `certmgr csr` (checked first)"),
     "revoke": ("cmd_revoke", "revoke the current certificate of a host"),
     "providers": ("cmd_providers", "list registered providers"),
+    "remind": ("cmd_remind", "send the reminders that are due now"),
+    "calendar": ("cmd_calendar", "iCalendar feed of expiry and renewal events"),
+    "metrics": ("cmd_metrics", "Prometheus text format (for the textfile collector)"),
+    "run": ("cmd_run", "the daemon: renew, probe, remind on a schedule"),
 }
 
 
@@ -54,6 +58,11 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
     elif name == "import":
         sp.add_argument("host", metavar="HOST")
         sp.add_argument("file", metavar="FILE", help="PEM certificate, optionally followed by its chain")
+    elif name == "remind":
+        sp.add_argument("--dry-run", action="store_true", help="list what is due and queued; send nothing")
+        sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    elif name in ("calendar", "metrics"):
+        sp.add_argument("-o", "--output", metavar="FILE", help="write FILE atomically (default: stdout)")
     elif name == "revoke":
         sp.add_argument("host", metavar="HOST")
         sp.add_argument("--reason", default="unspecified",

@@ -1,0 +1,35 @@
+"""certmgr calendar [-o FILE]: an iCalendar feed (expiry and renewal events) of every certificate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from certmgr.calendar import feed_ics
+from certmgr.cli.common import runtime
+from certmgr.fsutil import atomic_write
+from certmgr.reminders import facts_for
+from certmgr.store import queue, utcnow
+
+
+def run(args: argparse.Namespace) -> int:
+    rt = runtime(args)
+    now = utcnow()
+    try:
+        pairs = rt.sync_inventory()
+        versions = queue.current_versions(rt.store, (s.current_version_id for _, s in pairs))
+        facts = [
+            facts_for(rt, slot, versions.get(slot.current_version_id or -1),
+                      bool(getattr(rt.providers.issuer(mta.issuer), "automatic", True)), now)
+            for mta, slot in pairs
+        ]
+    finally:
+        rt.close()
+    data = feed_ics(facts, now)
+    if args.output and args.output != "-":
+        # a feed holds no secrets: readable by the web server that publishes it
+        atomic_write(Path(args.output), data, 0o644)
+    else:
+        sys.stdout.buffer.write(data)
+    return 0
