@@ -1,0 +1,238 @@
+"""Reminders and calendar invitations delivered to a real SMTP server (aiosmtpd, STARTTLS).
+
+Manual-CA certificates are made the way an administrator makes them: `certmgr csr`,
+the CSR signed by a (test) CA, `certmgr import`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import icalendar
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from certmgr.calendar import event_uid
+from certmgr.config import load_config
+from certmgr.manual import export_csr, import_certificate
+from certmgr.reminders import process
+from certmgr.renewal import renew_many
+from certmgr.runtime import Runtime
+from certmgr.store import queue
+from tests.e2e.conftest import Cli
+from tests.peers.smtpd import Received, SmtpServer
+from tests.peers.testca import TestCA
+from tests.peers.util import free_port
+
+pytestmark = pytest.mark.integration
+
+HOST = "mx1.example.com"
+MTA = f"""
+[[mta]]
+hostname = "{HOST}"
+issuer = "corp"
+notify = ["ops"]
+"""
+OTHER = """
+[[mta]]
+hostname = "mx9.example.com"
+issuer = "corp"
+"""
+
+
+@pytest.fixture
+def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
+    server = SmtpServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def write_config(tmp_path: Path, smtpd: SmtpServer, mtas: str, *, issuer: str = "", calendar: bool = True) -> Path:
+    path = tmp_path / "certmgr.toml"
+    path.write_text(f"""
+[certmgr]
+state_dir = "{tmp_path / 'state'}"
+trust = "{smtpd.ca_file}"
+
+[issuer.corp]
+type = "manual"
+{issuer}
+[notify.ops]
+type = "email"
+smtp = "localhost:{smtpd.port}"
+from = "certmgr@example.com"
+to = ["ops@example.com"]
+timeout = 5
+calendar = {str(calendar).lower()}
+{mtas}
+""")
+    return path
+
+
+def runtime(config: Path) -> Runtime:
+    return Runtime(load_config(config))
+
+
+def sign_csr(ca: TestCA, csr_pem: bytes, days: float) -> bytes:
+    csr = x509.load_pem_x509_csr(csr_pem)
+    now = datetime.now(UTC)
+    sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca.inter.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(sans, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca.inter_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
+
+
+def import_manual(rt: Runtime, tmp_path: Path, ca: TestCA, days: float) -> str:
+    ((_alg, csr),) = export_csr(rt, HOST)
+    path = tmp_path / f"signed-{days}.pem"
+    path.write_bytes(sign_csr(ca, csr, days))
+    import_certificate(rt, HOST, path)
+    version = rt.store.version(rt.store.slots()[0].current_version_id)
+    assert version is not None
+    return version.serial
+
+
+def ics_of(mail: Received) -> icalendar.Calendar:
+    parts = [p for p in mail.message.walk() if p.get_content_type() == "text/calendar"]
+    assert parts, f"no calendar part in {mail.message['Subject']!r}"
+    data = parts[-1].get_payload(decode=True)
+    assert isinstance(data, bytes)
+    return icalendar.Calendar.from_ical(data)
+
+
+def event_of(cal: icalendar.Calendar) -> Any:
+    (event,) = cal.walk("VEVENT")
+    return event
+
+
+def subjects(smtpd: SmtpServer) -> list[str]:
+    return [str(m.message["Subject"]) for m in smtpd.messages]
+
+
+def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smtpd: SmtpServer) -> None:
+    ca = TestCA("certmgr test corporate CA")
+    config = write_config(tmp_path, smtpd, MTA)
+    rt = runtime(config)
+    serial1 = import_manual(rt, tmp_path, ca, days=20)
+    out = process(rt)
+    assert sorted(o.kind for o in out if o.action == "sent") == ["calendar:REQUEST", "threshold:30"]
+    assert len(smtpd.messages) == 2 and all(m.tls for m in smtpd.messages)
+
+    reminder = next(m for m in smtpd.messages if "expires in" in str(m.message["Subject"]))
+    assert f"{HOST}: certificate expires in 19 days" in str(reminder.message["Subject"])
+    text = reminder.message.get_body(("plain",))
+    assert text is not None and "30-day reminder" in text.get_content()
+    assert f"certmgr -c {config} import {HOST}" in text.get_content()
+    invite = next(m for m in smtpd.messages if "calendar" in str(m.message["Subject"]))
+    for mail in (reminder, invite):  # the invitation rides along with the reminder too
+        cal = ics_of(mail)
+        assert str(cal["METHOD"]) == "REQUEST"
+        ev = event_of(cal)
+        assert str(ev["UID"]) == event_uid(HOST, "rsa")
+        assert int(ev["SEQUENCE"]) == 0
+        assert ev.decoded("DTSTART") == rt.store.version(rt.store.slots()[0].current_version_id).not_after \
+            .replace(microsecond=0) - timedelta(days=7)
+        assert ev.walk("VALARM"), "the invitation carries an alarm"
+    rt.close()
+
+    # again, and after a restart (a new process): nothing is sent twice
+    assert [o for o in process(runtime(config)) if o.action == "sent"] == []
+    assert len(smtpd.messages) == 2
+
+    # the CA issues a new certificate (imported): one update, SEQUENCE + 1, same UID, new DTSTART
+    rt = runtime(config)
+    serial2 = import_manual(rt, tmp_path, ca, days=25)
+    assert serial2 != serial1
+    out = process(rt)
+    assert sorted(o.kind for o in out if o.action == "sent") == ["calendar:REQUEST", "threshold:30"]
+    update = next(m for m in smtpd.messages[2:] if "calendar" in str(m.message["Subject"]))
+    ev = event_of(ics_of(update))
+    assert str(ev["UID"]) == event_uid(HOST, "rsa") and int(ev["SEQUENCE"]) == 1
+    new_start = ev.decoded("DTSTART")
+    assert new_start - datetime.now(UTC) > timedelta(days=17)
+    assert process(rt) == [] and len(smtpd.messages) == 4
+    rt.close()
+
+    # the MTA leaves the config: the event is cancelled, once
+    config = write_config(tmp_path, smtpd, OTHER)
+    rt = runtime(config)
+    out = process(rt)
+    assert [(o.kind, o.action) for o in out] == [("calendar:CANCEL", "sent")]
+    cancel = ics_of(smtpd.messages[-1])
+    assert str(cancel["METHOD"]) == "CANCEL"
+    ev = event_of(cancel)
+    assert str(ev["UID"]) == event_uid(HOST, "rsa") and int(ev["SEQUENCE"]) == 2
+    assert str(ev["STATUS"]) == "CANCELLED" and not ev.walk("VALARM")
+    assert process(rt) == [] and len(smtpd.messages) == 5
+    rt.close()
+
+
+def test_relay_down_keeps_reminders_queued_then_sends_each_once(tmp_path: Path, smtpd: SmtpServer) -> None:
+    ca = TestCA("certmgr test corporate CA")
+    config = write_config(tmp_path, smtpd, MTA, calendar=False)
+    rt = runtime(config)
+    import_manual(rt, tmp_path, ca, days=10)
+    smtpd.stop()
+
+    out = process(rt)
+    assert [(o.kind, o.action) for o in out] == [("threshold:14", "failed")]
+    assert "cannot deliver" in out[0].detail
+    cli = Cli(config)
+    r = cli("remind", check=1)
+    assert "could not be sent" in r.stderr and "stay queued" in r.stderr
+    (row,) = queue.unsent_reminders(rt.store)
+    assert row.attempts == 2 and row.last_error and row.claimed_by is None
+    listed = cli("remind", "--dry-run", check=0)
+    assert "threshold:14" in listed.stdout and "pending" in listed.stdout
+
+    smtpd.start()
+    r = cli("remind", check=0)
+    assert "sent" in r.stdout
+    assert subjects(smtpd) == [f"[certmgr] {HOST}: certificate expires in 9 days"]
+    assert queue.unsent_reminders(rt.store) == []
+    cli("remind", check=0)
+    assert process(rt) == [] and len(smtpd.messages) == 1
+    rt.close()
+
+
+def test_failed_renewal_alerts_at_once_and_escalates(tmp_path: Path, smtpd: SmtpServer) -> None:
+    dead = free_port()  # an ACME server that is not there: every renewal fails
+    issuer = f"""
+[issuer.acme]
+type = "acme"
+directory = "https://127.0.0.1:{dead}/dir"
+contact = ["mailto:postmaster@example.com"]
+challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {free_port()} }}
+"""
+    mtas = MTA.replace('issuer = "corp"', 'issuer = "acme"')
+    config = write_config(tmp_path, smtpd, mtas, issuer=issuer, calendar=False)
+    rt = runtime(config)
+    (outcome,) = renew_many(rt, [])
+    assert outcome.failed
+    out = process(rt)
+    assert [(o.kind, o.action) for o in out] == [("failure:0", "sent")]
+    assert "RENEWAL FAILED" in subjects(smtpd)[0] and "127.0.0.1" in smtpd.messages[0].data.decode()
+
+    renew_many(rt, [HOST])  # attempt 2: no new alert
+    assert process(rt) == []
+    renew_many(rt, [HOST])  # attempt 3: escalation
+    out = process(rt)
+    assert [(o.kind, o.action) for o in out] == [("failure:1", "sent")]
+    assert "STILL FAILING (escalation 1)" in subjects(smtpd)[1]
+    assert len(smtpd.messages) == 2
+    rt.close()
