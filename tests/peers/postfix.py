@@ -145,7 +145,8 @@ class PostfixPeer:
         (self.config_dir / "master.cf").write_text(_MASTER_CF.format(port=self.port))
 
     def _postfix(self, *args: str) -> None:
-        proc = subprocess.run(["postfix", "-c", str(self.config_dir), *args], capture_output=True, text=True)
+        proc = subprocess.run(["postfix", "-c", str(self.config_dir), *args], capture_output=True, text=True,
+                              timeout=60)
         if proc.returncode != 0:
             tail = self.log.read_text()[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"postfix {' '.join(args)} failed: {proc.stderr}{proc.stdout}\n{tail}")
