@@ -10,9 +10,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from certmgr.config import MtaConfig
+from certmgr.deployment import deploy_mta, needs_deploy
 from certmgr.lifecycle import Outcome, renew_slot
 from certmgr.runtime import Runtime
-from certmgr.store import ManagedCert
+from certmgr.store import ManagedCert, utcnow
 
 Progress = Callable[[Outcome], None]
 
@@ -38,6 +39,16 @@ def renew_many(
             if progress:
                 progress(outcome)
             out.append(outcome)
+        if not mta.deploy:
+            return out
+        issued = any(o.action == "issued" for o in out)
+        if dry_run:
+            if issued or any(o.action == "would-renew" for o in out) or needs_deploy(rt, mta, utcnow()):
+                out.append(Outcome(mta.hostname, "all", "would-deploy", ", ".join(mta.deploy)))
+        elif issued or needs_deploy(rt, mta, utcnow()):
+            for report in deploy_mta(rt, mta):
+                action = "deployed" if report.ok else ("rolled-back" if report.rolled_back else "deploy-failed")
+                out.append(Outcome(mta.hostname, "all", action, f"{report.target}: {report.message}"))
         return out
 
     results: list[Outcome] = []
@@ -47,5 +58,5 @@ def renew_many(
         for f in as_completed(futures):
             results.extend(f.result())
     order = {h: i for i, h in enumerate(by_mta)}
-    results.sort(key=lambda o: (order[o.hostname], o.key_alg))
+    results.sort(key=lambda o: (order[o.hostname], o.key_alg == "all", o.key_alg))
     return results

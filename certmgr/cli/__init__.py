@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("cmd_validate", "load and check the config"),
     "status": ("cmd_status", "one row per managed certificate"),
     "renew": ("cmd_renew", "renew what is due (or named/forced), deploy, verify"),
+    "deploy": ("cmd_deploy", "(re)deploy the current certificates and verify them over STARTTLS"),
+    "check": ("cmd_check", "STARTTLS probe (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"),
     "csr": ("cmd_manual", "print the CSR for a host whose CA has no ACME"),
     "import": ("cmd_manual", "import a certificate issued for `certmgr csr` (checked first)"),
     "revoke": ("cmd_revoke", "revoke the current certificate of a host"),
@@ -52,6 +54,12 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--force", action="store_true", help="renew even if not due")
         sp.add_argument("--dry-run", action="store_true", help="say what would be renewed; change nothing")
         sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    elif name == "deploy":
+        sp.add_argument("hosts", nargs="*", metavar="HOST")
+        sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    elif name == "check":
+        sp.add_argument("targets", nargs="*", metavar="HOST[:PORT]")
+        sp.add_argument("--json", action="store_true", help="print a JSON array")
     elif name == "csr":
         sp.add_argument("host", metavar="HOST")
         sp.add_argument("--key", choices=["rsa", "ecdsa"], help="for dual MTAs: which key's CSR (default: all)")

@@ -225,6 +225,12 @@ class Store:
             q = select(Deployment).where(Deployment.managed_id == slot_id).order_by(col(Deployment.id).desc())
             return s.exec(q).first()
 
+    def deployments(self, slot_id: int) -> list[Deployment]:
+        """Newest first."""
+        with session_scope(self.engine) as s:
+            q = select(Deployment).where(Deployment.managed_id == slot_id).order_by(col(Deployment.id).desc())
+            return list(s.exec(q))
+
     def add_probe(self, row: ProbeResult) -> None:
         with session_scope(self.engine) as s:
             s.add(row)

@@ -1,0 +1,99 @@
+"""`certmgr check`: probe MTAs as an anonymous outsider and judge what they serve.
+
+With no targets every configured MTA is probed (a dual RSA+ECDSA MTA once per
+algorithm).  A target naming a configured MTA is judged against that MTA's
+hostname and managed certificates; any other host:port is judged by its own name.
+Results are stored so `status` shows the last probe.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from certmgr.errors import UsageError
+from certmgr.probe import probe
+from certmgr.probe_assess import to_json
+from certmgr.runtime import Runtime
+from certmgr.store import utcnow
+from certmgr.store.models import ProbeResult
+
+EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+_RANK = ["ok", "unknown", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Target:
+    host: str
+    port: int
+    expected: str | None  # the MTA hostname to judge against
+    managed: str | None  # configured MTA this target belongs to
+    key_alg: str | None = None
+
+
+def targets(rt: Runtime, specs: list[str]) -> list[Target]:
+    if not specs:
+        out = []
+        for mta in rt.config.mtas:
+            algs = [None] if len(mta.key_types) == 1 else ["rsa", "ecdsa"]
+            out += [Target(mta.smtp_host, mta.smtp_port, mta.hostname, mta.hostname, a) for a in algs]
+        return out
+    out = []
+    for spec in specs:
+        host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+        try:
+            port = int(port_s) if port_s else None
+        except ValueError:
+            raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
+        known = next((m for m in rt.config.mtas if m.hostname == host.lower().rstrip(".")), None)
+        if known is not None:
+            out.append(Target(known.smtp_host, port or known.smtp_port, known.hostname, known.hostname))
+        else:
+            out.append(Target(host, port or 25, host.lower().rstrip("."), None))
+    return out
+
+
+def _managed_sha256s(rt: Runtime, hostname: str | None) -> list[str] | None:
+    if hostname is None:
+        return None
+    shas = []
+    for _mta, slot in rt.select([hostname]):
+        v = rt.store.version(slot.current_version_id)
+        if v is not None:
+            shas.append(v.sha256)
+    return shas
+
+
+def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[dict[str, Any]]:
+    now = now or utcnow()
+    s = rt.config.settings
+    todo = targets(rt, specs)
+
+    def one(t: Target) -> dict[str, Any]:
+        result = probe(t.host, t.port, servername=t.expected, trust_file=s.trust, key_alg=t.key_alg,
+                       implicit_tls=None)
+        report = to_json(result, expected_hostname=t.expected, managed_sha256s=_managed_sha256s(rt, t.managed),
+                         warn_days=s.warning_days, crit_days=s.critical_days, now=now)
+        report["hostname"] = t.managed
+        rt.store.add_probe(ProbeResult(
+            hostname=t.managed, target=report["target"], ts=now, status=report["status"],
+            problems=json.dumps(report["problems"]),
+            served_sha256=(report.get("certificate") or {}).get("sha256"), report=json.dumps(report),
+        ))
+        return report
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(todo)))) as pool:
+        return list(pool.map(one, todo))
+
+
+def probe_all(rt: Runtime) -> list[dict[str, Any]]:
+    """Probe every configured MTA (the daemon's probe job)."""
+    return check(rt, [])
+
+
+def exit_code(reports: list[dict[str, Any]]) -> int:
+    worst = max((r["status"] for r in reports), key=_RANK.index, default="ok")
+    return EXIT[worst]
