@@ -70,13 +70,18 @@ def probe_job(rt: Runtime, should_stop: StopCheck) -> str:
     return "done"
 
 
-def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None, interval: float = 3600) -> str:
+def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
     """Ask the CA for renewal windows (RFC 9773) where it offers them and the last answer is stale."""
+    from certmgr.config import KEY_TYPES
     from certmgr.lifecycle import renew_at_for
 
     now = now or utcnow()
     asked = changed = 0
-    for mta, slot in rt.sync_inventory():
+    config = {(m.hostname, KEY_TYPES[k][0]): m for m in rt.config.mtas for k in m.key_types}
+    for slot in rt.store.slots():
+        mta = config.get((slot.hostname, slot.key_alg))
+        if mta is None or slot.issuer != mta.issuer:
+            continue  # not configured (any more), or not synced yet: the renew job handles it
         if should_stop():
             break
         assert slot.id is not None
@@ -90,7 +95,7 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None, in
             continue
         ctx = IssueContext(hostname=mta.hostname, load_account=functools.partial(rt.load_account, mta.issuer),
                            save_account=rt.save_account, timeout=60)
-        retry = now + timedelta(seconds=interval)
+        retry = now + timedelta(seconds=rt.config.daemon.ari_interval)
         asked += 1
         try:
             window = issuer.renewal_info(Path(version.fullchain_path or version.cert_path).read_bytes(), ctx)
