@@ -1,8 +1,10 @@
 """The main job end to end on embedded defaults (run by scripts/demo.sh).
 
-Starts a local pebble (ACME test CA) with pebble-challtestsrv as its DNS, writes
-demo-state/certmgr.toml for two MTAs (mx1: RSA-2048; mx2: dual RSA-2048 +
-ECDSA-P256 with an extra SAN), runs `certmgr renew` and prints `certmgr status`.
+Starts a local pebble (ACME test CA) with pebble-challtestsrv as its DNS and a
+private Postfix on loopback for each of two MTAs (mx1: RSA-2048; mx2: dual
+RSA-2048 + ECDSA-P256 with an extra SAN), each serving a throw-away certificate,
+writes demo-state/certmgr.toml, runs `certmgr renew` (issue, deploy into Postfix,
+verify over STARTTLS), prints `certmgr status` and `certmgr check`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.peers.pebble import running_pebble  # noqa: E402
+from tests.peers.pebble import Pebble, running_pebble  # noqa: E402
+from tests.peers.postfix import PostfixPeer, chain_file_pem  # noqa: E402
+from tests.peers.testca import TestCA  # noqa: E402
 
 STATE = ROOT / "demo-state"
+MTAS = {"mx1.example.com": ((), ("rsa-2048",)),
+        "mx2.example.com": (("mail.example.com",), ("rsa-2048", "ecdsa-p256"))}
+
+
+def start_postfix(hostname: str, names: tuple[str, ...], keys: tuple[str, ...]) -> tuple[PostfixPeer, Path]:
+    """A private Postfix for ``hostname`` serving throw-away certificates certmgr will replace."""
+    root = STATE / hostname
+    cert_dir = root / "certs"
+    cert_dir.mkdir(parents=True)
+    ca = TestCA("throw-away")
+    files = []
+    for key in keys:
+        bundle = ca.leaf(hostname, names, key_type=key)
+        f = cert_dir / f"{hostname}.{bundle.key_alg}.pem"
+        f.write_bytes(chain_file_pem(bundle))
+        f.chmod(0o600)
+        files.append(f)
+    return PostfixPeer(root / "postfix", hostname=hostname, chain_files=files).start(), cert_dir
 
 
 def certmgr(config: Path, *args: str) -> int:
@@ -29,12 +51,43 @@ def main() -> int:
     if STATE.exists():
         shutil.rmtree(STATE)  # pebble forgets everything between runs: start clean too
     STATE.mkdir(mode=0o700)
-    with running_pebble(STATE / "pebble") as pebble:
-        config = STATE / "certmgr.toml"
-        config.write_text(f"""\
+    peers: list[PostfixPeer] = []
+    try:
+        with running_pebble(STATE / "pebble") as pebble:
+            return run(pebble, peers)
+    finally:
+        for peer in peers:
+            peer.stop()
+
+
+def run(pebble: Pebble, peers: list[PostfixPeer]) -> int:
+    trust = STATE / "pebble-root.pem"
+    trust.write_bytes(pebble.root_pem())
+    sections = []
+    for host, (names, keys) in MTAS.items():
+        peer, cert_dir = start_postfix(host, names, keys)
+        peers.append(peer)
+        label = host.split(".")[0]
+        sections.append(f"""
+[deploy.{label}]
+type = "postfix"
+config_dir = "{peer.config_dir}"
+cert_dir = "{cert_dir}"
+
+[[mta]]
+hostname = "{host}"
+names = {list(names)!r}
+key = {list(keys)!r}
+issuer = "pebble"
+deploy = ["{label}"]
+smtp = "127.0.0.1:{peer.port}"
+""".replace("'", '"'))
+    config = STATE / "certmgr.toml"
+    config.write_text(f"""\
 [certmgr]
 state_dir = "{STATE / 'state'}"
 # database defaults to SQLite inside state_dir
+trust = "{trust}"
 
 [issuer.pebble]
 type = "acme"
@@ -42,23 +95,14 @@ directory = "{pebble.directory_url}"
 ca_bundle = "{pebble.ca_bundle}"
 contact = ["mailto:postmaster@example.com"]
 challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {pebble.http_port} }}
-
-[[mta]]
-hostname = "mx1.example.com"
-key = "rsa-2048"
-issuer = "pebble"
-
-[[mta]]
-hostname = "mx2.example.com"
-names = ["mail.example.com"]
-key = ["rsa-2048", "ecdsa-p256"]
-issuer = "pebble"
-""")
-        rc = certmgr(config, "validate")
-        rc = rc or certmgr(config, "renew")
-        certmgr(config, "status")
-        print("\nA second `certmgr renew` finds nothing due:")
-        rc = rc or certmgr(config, "renew")
+""" + "".join(sections))
+    rc = certmgr(config, "validate")
+    rc = rc or certmgr(config, "renew")
+    certmgr(config, "status")
+    rc = rc or certmgr(config, "check")
+    print("\nA second `certmgr renew` finds nothing due:")
+    rc = rc or certmgr(config, "renew")
+    print(f"\ndemo {'succeeded' if rc == 0 else 'FAILED'}: state, config and logs are in {STATE}")
     return rc
 
 

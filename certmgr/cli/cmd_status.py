@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     table = [
-        (r["hostname"], f'{r["key_type"]}-{r["key_bits"]}', r["issuer"], r["serial"] or "-",
+        (r["hostname"], r["key_spec"], r["issuer"], r["serial"] or "-",
          (r["not_after"] or "-")[:10], r["days_left"] if r["days_left"] is not None else "-", r["state"],
          (r["renew_at"] or "-")[:16], "yes" if r["deployed"] else "no", (r["last_error"] or "")[:80])
         for r in rows
