@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
@@ -53,7 +54,12 @@ def normalize_hostname(raw: str, *, allow_wildcard: bool = False) -> str:
                     # round-trip so a malformed punycode label is caught here
                     alabel.encode("ascii").decode("idna")
             else:
+                _refuse_invisible(raw, label)
                 alabel = _to_alabel(label)
+            if alabel.startswith("xn--"):
+                _refuse_mixed_scripts(raw, label, _to_ulabel(alabel))
+        except NameError_:
+            raise
         except (UnicodeError, ValueError) as e:
             raise NameError_(f"{raw!r}: label {label!r} is not a valid internationalized name ({e})") from e
         if len(alabel) > 63:
@@ -71,6 +77,37 @@ def normalize_hostname(raw: str, *, allow_wildcard: bool = False) -> str:
     if len(fqdn) > 253:
         raise NameError_(f"{raw!r} is longer than 253 characters")
     return fqdn
+
+
+#: scripts that mix with Latin in ordinary names (Japanese, Chinese, Korean)
+_EAST_ASIAN = frozenset({"CJK", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO"})
+
+
+def _refuse_invisible(raw: str, label: str) -> None:
+    # IDNA mapping silently drops format characters (zero-width space, soft hyphen, BOM):
+    # a name that looks like one thing in the config and is another must be refused
+    for ch in label:
+        if unicodedata.category(ch) == "Cf":
+            raise NameError_(f"{raw!r}: label {label!r} holds the invisible character U+{ord(ch):04X}")
+
+
+def _refuse_mixed_scripts(raw: str, label: str, ulabel: str) -> None:
+    """Refuse homographs such as Latin mixed with Cyrillic or Greek in one label."""
+    scripts = {unicodedata.name(ch, "?").split(" ")[0] for ch in ulabel if ch.isalpha()}
+    if len(scripts) > 1 and not scripts <= {"LATIN"} | _EAST_ASIAN:
+        raise NameError_(
+            f"{raw!r}: label {label!r} mixes scripts ({', '.join(sorted(scripts))}); "
+            "a look-alike name is refused, write the label in one script"
+        )
+
+
+def _to_ulabel(alabel: str) -> str:
+    import idna
+
+    try:
+        return str(idna.decode(alabel))
+    except idna.IDNAError as e:
+        raise ValueError(str(e)) from e
 
 
 def _to_alabel(label: str) -> str:
