@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from certmgr.errors import DeployError
+from certmgr.errors import ConfigError, DeployError
 from certmgr.interfaces import DeployRequest, Installed, Options, VerifyTarget
 from providers.deployers.hosts import Host, make_host
 
@@ -204,3 +204,21 @@ def split_bundles(request: DeployRequest) -> None:
     if len(set(algs)) != len(algs):
         raise DeployError(f"{request.hostname}: two certificates for the same key algorithm ({algs})")
 
+
+
+def cert_and_key_files(cert_dir: str, request: DeployRequest) -> list[FileSpec]:
+    """The usual layout: ``<host>.<alg>.crt`` (leaf + chain, 0644) and ``<host>.<alg>.key`` (secret)."""
+    split_bundles(request)
+    files: list[FileSpec] = []
+    for b in request.bundles:
+        files.append(FileSpec(cert_path(cert_dir, request.hostname, b.key_alg, "crt"), b.fullchain_pem, False))
+        files.append(FileSpec(cert_path(cert_dir, request.hostname, b.key_alg, "key"), b.key_pem, True))
+    return files
+
+
+def parse_target(value: str, *, protocol: str, implicit_tls: bool, key: str) -> VerifyTarget:
+    """``host:port`` from a deployer option."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"must be host:port, got {value!r}", key=key)
+    return VerifyTarget(host.strip("[]"), int(port), protocol, implicit_tls)

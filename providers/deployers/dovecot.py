@@ -1,0 +1,102 @@
+"""Dovecot: certificate and key files per algorithm, an optional config snippet, reload.
+
+Needs ``doveconf`` and ``doveadm`` on the host (local or ``host = "ssh://…"``).
+Options: ``cert_dir`` (required); ``version`` ("2.3", default, or "2.4": the
+setting names changed); ``config_file`` (optional: a snippet certmgr owns and
+rewrites, included from dovecot.conf, naming the files: 2.3 ``ssl_cert = </…``
+``ssl_key = </…`` and ``ssl_alt_cert``/``ssl_alt_key`` for a second algorithm;
+2.4 ``ssl_server_cert_file``/``ssl_server_key_file`` and the ``_alt_`` pair);
+``dovecot_config`` (the main config, passed as ``-c`` to doveconf and doveadm);
+``reload_command`` (default ``doveadm reload``); ``verify`` ("host:port", default
+``<hostname>:143``, or 993 with ``implicit_tls``), ``verify_protocol`` ("imap"),
+``implicit_tls``; ``group``.  Config test: ``doveconf -n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+from certmgr.interfaces import DeployRequest, Options, ProviderEnv, VerifyTarget
+from providers.deployers.base import (
+    Command,
+    FileSpec,
+    HostOptions,
+    MailDeployer,
+    cert_and_key_files,
+    parse_target,
+    read_host_options,
+)
+
+_NAMES = {
+    "2.3": ("ssl_cert = <{crt}", "ssl_key = <{key}", "ssl_alt_cert = <{crt}", "ssl_alt_key = <{key}"),
+    "2.4": ("ssl_server_cert_file = {crt}", "ssl_server_key_file = {key}",
+            "ssl_server_alt_cert_file = {crt}", "ssl_server_alt_key_file = {key}"),
+}
+
+
+class DovecotDeployer(MailDeployer):
+    description = "Dovecot: cert/key files per algorithm (+ optional ssl_cert snippet), doveconf -n, reload"
+    kind = "dovecot"
+
+    def __init__(self, name: str, hosting: HostOptions, *, cert_dir: str, version: str,
+                 config_file: str | None, dovecot_config: str | None, reload_command: Sequence[str],
+                 verify: VerifyTarget | None, protocol: str, implicit_tls: bool) -> None:
+        super().__init__(name, hosting)
+        self.cert_dir = cert_dir
+        self.version = version
+        self.config_file = config_file
+        self.dovecot_config = dovecot_config
+        self.reload_command = tuple(reload_command)
+        self.verify = verify
+        self.protocol = protocol
+        self.implicit_tls = implicit_tls
+
+    @classmethod
+    def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
+        dovecot_config = options.str("dovecot_config", None)
+        with_config = ["-c", dovecot_config] if dovecot_config else []
+        protocol = options.str("verify_protocol", "imap", choices=("imap",))
+        implicit = options.bool("implicit_tls", False)
+        verify_value = options.str("verify", None)
+        deployer = cls(
+            name,
+            read_host_options(options),
+            cert_dir=options.str("cert_dir"),
+            version=options.str("version", "2.3", choices=tuple(_NAMES)),
+            config_file=options.str("config_file", None),
+            dovecot_config=dovecot_config,
+            reload_command=options.str_list("reload_command", ["doveadm", *with_config, "reload"]),
+            verify=parse_target(verify_value, protocol=protocol, implicit_tls=implicit, key="verify")
+            if verify_value else None,
+            protocol=protocol,
+            implicit_tls=implicit,
+        )
+        options.finish()
+        return deployer
+
+    def where(self) -> str:
+        return f"dovecot:{self.config_file or self.cert_dir}"
+
+    def layout(self, request: DeployRequest) -> list[FileSpec]:
+        files = cert_and_key_files(self.cert_dir, request)
+        if self.config_file is None:
+            return files
+        lines = ["# written by certmgr: do not edit, it is replaced at every deployment"]
+        names = _NAMES[self.version]
+        pairs = [(files[i].path, files[i + 1].path) for i in range(0, len(files), 2)]
+        for slot, (crt, key) in enumerate(pairs):
+            lines += [names[2 * slot].format(crt=crt), names[2 * slot + 1].format(key=key)]
+        return [*files, FileSpec(self.config_file, ("\n".join(lines) + "\n").encode(), secret=False)]
+
+    def check(self) -> Command:
+        return Command(("doveconf", *(["-c", self.dovecot_config] if self.dovecot_config else []), "-n"))
+
+    def reload(self, paths: Sequence[str]) -> list[Command]:
+        return [Command(self.reload_command)]
+
+    def verify_targets(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
+        if self.verify is not None:
+            return (self.verify,)
+        port = 993 if self.implicit_tls else 143
+        return (VerifyTarget(request.hostname, port, self.protocol, self.implicit_tls),)
