@@ -114,7 +114,9 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             session.commit()
         except OperationalError as e:
             session.rollback()
-            raise StateError(f"database error: {e.orig}; the change was not saved") from e
+            where = engine.url.render_as_string(hide_password=True)
+            raise StateError(f"database {where}: {e.orig}; the change was not saved; "
+                             "check that the database is reachable and writable") from e
         except BaseException:
             session.rollback()
             raise
