@@ -5,6 +5,12 @@
 # Idempotent: does nothing when the binary is already there.
 set -eu
 dest=${CERTMGR_EXIM_DIR:-/opt/certmgr-peers/exim}
+# Debian's Exim is built with EXIM_USER=ref:Debian-exim and looks the user up at
+# start, before reading any config: the user must exist (the package would create it).
+if ! getent passwd Debian-exim >/dev/null; then
+    useradd --system --user-group --no-create-home --home-dir /var/spool/exim4 \
+        --shell /usr/sbin/nologin Debian-exim
+fi
 if [ -x "$dest/usr/sbin/exim4" ] && ls "$dest"/usr/lib/*/libidn.so.12 >/dev/null 2>&1; then
     exit 0
 fi

@@ -1,0 +1,70 @@
+"""Exim: certificate and key files per algorithm, ``exim -bV`` config test, reload.
+
+Needs the Exim binary on the host (local or ``host = "ssh://…"``).  Options:
+``cert_dir`` (required), ``exim_binary`` (default ``exim4``, Debian's name),
+``config_file`` (optional: the config ``-C`` passes to the test, default Exim's
+own), ``reload_command`` (default ``systemctl reload exim4``), ``group`` (on
+Debian ``Debian-exim``: Exim reads its key as that user, so keys become 0640
+root:Debian-exim), plus the shared host options.
+
+Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.crt`` (leaf + chain) and ``.key``.
+The Exim config names them; with dual RSA+ECDSA keys both settings are
+colon-separated lists in the same order (Exim 4.92 and later)::
+
+    tls_certificate = /etc/exim4/certmgr/mx1.example.com.rsa.crt : /etc/exim4/certmgr/mx1.example.com.ecdsa.crt
+    tls_privatekey  = /etc/exim4/certmgr/mx1.example.com.rsa.key : /etc/exim4/certmgr/mx1.example.com.ecdsa.key
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Self
+
+from certmgr.interfaces import DeployRequest, Options, ProviderEnv
+from providers.deployers.base import (
+    Command,
+    FileSpec,
+    HostOptions,
+    MailDeployer,
+    cert_and_key_files,
+    read_host_options,
+)
+
+
+class EximDeployer(MailDeployer):
+    description = "Exim: cert/key files per algorithm for tls_certificate/tls_privatekey, exim -bV, reload"
+    kind = "exim"
+
+    def __init__(self, name: str, hosting: HostOptions, *, cert_dir: str, exim_binary: str,
+                 config_file: str | None, reload_command: Sequence[str]) -> None:
+        super().__init__(name, hosting)
+        self.cert_dir = cert_dir
+        self.exim_binary = exim_binary
+        self.config_file = config_file
+        self.reload_command = tuple(reload_command)
+
+    @classmethod
+    def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
+        deployer = cls(
+            name,
+            read_host_options(options),
+            cert_dir=options.str("cert_dir"),
+            exim_binary=options.str("exim_binary", "exim4"),
+            config_file=options.str("config_file", None),
+            reload_command=options.str_list("reload_command", ["systemctl", "reload", "exim4"]),
+        )
+        options.finish()
+        return deployer
+
+    def where(self) -> str:
+        return f"exim:{self.cert_dir}"
+
+    def layout(self, request: DeployRequest) -> list[FileSpec]:
+        return cert_and_key_files(self.cert_dir, request)
+
+    def check(self) -> Command:
+        config = ["-C", self.config_file] if self.config_file else []
+        return Command((self.exim_binary, *config, "-bV"))
+
+    def reload(self, paths: Sequence[str]) -> list[Command]:
+        return [Command(self.reload_command)]
