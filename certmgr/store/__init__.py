@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from certmgr.store.db import make_engine, migrate, session_scope
@@ -47,7 +48,15 @@ class Store:
 
     def sync_slot(self, hostname: str, key_alg: str, key_type: str, names: Iterable[str], issuer: str) -> ManagedCert:
         """Create or update the slot for (hostname, key_alg) from the config."""
-        names_json = json.dumps(list(names))
+        names = list(names)
+        try:
+            return self._sync_slot(hostname, key_alg, key_type, names, issuer)
+        except IntegrityError:
+            # another process inserted this slot between our SELECT and INSERT: use its row
+            return self._sync_slot(hostname, key_alg, key_type, names, issuer)
+
+    def _sync_slot(self, hostname: str, key_alg: str, key_type: str, names: list[str], issuer: str) -> ManagedCert:
+        names_json = json.dumps(names)
         with session_scope(self.engine) as s:
             row = s.exec(
                 select(ManagedCert).where(ManagedCert.hostname == hostname, ManagedCert.key_alg == key_alg)
@@ -159,6 +168,14 @@ class Store:
             ).first()
 
     def save_account(self, issuer: str, directory: str, uri: str | None, key_path: str, contact: list[str]) -> None:
+        try:
+            self._save_account(issuer, directory, uri, key_path, contact)
+        except IntegrityError:
+            # a process that registered at the same moment saved first: the newest record wins
+            self._save_account(issuer, directory, uri, key_path, contact)
+
+    def _save_account(self, issuer: str, directory: str, uri: str | None, key_path: str,
+                      contact: list[str]) -> None:
         with session_scope(self.engine) as s:
             row = s.exec(
                 select(AcmeAccount).where(AcmeAccount.issuer == issuer, AcmeAccount.directory == directory)
