@@ -90,7 +90,8 @@ class Settings:
 
 @dataclass(frozen=True)
 class DaemonSettings:
-    """The ``[daemon]`` table: how often `certmgr run` does each job (seconds)."""
+    """The ``[daemon]`` table: how often `certmgr run` does each job (seconds; 0 switches
+    the probe or ARI job off)."""
 
     renew_interval: int = 600
     probe_interval: int = 900
@@ -281,8 +282,10 @@ def _parse_daemon(ld: _Loader, raw: Any, settings: Settings) -> DaemonSettings:
     intervals: dict[str, int] = {}
     for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval"):
         value = t.get(key, int, getattr(defaults, key))
-        if not 1 <= value <= 7 * 86400:
-            raise t.err(key, f"must be a number of seconds between 1 and 604800, got {value}")
+        # probing and ARI may be switched off (0): monitoring runs `certmgr check`, the CA has no ARI
+        low = 0 if key in ("probe_interval", "ari_interval") else 1
+        if not low <= value <= 7 * 86400:
+            raise t.err(key, f"must be a number of seconds between {low} and 604800, got {value}")
         intervals[key] = value
     # [certmgr] metrics_listen is the older place of this setting and stays accepted
     listen = t.get("metrics_listen", str, settings.metrics_listen)

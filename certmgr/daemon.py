@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,8 @@ JOBS: dict[str, tuple[JobFn, str]] = {
 JOB_CLAIM_SECONDS = 3600.0
 #: the main loop wakes at least this often (signals, watchdog)
 TICK_SECONDS = 5.0
+#: on SIGTERM, running jobs get this long to finish their step (systemd's TimeoutStopSec is 2 min)
+STOP_GRACE_SECONDS = 90.0
 
 
 class AlreadyRunning(CertmgrError):
@@ -97,6 +100,7 @@ class Daemon:
         self._scheduler: Any = None
         self._stop_metrics: Callable[[], None] | None = None
         self._metrics_listen = ""
+        self._running: set[str] = set()
 
     # ------------------------------------------------------------------ runtime swapping
 
@@ -129,6 +133,15 @@ class Daemon:
     # ------------------------------------------------------------------ jobs
 
     def _run_job(self, name: str) -> None:
+        with self._lock:
+            self._running.add(name)
+        try:
+            self._run_job_recorded(name)
+        finally:
+            with self._lock:
+                self._running.discard(name)
+
+    def _run_job_recorded(self, name: str) -> None:
         fn = JOBS[name][0]
         try:
             with self._runtime() as rt:
@@ -159,13 +172,17 @@ class Daemon:
         for name, (_fn, key) in JOBS.items():
             seconds = int(getattr(settings, key))
             grace = max(30, seconds)
-            if first:
+            job = self._scheduler.get_job(name)
+            if seconds == 0:  # this job is switched off
+                if job is not None:
+                    self._scheduler.remove_job(name)
+                    log.info("%s: switched off", name)
+                continue
+            if first or job is None:
                 self._scheduler.add_job(self._run_job, "interval", args=[name], id=name, name=name,
                                         seconds=seconds, next_run_time=now, max_instances=1, coalesce=True,
                                         misfire_grace_time=grace)
-            else:
-                job = self._scheduler.get_job(name)
-                if job is not None and job.trigger.interval.total_seconds() != seconds:
+            elif job.trigger.interval.total_seconds() != seconds:
                     self._scheduler.reschedule_job(name, trigger="interval", seconds=seconds)
                     log.info("%s: now every %d s", name, seconds)
 
@@ -256,7 +273,8 @@ class Daemon:
         finally:
             log.info("stopping: waiting for running jobs to finish their current step")
             self.notify.stopping()
-            self._scheduler.shutdown(wait=True)
+            self._scheduler.shutdown(wait=False)
+            self._wait_for_jobs()
             if self._stop_metrics is not None:
                 self._stop_metrics()
             with self._lock:
@@ -265,9 +283,22 @@ class Daemon:
         return 0
 
 
-def _monotonic_usec() -> float:
-    import time
+    def _wait_for_jobs(self) -> None:
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return
+            time.sleep(0.1)
+        with self._lock:
+            running = ", ".join(sorted(self._running))
+        # every step is recorded in the store: the work resumes at the next start
+        log.warning("stopping: %s still running after %d s; exiting anyway", running, STOP_GRACE_SECONDS)
+        logging.shutdown()
+        os._exit(0)
 
+
+def _monotonic_usec() -> float:
     return time.clock_gettime(time.CLOCK_MONOTONIC) * 1_000_000
 
 
