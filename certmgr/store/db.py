@@ -75,7 +75,12 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
         return
     import fcntl
 
-    with open(f"{db}.migrate-lock", "a+b") as fh:
+    try:
+        fh = open(f"{db}.migrate-lock", "a+b")
+    except OSError as e:  # read-only file system, disk full, permissions
+        raise StateError(f"cannot open the database {db}: {e.strerror}; "
+                         "check that the state directory is writable and has free space") from e
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -100,7 +105,7 @@ def _upgrade(engine: Engine, cfg: Any, heads: set[str]) -> None:
 
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
-    except OperationalError as e:
+    except DBAPIError as e:  # also "file is not a database" (a damaged or foreign file)
         raise StateError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
                          f"{e.orig}; check that it is reachable and writable") from e
 
