@@ -74,8 +74,15 @@ class _Account:
     regr: messages.RegistrationResource
 
 
-def _load_key(key_pem: bytes) -> tuple[jwk.JWK, jwa.JWASignature]:
-    key = serialization.load_pem_private_key(key_pem, password=None)
+def _load_key(key_pem: bytes, issuer: str) -> tuple[jwk.JWK, jwa.JWASignature]:
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        # never chain the cause: it may quote bytes of the key
+        raise PermanentError(
+            f"the stored ACME account key of [issuer.{issuer}] is damaged or not a PEM key; move the "
+            "file under accounts/ in the state directory aside so certmgr registers a new account"
+        ) from None
     if isinstance(key, ec.EllipticCurvePrivateKey):
         alg = {256: jwa.ES256, 384: jwa.ES384, 521: jwa.ES512}[key.curve.key_size]
         return jwk.JWKEC(key=key), alg
@@ -261,7 +268,7 @@ class AcmeIssuer:
                 return self._account
             record = ctx.load_account()
             if record is not None and record.directory == self.directory_url:
-                key, alg = _load_key(record.key_pem)
+                key, alg = _load_key(record.key_pem, self.name)
                 if record.uri:
                     regr = messages.RegistrationResource(uri=record.uri, body=messages.Registration())
                     self._account = _Account(key, alg, regr)
