@@ -236,3 +236,29 @@ challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", por
     assert "STILL FAILING (escalation 1)" in subjects(smtpd)[1]
     assert len(smtpd.messages) == 2
     rt.close()
+
+
+def test_calendar_feed_and_metrics_commands(tmp_path: Path, smtpd: SmtpServer) -> None:
+    ca = TestCA("certmgr test corporate CA")
+    config = write_config(tmp_path, smtpd, MTA + OTHER)
+    rt = runtime(config)
+    serial = import_manual(rt, tmp_path, ca, days=40)
+    rt.close()
+    cli = Cli(config)
+
+    feed = tmp_path / "out" / "certmgr.ics"
+    feed.parent.mkdir()
+    cli("calendar", "-o", str(feed))
+    cal = icalendar.Calendar.from_ical(feed.read_bytes())
+    assert str(cal["METHOD"]) == "PUBLISH"
+    summaries = sorted(str(e["SUMMARY"]) for e in cal.walk("VEVENT"))
+    assert summaries == [f"Renew the TLS certificate of {HOST} (rsa)", f"TLS certificate of {HOST} (rsa) EXPIRES"]
+    assert cli("calendar").stdout.startswith("BEGIN:VCALENDAR")  # stdout without -o
+    assert serial.lower() in feed.read_text().lower()
+
+    prom = tmp_path / "out" / "certmgr.prom"
+    cli("metrics", "-o", str(prom))
+    text = prom.read_text()
+    assert 'certmgr_certificate_days_left{hostname="mx1.example.com",key_type="rsa"} 39' in text
+    assert 'certmgr_deployment_state{hostname="mx9.example.com",key_type="rsa",state="planned"} 1.0' in text
+    assert cli("metrics").stdout.startswith("# HELP")
