@@ -56,26 +56,28 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
     return out
 
 
-def _managed_sha256s(rt: Runtime, hostname: str | None) -> list[str] | None:
-    if hostname is None:
-        return None
-    shas = []
-    for _mta, slot in rt.select([hostname]):
+def _managed_sha256s(rt: Runtime) -> dict[str, list[str]]:
+    """hostname -> SHA-256 of its current certificates, read once for all targets."""
+    out: dict[str, list[str]] = {}
+    for mta, slot in rt.sync_inventory():
         v = rt.store.version(slot.current_version_id)
+        out.setdefault(mta.hostname, [])
         if v is not None:
-            shas.append(v.sha256)
-    return shas
+            out[mta.hostname].append(v.sha256)
+    return out
 
 
 def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[dict[str, Any]]:
     now = now or utcnow()
     s = rt.config.settings
     todo = targets(rt, specs)
+    managed = _managed_sha256s(rt)
 
     def one(t: Target) -> dict[str, Any]:
         result = probe(t.host, t.port, servername=t.expected, trust_file=s.trust, key_alg=t.key_alg,
                        implicit_tls=None)
-        report = to_json(result, expected_hostname=t.expected, managed_sha256s=_managed_sha256s(rt, t.managed),
+        shas = managed.get(t.managed) if t.managed else None
+        report = to_json(result, expected_hostname=t.expected, managed_sha256s=shas,
                          warn_days=s.warning_days, crit_days=s.critical_days, now=now)
         report["hostname"] = t.managed
         rt.store.add_probe(ProbeResult(

@@ -22,19 +22,25 @@ class Runtime:
         self.store = Store(config.settings.database)
         self.providers = Providers(config)
         self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self._synced = False
 
     def close(self) -> None:
         self.providers.close()
         self.store.close()
 
     def sync_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
-        """One slot per (MTA, key algorithm) in the config, created or updated in the store."""
-        out = []
-        for mta in self.config.mtas:
-            for kt in mta.key_types:
-                alg = KEY_TYPES[kt][0]
-                out.append((mta, self.store.sync_slot(mta.hostname, alg, kt, mta.all_names, mta.issuer)))
-        return out
+        """One slot per (MTA, key algorithm) in the config, with its current row from the store.
+
+        The config is written into the store once per Runtime (one transaction per slot); later
+        calls read every slot back in a single query, so callers may ask often.
+        """
+        if not self._synced:
+            for mta in self.config.mtas:
+                for kt in mta.key_types:
+                    self.store.sync_slot(mta.hostname, KEY_TYPES[kt][0], kt, mta.all_names, mta.issuer)
+            self._synced = True
+        rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
+        return [(mta, rows[(mta.hostname, KEY_TYPES[kt][0])]) for mta in self.config.mtas for kt in mta.key_types]
 
     def select(self, hosts: list[str]) -> list[tuple[MtaConfig, ManagedCert]]:
         """Slots of the named hosts (all when none named); unknown names are a UsageError."""

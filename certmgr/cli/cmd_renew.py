@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 
 from certmgr.cli.common import is_tty, print_json, print_table, runtime
 from certmgr.lifecycle import Outcome
+from certmgr.reminders import process
 from certmgr.renewal import Progress, renew_many
 
 
@@ -36,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
         total = len(rt.select(args.hosts))
         with _progress(total, is_tty() and not args.json) as progress:
             outcomes = renew_many(rt, args.hosts, force=args.force, dry_run=args.dry_run, progress=progress)
+        # tell people at once about failures (and successes, where asked): never silent
+        notices = [] if args.dry_run else process(rt)
     finally:
         rt.close()
     if args.json:
@@ -43,4 +47,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table("Renewal", ["hostname", "key", "result", "detail"],
                     [(o.hostname, o.key_alg, o.action, o.message) for o in outcomes])
+        for n in notices:
+            if n.action in ("sent", "failed"):
+                print(f"notice {n.kind} for {n.hostname} via {n.notifier}: {n.action} {n.detail}".rstrip(),
+                      file=sys.stderr)
     return 1 if any(o.failed for o in outcomes) else 0
