@@ -187,7 +187,12 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
                 log.info("%s: renewal information unavailable now (%s); using the lifetime rule", host, e)
             if window is not None:
                 version.ari_start, version.ari_end = window.start, window.end
-        version = rt.store.add_version(version)
+        stored = rt.store.version_by_sha256(version.sha256)
+        if stored is not None and stored.managed_id == slot_id:
+            version = stored  # recorded by a run that died before it could make it current
+        else:
+            version = rt.store.add_version(version)
+        checkpoint("version_added")
         renew_at = renew_at_for(mta, version, f"{host}/{alg}/{version.serial}")
         rt.store.update_slot(
             slot_id, current_version_id=version.id, state="issued", pending_key_path=None, pending_csr=None,
