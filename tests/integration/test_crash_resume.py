@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 #: a short lease so the resumed run does not wait 90 s for the dead process's claim
 LEASE = 2.0
 STEPS = ["key_ready", "order_created", "challenge_answered", "finalized", "order_valid",
-         "certificate_downloaded", "certificate_stored", "issued"]
+         "certificate_downloaded", "certificate_stored", "version_added", "issued"]
 
 # --------------------------------------------------------------------------- shared helpers
 
