@@ -86,8 +86,8 @@ def deploy_and_verify(
         installed = deployer.install(request)
     except DeployError as e:
         # the deployer restored the previous files before raising
-        target = str(getattr(deployer, "target", request.hostname))
-        return DeployOutcome(target=target, ok=False, rolled_back=True, reason=str(e), served_sha256s={},
+        where = str(getattr(deployer, "target", request.hostname))
+        return DeployOutcome(target=where, ok=False, rolled_back=True, reason=str(e), served_sha256s={},
                              verified_at=None)
     dual = len(request.bundles) > 1
     served: dict[str, str | None] = {}

@@ -107,6 +107,9 @@ def test_dual_rsa_and_ecdsa_both_served(dual_site: Site) -> None:
 
 
 def test_failed_reload_restores_previous_certificate(site: Site) -> None:
+    # a full handshake first: the idle smtpd then holds the old certificate.  (Without a working
+    # reload, an smtpd that starts while the new file is briefly in place would keep the new one.)
+    assert site.served() == site.old[0].sha256
     outcome = site.deploy([site.ca.leaf(HOST)], reload_command=["false"])
     assert not outcome.ok and outcome.rolled_back
     assert "postfix reload `false` failed with exit code 1" in (outcome.reason or "")
@@ -137,6 +140,7 @@ def test_mta_still_serving_old_certificate_is_rolled_back(site: Site, tmp_path: 
     # The deployer writes to a cert_dir main.cf does not use: install, check and reload succeed,
     # yet Postfix keeps serving the old certificate.  Verification must catch it and roll back.
     # (reload_command = ["true"] would not do for Postfix: each new smtpd process reads the file.)
+    assert site.served() == site.old[0].sha256
     elsewhere = tmp_path / "unused"
     outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(elsewhere))
     assert not outcome.ok and outcome.rolled_back

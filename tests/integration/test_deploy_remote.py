@@ -16,6 +16,7 @@ import pytest
 from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.errors import DeployError
 from certmgr.interfaces import CertBundle, DeployRequest, Options, ProviderEnv, VerifyTarget
+from certmgr.probe import probe
 from providers.deployers.hosts import SshHost
 from providers.deployers.postfix import PostfixDeployer
 from tests.peers.postfix import PostfixPeer, chain_file_pem
@@ -56,6 +57,11 @@ class Site:
                                  attempts=10, delay=0.3)
 
 
+    def served(self) -> str | None:
+        r = probe("127.0.0.1", self.peer.port, servername=HOST, trust_file=self.trust, timeout=5)
+        return r.certificate.sha256 if r.certificate else None
+
+
 @pytest.fixture
 def site(tmp_path: Path, sshd: SshdPeer) -> Iterator[Site]:
     s = Site(tmp_path, sshd)
@@ -76,9 +82,11 @@ def test_remote_deploy_over_ssh(site: Site) -> None:
 
 
 def test_remote_failed_reload_rolls_back(site: Site) -> None:
+    assert site.served() == site.old.sha256  # the idle smtpd holds the old certificate
     outcome = site.deploy([site.ca.leaf(HOST)], reload_command=["false"])
     assert not outcome.ok and outcome.rolled_back
     assert (site.cert_dir / f"{HOST}.rsa.pem").read_bytes() == chain_file_pem(site.old)
+    assert site.served() == site.old.sha256
 
 
 def test_unknown_host_key_is_refused(sshd: SshdPeer, tmp_path: Path) -> None:
