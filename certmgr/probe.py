@@ -226,8 +226,11 @@ def probe(
                     greeting = _smtp_greeting(tlines) if protocol == "smtp" else _imap_greeting(tlines)
                 _goodbye(tls, protocol)
     except (OSError, _ProtocolError) as e:
+        # no reply at all (reset, timeout) says nothing about TLS: unknown; a refusal or garbage
+        # from a listening server is a finding
+        silent = greeting is None and isinstance(e, OSError)
         return result(banner=greeting, banner_host=_smtp_host(protocol, greeting),
-                           starttls=starttls, error=f"{target}: {_reason(e)}", unreachable=greeting is None)
+                      starttls=starttls, error=f"{target}: {_reason(e)}", unreachable=silent)
     facts = certificate_facts(leaf, chain, trust_file=trust_file) if leaf else None
     return result(
         banner=greeting, banner_host=_smtp_host(protocol, greeting), starttls=True,

@@ -82,10 +82,10 @@ def assess(
         return UNKNOWN, [result.error or f"cannot reach {result.target}"]
     host = _hostname(result, expected_hostname)
     found: list[tuple[str, str]] = []
-    if not result.starttls:
-        found.append((CRITICAL, "STARTTLS is not offered to this client"))
-    elif result.error is not None:
+    if result.error is not None:
         found.append((CRITICAL, result.error))
+    elif not result.starttls:
+        found.append((CRITICAL, "STARTTLS is not offered to this client"))
     cert = result.certificate
     if cert is not None:
         found.extend(_cert_problems(cert, host, now, warn_days, crit_days))
