@@ -20,6 +20,7 @@ certificate is not served.  Common options of every deployer: ``host``
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,7 @@ def read_host_options(options: Options) -> HostOptions:
     return HostOptions(host=host, group=options.str("group", None))
 
 
-class MailDeployer:
+class MailDeployer(ABC):
     """Base of every file-based deployer.  Subclasses fill in the hooks below."""
 
     #: the MTA's name in messages ("postfix", "exim", ...)
@@ -76,12 +77,13 @@ class MailDeployer:
         self.group = hosting.group
 
     # ---- hooks -----------------------------------------------------------
+    @abstractmethod
     def where(self) -> str:
         """What is deployed to, for messages and ``Installed.target``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def layout(self, request: DeployRequest) -> list[FileSpec]:
-        raise NotImplementedError
+        """The files to write for ``request`` (their previous versions are backed up)."""
 
     def extra_backups(self, request: DeployRequest) -> list[str]:
         """Files changed by :meth:`configure` (backed up and restored with the rest)."""
@@ -95,9 +97,9 @@ class MailDeployer:
         """The MTA's config test, or None when it has none."""
         return None
 
+    @abstractmethod
     def reload(self, paths: Sequence[str]) -> list[Command]:
         """How the MTA picks up the files at ``paths`` (also used after a restore)."""
-        raise NotImplementedError
 
     def verify_targets(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
         return (request.verify,)
