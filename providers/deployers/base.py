@@ -151,7 +151,11 @@ class MailDeployer(ABC):
         files = self.layout(request)
         paths = [f.path for f in files]
         secret = {f.path: f.secret for f in files}
-        saved = self._backup([*paths, *self.extra_backups(request)])
+        try:
+            saved = self._backup([*paths, *self.extra_backups(request)])
+        except DeployError as e:
+            raise DeployError(f"{self.target}: cannot back up the current files before deploying "
+                              f"{request.hostname}, so nothing was changed: {e}") from e
         try:
             for f in files:
                 self.host.write(f.path, f.data, mode=self._mode(secret=f.secret), group=self.group)

@@ -110,3 +110,14 @@ def test_remote_arguments_are_quoted(sshd: SshdPeer, tmp_path: Path) -> None:
     with pytest.raises(DeployError, match="symbolic link"):
         host.write(str(link), b"x", mode=0o600)
     assert odd.read_bytes() == b"data"
+
+
+def test_unreachable_host_changes_nothing(site: Site, tmp_path: Path) -> None:
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    outcome = site.deploy([site.ca.leaf(HOST)], ssh_known_hosts=str(empty))
+    assert not outcome.ok
+    assert "cannot back up the current files before deploying mx1.example.com, so nothing was changed" in (
+        outcome.reason or "")
+    assert "Host key verification failed" in (outcome.reason or "")
+    assert (site.cert_dir / f"{HOST}.rsa.pem").read_bytes() == chain_file_pem(site.old)
