@@ -60,4 +60,4 @@ def test_probe_throughput(postfix: tuple[PostfixPeer, str, Path]) -> None:
     pooled = run(peer, sha, trust, 8)
     print(f"\nprobe throughput, {N} STARTTLS probes against a local Postfix: "
           f"sequential {sequential:.1f}/s, 8 threads {pooled:.1f}/s")
-    assert pooled > sequential * 0.8
+    assert pooled > sequential * 0.5  # both ends share 2 CPU cores: threads gain little, must not lose much
