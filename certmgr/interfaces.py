@@ -117,6 +117,16 @@ class Options:
             raise self._err(key, f"must be a list of non-empty strings, got {value!r}")
         return list(value)
 
+    def command(self, key: builtins.str, default: Any = _MISSING) -> Any:
+        """A command as a list of arguments.  A string is refused: no shell ever parses it."""
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, list) or not value or not all(isinstance(v, builtins.str) and v for v in value):
+            raise self._err(key, f'must be a list of arguments, run without a shell, e.g. ["/usr/sbin/postfix", '
+                                 f'"reload"]; got {value!r}')
+        return list(value)
+
     def table(self, key: builtins.str, default: Any = _MISSING) -> Any:
         value = self.raw(key, default)
         if value is default and default is not _MISSING:

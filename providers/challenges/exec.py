@@ -43,13 +43,7 @@ class ExecSolver:
             raise ConfigError(
                 f'must be "exec" for this solver, got {provider!r}', table=options.where, key="provider"
             )
-        command = options.str_list("command")
-        if isinstance(options.raw("command"), str):
-            raise ConfigError(
-                'must be a list of strings (no shell is used), e.g. ["/usr/local/bin/hook"]',
-                table=options.where,
-                key="command",
-            )
+        command = options.command("command")
         timeout = options.float("timeout", 300.0, min=1.0)
         options.finish()
         return cls(command, challenge_type=ctype, timeout=timeout)

@@ -66,7 +66,7 @@ class DovecotDeployer(MailDeployer):
             version=options.str("version", "2.3", choices=tuple(_NAMES)),
             config_file=options.str("config_file", None),
             dovecot_config=dovecot_config,
-            reload_command=options.str_list("reload_command", ["doveadm", *with_config, "reload"]),
+            reload_command=options.command("reload_command", ["doveadm", *with_config, "reload"]),
             verify=parse_target(verify_value, protocol=protocol, implicit_tls=implicit, key="verify")
             if verify_value else None,
             protocol=protocol,

@@ -106,7 +106,7 @@ class ExchangeDeployer(MailDeployer):
             if s not in _SERVICES:
                 raise ConfigError(f"unknown Exchange service {s!r} (known: {', '.join(_SERVICES)})",
                                   key="services")
-        deployer = cls(name, read_host_options(options), command=options.str_list("command"),
+        deployer = cls(name, read_host_options(options), command=options.command("command"),
                        password=options.secret("pfx_password") or "", cert_dir=options.str("cert_dir"),
                        services=services)
         options.finish()

@@ -61,7 +61,7 @@ class ExecDeployer(MailDeployer):
 
     @classmethod
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
-        deployer = cls(name, read_host_options(options), command=options.str_list("command"),
+        deployer = cls(name, read_host_options(options), command=options.command("command"),
                        cert_dir=options.str("cert_dir"), verify=options.bool("verify", True))
         options.finish()
         return deployer

@@ -51,7 +51,7 @@ class EximDeployer(MailDeployer):
             cert_dir=options.str("cert_dir"),
             exim_binary=options.str("exim_binary", "exim4"),
             config_file=options.str("config_file", None),
-            reload_command=options.str_list("reload_command", ["systemctl", "reload", "exim4"]),
+            reload_command=options.command("reload_command", ["systemctl", "reload", "exim4"]),
         )
         options.finish()
         return deployer

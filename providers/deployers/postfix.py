@@ -51,7 +51,7 @@ class PostfixDeployer(MailDeployer):
             config_dir=config_dir,
             cert_dir=options.str("cert_dir", f"{config_dir}/certmgr"),
             manage_config=options.bool("manage_config", False),
-            reload_command=options.str_list("reload_command", ["postfix", "-c", config_dir, "reload"]),
+            reload_command=options.command("reload_command", ["postfix", "-c", config_dir, "reload"]),
         )
         options.finish()
         return deployer

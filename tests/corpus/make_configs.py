@@ -136,14 +136,20 @@ C["smtp_injection"] = std("must be host or host:port", m=mta(smtp='"mx1.example.
 C["smtp_subshell"] = std("must be host or host:port", m=mta(smtp='"$(reboot):25"'))
 C["duplicate_hostname"] = std("duplicate hostname", m=mta() + mta(hostname='"MX1.example.com."'))
 # --- commands: lists only, never a shell ------------------------------------------------
-C["exec_challenge_command_string"] = std("must be a list of strings (no shell is used)",
+C["exec_challenge_command_string"] = std("run without a shell",
     issuer=ISSUER.replace('challenge = { type = "http-01", mode = "standalone", port = 8080 }',
                           'challenge = { type = "dns-01", provider = "exec", command = "/usr/local/bin/hook $(reboot)" }'))
-C["exec_challenge_command_integers"] = std("must be a list of non-empty strings",
+C["exec_challenge_command_integers"] = std("must be a list of arguments",
     issuer=ISSUER.replace('challenge = { type = "http-01", mode = "standalone", port = 8080 }',
                           'challenge = { type = "dns-01", provider = "exec", command = [1, 2] }'))
 C["deploy_string_injection"] = std("which is not defined", extra='\n[deploy.edge]\ntype = "postfix"\nconfig_dir = "/etc/postfix"\n',
     m=mta(deploy='"edge; reboot"'))
+for kind, key in (("postfix", "reload_command"), ("exim", "reload_command"), ("exec", "command")):
+    extra = {"postfix": 'config_dir = "/etc/postfix"\n', "exim": 'cert_dir = "/etc/exim4/certmgr"\n',
+             "exec": 'cert_dir = "/srv/certs"\n'}[kind]
+    C[f"deploy_{kind}_{key}_string"] = std("run without a shell", extra=(
+        f'\n[deploy.edge]\ntype = "{kind}"\n{extra}{key} = "/usr/sbin/postfix reload; reboot"\n'),
+        m=mta(deploy='["edge"]'))
 # --- missing required keys ----------------------------------------------------------
 C["missing_hostname"] = std("is required", m=mta(hostname=None))
 C["missing_issuer"] = std("is required", m=mta(issuer=None))
