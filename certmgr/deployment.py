@@ -87,7 +87,7 @@ def deploy_mta(rt: Runtime, mta: MtaConfig) -> list[DeployReport]:
     lead = pairs[0][0]
     assert lead.id is not None
     # one claim per MTA (on its first slot): reloads of one MTA never interleave
-    if not rt.store.claim(lead.id, owner, DEPLOY_LEASE_SECONDS):
+    if not rt.claim(lead.id, owner, DEPLOY_LEASE_SECONDS):
         return [DeployReport(mta.hostname, t, False, False, "another certmgr process is deploying it")
                 for t in mta.deploy]
     try:

@@ -122,7 +122,7 @@ def renew_slot(
                        "(name the host or use --force to try now)")
     if dry_run:
         return Outcome(host, alg, "would-renew", reason)
-    if not rt.store.claim(slot.id, rt.node, LEASE_SECONDS):
+    if not rt.claim(slot.id, rt.node, LEASE_SECONDS):
         return Outcome(host, alg, "busy", "another certmgr process is renewing it right now")
     slot_id = slot.id
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from pathlib import Path
@@ -14,6 +15,28 @@ from certmgr.registry import Providers
 from certmgr.statedir import StateDir
 from certmgr.store import ManagedCert, Store
 
+log = logging.getLogger("certmgr.runtime")
+
+
+def node_id() -> str:
+    """This process, as lease owners name it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only for an owner on this machine whose process no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split("/", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    return False
+
 
 class Runtime:
     def __init__(self, config: Config, *, node: str | None = None) -> None:
@@ -21,7 +44,7 @@ class Runtime:
         self.state = StateDir(config.settings.state_dir).ensure()
         self.store = Store(config.settings.database)
         self.providers = Providers(config)
-        self.node = node or f"{socket.gethostname()}:{os.getpid()}"
+        self.node = node or node_id()
         self._synced = False
 
     def close(self) -> None:
@@ -46,6 +69,17 @@ class Runtime:
         """Slots of the named hosts (all when none named); unknown names are a UsageError."""
         wanted = {self.config.mta(h).hostname for h in hosts}
         return [(m, s) for m, s in self.sync_inventory() if not wanted or m.hostname in wanted]
+
+    def claim(self, slot_id: int, owner: str, seconds: float) -> bool:
+        """Claim a slot; also take it from a process of this machine that has died holding it
+        (a crashed `certmgr renew` need not block the next one until its lease runs out)."""
+        if self.store.claim(slot_id, owner, seconds):
+            return True
+        holder = self.store.lease_owner(slot_id)
+        if holder and holder != owner and owner_is_dead(holder):
+            log.info("taking over slot %s from %s, which is no longer running", slot_id, holder)
+            return self.store.take_over(slot_id, holder, owner, seconds)
+        return False
 
     # ACME accounts: the key lives in a 0600 file, the URI in the store
 

@@ -119,6 +119,21 @@ class Store:
             )
             return bool(result.rowcount == 1)
 
+    def lease_owner(self, slot_id: int) -> str | None:
+        with session_scope(self.engine) as s:
+            row = s.get(ManagedCert, slot_id)
+            return row.lease_owner if row is not None else None
+
+    def take_over(self, slot_id: int, old_owner: str, owner: str, seconds: float) -> bool:
+        """Take a lease from ``old_owner`` (known to be dead) if it still holds it."""
+        with session_scope(self.engine) as s:
+            result = s.exec(
+                update(ManagedCert)
+                .where(col(ManagedCert.id) == slot_id, col(ManagedCert.lease_owner) == old_owner)
+                .values(lease_owner=owner, lease_until=utcnow() + timedelta(seconds=seconds))
+            )
+            return bool(result.rowcount == 1)
+
     def release(self, slot_id: int, owner: str) -> None:
         with session_scope(self.engine) as s:
             s.exec(

@@ -106,3 +106,20 @@ def test_failed_renewal_exit_1_and_recorded(tmp_path: Path, pebble: Pebble) -> N
     assert rows[0]["state"] == "failed" and rows[0]["last_error"] and rows[0]["serial"] is None
     assert rows[0]["next_retry_at"] is not None
     assert "mx1.example.com" in rows[0]["last_error"], r.stdout
+
+
+def test_crashed_run_does_not_block_the_next(tmp_path: Path, pebble: Pebble) -> None:
+    """A `renew` killed mid-order holds a 90 s lease; the next run on this machine sees that the
+    holder is gone and resumes at once instead of reporting busy."""
+    import os
+    import subprocess
+    import sys
+
+    cli = Cli(acme_config(tmp_path, pebble, MTAS.split("[[mta]]")[0] + "[[mta]]" + MTAS.split("[[mta]]")[1]))
+    env = {**os.environ, "CERTMGR_CRASH_AFTER": "order_created"}
+    env.pop("CERTMGR_LEASE_SECONDS", None)
+    r = subprocess.run([sys.executable, "-m", "certmgr", "-c", str(cli.config), "renew"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == -9
+    out = cli.json("renew", "--json")
+    assert [o["action"] for o in out] == ["issued"], out

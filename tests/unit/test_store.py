@@ -49,3 +49,26 @@ def test_sync_slot_updates_config_changes(tmp_path: Path) -> None:
     a = store.sync_slot("mx1.example.com", "rsa", "rsa-2048", ["mx1.example.com"], "le")
     b = store.sync_slot("mx1.example.com", "rsa", "rsa-4096", ["mx1.example.com", "m.example.com"], "le")
     assert a.id == b.id and b.key_type == "rsa-4096" and len(store.slots()) == 1
+
+
+def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from certmgr.runtime import owner_is_dead
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slot = store.sync_slot("mx1.example.com", "rsa", "rsa-2048", ["mx1.example.com"], "le")
+    assert slot.id is not None
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{socket.gethostname()}:{int(proc.stdout)}"
+    alive = f"{socket.gethostname()}:{__import__('os').getpid()}"
+    assert owner_is_dead(dead) and owner_is_dead(dead + "/deploy")
+    assert not owner_is_dead(alive) and not owner_is_dead("other-host:1") and not owner_is_dead("garbage")
+    assert store.claim(slot.id, dead, 600)
+    assert not store.claim(slot.id, alive, 600)
+    assert store.lease_owner(slot.id) == dead
+    assert store.take_over(slot.id, dead, alive, 600)
+    assert not store.take_over(slot.id, dead, "third:1", 600), "only from the holder named"
+    assert store.lease_owner(slot.id) == alive
