@@ -88,7 +88,8 @@ class Runtime:
 
     def load_account(self, issuer: str) -> AccountRecord | None:
         directory = self._directory(issuer)
-        row = self.store.account(issuer, directory)
+        # "" is a row from before accounts were per machine: adopted when its key is readable here
+        row = self.store.account(issuer, directory, socket.gethostname()) or self.store.account(issuer, directory, "")
         if row is None:
             return None
         try:
@@ -101,5 +102,6 @@ class Runtime:
         path = self.state.account_key_path(record.issuer, record.directory)
         if not path.exists() or path.read_bytes() != record.key_pem:
             atomic_write(path, record.key_pem, 0o600)
-        self.store.save_account(record.issuer, record.directory, record.uri, str(path), list(record.contact))
+        self.store.save_account(record.issuer, record.directory, socket.gethostname(), record.uri, str(path),
+                                list(record.contact))
         self.store.log("account_saved", detail={"issuer": record.issuer, "uri": record.uri})

@@ -176,28 +176,31 @@ class Store:
 
     # ------------------------------------------------------------------ accounts
 
-    def account(self, issuer: str, directory: str) -> AcmeAccount | None:
+    def account(self, issuer: str, directory: str, node: str) -> AcmeAccount | None:
+        """The ACME account ``node`` (a machine: its state dir holds the key) uses with a CA."""
         with session_scope(self.engine) as s:
-            return s.exec(
-                select(AcmeAccount).where(AcmeAccount.issuer == issuer, AcmeAccount.directory == directory)
-            ).first()
+            return s.exec(select(AcmeAccount).where(
+                AcmeAccount.issuer == issuer, AcmeAccount.directory == directory, AcmeAccount.node == node
+            )).first()
 
-    def save_account(self, issuer: str, directory: str, uri: str | None, key_path: str, contact: list[str]) -> None:
+    def save_account(self, issuer: str, directory: str, node: str, uri: str | None, key_path: str,
+                     contact: list[str]) -> None:
         try:
-            self._save_account(issuer, directory, uri, key_path, contact)
+            self._save_account(issuer, directory, node, uri, key_path, contact)
         except IntegrityError:
-            # a process that registered at the same moment saved first: the newest record wins
-            self._save_account(issuer, directory, uri, key_path, contact)
+            # a process of this node that registered at the same moment saved first: the newest wins
+            self._save_account(issuer, directory, node, uri, key_path, contact)
 
-    def _save_account(self, issuer: str, directory: str, uri: str | None, key_path: str,
+    def _save_account(self, issuer: str, directory: str, node: str, uri: str | None, key_path: str,
                       contact: list[str]) -> None:
         with session_scope(self.engine) as s:
-            row = s.exec(
-                select(AcmeAccount).where(AcmeAccount.issuer == issuer, AcmeAccount.directory == directory)
-            ).first()
+            row = s.exec(select(AcmeAccount).where(
+                AcmeAccount.issuer == issuer, AcmeAccount.directory == directory, AcmeAccount.node == node
+            )).first()
             now = utcnow()
             if row is None:
-                row = AcmeAccount(issuer=issuer, directory=directory, key_path=key_path, created_at=now, updated_at=now)
+                row = AcmeAccount(issuer=issuer, directory=directory, node=node, key_path=key_path,
+                                  created_at=now, updated_at=now)
             row.uri, row.key_path, row.contact, row.updated_at = uri, key_path, json.dumps(contact), now
             s.add(row)
 

@@ -78,11 +78,13 @@ class CertVersion(SQLModel, table=True):
 
 class AcmeAccount(SQLModel, table=True):
     __tablename__ = "acme_account"
-    __table_args__ = (UniqueConstraint("issuer", "directory", name="uq_account_issuer_dir"),)
+    # one account per machine: its key lives in that machine's state dir, never in the database
+    __table_args__ = (UniqueConstraint("issuer", "directory", "node", name="uq_account_issuer_dir_node"),)
 
     id: int | None = Field(default=None, primary_key=True)
     issuer: str
     directory: str
+    node: str = ""
     uri: str | None = None
     key_path: str
     contact: str = "[]"

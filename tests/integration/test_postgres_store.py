@@ -70,11 +70,14 @@ def test_store_migrates_and_leases_on_postgres(postgres: Postgres) -> None:
     store.release(slot.id, "node-b")
     assert store.slot(slot.id).lease_owner is None
 
-    # the same account saved twice (two nodes registering at once) stays one row
-    store.save_account("pebble", "https://ca/dir", "https://ca/acct/1", "/k1", ["mailto:a@example.com"])
-    store.save_account("pebble", "https://ca/dir", "https://ca/acct/2", "/k2", ["mailto:a@example.com"])
-    account = store.account("pebble", "https://ca/dir")
+    # one node saving its account twice keeps one row; another node has its own
+    store.save_account("pebble", "https://ca/dir", "n1", "https://ca/acct/1", "/k1", ["mailto:a@example.com"])
+    store.save_account("pebble", "https://ca/dir", "n1", "https://ca/acct/2", "/k2", ["mailto:a@example.com"])
+    store.save_account("pebble", "https://ca/dir", "n2", "https://ca/acct/3", "/k3", [])
+    account = store.account("pebble", "https://ca/dir", "n1")
     assert account is not None and account.uri == "https://ca/acct/2"
+    other = store.account("pebble", "https://ca/dir", "n2")
+    assert other is not None and other.key_path == "/k3"
     store.log("test_event", "mx1.example.com", "ecdsa", {"k": "v"})
     assert [e.kind for e in store.events("mx1.example.com")] == ["test_event"]
     store.close()

@@ -72,3 +72,29 @@ def test_lease_of_a_dead_local_process_is_taken_over(tmp_path: Path) -> None:
     assert store.take_over(slot.id, dead, alive, 600)
     assert not store.take_over(slot.id, dead, "third:1", 600), "only from the holder named"
     assert store.lease_owner(slot.id) == alive
+
+
+def test_migration_0002_keeps_existing_accounts(tmp_path: Path) -> None:
+    """A database made by the first schema keeps its ACME account through the upgrade."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from certmgr.store.db import _MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO acme_account (issuer, directory, uri, key_path, contact, created_at, "
+                          "updated_at) VALUES ('le', 'https://ca/dir', 'https://ca/acct/9', '/k', '[]', "
+                          "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    engine.dispose()
+    store = Store(url)  # upgrades to the head
+    assert current_revision(store.engine) == SCHEMA_HEAD
+    row = store.account("le", "https://ca/dir", "")
+    assert row is not None and row.uri == "https://ca/acct/9"
+    store.save_account("le", "https://ca/dir", "mx-node-2", "https://ca/acct/10", "/k2", [])
+    assert store.account("le", "https://ca/dir", "mx-node-2") is not None
