@@ -6,7 +6,6 @@ database byte for byte as they were.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import Cli
 from tests.peers.testca import TestCA
+from tests.peers.util import state_fingerprint
 
 HOST, ALIAS = "mx1.example.com", "mail.example.com"
 
@@ -72,8 +72,7 @@ def csr_keys(cli: Cli) -> dict[str, x509.CertificateSigningRequest]:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+    return state_fingerprint(root)
 
 
 def test_csr_is_stable_and_names_match(cli: Cli) -> None:

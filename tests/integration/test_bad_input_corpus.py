@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from tests.peers.pebble import Pebble, running_pebble
+from tests.peers.util import state_fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -316,7 +317,7 @@ def fill_up(where: Path) -> None:
 
 
 def snapshot(state: Path) -> tuple[dict[str, str], str]:
-    return state_digest(state), hashlib.sha256((state / "certmgr.db").read_bytes()).hexdigest()
+    return state_digest(state), state_fingerprint(state)["certmgr.db"]
 
 
 def assert_refused_cleanly(r: subprocess.CompletedProcess[str], state: Path, snap: tuple[dict[str, str], str],
@@ -327,7 +328,7 @@ def assert_refused_cleanly(r: subprocess.CompletedProcess[str], state: Path, sna
     assert phrase in text.lower(), text
     files = {k: v for k, v in state_digest(state).items() if not k.startswith(ignore)}
     assert files == {k: v for k, v in snap[0].items() if not k.startswith(ignore)}, "state files changed"
-    assert hashlib.sha256((state / "certmgr.db").read_bytes()).hexdigest() == snap[1], "database changed"
+    assert state_fingerprint(state)["certmgr.db"] == snap[1], "database changed"
     assert not [p for p in state.rglob("*") if p.name.endswith(".tmp")], "temp files left behind"
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,32 @@ def require_binary(name: str) -> str:
     if os.environ.get("CERTMGR_ALLOW_SKIP") == "1":
         pytest.skip(msg)
     pytest.fail(msg)
+
+
+def state_fingerprint(state: Path) -> dict[str, str]:
+    """SHA-256 of every file in a state dir; SQLite databases by their logical content.
+
+    A WAL checkpoint rewrites the database file's bytes without changing any row, so
+    comparing bytes would flag a change where there is none.
+    """
+    import hashlib
+    import sqlite3
+
+    out: dict[str, str] = {}
+    for p in sorted(state.rglob("*")):
+        if not p.is_file() or p.name.endswith(("-wal", "-shm", ".migrate-lock")):
+            continue
+        data = p.read_bytes()
+        if p.suffix == ".db":
+            try:
+                con = sqlite3.connect(f"file:{p}?mode=ro", uri=True)
+                try:
+                    data = "\n".join(con.iterdump()).encode()
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                # a read-only or full file system: no checkpoint can run there, bytes are stable
+                wal = p.with_name(p.name + "-wal")
+                data += wal.read_bytes() if wal.exists() else b""
+        out[str(p.relative_to(state))] = hashlib.sha256(data).hexdigest()
+    return out
