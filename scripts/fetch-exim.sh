@@ -19,7 +19,9 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 # libidn12 is a library Exim links to that nothing else here pulls in; it is
 # unpacked next to Exim and found through LD_LIBRARY_PATH (see tests/peers/exim.py).
-apt-get download exim4-base exim4-daemon-light libidn12 >/dev/null
+# a fresh machine may have no package lists yet: fetch them once and try again
+apt-get download exim4-base exim4-daemon-light libidn12 >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get download exim4-base exim4-daemon-light libidn12 >/dev/null; }
 mkdir -p "$dest"
 for deb in ./*.deb; do
     dpkg -x "$deb" "$dest"
