@@ -343,18 +343,10 @@ class AcmeIssuer:
             try:
                 acme_client.ClientV2(directory, net).revoke(cert, reason)
                 return
-            except messages.Error as e:
-                if e.code == "accountDoesNotExist" and attempt == 1:
+            except _ACME_ERRORS as e:
+                if isinstance(e, messages.Error) and e.code == "accountDoesNotExist" and attempt == 1:
                     account = self._reregister(account, ctx)
                     continue
-                raise map_acme_error(
-                    e,
-                    host=self.host,
-                    hostname=ctx.hostname,
-                    what="revoking the certificate",
-                    response=net.last_response,
-                ) from e
-            except _ACME_ERRORS as e:
                 raise map_acme_error(
                     e,
                     host=self.host,
