@@ -17,6 +17,7 @@ from typing import Any
 
 from certmgr.errors import ConfigError
 from certmgr.names import NameError_, normalize_hostname
+from certmgr.tomltable import Loader, Table, find_line
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
 DEFAULT_STATE_DIR = "/var/lib/certmgr"
@@ -133,97 +134,6 @@ def config_path(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get("CERTMGR_CONFIG") or DEFAULT_CONFIG)
 
 
-def find_line(text: str, table: str | None, key: str | None) -> int | None:
-    """Best-effort line of ``key`` inside ``[table]`` (or ``[[mta]] #n``) in TOML text."""
-    if not text or not table:
-        return None
-    lines = text.splitlines()
-    start = 0
-    m = re.match(r"^mta #(\d+)", table)
-    if m:
-        nth = int(m.group(1))
-        seen = 0
-        for i, ln in enumerate(lines):
-            if re.match(r"^\s*\[\[\s*mta\s*\]\]", ln):
-                seen += 1
-                if seen == nth:
-                    start = i
-                    break
-        else:
-            return None
-    else:
-        head = table.split(".")
-        pat = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(h) for h in head[:2]) + r"\s*\]")
-        for i, ln in enumerate(lines):
-            if pat.match(ln):
-                start = i
-                break
-        else:
-            return None
-    if not key:
-        return start + 1
-    keypat = re.compile(r"^\s*" + re.escape(key.split(".")[0]) + r"\s*=")
-    inline = re.compile(r"[{,]\s*" + re.escape(key.split(".")[-1]) + r"\s*=")
-    for i in range(start + 1, len(lines)):
-        if re.match(r"^\s*\[", lines[i]):
-            break
-        if keypat.match(lines[i]) or inline.search(lines[i]):
-            return i + 1
-    return start + 1
-
-
-class _Table:
-    """Reads the core's keys of one table and refuses the rest."""
-
-    def __init__(self, loader: _Loader, data: Any, table: str) -> None:
-        self.loader = loader
-        self.table = table
-        if not isinstance(data, dict):
-            raise loader.error(f"must be a table, got {type(data).__name__}", table, None)
-        self.data: dict[str, Any] = data
-        self.seen: set[str] = set()
-
-    def err(self, key: str | None, message: str) -> ConfigError:
-        return self.loader.error(message, self.table, key)
-
-    def get(self, key: str, types: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
-        self.seen.add(key)
-        if key not in self.data:
-            if required:
-                raise self.err(key, "is required")
-            return default
-        value = self.data[key]
-        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-            raise self.err(key, f"has the wrong type: got {value!r}")
-        if not isinstance(value, types):
-            want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-            raise self.err(key, f"must be {want.replace('str', 'a string').replace('list', 'a list')}, got {value!r}")
-        return value
-
-    def str_list(self, key: str) -> list[str]:
-        value = self.get(key, (list, str), default=[])
-        if isinstance(value, str):
-            value = [value]
-        for v in value:
-            if not isinstance(v, str) or not v:
-                raise self.err(key, f"must be a list of non-empty strings, got {value!r}")
-        return list(value)
-
-    def finish(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise self.err(unknown[0], f"unknown key (allowed: {', '.join(sorted(self.seen))})")
-
-
-class _Loader:
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.text = text
-
-    def error(self, message: str, table: str | None, key: str | None) -> ConfigError:
-        return ConfigError(message, file=str(self.path), table=table, key=key, line=find_line(self.text, table, key))
-
-
 def load_config(path: Path | str) -> Config:
     """Read and validate the config file; raise ConfigError naming what is wrong."""
     path = Path(path)
@@ -242,10 +152,10 @@ def load_config(path: Path | str) -> Config:
         raise ConfigError(
             f"not valid TOML: {e}", file=str(path), line=int(m.group(1)) if m else None
         ) from e
-    return _parse(_Loader(path, text), data)
+    return _parse(Loader(path, text), data)
 
 
-def _parse(ld: _Loader, data: dict[str, Any]) -> Config:
+def _parse(ld: Loader, data: dict[str, Any]) -> Config:
     allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta"}
     for key in data:
         if key not in allowed_top:
@@ -276,8 +186,8 @@ def _parse(ld: _Loader, data: dict[str, Any]) -> Config:
     return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon)
 
 
-def _parse_daemon(ld: _Loader, raw: Any, settings: Settings) -> DaemonSettings:
-    t = _Table(ld, raw, "daemon")
+def _parse_daemon(ld: Loader, raw: Any, settings: Settings) -> DaemonSettings:
+    t = Table(ld, raw, "daemon")
     defaults = DaemonSettings()
     intervals: dict[str, int] = {}
     for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval"):
@@ -295,8 +205,8 @@ def _parse_daemon(ld: _Loader, raw: Any, settings: Settings) -> DaemonSettings:
     return DaemonSettings(**intervals, metrics_listen=listen)
 
 
-def _parse_settings(ld: _Loader, raw: Any) -> Settings:
-    t = _Table(ld, raw, "certmgr")
+def _parse_settings(ld: Loader, raw: Any) -> Settings:
+    t = Table(ld, raw, "certmgr")
     base = ld.path.parent
     state_dir = Path(t.get("state_dir", str, DEFAULT_STATE_DIR))
     if not state_dir.is_absolute():
@@ -327,7 +237,7 @@ def _parse_settings(ld: _Loader, raw: Any) -> Settings:
     return Settings(state_dir, database, trust_path, concurrency, warning, critical, listen)
 
 
-def _parse_providers(ld: _Loader, raw: Any, kind: str) -> dict[str, ProviderConfig]:
+def _parse_providers(ld: Loader, raw: Any, kind: str) -> dict[str, ProviderConfig]:
     if not isinstance(raw, dict):
         raise ld.error(f"must be tables like [{kind}.NAME]", kind, None)
     out: dict[str, ProviderConfig] = {}
@@ -346,7 +256,7 @@ def _parse_providers(ld: _Loader, raw: Any, kind: str) -> dict[str, ProviderConf
     return out
 
 
-def _refuse_inline_secrets(ld: _Loader, table: Mapping[str, Any], where: str) -> None:
+def _refuse_inline_secrets(ld: Loader, table: Mapping[str, Any], where: str) -> None:
     for key, value in table.items():
         if isinstance(value, dict):
             _refuse_inline_secrets(ld, value, f"{where}.{key}")
@@ -359,7 +269,7 @@ def _refuse_inline_secrets(ld: _Loader, table: Mapping[str, Any], where: str) ->
             )
 
 
-def _notify_config(ld: _Loader, p: ProviderConfig) -> NotifyConfig:
+def _notify_config(ld: Loader, p: ProviderConfig) -> NotifyConfig:
     opts = dict(p.options)
     reminders = opts.pop("reminders", list(DEFAULT_REMINDERS))
     if (
@@ -403,14 +313,14 @@ def parse_key_types(value: str | list[str], err: Any) -> tuple[str, ...]:
 
 
 def _parse_mta(
-    ld: _Loader,
+    ld: Loader,
     raw: Any,
     index: int,
     issuers: Mapping[str, ProviderConfig],
     deploys: Mapping[str, ProviderConfig],
     notifies: Mapping[str, NotifyConfig],
 ) -> MtaConfig:
-    t = _Table(ld, raw, f"mta #{index}")
+    t = Table(ld, raw, f"mta #{index}")
     try:
         hostname = normalize_hostname(t.get("hostname", str, required=True))
     except NameError_ as e:
@@ -443,7 +353,7 @@ def _parse_mta(
     )
 
 
-def _check_refs(t: _Table, key: str, refs: list[str], defined: Mapping[str, Any]) -> None:
+def _check_refs(t: Table, key: str, refs: list[str], defined: Mapping[str, Any]) -> None:
     for ref in refs:
         if ref not in defined:
             known = ", ".join(defined) or "none"

@@ -1,0 +1,161 @@
+"""Typed, validated reading of one provider's config table (re-exported by certmgr.interfaces)."""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from certmgr.errors import ConfigError
+
+
+_MISSING: Any = object()
+
+
+class Options:
+    """Typed, validated access to one config table.
+
+    Every getter marks the key as known; :meth:`finish` refuses the rest, so an
+    unknown or misspelt key is an error naming that key.
+    """
+
+    def __init__(self, table: Mapping[str, Any], *, where: builtins.str, base_dir: Path) -> None:
+        self._table = dict(table)
+        self._seen: set[str] = set()
+        self.where = where
+        self.base_dir = base_dir
+
+    def _err(self, key: builtins.str, message: builtins.str) -> ConfigError:
+        return ConfigError(message, table=self.where, key=key)
+
+    def has(self, key: builtins.str) -> builtins.bool:
+        return key in self._table
+
+    def peek(self, key: builtins.str) -> Any:
+        """The raw value (or None) without marking the key as read."""
+        return self._table.get(key)
+
+    def raw(self, key: builtins.str, default: Any = _MISSING) -> Any:
+        self._seen.add(key)
+        if key in self._table:
+            return self._table[key]
+        if default is _MISSING:
+            raise self._err(key, "is required")
+        return default
+
+    def str(self, key: builtins.str, default: Any = _MISSING, *, choices: Sequence[str] | None = None) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, builtins.str) or not value:
+            raise self._err(key, f"must be a non-empty string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise self._err(key, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def int(
+        self, key: builtins.str, default: Any = _MISSING, *,
+        min: builtins.int | None = None, max: builtins.int | None = None,
+    ) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int):
+            raise self._err(key, f"must be an integer, got {value!r}")
+        if (min is not None and value < min) or (max is not None and value > max):
+            raise self._err(key, f"must be between {min} and {max}, got {value}")
+        return value
+
+    def float(self, key: builtins.str, default: Any = _MISSING, *, min: builtins.float | None = None) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, builtins.bool) or not isinstance(value, builtins.int | float):
+            raise self._err(key, f"must be a number, got {value!r}")
+        if min is not None and value < min:
+            raise self._err(key, f"must be at least {min}, got {value}")
+        return float(value)
+
+    def bool(self, key: builtins.str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if not isinstance(value, builtins.bool):
+            raise self._err(key, f"must be true or false, got {value!r}")
+        return value
+
+    def str_list(self, key: builtins.str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if isinstance(value, builtins.str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, builtins.str) and v for v in value):
+            raise self._err(key, f"must be a list of non-empty strings, got {value!r}")
+        return list(value)
+
+    def command(self, key: builtins.str, default: Any = _MISSING) -> Any:
+        """A command as a list of arguments.  A string is refused: no shell ever parses it."""
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, list) or not value or not all(isinstance(v, builtins.str) and v for v in value):
+            raise self._err(key, f'must be a list of arguments, run without a shell, e.g. ["/usr/sbin/postfix", '
+                                 f'"reload"]; got {value!r}')
+        return list(value)
+
+    def table(self, key: builtins.str, default: Any = _MISSING) -> Any:
+        value = self.raw(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        if not isinstance(value, Mapping):
+            raise self._err(key, f"must be a table, got {value!r}")
+        return Options(value, where=f"{self.where}.{key}", base_dir=self.base_dir)
+
+    def path(self, key: builtins.str, default: Any = _MISSING, *, must_exist: builtins.bool = False) -> Any:
+        value = self.str(key, default)
+        if value is default and default is not _MISSING:
+            return value
+        p = Path(value)
+        if not p.is_absolute():
+            p = self.base_dir / p
+        if must_exist and not p.exists():
+            raise self._err(key, f"file {p} does not exist")
+        return p
+
+    def secret(self, key: builtins.str, *, required: builtins.bool = True) -> builtins.str | None:
+        """Read a secret from ``<key>_file`` (a path) or ``<key>_env`` (a variable name).
+
+        An inline ``<key>`` is refused: secrets never sit in the config file.
+        """
+        if key in self._table:
+            self._seen.add(key)
+            raise self._err(
+                key,
+                f"secrets are not accepted inline; put it in a file and set {key}_file, "
+                f"or in an environment variable and set {key}_env",
+            )
+        if self.has(f"{key}_file"):
+            p: Path = self.path(f"{key}_file")
+            try:
+                text: builtins.str = p.read_text().strip()
+            except OSError as e:
+                raise self._err(f"{key}_file", f"cannot read {p}: {e.strerror}") from e
+            if not text:
+                raise self._err(f"{key}_file", f"{p} is empty")
+            return text
+        if self.has(f"{key}_env"):
+            var = self.str(f"{key}_env")
+            val: builtins.str | None = os.environ.get(str(var))
+            if not val:
+                raise self._err(f"{key}_env", f"environment variable {var} is not set")
+            return val
+        if required:
+            raise self._err(f"{key}_file", f"is required (or {key}_env)")
+        return None
+
+    def finish(self) -> None:
+        unknown = sorted(set(self._table) - self._seen)
+        if unknown:
+            known = ", ".join(sorted(self._seen)) or "none"
+            raise self._err(unknown[0], f"unknown key (allowed here: {known})")
