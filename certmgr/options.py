@@ -10,7 +10,6 @@ from typing import Any
 
 from certmgr.errors import ConfigError
 
-
 _MISSING: Any = object()
 
 
