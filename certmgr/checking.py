@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from certmgr.dnscheck import DnsFacts, address_problem, resolve
 from certmgr.errors import UsageError
 from certmgr.probe import probe
 from certmgr.probe_assess import to_json
@@ -80,6 +81,8 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
         report = to_json(result, expected_hostname=t.expected, managed_sha256s=shas,
                          warn_days=s.warning_days, crit_days=s.critical_days, now=now)
         report["hostname"] = t.managed
+        if t.managed:
+            _add_dns(report, resolve(t.managed, s.resolver), t.host)
         rt.store.add_probe(ProbeResult(
             hostname=t.managed, target=report["target"], ts=now, status=report["status"],
             problems=json.dumps(report["problems"]),
@@ -89,6 +92,16 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(todo)))) as pool:
         return list(pool.map(one, todo))
+
+
+def _add_dns(report: dict[str, Any], facts: DnsFacts, probed_host: str) -> None:
+    """Practice 3: certificate, banner and DNS must agree; a name that does not resolve is a warning."""
+    problem = facts.problem or address_problem(facts, probed_host)
+    report["dns"] = {"hostname": facts.hostname, "addresses": list(facts.addresses), "resolves": not facts.problem}
+    if problem:
+        report["problems"].append(problem)
+        if _RANK.index(report["status"]) < _RANK.index("warning"):
+            report["status"] = "warning"
 
 
 def probe_all(rt: Runtime) -> list[dict[str, Any]]:

@@ -87,6 +87,8 @@ class Settings:
     warning_days: int = 21
     critical_days: int = 7
     metrics_listen: str = "127.0.0.1:9420"
+    #: where the name checks ask DNS ("host:port"); None: the system's resolver
+    resolver: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -233,8 +235,10 @@ def _parse_settings(ld: Loader, raw: Any) -> Settings:
     if not 0 <= critical <= warning:
         raise t.err("critical_days", "must be between 0 and warning_days")
     listen = t.get("metrics_listen", str, "127.0.0.1:9420")
+    resolver_text = t.get("resolver", str)
+    resolver = _host_port(resolver_text, 53, lambda m: t.err("resolver", m)) if resolver_text else None
     t.finish()
-    return Settings(state_dir, database, trust_path, concurrency, warning, critical, listen)
+    return Settings(state_dir, database, trust_path, concurrency, warning, critical, listen, resolver)
 
 
 def _parse_providers(ld: Loader, raw: Any, kind: str) -> dict[str, ProviderConfig]:

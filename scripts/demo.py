@@ -88,6 +88,8 @@ smtp = "127.0.0.1:{peer.port}"
 state_dir = "{STATE / 'state'}"
 # database defaults to SQLite inside state_dir
 trust = "{trust}"
+# the demo's DNS (pebble-challtestsrv) answers 127.0.0.1 for every name
+resolver = "{pebble.dns_server}"
 
 [issuer.pebble]
 type = "acme"

@@ -44,6 +44,7 @@ def acme_config(tmp_path: Path, pebble: Pebble, mtas: str, extra: str = "") -> P
     path.write_text(f"""
 [certmgr]
 state_dir = "{tmp_path / 'state'}"
+resolver = "{pebble.dns_server}"
 
 [issuer.pebble]
 type = "acme"

@@ -83,6 +83,7 @@ def test_renew_deploys_and_check_says_ok(tmp_path: Path, pebble: Pebble, mta: Mt
     assert len(reports) == 2 and {r["key_alg"] for r in reports} == {"rsa", "ecdsa"}
     for rep in reports:
         assert rep["status"] == "ok", rep["problems"]
+        assert rep["dns"] == {"hostname": HOST, "addresses": ["127.0.0.1"], "resolves": True}
         assert rep["starttls"] and rep["banner_host"] == HOST and rep["banner_match"]
         assert rep["matches_managed"] is True
         assert rep["certificate"]["chain_valid"] and rep["certificate"]["name_match"]
@@ -109,3 +110,22 @@ def test_not_served_is_rolled_back(tmp_path: Path, pebble: Pebble, mta: Mta) -> 
     # check (exit 2, critical): the served certificate is not the managed one, its chain untrusted
     res = cli("check", "--json", check=2)
     assert "not the one certmgr deployed" in res.stdout
+
+
+def test_check_says_when_dns_is_off(tmp_path: Path, pebble: Pebble, mta: Mta) -> None:
+    """Certificate, banner and DNS must agree: a name that does not resolve is a warning, said plainly."""
+    from tests.peers.named import running_named
+
+    cli = config(tmp_path, pebble, mta)
+    cli("renew")
+    with running_named(tmp_path / "named") as named:  # authoritative for example.test only
+        path = cli.config
+        path.write_text(path.read_text().replace(f'resolver = "{pebble.dns_server}"',
+                                                 f'resolver = "{named.server}"'))
+        r = cli("check", "--json", check=1)
+    import json
+
+    reports = json.loads(r.stdout)
+    for rep in reports:
+        assert rep["status"] == "warning" and rep["dns"]["resolves"] is False
+        assert any(HOST in p and ("DNS" in p or "name server" in p) for p in rep["problems"]), rep["problems"]
