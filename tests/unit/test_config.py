@@ -198,7 +198,8 @@ def test_validate_cli_reports_provider_option_errors(tmp_path: Path) -> None:
 
 
 def test_resolver_setting(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, good(tmp_path).replace("[certmgr]\n", '[certmgr]\nresolver = "127.0.0.1:5353"\n')))
+    text = good(tmp_path).replace("[certmgr]\n", '[certmgr]\nresolver = "127.0.0.1:5353"\n')
+    cfg = load_config(write(tmp_path, text))
     assert cfg.settings.resolver == ("127.0.0.1", 5353)
     err = error_for(tmp_path, good(tmp_path).replace("[certmgr]\n", '[certmgr]\nresolver = "ns1;reboot"\n'))
     assert err.key == "resolver" and "host:port" in str(err)
