@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+
+from certmgr import dane
 from certmgr.dnscheck import DnsFacts, address_problem, resolve
 from certmgr.errors import UsageError
 from certmgr.probe import probe
@@ -83,6 +86,8 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
         report["hostname"] = t.managed
         if t.managed:
             _add_dns(report, resolve(t.managed, s.resolver), t.host)
+            if rt.config.mta(t.managed).dane and result.leaf_der:
+                _add_dane(report, t.managed, result.leaf_der, result.chain_der, s.resolver)
         rt.store.add_probe(ProbeResult(
             hostname=t.managed, target=report["target"], ts=now, status=report["status"],
             problems=json.dumps(report["problems"]),
@@ -102,6 +107,22 @@ def _add_dns(report: dict[str, Any], facts: DnsFacts, probed_host: str) -> None:
         report["problems"].append(problem)
         if _RANK.index(report["status"]) < _RANK.index("warning"):
             report["status"] = "warning"
+
+
+def _add_dane(report: dict[str, Any], hostname: str, leaf_der: bytes, chain_der: tuple[bytes, ...],
+              resolver: tuple[str, int] | None) -> None:
+    """TLSA records published for the MTA must match what it serves, or DANE senders will not deliver."""
+    records = dane.lookup(hostname, 25, resolver)
+    if not records:
+        report["dane"] = None
+        return
+    served = chain_der if chain_der and chain_der[0] == leaf_der else (leaf_der, *chain_der)
+    chain = [x509.load_der_x509_certificate(d) for d in served]
+    problem = dane.check_chain(records, chain, hostname, 25)
+    report["dane"] = {"records": [str(r) for r in records], "match": problem is None}
+    if problem:
+        report["problems"].append(problem)
+        report["status"] = "critical"
 
 
 def probe_all(rt: Runtime) -> list[dict[str, Any]]:

@@ -72,6 +72,8 @@ class MtaConfig:
     renew_before_days: float | None = None
     #: keep the same key across renewals (DANE "3 1 1" TLSA records pin it)
     reuse_key: bool = False
+    #: check the MTA's TLSA records: never deploy a certificate they do not match
+    dane: bool = True
 
     @property
     def all_names(self) -> tuple[str, ...]:
@@ -350,10 +352,11 @@ def _parse_mta(
     if renew_before is not None and not 0 < renew_before <= 3650:
         raise t.err("renew_before", "must be a number of days between 0 and 3650")
     reuse_key = t.get("reuse_key", bool, False)
+    dane = t.get("dane", bool, True)
     t.finish()
     return MtaConfig(
         hostname, tuple(names), key_types, issuer, tuple(deploy), smtp_host, smtp_port, tuple(notify),
-        float(renew_before) if renew_before is not None else None, reuse_key,
+        float(renew_before) if renew_before is not None else None, reuse_key, dane,
     )
 
 

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from certmgr import policy
+from cryptography import x509
+
+from certmgr import dane, policy
 from certmgr.config import MtaConfig
 from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.errors import CertmgrError
@@ -92,6 +94,9 @@ def deploy_mta(rt: Runtime, mta: MtaConfig) -> list[DeployReport]:
                 for t in mta.deploy]
     try:
         bundles = tuple(bundle_for(s, v) for s, v in pairs)
+        blocked = dane_problems(rt, mta, bundles)
+        if blocked:
+            return [_record(rt, mta, name, pairs, utcnow(), "blocked", blocked, None) for name in mta.deploy]
         request = DeployRequest(mta.hostname, bundles, VerifyTarget(mta.smtp_host, mta.smtp_port))
         probe_fn = make_probe_fn(mta.hostname, trust_file=rt.config.settings.trust)
         reports = []
@@ -118,18 +123,49 @@ def _deploy_one(rt: Runtime, mta: MtaConfig, name: str, request: DeployRequest, 
                                 verified_at=None)
     checkpoint("deployed")
     result = "verified" if outcome.ok else ("rolled_back" if outcome.rolled_back else "failed")
+    rt.store.log("deploy_served", mta.hostname, None, {"target": name, "served": outcome.served_sha256s})
+    return _record(rt, mta, name, pairs, started, result, outcome.reason, outcome.verified_at,
+                   target=f"{name}:{outcome.target}")
+
+
+def _record(rt: Runtime, mta: MtaConfig, name: str, pairs: list[tuple[ManagedCert, CertVersion]],
+            started: datetime, result: str, reason: str | None, verified_at: datetime | None,
+            target: str | None = None) -> DeployReport:
+    """Store one deployment outcome for every certificate of the MTA, and report it."""
+    states = {"verified": "verified", "rolled_back": "rolled_back", "blocked": "deploy_blocked"}
     for slot, version in pairs:
         assert slot.id is not None and version.id is not None
         rt.store.add_deployment(Deployment(
-            managed_id=slot.id, version_id=version.id, target=f"{name}:{outcome.target}", result=result,
-            reason=outcome.reason, started_at=started, verified_at=outcome.verified_at,
+            managed_id=slot.id, version_id=version.id, target=target or name, result=result,
+            reason=reason, started_at=started, verified_at=verified_at,
         ))
-        rt.store.update_slot(slot.id, state=result if result != "failed" else "deploy_failed",
-                             last_error=None if outcome.ok else outcome.reason)
-    rt.store.log(f"deploy_{result}", mta.hostname, None, {"target": name, "reason": outcome.reason,
-                                                          "served": outcome.served_sha256s})
-    if outcome.ok:
+        rt.store.update_slot(slot.id, state=states.get(result, "deploy_failed"),
+                             last_error=None if result == "verified" else reason)
+    rt.store.log(f"deploy_{result}", mta.hostname, None, {"target": name, "reason": reason})
+    if result == "verified":
         log.info("%s: deployed to %s and verified over STARTTLS", mta.hostname, name)
         return DeployReport(mta.hostname, name, True, False, "served and verified over STARTTLS")
-    log.warning("%s: deployment to %s %s: %s", mta.hostname, name, result.replace("_", " "), outcome.reason)
-    return DeployReport(mta.hostname, name, False, outcome.rolled_back, outcome.reason or result)
+    log.warning("%s: deployment to %s %s: %s", mta.hostname, name, result.replace("_", " "), reason)
+    return DeployReport(mta.hostname, name, False, result == "rolled_back", reason or result)
+
+
+def dane_problems(rt: Runtime, mta: MtaConfig, bundles: tuple[CertBundle, ...]) -> str | None:
+    """Why deploying ``bundles`` would break DANE for this MTA, or None.
+
+    Senders look up TLSA at port 25 of the MX host.  When usable records are published
+    and one of the new certificates matches none, deploying it would make DANE senders
+    stop delivering: the old certificate stays, and the message names the record to publish.
+    """
+    if not mta.dane:
+        return None
+    records = dane.lookup(mta.hostname, 25, rt.config.settings.resolver)
+    problems = []
+    for b in bundles:
+        chain = x509.load_pem_x509_certificates(b.cert_pem + b.chain_pem)
+        problem = dane.check_chain(records, chain, mta.hostname, 25)
+        if problem:
+            problems.append(f"{b.key_alg.upper()}: {problem}")
+    if not problems:
+        return None
+    return ("not deployed, DANE would break: " + "; ".join(problems)
+            + f"; then run `certmgr deploy {mta.hostname}` (or set reuse_key = true to keep keys across renewals)")

@@ -104,6 +104,24 @@ def failure_message(facts: CertFacts, error: str, escalation_level: int, now: da
     return _build(facts, "failure", subject, intro, severity, now, extra)
 
 
+def deploy_failure_message(facts: CertFacts, reason: str, escalation_level: int, now: datetime) -> Message:
+    """A renewed certificate could not be put in service (rolled back, or blocked before install)."""
+    tag = "DEPLOYMENT FAILED"
+    if escalation_level > 0:
+        tag = f"DEPLOYMENT STILL FAILING (escalation {escalation_level})"
+    subject = f"[certmgr] {tag}: {facts.hostname} does not serve its new certificate"
+    intro = [
+        f"certmgr has a new certificate for the mail server {facts.hostname} but could not put it in service;",
+        "the MTA keeps serving the certificate it had.",
+        f"Reason: {reason}",
+        "certmgr tries again by itself; once the cause is fixed, deploy it now with the command below.",
+    ]
+    cfg, host = shlex.quote(facts.config_path), shlex.quote(facts.hostname)
+    extra = {"error": reason, "escalation_level": escalation_level}
+    return _build(facts, "deploy_failure", subject, intro, severity_for(facts, escalated=escalation_level > 0),
+                  now, extra, commands=[f"certmgr -c {cfg} deploy {host}"], commands_label="To deploy it by hand:")
+
+
 def success_message(facts: CertFacts, old_not_after: datetime | None, now: datetime) -> Message:
     subject = f"[certmgr] {facts.hostname}: certificate renewed, valid until {_date(facts.not_after)}"
     intro = [f"The TLS certificate of the mail server {facts.hostname} was renewed and deployed."]
@@ -127,19 +145,22 @@ def _build(
     extra: dict[str, Any],
     *,
     show_fix: bool = True,
+    commands: list[str] | None = None,
+    commands_label: str = "To renew it by hand:",
 ) -> Message:
     details = _details(facts)
-    commands = fix_commands(facts) if show_fix else []
+    if commands is None:
+        commands = fix_commands(facts) if show_fix else []
     text_parts = [*intro, "", *(f"{k + ':':<16}{v}" for k, v in details)]
     if commands:
-        text_parts += ["", "To renew it by hand:", "", *(f"    {c}" for c in commands)]
+        text_parts += ["", commands_label, "", *(f"    {c}" for c in commands)]
     text_parts += ["", f"-- certmgr, {_utc(now)}"]
 
     esc = html.escape
     rows = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in details)
     html_parts = [*(f"<p>{esc(p)}</p>" for p in intro), f"<table>{rows}</table>"]
     if commands:
-        html_parts.append("<p>To renew it by hand:</p><pre>" + esc("\n".join(commands)) + "</pre>")
+        html_parts.append(f"<p>{esc(commands_label)}</p><pre>" + esc("\n".join(commands)) + "</pre>")
     html_parts.append(f"<p><small>certmgr, {esc(_utc(now))}</small></p>")
     body = "\n".join(html_parts)
     page = f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n"

@@ -19,90 +19,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from certmgr import calendar, messages, policy
+from certmgr import calendar, messages
 from certmgr.config import MtaConfig, NotifyConfig
 from certmgr.errors import CertmgrError, NotifyError
 from certmgr.interfaces import Attachment, Message
+from certmgr.reminder_policy import Due, ReminderFacts, due_reminders
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, queue, utcnow
 from certmgr.store.models import CalendarEvent, Reminder
 
 log = logging.getLogger("certmgr.reminders")
 
-#: an automatic renewal this late past its renewal time is overdue: a person should look
-OVERDUE_GRACE = timedelta(days=1)
-#: failed attempts at which the failure alert is sent again, louder (then every 10)
-ESCALATION_ATTEMPTS = (1, 3, 6, 10)
-#: a success notice only for a certificate this recent (not for old ones when on_success is switched on)
-SUCCESS_NOTICE_WINDOW = timedelta(days=2)
 CLAIM_SECONDS = 300.0
-
-
-# ---------------------------------------------------------------------- the decision (pure)
-
-
-@dataclass(frozen=True)
-class ReminderFacts:
-    """What decides whether one certificate needs a person's attention."""
-
-    not_after: datetime | None  # None: no certificate yet
-    renew_at: datetime | None
-    automatic: bool
-    last_result: str | None  # success | failure | None
-    attempts: int
-    permanent: bool  # the last failure will repeat until someone acts
-    version_created: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Due:
-    kind: str  # threshold:<days> | failure:<level> | failure:permanent | success
-    threshold: int | None = None
-    level: int = 0
-
-
-def escalation_level(attempts: int) -> int:
-    """0 at the first failure, 1 at the 3rd, 2 at the 6th, 3 at the 10th, then +1 every 10."""
-    if attempts >= ESCALATION_ATTEMPTS[-1]:
-        return len(ESCALATION_ATTEMPTS) - 1 + (attempts - ESCALATION_ATTEMPTS[-1]) // 10
-    return max(0, sum(1 for a in ESCALATION_ATTEMPTS if attempts >= a) - 1)
-
-
-def needs_person(f: ReminderFacts, now: datetime) -> bool:
-    """Will this certificate stay as it is unless someone acts (or looks)?"""
-    if not f.automatic or f.last_result == "failure":
-        return True
-    return f.renew_at is not None and now >= f.renew_at + OVERDUE_GRACE
-
-
-def due_reminders(f: ReminderFacts, thresholds: Collection[int], on_success: bool, now: datetime,
-                  already: Collection[str] = ()) -> list[Due]:
-    """The reminders owed now for one certificate version and notifier, minus those in ``already``.
-
-    Only the nearest threshold passed is sent (a certificate imported with 10 days
-    left gets the 14-day reminder, not the 30 and the 14 at once).
-    """
-    out: list[Due] = []
-    if f.not_after is not None and needs_person(f, now):
-        days = policy.reminder_threshold_due(f.not_after, tuple(thresholds), now)
-        if days is not None:
-            out.append(Due(f"threshold:{days}", threshold=days))
-    if f.last_result == "failure" and f.attempts >= 1:
-        level = escalation_level(f.attempts)
-        if f.permanent and "failure:permanent" not in already:
-            # a person must act: say so at once, as loudly as an escalation
-            out.append(Due("failure:permanent", level=max(1, level)))
-        elif f"failure:{level}" not in already and not (level == 0 and "failure:permanent" in already):
-            out.append(Due(f"failure:{level}", level=level))
-    if (on_success and f.last_result == "success" and f.not_after is not None
-            and f.version_created is not None and now - f.version_created <= SUCCESS_NOTICE_WINDOW):
-        out.append(Due("success"))
-    return [d for d in out if d.kind not in already]
 
 
 # ---------------------------------------------------------------------- results
@@ -179,6 +112,7 @@ def _queue_due(ctx: _Ctx) -> None:
     managed = [(config[(s.hostname, s.key_alg)], s) for s in slots if (s.hostname, s.key_alg) in config]
     versions = queue.current_versions(rt.store, (s.current_version_id for _, s in managed))
     already = queue.queued_kinds(rt.store, (s.id for _, s in managed if s.id is not None))
+    deploy_failures = rt.store.failed_deployments([s.id for _, s in managed if s.id is not None])
     events = {(e.managed_id, e.notifier): e for e in queue.calendar_events(rt.store)}
     automatic: dict[str, bool] = {}
     for mta, slot in managed:
@@ -190,7 +124,8 @@ def _queue_due(ctx: _Ctx) -> None:
         rf = ReminderFacts(not_after=version.not_after if version else None, renew_at=slot.renew_at,
                            automatic=auto, last_result=slot.last_result, attempts=slot.attempts,
                            permanent=slot.last_error_permanent,
-                           version_created=version.created_at if version else None)
+                           version_created=version.created_at if version else None,
+                           deploy_failures=deploy_failures.get((slot.id, slot.current_version_id or -1), 0))
         vkey = version.serial if version else "none"
         facts: messages.CertFacts | None = None
         for name in mta.notify:
@@ -217,6 +152,8 @@ def _message(rt: Runtime, due: Due, facts: messages.CertFacts, slot: ManagedCert
         assert slot.id is not None
         older = rt.store.versions(slot.id)[1:2]  # newest first: [1] is the one it replaced
         return messages.success_message(facts, older[0].not_after if older else None, now)
+    if due.kind.startswith("deploy:"):
+        return messages.deploy_failure_message(facts, slot.last_error or "unknown error", due.level, now)
     return messages.failure_message(facts, slot.last_error or "unknown error", due.level, now)
 
 
@@ -369,13 +306,15 @@ def _stale(rt: Runtime, r: Reminder, slot: ManagedCert | None) -> str | None:
     """Why a queued message is no longer worth sending, or None."""
     if r.notifier not in rt.config.notifies:
         return f"[notify.{r.notifier}] is no longer configured"
-    if slot is None or not r.kind.startswith(("threshold:", "failure:")):
+    if slot is None or not r.kind.startswith(("threshold:", "failure:", "deploy:")):
         return None
     current = rt.store.version(slot.current_version_id)
     if (current.serial if current else "none") != r.version_key:
         return "the certificate was replaced since"
     if r.kind.startswith("failure:") and slot.last_result == "success":
         return "the renewal succeeded since"
+    if r.kind.startswith("deploy:") and slot.state == "verified":
+        return "the deployment succeeded since"
     return None
 
 

@@ -266,6 +266,23 @@ class Store:
             q = select(Deployment).where(Deployment.managed_id == slot_id).order_by(col(Deployment.id).desc())
             return list(s.exec(q))
 
+    def failed_deployments(self, slot_ids: list[int]) -> dict[tuple[int, int], int]:
+        """(slot, version) -> deployments that failed, for versions with no verified deployment."""
+        if not slot_ids:
+            return {}
+        with session_scope(self.engine) as s:
+            rows = s.exec(select(Deployment.managed_id, Deployment.version_id, Deployment.result)
+                          .where(col(Deployment.managed_id).in_(slot_ids))).all()
+        counts: dict[tuple[int, int], int] = {}
+        verified: set[tuple[int, int]] = set()
+        for managed_id, version_id, result in rows:
+            key = (managed_id, version_id)
+            if result == "verified":
+                verified.add(key)
+            else:
+                counts[key] = counts.get(key, 0) + 1
+        return {k: n for k, n in counts.items() if k not in verified}
+
     def add_probe(self, row: ProbeResult) -> None:
         with session_scope(self.engine) as s:
             s.add(row)

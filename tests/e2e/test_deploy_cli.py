@@ -129,3 +129,54 @@ def test_check_says_when_dns_is_off(tmp_path: Path, pebble: Pebble, mta: Mta) ->
     for rep in reports:
         assert rep["status"] == "warning" and rep["dns"]["resolves"] is False
         assert any(HOST in p and ("DNS" in p or "name server" in p) for p in rep["problems"]), rep["problems"]
+
+
+def test_dane_records_guard_the_deployment(tmp_path: Path, pebble: Pebble, mta: Mta) -> None:
+    """A new key that the published TLSA records do not match is not deployed (DANE senders would stop
+    delivering); the old certificate stays, status says which record to publish; once it is published
+    `certmgr deploy` puts the new certificate in service."""
+    import json
+
+    from cryptography import x509
+
+    from certmgr.dane import record_for
+    from tests.peers.named import running_named
+
+    cli = config(tmp_path, pebble, mta)
+    with running_named(tmp_path / "named", zone="example.com") as named:
+        path = cli.config
+        text = path.read_text().replace(f'resolver = "{pebble.dns_server}"', f'resolver = "{named.server}"')
+        path.write_text(text)
+        tlsa_name = f"_25._tcp.{HOST}."
+        # a TLSA record below the host makes it an empty non-terminal the wildcard no longer covers
+        named.replace(f"{HOST}.", "A", ["127.0.0.1"])
+
+        def pin(rows: list[dict[str, object]]) -> list[str]:
+            certs = [x509.load_pem_x509_certificate(
+                next((tmp_path / "state" / "certs" / HOST / str(r["key_type"])).glob(f"{r['serial']}/cert.pem"))
+                .read_bytes()) for r in rows]
+            return [str(record_for(c)) for c in certs]
+
+        cli("renew")  # no TLSA yet: deployed as usual
+        first = cli.json("status", "--json")
+        named.replace(tlsa_name, "TLSA", pin(first))
+        reports = cli.json("check", "--json")
+        assert all(r["status"] == "ok" and r["dane"]["match"] for r in reports), reports
+
+        # a forced renewal makes new keys, which the records do not pin
+        out = json.loads(cli("renew", "--force", "--json", check=1).stdout)
+        assert [o["action"] for o in out][-1] == "deploy-failed", out
+        rows = cli.json("status", "--json")
+        assert all(r["state"] == "deploy_blocked" and not r["deployed"] for r in rows), rows
+        wanted = pin(rows)
+        assert all(w in rows[0]["last_error"] or w in rows[1]["last_error"] for w in wanted)
+        assert {mta.served("rsa"), mta.served("ecdsa")} == {r["sha256"] for r in first}, "old ones still served"
+
+        # the admin publishes the next key's records beside the current ones, then deploys
+        named.replace(tlsa_name, "TLSA", pin(first) + wanted)
+        assert cli.json("deploy", "--json")[0]["ok"] is True
+        assert {mta.served("rsa"), mta.served("ecdsa")} == {r["sha256"] for r in rows}
+        # the old records can go; a wrong record alone makes check critical
+        named.replace(tlsa_name, "TLSA", ["3 1 1 " + "00" * 32])
+        res = cli("check", "--json", check=2)
+        assert "no TLSA record at _25._tcp.mx2.example.com matches" in res.stdout

@@ -71,7 +71,7 @@ include "{self.key_file}";
 zone "{self.zone}" {{
     type primary;
     file "{zone_file}";
-    update-policy {{ grant {KEY_NAME} zonesub TXT; }};
+    update-policy {{ grant {KEY_NAME} zonesub TXT TLSA A; }};
 }};
 """
         )
@@ -121,6 +121,23 @@ zone "{self.zone}" {{
 
     def txt(self, name: str) -> list[str]:
         return self.query("TXT", name)
+
+    def replace(self, name: str, rdtype: str, values: list[str], ttl: int = 60) -> None:
+        """Set ``name``'s ``rdtype`` records to ``values`` with a TSIG-signed update (TXT, TLSA or A)."""
+        import re
+
+        import dns.tsigkeyring
+        import dns.update
+
+        secret = re.search(r'secret\s+"([^"]+)"', self.key_file.read_text())
+        assert secret is not None
+        keyring = dns.tsigkeyring.from_text({KEY_NAME: secret.group(1)})
+        upd = dns.update.UpdateMessage(self.zone, keyring=keyring, keyalgorithm="hmac-sha256")
+        upd.delete(name, rdtype)
+        for v in values:
+            upd.add(name, ttl, rdtype, v)
+        r = dns.query.tcp(upd, "127.0.0.1", port=self.port, timeout=5)
+        assert r.rcode() == 0, f"named refused the update of {name} {rdtype}: rcode {r.rcode()}"
 
     def stop(self) -> None:
         if self.proc is not None:

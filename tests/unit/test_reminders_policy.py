@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.reminders import ReminderFacts, due_reminders, escalation_level, needs_person
+from certmgr.reminder_policy import ReminderFacts, due_reminders, escalation_level, needs_person
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DAYS = (30, 14, 7, 3, 1)
@@ -14,12 +14,13 @@ DAYS = (30, 14, 7, 3, 1)
 
 def facts(days_left: float | None = 60, *, automatic: bool = True, renew_in: float | None = 10,
           result: str | None = "success", attempts: int = 0, permanent: bool = False,
-          created_ago: float | None = 40) -> ReminderFacts:
+          created_ago: float | None = 40, deploy_failures: int = 0) -> ReminderFacts:
     return ReminderFacts(
         not_after=NOW + timedelta(days=days_left) if days_left is not None else None,
         renew_at=NOW + timedelta(days=renew_in) if renew_in is not None else None,
         automatic=automatic, last_result=result, attempts=attempts, permanent=permanent,
         version_created=NOW - timedelta(days=created_ago) if created_ago is not None else None,
+        deploy_failures=deploy_failures,
     )
 
 
@@ -38,6 +39,9 @@ CASES = [
     ("manual, expired", facts(-2, automatic=False), False, (), ["threshold:1"]),
     ("manual, no certificate yet", facts(None, automatic=False), False, (), []),
     ("first failure", facts(50, result="failure", attempts=1), False, (), ["failure:0"]),
+    ("deployment failed once", facts(deploy_failures=1), False, (), ["deploy:0"]),
+    ("deployment failed once, told", facts(deploy_failures=2), False, ("deploy:0",), []),
+    ("deployment still failing: escalates", facts(deploy_failures=3), False, ("deploy:0",), ["deploy:1"]),
     ("second failure: no new alert", facts(50, result="failure", attempts=2), False, ("failure:0",), []),
     ("third failure escalates",
      facts(50, result="failure", attempts=3), False, ("failure:0",), ["failure:1"]),
