@@ -98,3 +98,17 @@ def test_no_certificate_yet() -> None:
     m = failure_message(facts(not_after=None, days_left=None, serial=None), "CA down", 0, NOW)
     assert "no certificate issued yet" in m.text and "none yet" in m.text
     assert m.severity == "warning"
+
+
+def test_deploy_failure_says_why_and_how_to_deploy() -> None:
+    from certmgr.messages import deploy_failure_message
+
+    reason = "not deployed, DANE would break: publish `3 1 1 ab<cd>` there"
+    m = deploy_failure_message(facts(), reason, 0, NOW)
+    assert "DEPLOYMENT FAILED" in m.subject and "mx1.example.com" in m.subject
+    assert reason in m.text and "certmgr -c /etc/certmgr/certmgr.toml deploy mx1.example.com" in m.text
+    assert "renew" not in m.text.split("To deploy it by hand:")[1]
+    assert "ab&lt;cd&gt;" in (m.html or "") and "ab<cd>" not in (m.html or "")
+    assert m.facts["kind"] == "deploy_failure"
+    loud = deploy_failure_message(facts(days_left=40), reason, 2, NOW)
+    assert "escalation 2" in loud.subject and loud.severity == "critical"
