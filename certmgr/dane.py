@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from certmgr.dnscheck import make_resolver
+
 USAGE_DANE_TA, USAGE_DANE_EE = 2, 3
 
 
@@ -70,11 +72,7 @@ def lookup(hostname: str, port: int, resolver: tuple[str, int] | None, timeout: 
     import dns.exception
     import dns.resolver
 
-    res = dns.resolver.Resolver(configure=resolver is None)
-    if resolver is not None:
-        res.nameservers = [resolver[0]]
-        res.port = resolver[1]
-    res.lifetime = timeout
+    res = make_resolver(resolver, timeout)
     try:
         answer = res.resolve(f"_{port}._tcp.{hostname}", "TLSA", search=False)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):

@@ -56,9 +56,9 @@ def bundle_for(slot: ManagedCert, version: CertVersion) -> CertBundle:
 
 def current(rt: Runtime, mta: MtaConfig) -> list[tuple[ManagedCert, CertVersion]]:
     out = []
-    for m, slot in rt.select([mta.hostname]):
+    for _, slot in rt.select([mta.hostname]):
         version = rt.store.version(slot.current_version_id)
-        if version is not None and m.hostname == mta.hostname:
+        if version is not None:
             out.append((slot, version))
     return out
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import dns.resolver
 
 
 @dataclass(frozen=True)
@@ -16,9 +20,8 @@ class DnsFacts:
     problem: str | None = None
 
 
-def resolve(hostname: str, resolver: tuple[str, int] | None = None, timeout: float = 3.0) -> DnsFacts:
-    """A and AAAA records of ``hostname`` from ``resolver`` (or the system's)."""
-    import dns.exception
+def make_resolver(resolver: tuple[str, int] | None, timeout: float) -> dns.resolver.Resolver:
+    """The ``[certmgr] resolver`` ("host", port), or the system's when None."""
     import dns.resolver
 
     res = dns.resolver.Resolver(configure=resolver is None)
@@ -26,6 +29,15 @@ def resolve(hostname: str, resolver: tuple[str, int] | None = None, timeout: flo
         res.nameservers = [resolver[0]]
         res.port = resolver[1]
     res.lifetime = timeout
+    return res
+
+
+def resolve(hostname: str, resolver: tuple[str, int] | None = None, timeout: float = 3.0) -> DnsFacts:
+    """A and AAAA records of ``hostname`` from ``resolver`` (or the system's)."""
+    import dns.exception
+    import dns.resolver
+
+    res = make_resolver(resolver, timeout)
     addresses: list[str] = []
     problems: list[str] = []
     for rdtype in ("A", "AAAA"):

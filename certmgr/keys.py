@@ -16,7 +16,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from certmgr.config import KEY_TYPES
@@ -66,12 +66,18 @@ def parse_key(data: bytes, where: str) -> PrivateKey:
 
 
 def key_type_of(public_key: object) -> tuple[str, int]:
-    """(``rsa``|``ecdsa``|other, bits) of a public key."""
+    """(``rsa``|``ecdsa``|``ed25519``|``ed448``|``dsa``|``unknown``, bits) of a public key."""
     if isinstance(public_key, rsa.RSAPublicKey):
         return "rsa", public_key.key_size
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return "ecdsa", public_key.curve.key_size
-    return type(public_key).__name__.replace("PublicKey", "").lower() or "unknown", 0
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "ed25519", 256
+    if isinstance(public_key, ed448.Ed448PublicKey):
+        return "ed448", 456
+    if isinstance(public_key, dsa.DSAPublicKey):
+        return "dsa", public_key.key_size
+    return "unknown", 0
 
 
 def weak_key_reason(public_key: object) -> str | None:
@@ -113,7 +119,7 @@ class CertFacts:
     self_signed: bool
 
 
-def _cn(name: x509.Name) -> str | None:
+def common_name(name: x509.Name) -> str | None:
     attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(attrs[0].value) if attrs else None
 
@@ -127,14 +133,14 @@ def cert_facts(cert: x509.Certificate) -> CertFacts:
     alg, bits = key_type_of(cert.public_key())
     return CertFacts(
         serial=format(cert.serial_number, "x"),
-        subject_cn=_cn(cert.subject),
+        subject_cn=common_name(cert.subject),
         names=names,
         key_alg=alg,
         key_bits=bits,
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
         sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
-        issuer_cn=_cn(cert.issuer),
+        issuer_cn=common_name(cert.issuer),
         self_signed=cert.issuer == cert.subject,
     )
 

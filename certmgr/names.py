@@ -117,13 +117,3 @@ def _to_alabel(label: str) -> str:
         return str(idna.encode(label, uts46=True).decode("ascii"))
     except idna.IDNAError as e:
         raise ValueError(str(e)) from e
-
-
-def name_matches(pattern: str, name: str) -> bool:
-    """Does a certificate name (possibly ``*.domain``) cover ``name``? (RFC 6125 rules)"""
-    pattern = pattern.lower().rstrip(".")
-    name = name.lower().rstrip(".")
-    if pattern.startswith("*."):
-        head, _, rest = name.partition(".")
-        return bool(head) and rest == pattern[2:]
-    return pattern == name

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+
+from certmgr.keys import common_name, key_type_of
 
 
 @dataclass(frozen=True)
@@ -60,26 +60,6 @@ def covers(names: tuple[str, ...], hostname: str) -> bool:
             if host.split(".", 1)[1] == name[2:]:
                 return True
     return False
-
-
-def _key_facts(cert: x509.Certificate) -> tuple[str, int]:
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
-        return "rsa", key.key_size
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "ecdsa", key.curve.key_size
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "ed25519", 256
-    if isinstance(key, ed448.Ed448PublicKey):
-        return "ed448", 456
-    if isinstance(key, dsa.DSAPublicKey):
-        return "dsa", key.key_size
-    return "unknown", 0
-
-
-def _cn(name: x509.Name) -> str | None:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else None
 
 
 def _sans(cert: x509.Certificate) -> tuple[str, ...]:
@@ -165,14 +145,14 @@ def certificate_facts(leaf_der: bytes, chain_der: tuple[bytes, ...], *, trust_fi
     """Read the served leaf and judge its chain (``chain_der`` may include the leaf first)."""
     leaf = x509.load_der_x509_certificate(leaf_der)
     intermediates = [x509.load_der_x509_certificate(d) for d in chain_der if d != leaf_der]
-    key_type, key_bits = _key_facts(leaf)
+    key_type, key_bits = key_type_of(leaf.public_key())
     self_signed = _is_self_signed(leaf)
     error = "the certificate is self-signed" if self_signed else verify_chain(
         leaf, intermediates, trust_anchors(trust_file), now or datetime.now(UTC))
     return CertFacts(
-        subject_cn=_cn(leaf.subject),
+        subject_cn=common_name(leaf.subject),
         sans=_sans(leaf),
-        issuer_cn=_cn(leaf.issuer),
+        issuer_cn=common_name(leaf.issuer),
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,
         key_type=key_type,

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.peers.pebble import Pebble, running_pebble  # noqa: E402
-from tests.peers.postfix import PostfixPeer, chain_file_pem  # noqa: E402
+from tests.peers.postfix import PostfixPeer, write_chain_files  # noqa: E402
 from tests.peers.testca import TestCA  # noqa: E402
 
 STATE = ROOT / "demo-state"
@@ -32,13 +32,7 @@ def start_postfix(hostname: str, names: tuple[str, ...], keys: tuple[str, ...]) 
     cert_dir = root / "certs"
     cert_dir.mkdir(parents=True)
     ca = TestCA("throw-away")
-    files = []
-    for key in keys:
-        bundle = ca.leaf(hostname, names, key_type=key)
-        f = cert_dir / f"{hostname}.{bundle.key_alg}.pem"
-        f.write_bytes(chain_file_pem(bundle))
-        f.chmod(0o600)
-        files.append(f)
+    files = write_chain_files(cert_dir, [ca.leaf(hostname, names, key_type=key) for key in keys])
     return PostfixPeer(root / "postfix", hostname=hostname, chain_files=files).start(), cert_dir
 
 

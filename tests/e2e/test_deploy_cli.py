@@ -12,7 +12,7 @@ import pytest
 from certmgr.probe import probe
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble
-from tests.peers.postfix import PostfixPeer, chain_file_pem
+from tests.peers.postfix import PostfixPeer, write_chain_files
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -25,12 +25,7 @@ class Mta:
         self.cert_dir = root / "certs"
         self.cert_dir.mkdir()
         self.old = [self.ca.leaf(HOST, ("mail.example.com",), key_type=k) for k in ("rsa-2048", "ecdsa-p256")]
-        files = []
-        for b in self.old:
-            f = self.cert_dir / f"{HOST}.{b.key_alg}.pem"
-            f.write_bytes(chain_file_pem(b))
-            f.chmod(0o600)
-            files.append(f)
+        files = write_chain_files(self.cert_dir, self.old)
         self.peer = PostfixPeer(root / "postfix", hostname=HOST, chain_files=files)
 
     def served(self, alg: str) -> str | None:

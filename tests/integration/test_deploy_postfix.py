@@ -13,7 +13,7 @@ from certmgr.deploying import deploy_and_verify, make_probe_fn
 from certmgr.interfaces import CertBundle, DeployRequest, Options, ProviderEnv, VerifyTarget
 from certmgr.probe import probe
 from providers.deployers.postfix import PostfixDeployer
-from tests.peers.postfix import PostfixPeer, chain_file_pem, wait_until
+from tests.peers.postfix import PostfixPeer, chain_file_pem, wait_until, write_chain_files
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -30,12 +30,7 @@ class Site:
         self.cert_dir = root / "certs"
         self.cert_dir.mkdir()
         self.old = [self.ca.leaf(HOST, key_type=a) for a in algs]
-        files = []
-        for b in self.old:
-            f = self.cert_dir / f"{HOST}.{b.key_alg}.pem"
-            f.write_bytes(chain_file_pem(b))
-            f.chmod(0o600)
-            files.append(f)
+        files = write_chain_files(self.cert_dir, self.old)
         self.peer = PostfixPeer(root / "postfix", hostname=HOST, chain_files=files)
 
     def deployer(self, **extra: Any) -> PostfixDeployer:

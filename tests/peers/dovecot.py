@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.peers.util import free_port, require_binary, wait_port
+from tests.peers.util import free_port, require_binary, stop_process, wait_port
 
 
 class DovecotPeer:
@@ -72,13 +72,7 @@ class DovecotPeer:
         return ["doveadm", "-c", str(self.conf), "reload"]
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 15)
         if self.proc is not None and self.proc.stdout:
             with contextlib.suppress(OSError):
                 self.proc.stdout.close()

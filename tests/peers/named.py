@@ -17,7 +17,7 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from tests.peers.util import free_port, require_binary, wait_port
+from tests.peers.util import free_port, require_binary, stop_process, wait_port
 
 KEY_NAME = "certmgr-test"
 
@@ -140,14 +140,8 @@ zone "{self.zone}" {{
         assert r.rcode() == 0, f"named refused the update of {name} {rdtype}: rcode {r.rcode()}"
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc, 10)
+        self.proc = None
 
 
 @contextmanager

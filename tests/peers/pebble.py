@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.peers.util import free_port, require_binary, wait_port
+from tests.peers.util import free_port, require_binary, stop_process, wait_port
 
 
 def make_tls_ca(directory: Path) -> tuple[Path, Path, Path]:
@@ -117,14 +117,8 @@ class ChallTestSrv:
         return f"127.0.0.1:{self.dns_port}"
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc, 5)
+        self.proc = None
 
 
 class Pebble:
@@ -199,14 +193,8 @@ class Pebble:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
+        stop_process(self.proc, 5)
+        self.proc = None
 
     def restart(self) -> None:
         """A new pebble process on the same ports: accounts, orders and roots are gone."""

@@ -92,6 +92,17 @@ def chain_file_pem(bundle: CertBundle) -> bytes:
     return bundle.key_pem + bundle.cert_pem + bundle.chain_pem
 
 
+def write_chain_files(cert_dir: Path, bundles: list[CertBundle]) -> list[Path]:
+    """One 0600 ``<host>.<alg>.pem`` per bundle, in the layout the postfix deployer writes."""
+    files = []
+    for b in bundles:
+        f = cert_dir / f"{b.hostname}.{b.key_alg}.pem"
+        f.write_bytes(chain_file_pem(b))
+        f.chmod(0o600)
+        files.append(f)
+    return files
+
+
 class PostfixPeer:
     """One private Postfix.  ``chain_files``: what smtpd_tls_chain_files points at."""
 

@@ -13,7 +13,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.peers.util import free_port, require_binary, wait_port
+from tests.peers.util import free_port, require_binary, stop_process, wait_port
 
 
 class SshdPeer:
@@ -66,10 +66,4 @@ class SshdPeer:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, 10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -72,3 +73,15 @@ def state_fingerprint(state: Path) -> dict[str, str]:
                 data += wal.read_bytes() if wal.exists() else b""
         out[str(p.relative_to(state))] = hashlib.sha256(data).hexdigest()
     return out
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """Terminate a peer process, killing it if it does not exit within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
