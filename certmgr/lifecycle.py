@@ -140,6 +140,10 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
     rt.store.log("renewal_started", host, alg, {"reason": reason, "node": rt.node})
     order_id = rt.store.start_order(slot_id, mta.issuer, rt.node)
     try:
+        stranded = _stranded_version(rt, mta, slot, now())
+        if stranded is not None:
+            log.info("%s (%s): adopting serial %s, obtained by an interrupted run", host, alg, stranded.serial)
+            return _make_current(rt, mta, slot_id, order_id, stranded, now)
         key_path, key = _key_for(rt, mta, slot)
         slot = rt.store.slot(slot_id)
         csr = slot.pending_csr.encode() if slot.pending_csr else make_csr(key, host, mta.names)
@@ -186,25 +190,18 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
                 log.info("%s: renewal information unavailable now (%s); using the lifetime rule", host, e)
             if window is not None:
                 version.ari_start, version.ari_end = window.start, window.end
+        # last heartbeat before the certificate is recorded: a node that stalled past its lease
+        # (the renewal information request above can be slow) leaves the slot to its new holder
+        if not rt.store.claim(slot_id, rt.node, LEASE_SECONDS):
+            raise LockBusy(f"{host} ({alg}): another node took over this renewal while this run stalled; "
+                           "this run records nothing")
         stored = rt.store.version_by_sha256(version.sha256)
         if stored is not None and stored.managed_id == slot_id:
             version = stored  # recorded by a run that died before it could make it current
         else:
             version = rt.store.add_version(version)
         checkpoint("version_added")
-        renew_at = renew_at_for(mta, version, f"{host}/{alg}/{version.serial}")
-        rt.store.update_slot(
-            slot_id, current_version_id=version.id, state="issued", pending_key_path=None, pending_csr=None,
-            pending_order_url=None, pending_since=None, attempts=0, last_error=None, last_error_permanent=False,
-            last_result="success", last_attempt_at=now(), next_retry_at=None, renew_at=renew_at,
-        )
-        rt.store.update_order(order_id, state="issued")
-        rt.store.log("issued", host, alg, {"serial": version.serial, "not_after": version.not_after.isoformat(),
-                                           "sha256": version.sha256})
-        log.info("%s (%s): issued serial %s, expires %s", host, alg, version.serial, version.not_after)
-        checkpoint("issued")
-        return Outcome(host, alg, "issued", f"serial {version.serial}, expires {version.not_after:%Y-%m-%d}",
-                       version.id)
+        return _make_current(rt, mta, slot_id, order_id, version, now)
     except LockBusy as e:
         rt.store.update_order(order_id, state="abandoned", error=str(e))
         return Outcome(host, alg, "busy", str(e))
@@ -213,6 +210,49 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
     except Exception as e:  # the per-certificate boundary: one broken certificate must not stop the others
         log.exception("%s (%s): unexpected error", host, alg)
         return _failed(rt, slot_id, order_id, mta, PermanentError(f"{host}: internal error: {e!r}"), now)
+
+
+def _stranded_version(rt: Runtime, mta: MtaConfig, slot: ManagedCert, now: datetime) -> CertVersion | None:
+    """The certificate of the pending order if an interrupted run (perhaps on another node,
+    under another ACME account) already obtained and recorded it but died before making it
+    current.  Adopted when its files are readable here and it still passes every check, so
+    the takeover orders nothing; otherwise the renewal goes on and orders anew."""
+    assert slot.id is not None
+    if not slot.pending_order_url:
+        return None
+    for version in rt.store.versions(slot.id):  # newest first
+        if version.id == slot.current_version_id:
+            return None  # older ones are history
+        if version.order_url != slot.pending_order_url:
+            continue
+        try:
+            key = load_key(Path(version.key_path))
+            check_chain(Path(version.fullchain_path).read_bytes(), key, mta.all_names, slot.hostname,
+                        where=f"stored certificate {version.fullchain_path}", now=now)
+        except (OSError, CertmgrError) as e:
+            log.info("%s (%s): not adopting serial %s from an interrupted run: %s",
+                     slot.hostname, slot.key_alg, version.serial, e)
+            return None
+        return version
+    return None
+
+
+def _make_current(rt: Runtime, mta: MtaConfig, slot_id: int, order_id: int, version: CertVersion,
+                  now: Callable[[], datetime]) -> Outcome:
+    slot = rt.store.slot(slot_id)
+    host, alg = slot.hostname, slot.key_alg
+    renew_at = renew_at_for(mta, version, f"{host}/{alg}/{version.serial}")
+    rt.store.record_issued(
+        slot_id, order_id,
+        dict(current_version_id=version.id, state="issued", pending_key_path=None, pending_csr=None,
+             pending_order_url=None, pending_since=None, attempts=0, last_error=None, last_error_permanent=False,
+             last_result="success", last_attempt_at=now(), next_retry_at=None, renew_at=renew_at),
+        {"serial": version.serial, "not_after": version.not_after.isoformat(), "sha256": version.sha256},
+    )
+    log.info("%s (%s): issued serial %s, expires %s", host, alg, version.serial, version.not_after)
+    checkpoint("issued")
+    return Outcome(host, alg, "issued", f"serial {version.serial}, expires {version.not_after:%Y-%m-%d}",
+                   version.id)
 
 
 def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: CertmgrError,

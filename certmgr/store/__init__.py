@@ -224,6 +224,26 @@ class Store:
             row.updated_at = utcnow()
             s.add(row)
 
+    def record_issued(self, slot_id: int, order_id: int, slot_fields: Mapping[str, Any],
+                      detail: Mapping[str, Any]) -> None:
+        """Make a certificate current, close its order and log ``issued`` in one transaction,
+        so that a crash leaves all three done or none."""
+        now = utcnow()
+        with session_scope(self.engine) as s:
+            slot = s.get(ManagedCert, slot_id)
+            order = s.get(OrderAttempt, order_id)
+            assert slot is not None and order is not None
+            for k, v in slot_fields.items():
+                if not hasattr(slot, k):
+                    raise AttributeError(k)
+                setattr(slot, k, v)
+            slot.updated_at = order.updated_at = now
+            order.state = "issued"
+            s.add(slot)
+            s.add(order)
+            s.add(Event(ts=now, hostname=slot.hostname, key_alg=slot.key_alg, kind="issued",
+                        detail=json.dumps(dict(detail), default=str)))
+
     def orders(self, slot_id: int | None = None) -> list[OrderAttempt]:
         with session_scope(self.engine) as s:
             q = select(OrderAttempt).order_by(col(OrderAttempt.id))

@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,18 +83,25 @@ def certmgr_cmd(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "certmgr", "-c", str(config), *args]
 
 
+def as_machine(name: str) -> list[str]:
+    """A command prefix that runs certmgr under its own host name (a UTS namespace), as if on
+    another machine: its own ACME account, and a dead holder's claims are left to expire."""
+    return ["unshare", "--uts", "--", "sh", "-c", 'hostname "$0" && exec "$@"', name]
+
+
 def run_certmgr(config: Path, *args: str, env: Mapping[str, str] | None = None,
-                timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(certmgr_cmd(config, *args), capture_output=True, text=True, timeout=timeout,
+                timeout: float = 240, prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, *certmgr_cmd(config, *args)], capture_output=True, text=True, timeout=timeout,
                           env=cli_env(env), cwd=config.parent)
 
 
 def popen_certmgr(config: Path, *args: str, env: Mapping[str, str] | None = None,
-                  log: Path | None = None) -> subprocess.Popen[str]:
+                  log: Path | None = None, prefix: Sequence[str] = ()) -> subprocess.Popen[str]:
+    """``certmgr`` in the background; ``prefix`` must ``exec`` it so that the pid stays the same."""
     # the child keeps its own copy of the descriptor; ours is closed right away
     out = open(log or config.parent / "certmgr.out", "a")
     try:
-        return subprocess.Popen(certmgr_cmd(config, *args), stdout=out, stderr=subprocess.STDOUT, text=True,
+        return subprocess.Popen([*prefix, *certmgr_cmd(config, *args)], stdout=out, stderr=subprocess.STDOUT, text=True,
                                 env=cli_env(env), cwd=config.parent)
     finally:
         out.close()
@@ -155,7 +162,7 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
 HOST = "mx0.example.com"
 
 def _crash_then_resume(
-    tmp_path: Path, pebble: Pebble, step: str
+    tmp_path: Path, pebble: Pebble, step: str, resume_prefix: Sequence[str] = ()
 ) -> tuple[Path, Store, PebbleCounter, ManagedCert, int]:
     """Crash after ``step``, wait out the lease, run again; return what the tests look at,
     including the slot as the crash left it and the number of orders pebble had by then."""
@@ -169,7 +176,7 @@ def _crash_then_resume(
     assert after_crash.current_version_id is None or step == "issued"
     # the dead process's claim must lapse before another process may take the slot
     time.sleep(LEASE + 0.5)
-    resumed = run_certmgr(config, "renew", "--json")
+    resumed = run_certmgr(config, "renew", "--json", prefix=resume_prefix)
     assert resumed.returncode == 0, (
         f"resume after {step}: exit {resumed.returncode}\n{resumed.stdout}\n{resumed.stderr}")
     return config, store, counter, after_crash, orders_at_crash
@@ -247,3 +254,21 @@ def test_crash_after_order_created_resumes_the_order(tmp_path: Path, pebble: Peb
     assert kinds.count("renewal_started") == 2, kinds
     store.close()
 
+
+def test_certificate_recorded_before_a_crash_is_adopted_by_another_machine(tmp_path: Path, pebble: Pebble) -> None:
+    """A node dies after recording its certificate but before making it current; the node that
+    takes over (another machine, another ACME account: the order is not its to resume) adopts
+    that certificate instead of ordering a second one."""
+    _config, store, counter, after_crash, orders_at_crash = _crash_then_resume(
+        tmp_path, pebble, "version_added", resume_prefix=as_machine("other-node"))
+    assert after_crash.pending_order_url and orders_at_crash == 1
+    slot = slot_named(store, HOST)
+    assert slot.id is not None
+    versions = store.versions(slot.id)
+    assert [v.id for v in versions] == [slot.current_version_id], [v.serial for v in versions]
+    assert versions[0].order_url == after_crash.pending_order_url
+    assert len(counter.orders()) == 1 and len(counter.issued()) == 1, "nothing ordered by the taking node"
+    assert slot.pending_order_url is None and slot.pending_key_path is None
+    kinds = [e.kind for e in store.events(HOST)]
+    assert kinds.count("renewal_started") == 2 and kinds.count("issued") == 1, kinds
+    store.close()
