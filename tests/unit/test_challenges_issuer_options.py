@@ -140,15 +140,45 @@ def test_retry_after_forms() -> None:
     assert v is not None and 50 < v <= 60
 
 
-def test_poller_grows_gently_and_stops_at_deadline() -> None:
-    import time
+class _Clock:
+    """monotonic() and sleep() on a clock that only moves when slept on."""
 
-    p = Poller(time.monotonic() + 0.3, first=0.05)
-    t0 = time.monotonic()
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 4))
+        self.now += seconds
+
+
+def test_poller_grows_gently_and_stops_at_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import providers.issuers.acme_net as acme_net
+
+    clock = _Clock()
+    monkeypatch.setattr(acme_net, "time", clock)
+    p = Poller(clock.now + 0.3, first=0.05)
     n = 0
     while p.wait():
         n += 1
-    assert 3 <= n <= 6 and 0.29 <= time.monotonic() - t0 < 0.5
+    # 50 ms, then 25 % more each time, the last wait cut to the deadline, never past it
+    assert clock.slept == [0.05, 0.0625, 0.0781, 0.0977, 0.0117], clock.slept
+    assert n == 5 and clock.now == pytest.approx(100.3)
+
+
+def test_poller_honours_retry_after_but_not_past_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import providers.issuers.acme_net as acme_net
+
+    clock = _Clock()
+    monkeypatch.setattr(acme_net, "time", clock)
+    p = Poller(clock.now + 10, first=0.05)
+    assert p.wait(_response(200, {"Retry-After": "3"}))
+    assert p.wait(_response(200, {"Retry-After": "30"}))
+    assert not p.wait()
+    assert clock.slept == [3.0, 7.0]
 
 
 def test_new_order_carries_replaces_and_profile() -> None:
