@@ -16,7 +16,14 @@ from cryptography.x509.oid import NameOID
 
 from certmgr.errors import ConfigError, IssuanceError, PermanentError, RateLimitedError
 from providers.issuers.acme import AcmeIssuer
-from providers.issuers.acme_net import Poller, ari_cert_id, map_acme_error, retry_after_seconds
+from providers.issuers.acme_net import (
+    BAD_NONCE_RETRIES,
+    Poller,
+    RetryingNetwork,
+    ari_cert_id,
+    map_acme_error,
+    retry_after_seconds,
+)
 from tests.peers.pebble import make_issuer
 
 BASE = {"directory": "https://acme.example.test/dir", "challenge": {"type": "http-01", "port": 8080}}
@@ -189,3 +196,35 @@ def test_new_order_carries_replaces_and_profile() -> None:
     assert body["replaces"] == "aYhb.AIdl" and body["profile"] == "classic"
     plain = NewOrderWithReplaces(identifiers=[ident], replaces=None, profile=None).to_json()
     assert "replaces" not in plain and "profile" not in plain
+
+
+class _NonceRejectingNetwork(RetryingNetwork):
+    """RetryingNetwork whose single POST is answered badNonce ``rejections`` times, then 200."""
+
+    def __init__(self, rejections: int, code: str = "badNonce") -> None:
+        super().__init__(key=None)
+        self.rejections, self.code, self.calls = rejections, code, 0
+
+    def _post_once(self, *args: Any, **kwargs: Any) -> requests.Response:
+        self.calls += 1
+        if self.calls <= self.rejections:
+            raise messages.Error.with_code(self.code, detail="rejected")
+        return _response(200, {})
+
+
+def test_bad_nonce_is_retried_until_the_budget_is_spent() -> None:
+    net = _NonceRejectingNetwork(BAD_NONCE_RETRIES)
+    assert net.post("https://ca/x", None).status_code == 200 and net.calls == BAD_NONCE_RETRIES + 1
+    net = _NonceRejectingNetwork(BAD_NONCE_RETRIES + 1)
+    with pytest.raises(messages.Error, match="rejected"):
+        net.post("https://ca/x", None)
+    assert net.calls == BAD_NONCE_RETRIES + 1, "bounded: no hot loop against a CA that rejects every nonce"
+    # at 50 % rejection one POST in a billion fails; a run of a few hundred POSTs never does
+    assert 0.5 ** (BAD_NONCE_RETRIES + 1) < 1e-9
+
+
+def test_other_errors_are_not_retried() -> None:
+    net = _NonceRejectingNetwork(1, code="unauthorized")
+    with pytest.raises(messages.Error):
+        net.post("https://ca/x", None)
+    assert net.calls == 1
