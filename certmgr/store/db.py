@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +17,16 @@ from sqlmodel import Session, create_engine
 from certmgr.errors import StateError
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
+#: how long SQLite waits for another writer before giving up (CERTMGR_DB_TIMEOUT overrides)
+SQLITE_TIMEOUT = 30.0
 #: any constant; every certmgr node takes this advisory lock while migrating
 _MIGRATION_LOCK = 0x63657274
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        timeout = sqlite_timeout()
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
@@ -30,12 +34,32 @@ def make_engine(url: str) -> Engine:
             # WAL lets readers (status) run while a renewal writes; busy_timeout waits for a
             # writer instead of failing with "database is locked".
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+
+
+def sqlite_timeout() -> float:
+    value = os.environ.get("CERTMGR_DB_TIMEOUT", "")
+    try:
+        return max(0.0, float(value)) if value else SQLITE_TIMEOUT
+    except ValueError:
+        raise StateError(f"CERTMGR_DB_TIMEOUT={value!r} is not a number of seconds") from None
+
+
+def explain(error: DBAPIError, advice: str) -> str:
+    """The driver's message, with what it usually means and what to do."""
+    text = str(error.orig)
+    if "database is locked" in text:
+        return (f"{text}: another program held a write transaction open for more than "
+                f"{sqlite_timeout():g} s (a second certmgr with a stuck step, or an sqlite3 shell "
+                "left inside BEGIN); nothing was saved; close it and try again")
+    if "disk I/O error" in text:
+        return f"{text} (usually a full disk or a file system that went read-only); {advice}"
+    return f"{text}; {advice}"
 
 
 #: the newest migration; checked against the migrations folder by a unit test.  Knowing it
@@ -107,7 +131,7 @@ def _upgrade(engine: Engine, cfg: Any, heads: set[str]) -> None:
             command.upgrade(cfg, "head")
     except DBAPIError as e:  # also "file is not a database" (a damaged or foreign file)
         raise StateError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
-                         f"{e.orig}; check that it is reachable and writable") from e
+                         + explain(e, "check that it is reachable and writable")) from e
 
 
 @contextlib.contextmanager
@@ -120,8 +144,8 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except OperationalError as e:
             session.rollback()
             where = engine.url.render_as_string(hide_password=True)
-            raise StateError(f"database {where}: {e.orig}; the change was not saved; "
-                             "check that the database is reachable and writable") from e
+            raise StateError(f"database {where}: " + explain(
+                e, "the change was not saved; check that the database is reachable and writable")) from e
         except BaseException:
             session.rollback()
             raise

@@ -260,6 +260,37 @@ def test_unreadable_database_is_clear_error(pebble: Pebble, tmp_path: Path) -> N
     assert db.read_bytes() == b"this is not a database\n" * 200
 
 
+def test_locked_database_is_clear_error_and_readers_still_work(pebble: Pebble, tmp_path: Path) -> None:
+    """Another program holds a write transaction open (an sqlite3 shell left inside BEGIN):
+    `renew` waits the busy timeout, then says so and changes nothing; `status` still reads."""
+    state = tmp_path / "state"
+    config = write_config(tmp_path, pebble, state=state)
+    issue(config)
+    before = current(config)
+    snap = snapshot(state)
+    holder = sqlite3.connect(state / "certmgr.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        holder.execute("UPDATE event SET kind = kind WHERE id = -1")
+        r = run_cli(config, "renew", "--force", HOST, env={"CERTMGR_DB_TIMEOUT": "1"})
+        assert r.returncode == 2, f"exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+        assert "Traceback" not in r.stderr and "database is locked" in r.stderr, r.stderr
+        assert "more than 1 s" in r.stderr and "try again" in r.stderr, r.stderr
+        assert str(state / "certmgr.db") in r.stderr, r.stderr
+        print(f"\nLOCKED: {r.stderr.strip()}")
+        seen = run_cli(config, "status", "--json", env={"CERTMGR_DB_TIMEOUT": "1"})
+        assert seen.returncode == 0, seen.stderr
+        assert json.loads(seen.stdout)[0]["serial"] == before["serial"]
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert state_digest(state) == snap[0], "state files changed"
+    assert state_fingerprint(state)["certmgr.db"] == snap[1], "database changed"
+    r = run_cli(config, "renew", "--force", HOST)
+    assert r.returncode == 0, r.stderr
+    assert current(config)["serial"] != before["serial"]
+
+
 # -- a full disk and a read-only state dir -----------------------------------------------
 
 
