@@ -16,6 +16,7 @@ Thunderbird and the rest open.
 from __future__ import annotations
 
 import base64
+import email.policy
 import logging
 import smtplib
 import socket
@@ -187,9 +188,15 @@ def _login(smtp: smtplib.SMTP, username: str, password: str, where: str) -> None
         raise smtplib.SMTPAuthenticationError(code, reply)
 
 
+#: headers are folded only past 998 characters (RFC 5322's hard limit): at 78, Python moves a
+#: subject that just overflows onto a continuation line whole, and mail filters matching
+#: "Subject: [certmgr] ..." then see a leading space
+_POLICY = email.policy.default.clone(max_line_length=998)
+
+
 def build_email(message: Message, sender: str, to: tuple[str, ...]) -> EmailMessage:
     """The MIME message: text + HTML alternatives, invitations, attachments."""
-    mail = EmailMessage()
+    mail = EmailMessage(policy=_POLICY)
     mail["Subject"] = message.subject
     mail["From"] = sender
     mail["To"] = ", ".join(to)

@@ -183,3 +183,17 @@ def test_tls_verify_false_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFix
     with caplog.at_level(logging.WARNING):
         _config(tmp_path, tls_verify=False)
     assert "tls_verify = false" in caplog.text
+
+
+@pytest.mark.parametrize("subject", [
+    "[certmgr] mx1.example.com: certificate renewed, valid until 2031-11-28",  # 79 with "Subject: "
+    "[certmgr] CRITICAL: mail-relay-01.eu-west.example.com, certificate expires in 3 days",
+])
+def test_subject_is_never_folded_onto_a_continuation_line(subject: str) -> None:
+    from email import message_from_bytes, policy
+
+    from providers.notifiers.email import build_email
+
+    raw = build_email(Message(subject=subject, text="body\n"), "certmgr@example.com", ("ops@example.com",)).as_bytes()
+    assert raw.startswith(f"Subject: {subject}\n".encode()), raw[:200]
+    assert message_from_bytes(raw, policy=policy.default)["Subject"] == subject
