@@ -85,13 +85,7 @@ trust = "{trust}"
 # the demo's DNS (pebble-challtestsrv) answers 127.0.0.1 for every name
 resolver = "{pebble.dns_server}"
 
-[issuer.pebble]
-type = "acme"
-directory = "{pebble.directory_url}"
-ca_bundle = "{pebble.ca_bundle}"
-contact = ["mailto:postmaster@example.com"]
-challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {pebble.http_port} }}
-""" + "".join(sections))
+{pebble.issuer_toml()}""" + "".join(sections))
     rc = certmgr(config, "validate")
     rc = rc or certmgr(config, "renew")
     certmgr(config, "status")

@@ -46,13 +46,7 @@ def acme_config(tmp_path: Path, pebble: Pebble, mtas: str, extra: str = "") -> P
 state_dir = "{tmp_path / 'state'}"
 resolver = "{pebble.dns_server}"
 
-[issuer.pebble]
-type = "acme"
-directory = "{pebble.directory_url}"
-ca_bundle = "{pebble.ca_bundle}"
-contact = ["mailto:postmaster@example.com"]
-challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {pebble.http_port} }}
-
+{pebble.issuer_toml()}
 [issuer.corp]
 type = "manual"
 {extra}

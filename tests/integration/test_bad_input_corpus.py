@@ -78,13 +78,7 @@ def write_config(tmp_path: Path, pebble: Pebble, *, state: Path, reuse_key: bool
 [certmgr]
 state_dir = "{state}"
 
-[issuer.pebble]
-type = "acme"
-directory = "{pebble.directory_url}"
-ca_bundle = "{pebble.ca_bundle}"
-contact = ["mailto:postmaster@example.com"]
-challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {pebble.http_port} }}
-
+{pebble.issuer_toml()}
 [[mta]]
 hostname = "{HOST}"
 key = "rsa-2048"

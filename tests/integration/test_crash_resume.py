@@ -45,9 +45,9 @@ def write_config(directory: Path, pebble: Pebble, mtas: str, *, database: str | 
     """A certmgr.toml with its own state dir, issuing from ``pebble``."""
     directory.mkdir(parents=True, exist_ok=True)
     if webroot is not None:
-        challenge = f'{{ type = "http-01", mode = "webroot", webroot = "{webroot}" }}'
+        challenge: str | None = f'{{ type = "http-01", mode = "webroot", webroot = "{webroot}" }}'
     else:
-        challenge = f'{{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {pebble.http_port} }}'
+        challenge = None
     db = f'database = "{database}"\n' if database else ""
     path = directory / "certmgr.toml"
     path.write_text(f"""
@@ -55,13 +55,7 @@ def write_config(directory: Path, pebble: Pebble, mtas: str, *, database: str | 
 state_dir = "{directory / 'state'}"
 concurrency = {concurrency}
 {db}
-[issuer.pebble]
-type = "acme"
-directory = "{pebble.directory_url}"
-ca_bundle = "{pebble.ca_bundle}"
-contact = ["mailto:postmaster@example.com"]
-challenge = {challenge}
-{mtas}
+{pebble.issuer_toml(challenge=challenge)}{mtas}
 """)
     return path
 

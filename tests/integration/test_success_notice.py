@@ -45,13 +45,7 @@ def write_config(tmp_path: Path, pebble: Pebble, smtpd: SmtpServer, *, on_succes
 state_dir = "{tmp_path / 'state'}"
 trust = "{smtpd.ca_file}"
 
-[issuer.pebble]
-type = "acme"
-directory = "{pebble.directory_url}"
-ca_bundle = "{pebble.ca_bundle}"
-contact = ["mailto:postmaster@example.com"]
-challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {pebble.http_port} }}
-
+{pebble.issuer_toml()}
 [notify.ops]
 type = "email"
 smtp = "localhost:{smtpd.port}"

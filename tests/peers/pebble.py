@@ -152,6 +152,15 @@ class Pebble:
     def management_url(self) -> str:
         return f"https://127.0.0.1:{self.management_port}"
 
+    def issuer_toml(self, name: str = "pebble", challenge: str | None = None) -> str:
+        """The ``[issuer.NAME]`` table of a certmgr.toml that issues from this pebble
+        (HTTP-01 on pebble's validation port unless ``challenge`` is given)."""
+        challenge = challenge or (
+            f'{{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {self.http_port} }}')
+        return (f'[issuer.{name}]\ntype = "acme"\ndirectory = "{self.directory_url}"\n'
+                f'ca_bundle = "{self.ca_bundle}"\ncontact = ["mailto:postmaster@example.com"]\n'
+                f"challenge = {challenge}\n")
+
     def _write_config(self) -> Path:
         conf: dict[str, Any] = {
             "listenAddress": f"127.0.0.1:{self.port}",
