@@ -183,11 +183,14 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
         version = save_version(rt.state, slot, certs, facts, key_path, source="acme", order_url=issued.order_url)
         checkpoint("certificate_stored")
         if isinstance(issuer, RenewalInfoSource):
+            # the certificate is issued and stored: no answer about its renewal window (a CA may
+            # not know a certificate this new yet, and answer 404) can make this renewal fail
             try:
                 window = issuer.renewal_info(issued.fullchain_pem, ctx)
-            except RetryableError as e:
+            except CertmgrError as e:
                 window = None
-                log.info("%s: renewal information unavailable now (%s); using the lifetime rule", host, e)
+                log.info("%s: renewal information unavailable now (%s); using the lifetime rule until "
+                         "the daemon asks again", host, e)
             if window is not None:
                 version.ari_start, version.ari_end = window.start, window.end
         # last heartbeat before the certificate is recorded: a node that stalled past its lease
