@@ -18,10 +18,16 @@ Faults, switched at any time from the test:
 
 Every request that reaches the proxy is counted by path, whether it was forwarded or
 answered with a fault.
+
+ACME Renewal Information (RFC 9773), which pebble 2.4 lacks, can be laid over pebble:
+``offer_ari()`` adds ``renewalInfo`` to the directory and answers ``GET /ari/<cert-id>`` from
+``ari_windows`` (404 for a certificate it has no window for); the ``replaces`` field of every
+new-order request is recorded in ``replaces``.
 """
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import socket
@@ -30,6 +36,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -64,6 +71,12 @@ class FaultProxy:
         self._counts: Counter[str] = Counter()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._ari = False
+        self._ari_retry_after = 21600
+        #: ARI certificate id -> the suggested window (start, end) answered for it
+        self.ari_windows: dict[str, tuple[datetime, datetime]] = {}
+        #: the ``replaces`` field of every new-order request (None when absent)
+        self.replaces: list[str | None] = []
 
     # -- control ------------------------------------------------------------
 
@@ -79,6 +92,35 @@ class FaultProxy:
         """Answer ``status`` instead of forwarding (only to requests for ``path`` when given)."""
         with self._lock:
             self._fault = _Fault(status, count, retry_after, path)
+
+    def offer_ari(self, retry_after: int = 21600) -> None:
+        self._ari_retry_after = retry_after
+        self._ari = True
+
+    def _ari_answer(self, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        window = self.ari_windows.get(path.rsplit("/", 1)[-1])
+        if window is None:
+            problem = {"type": "urn:ietf:params:acme:error:malformed", "detail": "unknown certificate"}
+            return 404, [("Content-Type", "application/problem+json")], json.dumps(problem).encode()
+        body = {"suggestedWindow": {"start": window[0].isoformat(), "end": window[1].isoformat()}}
+        return 200, [("Content-Type", "application/json"),
+                     ("Retry-After", str(self._ari_retry_after))], json.dumps(body).encode()
+
+    def _overlay(self, method: str, path: str, body: bytes | None, status: int,
+                 headers: list[tuple[str, str]], data: bytes) -> bytes:
+        """With ARI on: announce it in the directory, and note what new-order requests replace."""
+        if not self._ari:
+            return data
+        if method == "GET" and path == "/dir" and status == 200:
+            directory = json.loads(data)
+            directory["renewalInfo"] = f"{self.base_url}/ari"
+            return json.dumps(directory).encode()
+        if method == "POST" and path == "/order-plz" and body:
+            payload = json.loads(body)["payload"]
+            order = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            with self._lock:
+                self.replaces.append(order.get("replaces"))
+        return data
 
     def heal(self) -> None:
         with self._lock:
@@ -168,7 +210,11 @@ class FaultProxy:
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
                 try:
-                    status, out_headers, data = proxy._forward(self.command, self.path, headers, body)
+                    if proxy._ari and path.startswith("/ari/"):
+                        status, out_headers, data = proxy._ari_answer(path)
+                    else:
+                        status, out_headers, data = proxy._forward(self.command, self.path, headers, body)
+                        data = proxy._overlay(self.command, path, body, status, out_headers, data)
                 except OSError as e:
                     status, out_headers = 502, [("Content-Type", "text/plain")]
                     data = f"upstream unreachable: {e}\n".encode()
