@@ -245,13 +245,16 @@ def _make_current(rt: Runtime, mta: MtaConfig, slot_id: int, order_id: int, vers
     slot = rt.store.slot(slot_id)
     host, alg = slot.hostname, slot.key_alg
     renew_at = renew_at_for(mta, version, f"{host}/{alg}/{version.serial}")
-    rt.store.record_issued(
-        slot_id, order_id,
+    recorded = rt.store.record_issued(
+        slot_id, order_id, rt.node,
         dict(current_version_id=version.id, state="issued", pending_key_path=None, pending_csr=None,
              pending_order_url=None, pending_since=None, attempts=0, last_error=None, last_error_permanent=False,
              last_result="success", last_attempt_at=now(), next_retry_at=None, renew_at=renew_at),
         {"serial": version.serial, "not_after": version.not_after.isoformat(), "sha256": version.sha256},
     )
+    if not recorded:
+        raise LockBusy(f"{host} ({alg}): another node took over this renewal while this run stalled; "
+                       f"serial {version.serial} stays in the history, not current")
     log.info("%s (%s): issued serial %s, expires %s", host, alg, version.serial, version.not_after)
     checkpoint("issued")
     return Outcome(host, alg, "issued", f"serial {version.serial}, expires {version.not_after:%Y-%m-%d}",

@@ -224,15 +224,19 @@ class Store:
             row.updated_at = utcnow()
             s.add(row)
 
-    def record_issued(self, slot_id: int, order_id: int, slot_fields: Mapping[str, Any],
-                      detail: Mapping[str, Any]) -> None:
+    def record_issued(self, slot_id: int, order_id: int, owner: str, slot_fields: Mapping[str, Any],
+                      detail: Mapping[str, Any]) -> bool:
         """Make a certificate current, close its order and log ``issued`` in one transaction,
-        so that a crash leaves all three done or none."""
+        so that a crash leaves all three done or none; and only while ``owner`` still holds the
+        slot's lease (row-locked), so a node that lost it cannot overwrite its successor's work.
+        False, with nothing changed, when the lease is another's."""
         now = utcnow()
         with session_scope(self.engine) as s:
-            slot = s.get(ManagedCert, slot_id)
+            slot = s.get(ManagedCert, slot_id, with_for_update=True)
             order = s.get(OrderAttempt, order_id)
             assert slot is not None and order is not None
+            if slot.lease_owner != owner:
+                return False
             for k, v in slot_fields.items():
                 if not hasattr(slot, k):
                     raise AttributeError(k)
@@ -243,6 +247,7 @@ class Store:
             s.add(order)
             s.add(Event(ts=now, hostname=slot.hostname, key_alg=slot.key_alg, kind="issued",
                         detail=json.dumps(dict(detail), default=str)))
+        return True
 
     def orders(self, slot_id: int | None = None) -> list[OrderAttempt]:
         with session_scope(self.engine) as s:

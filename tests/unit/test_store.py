@@ -98,3 +98,22 @@ def test_migration_0002_keeps_existing_accounts(tmp_path: Path) -> None:
     assert row is not None and row.uri == "https://ca/acct/9"
     store.save_account("le", "https://ca/dir", "mx-node-2", "https://ca/acct/10", "/k2", [])
     assert store.account("le", "https://ca/dir", "mx-node-2") is not None
+
+
+def test_only_the_lease_holder_records_an_issued_certificate(tmp_path: Path) -> None:
+    """Making a certificate current, closing the order and logging it happen together, and only
+    for the node that holds the lease: one that stalled past it changes nothing."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slot = store.sync_slot("mx1.example.com", "rsa", "rsa-2048", ["mx1.example.com"], "le")
+    assert slot.id is not None
+    now = utcnow()
+    order = store.start_order(slot.id, "le", "node-a")
+    assert store.claim(slot.id, "node-a", 10, now)
+    assert store.claim(slot.id, "node-b", 10, now + timedelta(seconds=11)), "node-a stalled; node-b took over"
+    fields = {"state": "issued", "last_result": "success"}
+    assert not store.record_issued(slot.id, order, "node-a", fields, {"serial": "01"})
+    assert store.slot(slot.id).state != "issued" and store.orders(slot.id)[0].state != "issued"
+    assert store.events(kind="issued") == []
+    assert store.record_issued(slot.id, order, "node-b", fields, {"serial": "02"})
+    assert store.slot(slot.id).state == "issued" and store.orders(slot.id)[0].state == "issued"
+    assert [e.detail for e in store.events(kind="issued")] == ['{"serial": "02"}']
