@@ -89,10 +89,7 @@ class Store:
         with session_scope(self.engine) as s:
             row = s.get(ManagedCert, slot_id)
             assert row is not None, f"slot {slot_id} vanished"
-            for k, v in fields.items():
-                if not hasattr(row, k):
-                    raise AttributeError(k)
-                setattr(row, k, v)
+            _assign(row, fields)
             row.updated_at = utcnow()
             s.add(row)
             s.flush()
@@ -170,8 +167,7 @@ class Store:
         with session_scope(self.engine) as s:
             row = s.get(CertVersion, version_id)
             assert row is not None
-            for k, v in fields.items():
-                setattr(row, k, v)
+            _assign(row, fields)
             s.add(row)
 
     # ------------------------------------------------------------------ accounts
@@ -219,8 +215,7 @@ class Store:
         with session_scope(self.engine) as s:
             row = s.get(OrderAttempt, order_id)
             assert row is not None
-            for k, v in fields.items():
-                setattr(row, k, v)
+            _assign(row, fields)
             row.updated_at = utcnow()
             s.add(row)
 
@@ -237,16 +232,12 @@ class Store:
             assert slot is not None and order is not None
             if slot.lease_owner != owner:
                 return False
-            for k, v in slot_fields.items():
-                if not hasattr(slot, k):
-                    raise AttributeError(k)
-                setattr(slot, k, v)
+            _assign(slot, slot_fields)
             slot.updated_at = order.updated_at = now
             order.state = "issued"
             s.add(slot)
             s.add(order)
-            s.add(Event(ts=now, hostname=slot.hostname, key_alg=slot.key_alg, kind="issued",
-                        detail=json.dumps(dict(detail), default=str)))
+            s.add(_event("issued", slot.hostname, slot.key_alg, detail, now))
         return True
 
     def orders(self, slot_id: int | None = None) -> list[OrderAttempt]:
@@ -259,8 +250,7 @@ class Store:
     def log(self, kind: str, hostname: str | None = None, key_alg: str | None = None,
             detail: Mapping[str, Any] | None = None) -> None:
         with session_scope(self.engine) as s:
-            s.add(Event(ts=utcnow(), hostname=hostname, key_alg=key_alg, kind=kind,
-                        detail=json.dumps(dict(detail or {}), default=str)))
+            s.add(_event(kind, hostname, key_alg, detail or {}, utcnow()))
 
     def events(self, hostname: str | None = None, kind: str | None = None) -> list[Event]:
         with session_scope(self.engine) as s:
@@ -316,3 +306,16 @@ class Store:
         with session_scope(self.engine) as s:
             q = select(ProbeResult).where(ProbeResult.hostname == hostname).order_by(col(ProbeResult.id).desc())
             return s.exec(q).first()
+
+
+def _assign(row: Any, fields: Mapping[str, Any]) -> None:
+    """Set columns of ``row``; a name that is not a column is a programming error."""
+    for k, v in fields.items():
+        if not hasattr(row, k):
+            raise AttributeError(k)
+        setattr(row, k, v)
+
+
+def _event(kind: str, hostname: str | None, key_alg: str | None, detail: Mapping[str, Any],
+           ts: datetime) -> Event:
+    return Event(ts=ts, hostname=hostname, key_alg=key_alg, kind=kind, detail=json.dumps(dict(detail), default=str))
