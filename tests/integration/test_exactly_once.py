@@ -187,6 +187,11 @@ def test_three_nodes_on_postgres_one_killed_midway(tmp_path: Path, fast_pebble: 
         return popen_certmgr(configs[i], "renew", "--json", env=env, prefix=as_machine(f"node{i}"),
                              log=configs[i].parent / f"renew-{runs[i]}.out")
 
+    def failed_run(i: int) -> str:
+        """What a failed survivor run said, and what pebble logged last (to tell a CA stall apart)."""
+        return (f"node {i} run {runs[i]}:\n{(configs[i].parent / f'renew-{runs[i]}.out').read_text()[-3000:]}\n"
+                f"pebble, last lines:\n{fast_pebble.log_text()[-2000:]}")
+
     t0 = time.monotonic()
     # all three at once on an empty database: they also race to create the schema and the slots
     procs = [start(i) for i in range(NODES)]
@@ -226,12 +231,12 @@ def test_three_nodes_on_postgres_one_killed_midway(tmp_path: Path, fast_pebble: 
             for i in range(1, NODES):
                 code = procs[i].poll()
                 if code is not None:
-                    assert code == 0, (configs[i].parent / f"renew-{runs[i]}.out").read_text()[-3000:]
+                    assert code == 0, failed_run(i)
                     procs[i] = start(i)
             time.sleep(0.5)
         total = time.monotonic() - t0
         for i in range(1, NODES):
-            assert procs[i].wait(300) == 0, (configs[i].parent / f"renew-{runs[i]}.out").read_text()[-3000:]
+            assert procs[i].wait(300) == 0, failed_run(i)
     finally:
         for p in procs:
             stop(p, signal.SIGKILL, 10)
@@ -243,9 +248,9 @@ def test_three_nodes_on_postgres_one_killed_midway(tmp_path: Path, fast_pebble: 
     # making a certificate current and logging it are one transaction: one event per certificate
     issued_events = store.events(kind="issued")
     assert len(issued_events) == PG_CERTS, len(issued_events)
-    # taken over: every certificate node 0 was working on was finished by another node
-    done_at = {s.hostname: v.created_at for s in store.slots()
-               if (v := store.version(s.current_version_id)) is not None and v.created_at is not None}
+    # taken over: every certificate node 0 was working on was made current by another node (the
+    # `issued` event is written with it; the certificate itself may be node 0's, adopted)
+    done_at = {e.hostname: e.ts for e in issued_events}
     takeover = max(done_at[h] for h in orphans) - killed_at
     lease_left = max(until for until in orphans.values() if until is not None) - killed_at
     assert lease_left.total_seconds() <= NODE_LEASE + 1
