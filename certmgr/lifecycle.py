@@ -180,7 +180,8 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
         issued = issuer.issue(request, ctx)  # type: ignore[attr-defined]
         certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
                                    where=f"certificate from issuer {mta.issuer}", now=now())
-        version = save_version(rt.state, slot, certs, facts, key_path, source="acme", order_url=issued.order_url)
+        version = save_version(rt.state, slot, certs, facts, key_path, source="acme",
+                               issued_by=rt.issued_by(mta.issuer), order_url=issued.order_url)
         checkpoint("certificate_stored")
         if isinstance(issuer, RenewalInfoSource):
             # the certificate is issued and stored: no answer about its renewal window (a CA may

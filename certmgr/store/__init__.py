@@ -179,6 +179,11 @@ class Store:
                 AcmeAccount.issuer == issuer, AcmeAccount.directory == directory, AcmeAccount.node == node
             )).first()
 
+    def accounts_by_uri(self, uri: str) -> list[AcmeAccount]:
+        """Every stored row of the ACME account ``uri`` (one per machine that holds its key)."""
+        with session_scope(self.engine) as s:
+            return list(s.exec(select(AcmeAccount).where(AcmeAccount.uri == uri).order_by(col(AcmeAccount.id))))
+
     def save_account(self, issuer: str, directory: str, node: str, uri: str | None, key_path: str,
                      contact: list[str]) -> None:
         try:

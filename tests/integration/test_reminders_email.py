@@ -15,6 +15,7 @@ import icalendar
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certmgr.calendar import event_uid
 from certmgr.config import load_config
@@ -52,12 +53,18 @@ def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
     server.stop()
 
 
+#: the corporate CA of the manual issuer; its root is trusted (an import is verified up to it)
+CORP = TestCA("certmgr test corporate CA")
+
+
 def write_config(tmp_path: Path, smtpd: SmtpServer, mtas: str, *, issuer: str = "", calendar: bool = True) -> Path:
     path = tmp_path / "certmgr.toml"
+    trust = tmp_path / "trust.pem"
+    trust.write_bytes(Path(smtpd.ca_file).read_bytes() + CORP.root_pem)
     path.write_text(f"""
 [certmgr]
 state_dir = "{tmp_path / 'state'}"
-trust = "{smtpd.ca_file}"
+trust = "{trust}"
 
 [issuer.corp]
 type = "manual"
@@ -92,6 +99,9 @@ def sign_csr(ca: TestCA, csr_pem: bytes, days: float) -> bytes:
         .not_valid_after(now + timedelta(days=days))
         .add_extension(sans, critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
+                       critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca.inter_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
@@ -125,7 +135,7 @@ def subjects(smtpd: SmtpServer) -> list[str]:
 
 
 def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     config = write_config(tmp_path, smtpd, MTA)
     rt = runtime(config)
     serial1 = import_manual(rt, tmp_path, ca, days=20)
@@ -183,7 +193,7 @@ def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smt
 
 
 def test_relay_down_keeps_reminders_queued_then_sends_each_once(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     config = write_config(tmp_path, smtpd, MTA, calendar=False)
     rt = runtime(config)
     import_manual(rt, tmp_path, ca, days=10)
@@ -239,7 +249,7 @@ challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", por
 
 
 def test_calendar_feed_and_metrics_commands(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     config = write_config(tmp_path, smtpd, MTA + OTHER)
     rt = runtime(config)
     serial = import_manual(rt, tmp_path, ca, days=40)
