@@ -103,20 +103,23 @@ def renew_slot(
     slot: ManagedCert,
     *,
     force: bool = False,
+    retry_now: bool = False,
     dry_run: bool = False,
     now: Callable[[], datetime] = utcnow,
 ) -> Outcome:
+    """Renew the slot if due (or ``force``); ``retry_now`` ignores the back-off after a failure."""
     assert slot.id is not None
     host, alg = slot.hostname, slot.key_alg
     issuer = rt.providers.issuer(mta.issuer)
     automatic = bool(getattr(issuer, "automatic", True))
     reason = "forced" if force else why_due(rt, mta, slot, now())
     if reason is None:
-        return Outcome(host, alg, "not-due", f"renews at {slot.renew_at:%Y-%m-%d %H:%M} UTC" if slot.renew_at else "")
+        return Outcome(host, alg, "not-due", f"not due until {slot.renew_at:%Y-%m-%d %H:%M} UTC; use --force to "
+                       "renew now" if slot.renew_at else "use --force to renew now")
     if not automatic and not force:
         return Outcome(host, alg, "manual", f"{reason}; issuer {mta.issuer} is manual: "
                        f"`certmgr csr {host}` then `certmgr import {host} FILE`")
-    if not force and slot.next_retry_at is not None and now() < slot.next_retry_at:
+    if not force and not retry_now and slot.next_retry_at is not None and now() < slot.next_retry_at:
         return Outcome(host, alg, "waiting", f"last attempt failed; next try at {slot.next_retry_at:%H:%M} UTC "
                        "(name the host or use --force to try now)")
     if dry_run:

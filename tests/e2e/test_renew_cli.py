@@ -77,9 +77,17 @@ def test_renew_issues_then_is_idempotent(tmp_path: Path, pebble: Pebble) -> None
     assert not {r["serial"] for r in after} & {r["serial"] for r in rows.values()}
     assert len(list(state.glob("certs/*/*/*/cert.pem"))) == 6
 
-    # naming one host renews only that host
+    # naming a host limits the run to it and renews it only if due: nothing is ordered
+    stored = len(list(state.glob("certs/*/*/*/cert.pem")))
+    r = cli("renew", "mx1.example.com")
     named = cli.json("renew", "mx1.example.com", "--json")
-    assert [(o["hostname"], o["action"]) for o in named] == [("mx1.example.com", "issued")]
+    assert [(o["hostname"], o["action"]) for o in named] == [("mx1.example.com", "not-due")]
+    assert "not due until" in named[0]["message"] and "--force" in named[0]["message"]
+    assert "not due until" in r.stdout
+    assert len(list(state.glob("certs/*/*/*/cert.pem"))) == stored
+    # --force with a host renews that host alone
+    forced_one = cli.json("renew", "--force", "mx1.example.com", "--json")
+    assert [(o["hostname"], o["action"]) for o in forced_one] == [("mx1.example.com", "issued")]
 
 
 def test_dry_run_changes_nothing(tmp_path: Path, pebble: Pebble) -> None:
