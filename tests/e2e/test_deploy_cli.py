@@ -175,3 +175,20 @@ def test_dane_records_guard_the_deployment(tmp_path: Path, pebble: Pebble, mta: 
         named.replace(tlsa_name, "TLSA", ["3 1 1 " + "00" * 32])
         res = cli("check", "--json", check=2)
         assert "no TLSA record at _25._tcp.mx2.example.com matches" in res.stdout
+
+
+def test_revoked_and_deployed_is_not_deployed(tmp_path: Path, pebble: Pebble, mta: Mta) -> None:
+    """After `revoke`, status says `revoked` (not `verified`, not deployed) until the replacement
+    is deployed and served."""
+    cli = config(tmp_path, pebble, mta)
+    cli("renew")
+    revoked = {r["key_type"]: r["sha256"] for r in cli.json("status", "--json")}
+    cli("revoke", HOST)
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "revoked" and not r["deployed"] for r in rows), rows
+    assert all(mta.served(alg) == sha for alg, sha in revoked.items()), "still served: the MTA was not touched"
+    out = cli.json("renew", "--json")
+    assert [o["action"] for o in out] == ["issued", "issued", "deployed"], out
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "verified" and r["deployed"] for r in rows), rows
+    assert all(mta.served(r["key_type"]) == r["sha256"] != revoked[r["key_type"]] for r in rows)

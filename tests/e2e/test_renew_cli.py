@@ -131,3 +131,25 @@ def test_crashed_run_does_not_block_the_next(tmp_path: Path, pebble: Pebble) -> 
     assert r.returncode == -9
     out = cli.json("renew", "--json")
     assert [o["action"] for o in out] == ["issued"], out
+
+
+def test_status_readable_at_80_columns(tmp_path: Path, pebble: Pebble) -> None:
+    long_host = "mailgateway-02.eu-west.example.com"
+    mtas = MTAS + f"""
+[[mta]]
+hostname = "{long_host}"
+key = ["rsa-2048", "ecdsa-p256"]
+issuer = "pebble"
+"""
+    cli = Cli(acme_config(tmp_path, pebble, mtas))
+    cli("renew")
+    rows = cli.json("status", "--json")
+    shown = cli.on_terminal("status", columns=80)
+    assert "…" not in shown, shown
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    for r in rows:
+        assert r["hostname"] in shown and r["serial"] in shown, shown
+    assert shown.count("issued") >= len(rows), shown
+    # a wide terminal still gets the table
+    wide = cli.on_terminal("status", columns=200)
+    assert "…" not in wide and "renew at" in wide, wide
