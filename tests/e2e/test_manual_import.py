@@ -287,3 +287,32 @@ def test_manual_flow_on_an_acme_mta_needs_force(acme_cli: Cli, ca: TestCA, tmp_p
     assert row["issuer"] == "import", "the store says what really issued it, not the ACME issuer"
     err = acme_cli("revoke", HOST, check=2).stderr
     assert "CN=import test intermediate" in err and "ask that CA" in err, err
+
+
+def test_chain_with_the_root_is_stored_without_it(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    """Clients must find the root in their own store: a root sent along is dropped, the
+    intermediate kept (what was verified is what is deployed)."""
+    f = tmp_path / "with-root.pem"
+    f.write_bytes(sign(ca, csr_keys(cli)["rsa"].public_key(), [HOST, ALIAS]) + ca.chain_pem + ca.root_pem)
+    cli("import", HOST, str(f))
+    (chain,) = (tmp_path / "state" / "certs" / HOST / "rsa").glob("*/chain.pem")
+    assert chain.read_bytes() == ca.chain_pem
+    assert chain.with_name("fullchain.pem").read_bytes().endswith(ca.chain_pem)
+
+
+def test_status_says_expired_once_the_certificate_has_expired(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    from certmgr.config import load_config
+    from certmgr.inventory import status_rows
+    from certmgr.runtime import Runtime
+
+    f = tmp_path / "c.pem"
+    f.write_bytes(sign(ca, csr_keys(cli)["rsa"].public_key(), [HOST, ALIAS], days=1) + ca.chain_pem)
+    cli("import", HOST, str(f))
+    rt = Runtime(load_config(cli.config))
+    try:
+        now = datetime.now(UTC)
+        assert next(r for r in status_rows(rt, now) if r["key_type"] == "rsa")["state"] == "issued"
+        later = next(r for r in status_rows(rt, now + timedelta(days=1)) if r["key_type"] == "rsa")
+        assert later["state"] == "expired" and later["days_left"] < 0, later
+    finally:
+        rt.close()
