@@ -307,6 +307,13 @@ class Store:
         with session_scope(self.engine) as s:
             s.add(row)
 
+    def probes(self, hostname: str, limit: int) -> list[ProbeResult]:
+        """The newest ``limit`` probe results of ``hostname``, newest first."""
+        with session_scope(self.engine) as s:
+            q = (select(ProbeResult).where(ProbeResult.hostname == hostname)
+                 .order_by(col(ProbeResult.id).desc()).limit(limit))
+            return list(s.exec(q))
+
     def last_probe(self, hostname: str) -> ProbeResult | None:
         with session_scope(self.engine) as s:
             q = select(ProbeResult).where(ProbeResult.hostname == hostname).order_by(col(ProbeResult.id).desc())

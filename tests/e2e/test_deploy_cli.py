@@ -12,7 +12,7 @@ import pytest
 from certmgr.probe import probe
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble
-from tests.peers.postfix import PostfixPeer, write_chain_files
+from tests.peers.postfix import PostfixPeer, wait_until, write_chain_files
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -192,3 +192,23 @@ def test_revoked_and_deployed_is_not_deployed(tmp_path: Path, pebble: Pebble, mt
     rows = cli.json("status", "--json")
     assert all(r["state"] == "verified" and r["deployed"] for r in rows), rows
     assert all(mta.served(r["key_type"]) == r["sha256"] != revoked[r["key_type"]] for r in rows)
+
+
+def test_certificate_replaced_behind_certmgr_is_not_called_deployed(tmp_path: Path, pebble: Pebble,
+                                                                     mta: Mta) -> None:
+    """A verified deployment is not the last word: when a later probe finds the MTA serving
+    another certificate (the files put back by hand, say), status says so."""
+    cli = config(tmp_path, pebble, mta)
+    cli("renew")
+    assert all(r["deployed"] for r in cli.json("status", "--json"))
+    write_chain_files(mta.cert_dir, mta.old)
+    mta.peer.reload()
+    for bundle in mta.old:
+        wait_until(lambda b=bundle: mta.served(b.key_alg) == b.sha256, what="the old certificate served")
+    cli("check", check=None)
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "not_served" and not r["deployed"] for r in rows), rows
+    assert {r["served_sha256"] for r in rows} == {b.sha256 for b in mta.old}
+    cli("deploy")  # deploying again puts it right
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "verified" and r["deployed"] for r in rows), rows
