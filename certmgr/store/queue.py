@@ -68,12 +68,17 @@ def queued_kinds(store: Store, managed_ids: Iterable[int]) -> dict[tuple[int, st
 
 
 def queue_reminder(store: Store, managed_id: int, version_key: str, kind: str, notifier: str,
-                   payload: str, now: datetime) -> bool:
-    """Insert the reminder; False when it was queued already (by us, earlier, or another node)."""
+                   payload: str, now: datetime, *, sent_note: str | None = None) -> bool:
+    """Insert the reminder; False when it was queued already (by us, earlier, or another node).
+
+    With ``sent_note`` the row is recorded as done at once (its content travels in
+    another message, e.g. an invitation carried by the success notice).
+    """
     try:
         with session_scope(store.engine) as s:
             s.add(Reminder(managed_id=managed_id, version_key=version_key, kind=kind, notifier=notifier,
-                           payload=payload, created_at=now))
+                           payload=payload, created_at=now, sent_at=now if sent_note else None,
+                           last_error=sent_note))
     except IntegrityError:
         return False
     return True
@@ -160,6 +165,24 @@ def create_calendar_event(store: Store, managed_id: int, notifier: str, uid: str
             return row
     except IntegrityError:
         return None
+
+
+def move_calendar_event(store: Store, event: CalendarEvent, managed_id: int) -> bool:
+    """Re-home an event (same UID) on another slot of its MTA; False when another
+    process moved it first or that slot has an event already."""
+    try:
+        with session_scope(store.engine) as s:
+            result = s.exec(
+                update(CalendarEvent)
+                .where(col(CalendarEvent.id) == event.id, col(CalendarEvent.managed_id) == event.managed_id)
+                .values(managed_id=managed_id)
+            )
+            moved = result.rowcount == 1
+    except IntegrityError:
+        return False
+    if moved:
+        event.managed_id = managed_id
+    return bool(moved)
 
 
 def advance_calendar_event(store: Store, event_id: int, seen_version_key: str, seen_sequence: int,

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.messages import CertFacts, failure_message, reminder_message, success_message
+from certmgr.messages import (
+    CertFacts,
+    Deployed,
+    NewCert,
+    failure_message,
+    reminder_message,
+    success_message,
+)
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -84,14 +91,70 @@ def test_expired_is_said_plainly() -> None:
     assert "EXPIRED" in m.subject and "EXPIRED 2 days ago" in m.text
 
 
+def new_facts(**changes: object) -> CertFacts:
+    base: dict[str, object] = {
+        "not_after": datetime(2025, 6, 1, tzinfo=UTC), "days_left": 92, "state": "verified", "last_error": None,
+        "attempts": 0, "fullchain_path": "/var/lib/certmgr/mx1/fullchain.pem",
+        "key_path": "/var/lib/certmgr/mx1/key.pem"}
+    return facts(**{**base, **changes})
+
+
 def test_success_message() -> None:
-    new = facts(not_after=datetime(2025, 6, 1, tzinfo=UTC), days_left=92, state="verified",
-                last_error=None, attempts=0)
-    m = success_message(new, datetime(2025, 3, 15, 8, 30, tzinfo=UTC), NOW)
+    old = datetime(2025, 3, 15, 8, 30, tzinfo=UTC)
+    m = success_message([NewCert(new_facts(), "acme", old)], Deployed(("postfix",), {"postfix": ("verified", None)}),
+                        NOW)
     assert m.severity == "info"
     assert m.subject == "[certmgr] mx1.example.com: certificate renewed, valid until 2025-06-01"
     assert "2025-03-15 08:30 UTC" in m.text and "--force" not in m.text
+    assert "Deployed to postfix and verified" in m.text
     assert m.facts["fix_commands"] == []
+
+
+WORDS = [
+    # (id, how it came, deployment, words in the subject, words in the text, words never in it)
+    ("renewed, no deploy target", ("acme", True), Deployed(),
+     "certificate renewed, valid until 2025-06-01 - not deployed (no deploy target)",
+     ["Not deployed anywhere", "no deploy target configured", "Install it yourself",
+      "/var/lib/certmgr/mx1/fullchain.pem"], ["Deployed to", "renewed and deployed"]),
+    ("first issuance", ("acme", False), Deployed(("postfix",), {"postfix": ("verified", None)}),
+     "certificate issued, valid until", ["was issued", "Deployed to postfix and verified"], ["renewed"]),
+    ("imported", ("import", True), Deployed(("postfix",)),
+     "certificate imported, valid until 2025-06-01 - not deployed yet",
+     ["was imported", "Not deployed yet to postfix", "deploy mx1.example.com"], ["renewed", "Deployed to"]),
+    ("rolled back", ("acme", True), Deployed(("postfix",), {"postfix": ("rolled_back", "postfix -c: bad")}),
+     "NOT deployed (deployment failed)",
+     ["NOT in service", "Deployment to postfix was rolled back: postfix -c: bad", "deploy mx1.example.com"],
+     ["Deployed to"]),
+    ("blocked by DANE", ("acme", True), Deployed(("postfix",), {"postfix": ("blocked", "TLSA 3 1 1 mismatch")}),
+     "NOT deployed (deployment failed)", ["was blocked before install: TLSA 3 1 1 mismatch"], ["Deployed to"]),
+]
+
+
+@pytest.mark.parametrize(("how", "deployed", "subject", "said", "unsaid"), [c[1:] for c in WORDS],
+                         ids=[c[0] for c in WORDS])
+def test_success_words_match_what_happened(how: tuple[str, bool], deployed: Deployed, subject: str,
+                                           said: list[str], unsaid: list[str]) -> None:
+    source, replaced = how
+    old = datetime(2025, 3, 15, 8, 30, tzinfo=UTC) if replaced else None
+    m = success_message([NewCert(new_facts(), source, old)], deployed, NOW)
+    assert subject in m.subject, m.subject
+    for words in said:
+        assert words in m.text, words
+    for words in unsaid:
+        assert words not in m.text and words not in m.subject, words
+
+
+def test_one_message_for_both_algorithms() -> None:
+    rsa = new_facts(serial="0aaa")
+    ecdsa = new_facts(serial="0bbb", key_type="ecdsa-p256", not_after=datetime(2025, 5, 30, tzinfo=UTC))
+    m = success_message([NewCert(rsa, "acme", NOW), NewCert(ecdsa, "acme", NOW)],
+                        Deployed(("postfix",), {"postfix": ("verified", None)}), NOW)
+    assert m.subject == ("[certmgr] mx1.example.com: certificates (ecdsa, rsa) renewed, valid until 2025-05-30")
+    assert "0aaa" in m.text and "0bbb" in m.text and "RSA serial" in m.text and "ECDSA serial" in m.text
+    assert [c["serial"] for c in m.facts["certificates"]] == ["0bbb", "0aaa"]
+    r = reminder_message([facts(serial="0aaa"), facts(serial="0bbb", key_type="ecdsa-p256")], 14, NOW)
+    assert "certificates (rsa, ecdsa) expire in 13 days" in r.subject
+    assert r.text.count("expires on") == 2
 
 
 def test_no_certificate_yet() -> None:
