@@ -17,6 +17,7 @@ notifier, its UID kept in the store; a new certificate version sends an update
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -135,15 +136,24 @@ def _queue_due(ctx: _Ctx) -> None:
         for cert in certs:
             cert.facts = facts_for(rt, cert.slot, cert.version, auto, ctx.now)
             cert.rf = _reminder_facts(rt, mta, cert, auto, deploy_failures)
+        reached: dict[str, set[str]] = {}  # kind -> destinations an earlier notifier of this MTA covers
         for name in mta.notify:
             nc = rt.config.notifies[name]
+            dests = _destinations(rt, name)
             dues: dict[str, list[tuple[_Cert, Due]]] = {}
+            kinds: set[str] = set()  # what this notifier sends or has sent
             for cert in certs:
-                assert cert.slot.id is not None
+                assert cert.slot.id is not None and cert.rf is not None
                 sent = already.get((cert.slot.id, cert.vkey, name), set())
-                assert cert.rf is not None
+                kinds.update(sent)
                 for due in due_reminders(cert.rf, nc.reminders, nc.on_success, ctx.now, sent):
                     dues.setdefault(due.kind, []).append((cert, due))
+            if nc.calendar:
+                kinds.add("calendar")
+            for kind in _reached(reached, kinds | set(dues), dests, name, mta.hostname):
+                dues.pop(kind, None)
+                if kind == "calendar":
+                    nc = dataclasses.replace(nc, calendar=False)
             cal = _calendar_for(ctx, nc, mta, certs, host_slots[mta.hostname], events, raw)
             # the invitation goes out once: with the success notice when there is one, else on its own
             carrier = "success" if cal is not None and cal.pending and "success" in dues else None
@@ -155,6 +165,31 @@ def _queue_due(ctx: _Ctx) -> None:
                 _queue(ctx, certs, "calendar:REQUEST", name, cal.message, cal.invite, vkey=cal.vkey,
                        carried_by=carrier)
     _cancel_removed(ctx, slots, set(by_mta), events)
+
+
+def _destinations(rt: Runtime, name: str) -> frozenset[str]:
+    """Where [notify.NAME] delivers (empty when its provider does not say)."""
+    try:
+        dests: object = getattr(rt.providers.notifier(name), "destinations", frozenset())
+    except CertmgrError:
+        return frozenset()  # it cannot be built: sending says why, and keeps the message queued
+    return dests if isinstance(dests, frozenset) else frozenset()
+
+
+def _reached(reached: dict[str, set[str]], kinds: set[str], dests: frozenset[str], name: str,
+             host: str) -> set[str]:
+    """The kinds whose every destination of this notifier gets them already from an earlier
+    notifier of the MTA (two notifiers to one address send a message once); the rest are
+    noted as reached."""
+    skip = set()
+    for kind in kinds:
+        seen = reached.setdefault(kind, set())
+        if dests and dests <= seen:
+            log.debug("%s: [notify.%s] skips its %s message: its recipients get it already", host, name, kind)
+            skip.add(kind)
+        else:
+            seen.update(dests)
+    return skip
 
 
 @dataclass

@@ -210,6 +210,70 @@ def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: P
         rt.close()
 
 
+def test_two_notifiers_to_one_address_send_once(tmp_path: Path, smtpd: SmtpServer) -> None:
+    ca = TestCA("certmgr test corporate CA")
+    second = f"""
+[notify.ops-again]
+type = "email"
+smtp = "localhost:{smtpd.port}"
+from = "certmgr@example.com"
+to = ["OPS@example.com"]
+timeout = 5
+calendar = true
+
+[notify.security]
+type = "email"
+smtp = "localhost:{smtpd.port}"
+from = "certmgr@example.com"
+to = ["security@example.com"]
+timeout = 5
+"""
+    mta = MTA.replace('notify = ["ops"]', 'notify = ["ops", "ops-again", "security"]')
+    rt = runtime(write_config(tmp_path, smtpd, second + mta))
+    try:
+        import_manual(rt, tmp_path, ca, days=20)
+        out = process(rt)
+        assert sorted((o.notifier, o.kind) for o in out if o.action == "sent") == [
+            ("ops", "calendar:REQUEST"), ("ops", "threshold:30"), ("security", "threshold:30")]
+        to_ops = [m for m in smtpd.messages if m.rcpt_tos == ["ops@example.com"]]
+        assert len(to_ops) == 2 and len(smtpd.messages) == 3, subjects(smtpd)
+        assert process(rt) == [] and len(smtpd.messages) == 3
+    finally:
+        rt.close()
+
+
+def test_dropping_a_key_type_keeps_the_mta_event(tmp_path: Path, smtpd: SmtpServer) -> None:
+    """A dual MTA drops RSA but stays configured: its one event keeps its UID and is
+    updated to the ECDSA certificate, never cancelled as if the MTA were gone."""
+    ca = TestCA("certmgr test corporate CA")
+    dual = MTA.replace('notify =', 'key = ["rsa-2048", "ecdsa-p256"]\nnotify =')
+    rt = runtime(write_config(tmp_path, smtpd, dual))
+    for alg, csr in export_csr(rt, HOST):
+        signed = tmp_path / f"signed-{alg}.pem"
+        signed.write_bytes(sign_csr(ca, csr, 20 if alg == "rsa" else 40))
+        import_certificate(rt, HOST, signed)
+    process(rt)
+    (first,) = [m for m in smtpd.messages if calendar_parts(m)]
+    event = event_of(ics_of(first))
+    uid = str(event["UID"])
+    assert event.decoded("DTSTART") - datetime.now(UTC) < timedelta(days=14), "dated by the earlier expiry"
+    sent = len(smtpd.messages)
+    rt.close()
+
+    rt = runtime(write_config(tmp_path, smtpd, MTA.replace('notify =', 'key = "ecdsa-p256"\nnotify =')))
+    try:
+        out = process(rt)
+        assert "calendar:CANCEL" not in [o.kind for o in out], out
+        cals = [ics_of(m) for m in smtpd.messages[sent:] if calendar_parts(m)]
+        assert [str(c["METHOD"]) for c in cals] == ["REQUEST"]
+        ev = event_of(cals[0])
+        assert str(ev["UID"]) == uid and int(ev["SEQUENCE"]) == 1
+        assert ev.decoded("DTSTART") - datetime.now(UTC) > timedelta(days=30), "dated by the ECDSA certificate"
+        assert process(rt) == []
+    finally:
+        rt.close()
+
+
 def test_relay_down_keeps_reminders_queued_then_sends_each_once(tmp_path: Path, smtpd: SmtpServer) -> None:
     ca = TestCA("certmgr test corporate CA")
     config = write_config(tmp_path, smtpd, MTA, calendar=False)
