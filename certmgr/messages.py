@@ -123,12 +123,20 @@ def reminder_message(certs: Certs, threshold_days: int, now: datetime) -> Messag
     )
 
 
-def failure_message(certs: Certs, error: str, escalation_level: int, now: datetime) -> Message:
-    """Renewal failed.  ``escalation_level`` 0 is the first notice; higher levels are critical."""
+def failure_message(certs: Certs, error: str, escalation_level: int, now: datetime, *,
+                    permanent: bool = False) -> Message:
+    """Renewal failed.  ``escalation_level`` 0 is the first notice; higher levels are critical.
+
+    ``permanent``: the error repeats until someone fixes its cause (the CA refused the
+    name, ...): the message says so at once, whatever the number of attempts.
+    """
     all_ = _sorted(certs)
     facts = all_[0]
     tag = "RENEWAL FAILED"
-    if escalation_level > 0:
+    if permanent:
+        tag = ("RENEWAL FAILED" if max(f.attempts for f in all_) <= 1 else "RENEWAL STILL FAILING") + \
+            " (needs a person)"
+    elif escalation_level > 0:
         tag = f"RENEWAL STILL FAILING (escalation {escalation_level})"
     subject = f"[certmgr] {tag}: {facts.hostname}, {_what(all_)} {_verb(all_, 'expires', 'expire')} " \
               f"in {_days(facts)}"
@@ -139,15 +147,21 @@ def failure_message(certs: Certs, error: str, escalation_level: int, now: dateti
         else:
             intro.append(f"The current {_label(f, all_)}certificate stays in place and expires {_when(f)}.")
     intro.append(f"Error: {error}")
-    if facts.next_retry is not None and facts.automatic:
+    label = "To renew it by hand:"
+    if permanent:
+        intro.append("This error repeats until someone fixes its cause: retrying alone does not help.")
+        label = "Once the cause is fixed, renew it by hand:"
+    elif facts.next_retry is not None and facts.automatic:
         intro.append(f"certmgr retries by itself at {_utc(facts.next_retry)}.")
-    extra = {"error": error, "escalation_level": escalation_level}
-    severity = severity_for(facts, escalated=escalation_level > 0)
-    return _build(all_, "failure", subject, intro, severity, now, extra)
+    extra = {"error": error, "escalation_level": escalation_level, "permanent": permanent}
+    severity = severity_for(facts, escalated=escalation_level > 0 or permanent)
+    return _build(all_, "failure", subject, intro, severity, now, extra, commands_label=label)
 
 
-def deploy_failure_message(certs: Certs, reason: str, escalation_level: int, now: datetime) -> Message:
-    """A renewed certificate could not be put in service (rolled back, or blocked before install)."""
+def deploy_failure_message(certs: Certs, reason: str, escalation_level: int, now: datetime,
+                           deployed: Deployed | None = None) -> Message:
+    """A renewed certificate could not be put in service: rolled back, blocked before install,
+    or failed without a rollback (then what the MTA serves is not known, and it says so)."""
     all_ = _sorted(certs)
     facts = all_[0]
     tag = "DEPLOYMENT FAILED"
@@ -155,14 +169,25 @@ def deploy_failure_message(certs: Certs, reason: str, escalation_level: int, now
         tag = f"DEPLOYMENT STILL FAILING (escalation {escalation_level})"
     new = "a new certificate" if len(all_) == 1 else f"new {_what(all_)}"
     subject = f"[certmgr] {tag}: {facts.hostname} does not serve its new {_what(all_)}"
-    intro = [
-        f"certmgr has {new} for the mail server {facts.hostname} but could not put "
-        f"{'it' if len(all_) == 1 else 'them'} in service;",
-        f"the MTA keeps serving the {_what(all_).split(' ')[0]} it had.",
-        f"Reason: {reason}",
-        "certmgr tries again by itself; once the cause is fixed, deploy it now with the command below.",
-    ]
     cfg, host = shlex.quote(facts.config_path), shlex.quote(facts.hostname)
+    intro = [f"certmgr has {new} for the mail server {facts.hostname} but could not put "
+             f"{'it' if len(all_) == 1 else 'them'} in service."]
+    results = {t: r for t, r in (deployed.results if deployed else {}).items() if r[0] != "verified"}
+    unknown = [t for t, (result, _) in results.items() if result == "failed"]
+    for t, (result, why) in results.items():
+        said = {"rolled_back": "was rolled back: the previous files were put back",
+                "blocked": "was blocked before install: nothing was changed"}.get(
+            result, "failed and was not rolled back")
+        intro.append(f"Deployment to {t} {said}. {why or ''}".rstrip())
+    if unknown:
+        intro.append(f"What {facts.hostname} serves now is not known: check it with "
+                     f"`certmgr -c {cfg} check {host}` and the MTA's own logs.")
+    else:
+        intro.append(f"The MTA keeps serving the {_what(all_).split(' ')[0]} it had.")
+    if not results:
+        intro.append(f"Reason: {reason}")
+    intro.append(f"certmgr tries again by itself; once the cause is fixed, deploy "
+                 f"{'it' if len(all_) == 1 else 'them'} now with the command below.")
     extra = {"error": reason, "escalation_level": escalation_level}
     return _build(all_, "deploy_failure", subject, intro, severity_for(facts, escalated=escalation_level > 0),
                   now, extra, commands=[f"certmgr -c {cfg} deploy {host}"], commands_label="To deploy it by hand:")

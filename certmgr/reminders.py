@@ -283,8 +283,9 @@ def _message(rt: Runtime, mta: MtaConfig, kind: str, items: list[tuple[_Cert, Du
         return messages.success_message(new, _deployed(rt, mta, [c for c, _ in items]), now)
     errors = "; ".join(dict.fromkeys(c.slot.last_error or "unknown error" for c, _ in items))
     if kind.startswith("deploy:"):
-        return messages.deploy_failure_message(facts, errors, due.level, now)
-    return messages.failure_message(facts, errors, due.level, now)
+        return messages.deploy_failure_message(facts, errors, due.level, now,
+                                               _deployed(rt, mta, [c for c, _ in items]))
+    return messages.failure_message(facts, errors, due.level, now, permanent=kind == "failure:permanent")
 
 
 def _deployed(rt: Runtime, mta: MtaConfig, certs: list[_Cert]) -> messages.Deployed:

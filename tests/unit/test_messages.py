@@ -175,3 +175,33 @@ def test_deploy_failure_says_why_and_how_to_deploy() -> None:
     assert m.facts["kind"] == "deploy_failure"
     loud = deploy_failure_message(facts(days_left=40), reason, 2, NOW)
     assert "escalation 2" in loud.subject and loud.severity == "critical"
+
+
+def test_permanent_failure_says_a_person_must_act_not_escalation() -> None:
+    m = failure_message(facts(attempts=1), "urn:ietf:params:acme:error:rejectedIdentifier", 1, NOW, permanent=True)
+    assert "RENEWAL FAILED (needs a person)" in m.subject and "escalation" not in m.subject
+    assert "retrying alone does not help" in m.text and "retries by itself" not in m.text
+    assert "Once the cause is fixed, renew it by hand:" in m.text and m.severity == "critical"
+
+
+DEPLOY_WORDS = [
+    ("rolled back", "rolled_back", ["was rolled back", "keeps serving the certificate it had"], ["not known"]),
+    ("blocked by DANE", "blocked", ["was blocked before install: nothing was changed", "keeps serving"],
+     ["not known"]),
+    ("failed without rollback", "failed", ["failed and was not rolled back", "is not known",
+                                           "certmgr -c /etc/certmgr/certmgr.toml check mx1.example.com"],
+     ["keeps serving"]),
+]
+
+
+@pytest.mark.parametrize(("result", "said", "unsaid"), [c[1:] for c in DEPLOY_WORDS],
+                         ids=[c[0] for c in DEPLOY_WORDS])
+def test_deploy_failure_says_what_the_mta_serves(result: str, said: list[str], unsaid: list[str]) -> None:
+    from certmgr.messages import deploy_failure_message
+
+    m = deploy_failure_message(facts(), "reload failed", 0, NOW,
+                               Deployed(("postfix",), {"postfix": (result, "reload failed")}))
+    for words in said:
+        assert words in m.text, words
+    for words in unsaid:
+        assert words not in m.text, words
