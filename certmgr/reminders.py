@@ -29,7 +29,7 @@ from certmgr import calendar, messages
 from certmgr.config import MtaConfig, NotifyConfig
 from certmgr.errors import CertmgrError, NotifyError
 from certmgr.interfaces import Attachment, Message
-from certmgr.reminder_policy import Due, ReminderFacts, due_reminders
+from certmgr.reminder_policy import SUCCESS_NOTICE_WINDOW, Due, ReminderFacts, due_reminders
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, queue, utcnow
 from certmgr.store.models import CalendarEvent, Reminder
@@ -74,10 +74,14 @@ def process(rt: Runtime, now: datetime | None = None, *, dry_run: bool = False,
     ctx = _Ctx(rt, now or utcnow(), dry_run, [])
     _queue_due(ctx)
     if dry_run:
-        by_id = {s.id: s for s in rt.store.slots()}
+        slots = rt.store.slots()
+        by_id = {s.id: s for s in slots if s.id is not None}
+        by_alg = {(s.hostname, s.key_alg): s for s in slots}
         for r in queue.unsent_reminders(rt.store):
             slot = by_id.get(r.managed_id)
-            ctx.out.append(ReminderOutcome(slot.hostname if slot else "?", slot.key_alg if slot else "?",
+            algs = "+".join(by_id[i].key_alg for i, _ in
+                            _key_parts(r.managed_id, r.version_key.split("#", 1)[0], by_id, by_alg))
+            ctx.out.append(ReminderOutcome(slot.hostname if slot else "?", algs or "?",
                                            r.notifier, r.kind, "pending", r.last_error or "queued"))
     else:
         send_pending(rt, ctx.now, ctx.out, should_stop)
@@ -135,7 +139,7 @@ def _queue_due(ctx: _Ctx) -> None:
         certs = [_Cert(s, versions.get(s.current_version_id or -1)) for s in group]
         for cert in certs:
             cert.facts = facts_for(rt, cert.slot, cert.version, auto, ctx.now)
-            cert.rf = _reminder_facts(rt, mta, cert, auto, deploy_failures)
+            cert.rf = _reminder_facts(rt, mta, cert, auto, deploy_failures, ctx.now)
         reached: dict[str, set[str]] = {}  # kind -> destinations an earlier notifier of this MTA covers
         for name in mta.notify:
             nc = rt.config.notifies[name]
@@ -207,11 +211,12 @@ class _Cert:
 
 
 def _reminder_facts(rt: Runtime, mta: MtaConfig, cert: _Cert, auto: bool,
-                    deploy_failures: dict[tuple[int, int], int]) -> ReminderFacts:
+                    deploy_failures: dict[tuple[int, int], int], now: datetime) -> ReminderFacts:
     slot, version = cert.slot, cert.version
     assert slot.id is not None
     settled = True
-    if version is not None and mta.deploy and slot.last_result == "success":
+    if (version is not None and mta.deploy and slot.last_result == "success"
+            and now - version.created_at <= SUCCESS_NOTICE_WINDOW):  # only news needs it: one query
         settled = _deployed(rt, mta, [cert]).settled
     return ReminderFacts(not_after=version.not_after if version else None, renew_at=slot.renew_at,
                          automatic=auto, last_result=slot.last_result, attempts=slot.attempts,
@@ -257,6 +262,8 @@ def _per_certificate(raw: dict[tuple[int, str, str], set[str]],
     by_alg = {(s.hostname, s.key_alg): s for s in slots}
     out: dict[tuple[int, str, str], set[str]] = {}
     for (managed_id, version_key, notifier), kinds in raw.items():
+        if "#" in version_key:
+            continue  # a calendar message: its own key (event version and sequence), see _calendar_for
         for slot_id, serial in _key_parts(managed_id, version_key, by_id, by_alg):
             out.setdefault((slot_id, serial, notifier), set()).update(kinds)
     return out
