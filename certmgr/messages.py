@@ -177,11 +177,11 @@ def deploy_failure_message(certs: Certs, reason: str, escalation_level: int, now
     for t, (result, why) in results.items():
         said = {"rolled_back": "was rolled back: the previous files were put back",
                 "blocked": "was blocked before install: nothing was changed"}.get(
-            result, "failed and was not rolled back")
+            result, "failed, with no rollback recorded")
         intro.append(f"Deployment to {t} {said}. {why or ''}".rstrip())
     if unknown:
-        intro.append(f"What {facts.hostname} serves now is not known: check it with "
-                     f"`certmgr -c {cfg} check {host}` and the MTA's own logs.")
+        intro.append(f"certmgr cannot tell whether {facts.hostname} still serves its previous certificate: "
+                     f"check it with `certmgr -c {cfg} check {host}` and the MTA's own logs.")
     else:
         intro.append(f"The MTA keeps serving the {_what(all_).split(' ')[0]} it had.")
     if not results:
@@ -252,7 +252,7 @@ def _deployment_words(certs: Sequence[CertFacts], d: Deployed) -> tuple[str, lis
         return (" - not deployed yet",
                 [f"Not deployed yet to {', '.join(pending)}: certmgr deploys {it} on its next run."],
                 "info", [f"certmgr -c {cfg} deploy {host}"], "To deploy now:")
-    return ("", [f"Deployed to {', '.join(d.targets)} and verified: the MTA serves {it} over STARTTLS."],
+    return ("", [f"Deployed to {', '.join(d.targets)} and verified."],
             "info", [], "")
 
 

@@ -40,7 +40,7 @@ def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
 
 
 def write_config(tmp_path: Path, pebble: Pebble, smtpd: SmtpServer, *, on_success: bool,
-                 key: str = '"rsa-2048"') -> Path:
+                 key: str = '"rsa-2048"', deploy: str = "") -> Path:
     path = tmp_path / "certmgr.toml"
     path.write_text(f"""
 [certmgr]
@@ -62,7 +62,7 @@ hostname = "{HOST}"
 key = {key}
 issuer = "pebble"
 notify = ["ops"]
-""")
+{deploy}""")
     return path
 
 
@@ -182,5 +182,35 @@ def test_dual_mta_one_message_per_event_and_one_invitation(
     rt = Runtime(load_config(config))  # a new process: still nothing twice
     try:
         assert process(rt) == [] and len(smtpd.messages) == 2
+    finally:
+        rt.close()
+
+
+def test_success_notice_says_a_rolled_back_deployment_is_not_in_service(
+        tmp_path: Path, pebble: Pebble, smtpd: SmtpServer) -> None:
+    """The deploy hook fails: the files are put back, and the notice says the certificate is
+    NOT in service (not "renewed and deployed"); the deployment alert follows."""
+    hook = f"""deploy = ["hook"]
+dane = false
+
+[deploy.hook]
+type = "exec"
+command = ["false"]
+cert_dir = "{tmp_path / 'certs'}"
+verify = false
+"""
+    rt = Runtime(load_config(write_config(tmp_path, pebble, smtpd, on_success=True, deploy=hook)))
+    try:
+        outcomes = renew_many(rt, [])
+        assert [o.action for o in outcomes] == ["issued", "rolled-back"], outcomes
+        assert sorted((o.kind, o.action) for o in process(rt)) == [("deploy:0", "sent"), ("success", "sent")]
+        (notice,) = by_subject(smtpd, f"[certmgr] {HOST}: certificate issued")
+        assert str(notice.message["Subject"]).endswith("- NOT deployed (deployment failed)")
+        body = notice.message.get_body(("plain",))
+        assert body is not None
+        text = body.get_content()
+        assert "NOT in service" in text and "Deployment to hook was rolled back" in text
+        assert "Deployed to" not in text and "and deployed" not in text
+        assert len(calendar_parts(smtpd)) == 1
     finally:
         rt.close()
