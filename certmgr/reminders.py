@@ -164,11 +164,12 @@ def _queue_due(ctx: _Ctx) -> None:
             for kind, items in dues.items():
                 msg = _message(rt, mta, kind, items, ctx.now)
                 invite = cal.invite if cal is not None and kind == carrier else None
-                _queue(ctx, [c for c, _ in items], kind, name, msg, invite)
+                if not _queue(ctx, [c for c, _ in items], kind, name, msg, invite) and kind == carrier:
+                    carrier = None  # queued by another process first, maybe without it: send it on its own
             if cal is not None and cal.pending:
                 _queue(ctx, certs, "calendar:REQUEST", name, cal.message, cal.invite, vkey=cal.vkey,
                        carried_by=carrier)
-    _cancel_removed(ctx, slots, set(by_mta), events)
+    _cancel_removed(ctx, slots, {m.hostname for m in rt.config.mtas}, events)
 
 
 def _destinations(rt: Runtime, name: str) -> frozenset[str]:
@@ -313,8 +314,10 @@ def _deployed(rt: Runtime, mta: MtaConfig, certs: list[_Cert]) -> messages.Deplo
 
 
 def _queue(ctx: _Ctx, certs: list[_Cert], kind: str, notifier: str, msg: Message,
-           invite: Attachment | None, *, vkey: str | None = None, carried_by: str | None = None) -> None:
-    """Queue one message row; ``carried_by``: already on its way in that message (marked sent)."""
+           invite: Attachment | None, *, vkey: str | None = None, carried_by: str | None = None) -> bool:
+    """Queue one message row; ``carried_by``: already on its way in that message (marked sent).
+
+    False when it was queued already (by another process)."""
     managed_id, key = _message_key(certs)
     key = vkey or key
     algs = "+".join(c.slot.key_alg for c in certs)
@@ -324,12 +327,14 @@ def _queue(ctx: _Ctx, certs: list[_Cert], kind: str, notifier: str, msg: Message
     if ctx.dry_run:
         if carried_by is None:
             ctx.out.append(ReminderOutcome(host, algs, notifier, kind, "would-queue", msg.subject))
-        return
+        return True
     note = f"carried by the {carried_by} message" if carried_by else None
-    if queue.queue_reminder(ctx.rt.store, managed_id, key, kind, notifier, _dump(msg), ctx.now,
-                            sent_note=note):
-        log.info("%s (%s): queued %s reminder for [notify.%s] (serial %s)%s", host, algs, kind,
-                 notifier, key, f", {note}" if note else "")
+    if not queue.queue_reminder(ctx.rt.store, managed_id, key, kind, notifier, _dump(msg), ctx.now,
+                                sent_note=note):
+        return False
+    log.info("%s (%s): queued %s reminder for [notify.%s] (serial %s)%s", host, algs, kind,
+             notifier, key, f", {note}" if note else "")
+    return True
 
 
 # ---------------------------------------------------------------------- calendar
