@@ -45,6 +45,8 @@ class CertFacts:
     #: where the certificate's files are, for a person who installs them by hand
     fullchain_path: str | None = None
     key_path: str | None = None
+    #: when certmgr means to renew it (None: not known, or not automatic)
+    renew_at: datetime | None = None
 
     @property
     def key_alg(self) -> str:
@@ -109,10 +111,21 @@ def reminder_message(certs: Certs, threshold_days: int, now: datetime) -> Messag
         f"This is the {threshold_days}-day reminder.",
     ]
     if facts.automatic:
-        intro.append(
-            f"certmgr renews it automatically through the issuer '{facts.issuer}'; "
-            "this certificate has not been renewed yet."
-        )
+        failing = [f for f in all_ if f.attempts > 0]
+        if failing:
+            intro.append(
+                f"certmgr's renewals through the issuer '{facts.issuer}' are failing "
+                f"({', '.join(f'{f.key_alg}: {f.attempts} failed attempts' for f in failing)}); "
+                "the last error is below. Fix its cause, or renew by hand."
+            )
+        else:
+            due = min((f.renew_at for f in all_ if f.renew_at is not None), default=None)
+            intro.append(
+                f"certmgr should have renewed it through the issuer '{facts.issuer}'"
+                + (f" from {_utc(due)}" if due else "")
+                + " but has not tried: check that the daemon (`certmgr run`) is running and "
+                "`certmgr status`."
+            )
     else:
         intro.append(
             f"The issuer '{facts.issuer}' is a manual CA: someone has to request and import "

@@ -106,6 +106,7 @@ def facts_for(rt: Runtime, slot: ManagedCert, version: CertVersion | None, autom
         config_path=str(rt.config.path),
         fullchain_path=version.fullchain_path or None if version else None,
         key_path=version.key_path or None if version else None,
+        renew_at=slot.renew_at,
     )
 
 

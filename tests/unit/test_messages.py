@@ -205,3 +205,13 @@ def test_deploy_failure_says_what_the_mta_serves(result: str, said: list[str], u
         assert words in m.text, words
     for words in unsaid:
         assert words not in m.text, words
+
+
+def test_reminder_says_why_an_automatic_certificate_was_not_renewed() -> None:
+    failing = reminder_message(facts(attempts=4), 14, NOW)
+    assert "renewals through the issuer 'letsencrypt' are failing (rsa: 4 failed attempts)" in failing.text
+    stalled = reminder_message(facts(attempts=0, last_error=None, renew_at=NOW - timedelta(days=3)), 14, NOW)
+    assert "should have renewed it through the issuer 'letsencrypt' from 2025-02-26 12:00 UTC" in stalled.text
+    assert "`certmgr run`" in stalled.text
+    for m in (failing, stalled):
+        assert "renews it automatically" not in m.text, "not while it does not"
