@@ -160,16 +160,22 @@ def _queue_due(ctx: _Ctx) -> None:
                 if kind == "calendar":
                     nc = dataclasses.replace(nc, calendar=False)
             cal = _calendar_for(ctx, nc, mta, certs, host_slots[mta.hostname], events, raw)
+            if cal is _BUSY:
+                # another process is moving the event right now: it sends the notice with the
+                # invitation; this one would only race it into two mails
+                dues.pop("success", None)
+                cal = None
+            assert cal is None or isinstance(cal, _Calendar)
             # the invitation goes out once: with the success notice when there is one, else on its own
             carrier = "success" if cal is not None and cal.pending and "success" in dues else None
             for kind, items in dues.items():
                 msg = _message(rt, mta, kind, items, ctx.now)
-                invite = cal.invite if cal is not None and kind == carrier else None
-                if not _queue(ctx, [c for c, _ in items], kind, name, msg, invite) and kind == carrier:
-                    carrier = None  # queued by another process first, maybe without it: send it on its own
-            if cal is not None and cal.pending:
-                _queue(ctx, certs, "calendar:REQUEST", name, cal.message, cal.invite, vkey=cal.vkey,
-                       carried_by=carrier)
+                if kind == carrier and cal is not None:
+                    _queue_carrying(ctx, [c for c, _ in items], certs, kind, name, msg, cal)
+                else:
+                    _queue(ctx, [c for c, _ in items], kind, name, msg, None)
+            if cal is not None and cal.pending and carrier is None:
+                _queue(ctx, certs, "calendar:REQUEST", name, cal.message, cal.invite, vkey=cal.vkey)
     _cancel_removed(ctx, slots, {m.hostname for m in rt.config.mtas}, events)
 
 
@@ -315,30 +321,67 @@ def _deployed(rt: Runtime, mta: MtaConfig, certs: list[_Cert]) -> messages.Deplo
 
 
 def _queue(ctx: _Ctx, certs: list[_Cert], kind: str, notifier: str, msg: Message,
-           invite: Attachment | None, *, vkey: str | None = None, carried_by: str | None = None) -> bool:
-    """Queue one message row; ``carried_by``: already on its way in that message (marked sent).
-
-    False when it was queued already (by another process)."""
-    managed_id, key = _message_key(certs)
-    key = vkey or key
-    algs = "+".join(c.slot.key_alg for c in certs)
-    host = certs[0].slot.hostname
-    if invite is not None:
-        msg = Message(**{**msg.__dict__, "attachments": (*msg.attachments, invite)})
+           invite: Attachment | None, *, vkey: str | None = None) -> bool:
+    """Queue one message row; False when it was queued already (by another process)."""
+    row = _row(ctx, certs, kind, notifier, msg, invite, vkey)
     if ctx.dry_run:
-        if carried_by is None:
-            ctx.out.append(ReminderOutcome(host, algs, notifier, kind, "would-queue", msg.subject))
+        ctx.out.append(ReminderOutcome(row.hostname, row.algs, notifier, kind, "would-queue", msg.subject))
         return True
-    note = f"carried by the {carried_by} message" if carried_by else None
-    if not queue.queue_reminder(ctx.rt.store, managed_id, key, kind, notifier, _dump(msg), ctx.now,
-                                sent_note=note):
+    if not queue.queue_reminder(ctx.rt.store, row.managed_id, row.key, kind, notifier, row.payload, ctx.now):
         return False
-    log.info("%s (%s): queued %s reminder for [notify.%s] (serial %s)%s", host, algs, kind,
-             notifier, key, f", {note}" if note else "")
+    log.info("%s (%s): queued %s reminder for [notify.%s] (serial %s)", row.hostname, row.algs, kind,
+             notifier, row.key)
     return True
 
 
+def _queue_carrying(ctx: _Ctx, certs: list[_Cert], mta_certs: list[_Cert], kind: str, notifier: str,
+                    msg: Message, cal: _Calendar) -> None:
+    """Queue ``msg`` with the invitation, and the calendar row marked as carried by it, in one
+    transaction; when another process queued either first, queue what is still missing."""
+    row = _row(ctx, certs, kind, notifier, msg, cal.invite, None)
+    if ctx.dry_run:
+        ctx.out.append(ReminderOutcome(row.hostname, row.algs, notifier, kind, "would-queue", msg.subject))
+        return
+    lead, _ = _message_key(mta_certs)
+    note = f"carried by the {kind} message"
+    rows = [Reminder(managed_id=row.managed_id, version_key=row.key, kind=kind, notifier=notifier,
+                     payload=row.payload, created_at=ctx.now),
+            Reminder(managed_id=lead, version_key=cal.vkey, kind="calendar:REQUEST", notifier=notifier,
+                     payload=_dump(cal.message), created_at=ctx.now, sent_at=ctx.now, last_error=note)]
+    if queue.queue_reminders_together(ctx.rt.store, rows):
+        log.info("%s (%s): queued %s reminder for [notify.%s] (serial %s), with the calendar invitation",
+                 row.hostname, row.algs, kind, notifier, row.key)
+        return
+    now_queued = queue.queued_kinds(ctx.rt.store, {row.managed_id, lead})
+    if kind not in now_queued.get((row.managed_id, row.key, notifier), set()):
+        _queue(ctx, certs, kind, notifier, msg, None)
+    if "calendar:REQUEST" not in now_queued.get((lead, cal.vkey, notifier), set()):
+        _queue(ctx, mta_certs, "calendar:REQUEST", notifier, cal.message, cal.invite, vkey=cal.vkey)
+
+
+@dataclass(frozen=True)
+class _Row:
+    hostname: str
+    algs: str
+    managed_id: int
+    key: str
+    payload: str
+
+
+def _row(ctx: _Ctx, certs: list[_Cert], kind: str, notifier: str, msg: Message, invite: Attachment | None,
+         vkey: str | None) -> _Row:
+    managed_id, key = _message_key(certs)
+    if invite is not None:
+        msg = Message(**{**msg.__dict__, "attachments": (*msg.attachments, invite)})
+    return _Row(certs[0].slot.hostname, "+".join(c.slot.key_alg for c in certs), managed_id, vkey or key,
+                _dump(msg))
+
+
 # ---------------------------------------------------------------------- calendar
+
+
+#: what _calendar_for returns when another process is creating or advancing the event right now
+_BUSY = object()
 
 
 @dataclass(frozen=True)
@@ -350,7 +393,7 @@ class _Calendar:
 
 
 def _calendar_for(ctx: _Ctx, nc: NotifyConfig, mta: MtaConfig, certs: list[_Cert], host_slots: list[ManagedCert],
-                  events: list[CalendarEvent], raw: dict[tuple[int, str, str], set[str]]) -> _Calendar | None:
+                  events: list[CalendarEvent], raw: dict[tuple[int, str, str], set[str]]) -> _Calendar | object | None:
     """The MTA's one invitation (None without ``calendar`` or before any certificate).
 
     One event per MTA and notifier, on the MTA's first slot, dated by the earlier
@@ -397,7 +440,7 @@ def _calendar_for(ctx: _Ctx, nc: NotifyConfig, mta: MtaConfig, certs: list[_Cert
     else:
         sequence = event.sequence
     if sequence is None:
-        return None
+        return _BUSY  # another process created or advanced it a moment ago, and sends it
     facts = [c.facts for c in issued if c.facts is not None]
     invite = _invite(nc, facts, uid, "REQUEST", sequence, now)
     vkey = f"{ckey}#seq{sequence}"

@@ -68,17 +68,24 @@ def queued_kinds(store: Store, managed_ids: Iterable[int]) -> dict[tuple[int, st
 
 
 def queue_reminder(store: Store, managed_id: int, version_key: str, kind: str, notifier: str,
-                   payload: str, now: datetime, *, sent_note: str | None = None) -> bool:
-    """Insert the reminder; False when it was queued already (by us, earlier, or another node).
-
-    With ``sent_note`` the row is recorded as done at once (its content travels in
-    another message, e.g. an invitation carried by the success notice).
-    """
+                   payload: str, now: datetime) -> bool:
+    """Insert the reminder; False when it was queued already (by us, earlier, or another node)."""
     try:
         with session_scope(store.engine) as s:
             s.add(Reminder(managed_id=managed_id, version_key=version_key, kind=kind, notifier=notifier,
-                           payload=payload, created_at=now, sent_at=now if sent_note else None,
-                           last_error=sent_note))
+                           payload=payload, created_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+def queue_reminders_together(store: Store, rows: list[Reminder]) -> bool:
+    """Insert all of ``rows`` in one transaction, or none (False) when one was queued already:
+    a message and the row saying it carries another's content are never split."""
+    try:
+        with session_scope(store.engine) as s:
+            for row in rows:
+                s.add(row)
     except IntegrityError:
         return False
     return True

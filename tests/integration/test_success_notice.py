@@ -5,6 +5,7 @@ where the certificate went; nothing again until the next renewal."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -214,3 +215,30 @@ verify = false
         assert len(calendar_parts(smtpd)) == 1
     finally:
         rt.close()
+
+
+def test_two_processes_at_once_send_the_dual_notice_once(tmp_path: Path, pebble: Pebble, smtpd: SmtpServer) -> None:
+    """Two certmgr processes (a daemon and `certmgr remind`) queue and send at the same moment:
+    the one message of the MTA's renewal, and its one invitation, go out once."""
+    config = write_config(tmp_path, pebble, smtpd, on_success=True, key='["rsa-2048", "ecdsa-p256"]')
+    # each its own lease owner, as two processes are
+    first, second = Runtime(load_config(config), node="node-a"), Runtime(load_config(config), node="node-b")
+    try:
+        assert sorted(o.action for o in renew_many(first, [])) == ["issued", "issued"]
+        start = threading.Barrier(2)
+        results: list[list[str]] = []
+
+        def remind(rt: Runtime) -> None:
+            start.wait()
+            results.append([o.kind for o in process(rt) if o.action == "sent"])
+
+        threads = [threading.Thread(target=remind, args=(rt,)) for rt in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert sorted(k for r in results for k in r) == ["success"], results
+        assert len(smtpd.messages) == 1 and len(calendar_parts(smtpd)) == 1
+    finally:
+        first.close()
+        second.close()

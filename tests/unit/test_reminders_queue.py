@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from certmgr.store import Store, queue
+from certmgr.store.models import Reminder
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -84,9 +85,13 @@ def test_rows_of_one_and_of_both_certificates_count_for_each(tmp_path: Path) -> 
     ecdsa = ecdsa_slot.id
     assert ecdsa is not None
     assert queue.queue_reminder(store, rsa, "01ab", "threshold:30", "ops", "{}", NOW)  # as before
-    assert queue.queue_reminder(store, rsa, "ecdsa:02cd+rsa:01ab", "success", "ops", "{}", NOW)
-    assert queue.queue_reminder(store, rsa, "ecdsa:02cd+rsa:01ab#seq1", "calendar:REQUEST", "ops", "{}", NOW,
-                               sent_note="carried by the success message")
+    notice = Reminder(managed_id=rsa, version_key="ecdsa:02cd+rsa:01ab", kind="success", notifier="ops",
+                      created_at=NOW)
+    carried = Reminder(managed_id=rsa, version_key="ecdsa:02cd+rsa:01ab#seq1", kind="calendar:REQUEST",
+                       notifier="ops", created_at=NOW, sent_at=NOW, last_error="carried by the success message")
+    assert queue.queue_reminders_together(store, [notice, carried])
+    again = [Reminder(**{**r.model_dump(), "id": None}) for r in (notice, carried)]
+    assert not queue.queue_reminders_together(store, again), "all or nothing, once"
     per = _per_certificate(queue.queued_kinds(store, [rsa, ecdsa]), store.slots())
     assert per[(rsa, "01ab", "ops")] == {"threshold:30", "success"}
     assert per[(ecdsa, "02cd", "ops")] == {"success"}
