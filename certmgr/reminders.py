@@ -2,16 +2,23 @@
 
 Two steps, both safe to run from several processes or nodes at once:
 
-1. *queue*: decide what is due (:func:`due_reminders`, pure) and insert one
-   reminder row per (certificate version, kind, notifier).  The row is unique,
-   so whoever inserts it second learns it is queued already; the message is
-   rendered into the row, so what was decided is what is sent.
+1. *queue*: decide what is due per certificate (:func:`due_reminders`, pure),
+   then group by MTA: one message per (MTA, kind, notifier) covering every
+   certificate of the MTA that owes it (RSA and ECDSA together).  Its row is
+   unique — (slot, serial) for one certificate, (the MTA's first slot,
+   ``alg:serial+alg:serial``) for several — so whoever inserts it second learns
+   it is queued already; what is owed is still decided per certificate, from
+   every row that covers it.  The message is rendered into the row, so what was
+   decided is what is sent.  A notifier whose recipients an earlier notifier of
+   the MTA reaches already skips the message.
 2. *send*: claim each pending row (conditional UPDATE), send it, mark it sent.
    A failed send keeps it queued with the error; it goes out when the relay is back.
 
-Calendar invitations (``calendar = true``): one event per MTA certificate and
-notifier, its UID kept in the store; a new certificate version sends an update
-(SEQUENCE + 1, new DTSTART), a certificate no longer in the config a CANCEL.
+Calendar invitations (``calendar = true``): one event per MTA and notifier, its
+UID kept in the store, dated by the earlier expiry and never in the past; a new
+certificate sends an update (SEQUENCE + 1, new DTSTART), carried by the success
+notice when there is one (both rows inserted together) and else by its own
+mail; an MTA no longer in the config gets a CANCEL.
 """
 
 from __future__ import annotations
