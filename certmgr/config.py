@@ -229,6 +229,12 @@ def _parse_settings(ld: Loader, raw: Any) -> Settings:
         trust_path = Path(trust) if Path(trust).is_absolute() else base / trust
         if not trust_path.is_file():
             raise t.err("trust", f"file {trust_path} does not exist")
+        from certmgr.probe_facts import load_trust_file  # cryptography: only when a trust file is set
+
+        try:
+            load_trust_file(trust_path)
+        except ConfigError as e:
+            raise t.err("trust", e.message) from e
     concurrency = t.get("concurrency", int, 16)
     if not 1 <= concurrency <= 256:
         raise t.err("concurrency", f"must be between 1 and 256, got {concurrency}")
@@ -349,8 +355,9 @@ def _parse_mta(
     smtp = t.get("smtp", str, f"{hostname}:25")
     smtp_host, smtp_port = _host_port(smtp, 25, lambda m: t.err("smtp", m))
     renew_before = t.get("renew_before", (int, float))
-    if renew_before is not None and not 0 < renew_before <= 3650:
-        raise t.err("renew_before", "must be a number of days between 0 and 3650")
+    if renew_before is not None and not 0 < renew_before <= 365:
+        # no public CA issues for longer than 398 days; a longer lead time is a mistake
+        raise t.err("renew_before", f"must be a number of days between 0 and 365, got {renew_before}")
     reuse_key = t.get("reuse_key", bool, False)
     dane = t.get("dane", bool, True)
     t.finish()

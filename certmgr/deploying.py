@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certmgr.errors import DeployError
+from certmgr.errors import CertmgrError, DeployError
 from certmgr.interfaces import CertBundle, Deployer, DeployRequest, VerifyTarget
 from certmgr.probe import ProbeResult, probe
 
@@ -59,7 +59,10 @@ def _verify_one(probe_fn: ProbeFn, target: VerifyTarget, bundle: CertBundle, key
     for attempt in range(attempts):
         if attempt:
             sleep(delay)
-        result = probe_fn(target, key_alg)
+        try:
+            result = probe_fn(target, key_alg)
+        except CertmgrError as e:  # e.g. an unusable trust file: not verified, so it is rolled back
+            return None, f"{target.host}:{target.port} could not be probed: {e}"
         served = _served(result)
         if served == bundle.sha256:
             return served, None
