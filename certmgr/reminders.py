@@ -26,7 +26,7 @@ from typing import Any
 
 from certmgr import calendar, messages
 from certmgr.config import MtaConfig, NotifyConfig
-from certmgr.errors import CertmgrError, NotifyError
+from certmgr.errors import NotifyError
 from certmgr.interfaces import Attachment, Message
 from certmgr.reminder_policy import Due, ReminderFacts, due_reminders
 from certmgr.runtime import Runtime
@@ -289,7 +289,7 @@ def send_pending(rt: Runtime, now: datetime, out: list[ReminderOutcome],
             continue
         try:
             rt.providers.notifier(r.notifier).send(_load(r.payload))
-        except CertmgrError as e:
+        except Exception as e:  # the per-message boundary: one broken notifier never stops the others
             err = str(e) if isinstance(e, NotifyError) else f"{e.__class__.__name__}: {e}"
             queue.mark_failed(rt.store, r.id, rt.node, err)
             down[r.notifier] = err

@@ -1,0 +1,103 @@
+"""A value that `certmgr validate` accepts works through the command that uses it; one that
+cannot work is refused by `validate`, naming the file, the table and the key.  Real peers:
+aiosmtpd (STARTTLS) for notifiers and the trust file of `check`."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Cli
+from tests.peers.smtpd import SmtpServer
+from tests.peers.util import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
+    server = SmtpServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def config(tmp_path: Path, body: str, *, head: str = "") -> Path:
+    path = tmp_path / "certmgr.toml"
+    path.write_text(f'[certmgr]\nstate_dir = "{tmp_path / "state"}"\n{head}\n{body}')
+    return path
+
+
+def notifier(name: str, smtpd: SmtpServer, to: str) -> str:
+    return (f'[notify.{name}]\ntype = "email"\nsmtp = "localhost:{smtpd.port}"\nfrom = "certmgr@example.com"\n'
+            f"to = [{to}]\ntimeout = 5\n")
+
+
+#: an ACME CA that is not there: every renewal fails, and the failure is notified
+DEAD_CA = f"""
+[issuer.ca]
+type = "acme"
+directory = "https://127.0.0.1:{free_port()}/dir"
+contact = ["mailto:postmaster@example.com"]
+timeout = 5
+challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", port = {free_port()} }}
+"""
+
+
+@pytest.mark.parametrize("to", ['"Ops\\r\\n <ops@example.com>"', '"ops@example.com\\r\\nBcc: all@example.com"',
+                                '"ops@example.com, evil@example.com"', '"ops@exämple.com"'])
+def test_notifier_address_that_cannot_be_sent_is_refused_at_validate(tmp_path: Path, smtpd: SmtpServer,
+                                                                     to: str) -> None:
+    path = config(tmp_path, DEAD_CA + notifier("ops", smtpd, to) + notifier("all", smtpd, '"all@example.com"')
+                  + '[[mta]]\nhostname = "mx1.example.com"\nissuer = "ca"\nnotify = ["ops", "all"]\n',
+                  head=f'trust = "{smtpd.ca_file}"')
+    r = Cli(path)("validate", check=2)
+    assert f"{path}:" in r.stderr and "[notify.ops] to" in r.stderr and "not an e-mail address" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_one_broken_notification_never_blocks_the_others(tmp_path: Path, smtpd: SmtpServer) -> None:
+    path = config(tmp_path, DEAD_CA + notifier("ops", smtpd, '"Mail Ops <ops@example.com>"')
+                  + notifier("all", smtpd, '"all@example.com"')
+                  + '[[mta]]\nhostname = "mx1.example.com"\nissuer = "ca"\nnotify = ["ops", "all"]\n',
+                  head=f'trust = "{smtpd.ca_file}"')
+    cli = Cli(path)
+    cli("validate")
+    smtpd.stop()
+    r = cli("renew", check=1)  # the CA is not there; the notices stay queued, the mail server is down too
+    assert "Traceback" not in r.stderr
+    # the first queued notice is damaged (as by a bug or an older version): it must not stop the second
+    db = sqlite3.connect(tmp_path / "state" / "certmgr.db")
+    with db:
+        rows = db.execute("SELECT id, notifier FROM reminder WHERE sent_at IS NULL ORDER BY id").fetchall()
+        assert [n for _, n in rows] == ["ops", "all"], rows
+        db.execute("UPDATE reminder SET payload = '{not json' WHERE id = ?", (rows[0][0],))
+    db.close()
+    smtpd.start()
+    r = cli("remind", check=None)
+    assert "Traceback" not in r.stderr, r.stderr
+    assert [m.rcpt_tos for m in smtpd.messages] == [["all@example.com"]], r.stdout + r.stderr
+    assert "ops" in r.stdout + r.stderr
+
+
+def test_trust_file_that_is_not_pem_is_refused_at_validate(tmp_path: Path) -> None:
+    bad = tmp_path / "roots.pem"
+    bad.write_bytes(b"\x00\x01 this is a DER blob or a key, not a PEM certificate\n")
+    path = config(tmp_path, '[issuer.corp]\ntype = "manual"\n', head=f'trust = "{bad}"')
+    r = Cli(path)("validate", check=2)
+    assert f"{path}:3 [certmgr] trust" in r.stderr and "not a PEM file of certificates" in r.stderr, r.stderr
+
+
+def test_check_with_a_trust_file_broken_after_validate_is_unknown(tmp_path: Path, smtpd: SmtpServer) -> None:
+    trust = tmp_path / "roots.pem"
+    trust.write_bytes(smtpd.ca_file.read_bytes())
+    path = config(tmp_path, '[issuer.corp]\ntype = "manual"\n', head=f'trust = "{trust}"')
+    cli = Cli(path)
+    cli("validate")
+    assert cli("check", f"127.0.0.1:{smtpd.port}", check=None).returncode in (0, 1, 2)
+    trust.write_bytes(b"garbage\n")  # replaced by a careless edit between validate and the next check
+    r = cli("check", f"127.0.0.1:{smtpd.port}", check=3)
+    assert "UNKNOWN" in r.stderr and str(trust) in r.stderr and "Traceback" not in r.stderr, r.stderr
