@@ -101,3 +101,47 @@ def test_check_with_a_trust_file_broken_after_validate_is_unknown(tmp_path: Path
     trust.write_bytes(b"garbage\n")  # replaced by a careless edit between validate and the next check
     r = cli("check", f"127.0.0.1:{smtpd.port}", check=3)
     assert "UNKNOWN" in r.stderr and str(trust) in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def _state_case(tmp_path: Path, case: str) -> Path:
+    state = tmp_path / "state"
+    if case == "foreign":
+        state.mkdir(mode=0o755)
+        (state / "index.html").write_text("somebody's web root\n")
+    elif case == "group_writable":
+        state.mkdir()
+        state.chmod(0o770)
+    elif case == "symlink":
+        (tmp_path / "real").mkdir(mode=0o700)
+        state.symlink_to(tmp_path / "real")
+    elif case == "file":
+        state.write_text("")
+    return state
+
+
+@pytest.mark.parametrize("case, phrase", [
+    ("foreign", "holds files that are not certmgr's (index.html)"),
+    ("group_writable", "writable by group or others (mode 0770)"),
+    ("symlink", "is a symbolic link"),
+    ("file", "is not a directory"),
+])
+def test_unsafe_or_foreign_state_dir_is_refused_never_changed(tmp_path: Path, case: str, phrase: str) -> None:
+    state = _state_case(tmp_path, case)
+    before = state.lstat()
+    cli = Cli(config(tmp_path, '[issuer.corp]\ntype = "manual"\n[[mta]]\nhostname = "mx1.example.com"\n'
+                               'issuer = "corp"\n'))
+    for command in (["status"], ["renew"], ["run"]):
+        r = cli(*command, check=2, timeout=30)
+        assert phrase in r.stderr and str(state) in r.stderr and "Traceback" not in r.stderr, r.stderr
+    after = state.lstat()
+    assert (after.st_mode, after.st_uid) == (before.st_mode, before.st_uid), "the directory was not changed"
+    if case == "foreign":
+        assert sorted(p.name for p in state.iterdir()) == ["index.html"]
+
+
+def test_new_state_dir_is_made_0700_and_used_again(tmp_path: Path) -> None:
+    cli = Cli(config(tmp_path, '[issuer.corp]\ntype = "manual"\n[[mta]]\nhostname = "mx1.example.com"\n'
+                               'issuer = "corp"\n'))
+    cli("status")
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    cli("status")  # its own directory, with its database in it, is accepted
