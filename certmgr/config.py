@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -138,17 +139,61 @@ def config_path(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get("CERTMGR_CONFIG") or DEFAULT_CONFIG)
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate the config file; raise ConfigError naming what is wrong."""
-    path = Path(path)
+#: a config larger than this is not a config someone wrote (and is not read whole into memory)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config_text(path: Path) -> str:
+    """The config file's text: a regular UTF-8 file (a leading BOM is accepted and dropped,
+    as editors on some systems write one).  Anything else is refused at once, naming the
+    file (and the line of a byte that is not UTF-8); a FIFO or device is never read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO with no writer must not hang; fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ConfigError(
             "config file not found (give -c PATH or set CERTMGR_CONFIG)", file=str(path)
         ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read the config file: {e}", file=str(path)) from e
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", file=str(path)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file: {e.strerror or e}", file=str(path)) from e
+    try:
+        _refuse_unless_regular(os.fstat(fd), path)
+        data = os.read(fd, MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file: {e.strerror or e}", file=str(path)) from e
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"is larger than {MAX_CONFIG_BYTES} bytes", file=str(path))
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"is not UTF-8: byte 0x{data[e.start]:02x} cannot be decoded; save the file as UTF-8",
+                          file=str(path), line=line) from e
+    if not text.strip():
+        raise ConfigError("is empty; see the README for a minimal config", file=str(path))
+    return text
+
+
+def _refuse_unless_regular(st: os.stat_result, path: Path) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise ConfigError("is a directory, not a config file", file=str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError("is not a regular file (a FIFO, socket or device); give the path of the "
+                          "TOML file itself", file=str(path))
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"is {st.st_size} bytes; a config file is at most {MAX_CONFIG_BYTES} bytes",
+                          file=str(path))
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate the config file; raise ConfigError naming what is wrong."""
+    path = Path(path)
+    text = read_config_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

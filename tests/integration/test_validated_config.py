@@ -4,7 +4,9 @@ aiosmtpd (STARTTLS) for notifiers and the trust file of `check`."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +147,52 @@ def test_new_state_dir_is_made_0700_and_used_again(tmp_path: Path) -> None:
     cli("status")
     assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
     cli("status")  # its own directory, with its database in it, is accepted
+
+
+GOOD = '[issuer.corp]\ntype = "manual"\n\n[[mta]]\nhostname = "mx1.example.com"\nissuer = "corp"\n'
+
+
+def _odd_config(tmp_path: Path, case: str) -> Path:
+    path = tmp_path / "certmgr.toml"
+    head = f'[certmgr]\nstate_dir = "{tmp_path / "state"}"\n'
+    if case == "directory":
+        path.mkdir()
+    elif case == "fifo":
+        os.mkfifo(path)
+    elif case == "device":
+        return Path("/dev/zero")
+    elif case == "not_utf8":
+        path.write_bytes((head + GOOD).encode() + b'# caf\xe9 latin-1 comment\n')
+    elif case == "bom":
+        path.write_bytes(b"\xef\xbb\xbf" + (head + GOOD).encode())
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "huge":
+        path.write_bytes((head + GOOD).encode() + b"#" * (2 << 20) + b"\n")
+    return path
+
+
+@pytest.mark.parametrize("case, phrase, line", [
+    ("directory", "is a directory", None),
+    ("fifo", "is not a regular file", None),
+    ("device", "is not a regular file", None),
+    ("not_utf8", "is not UTF-8: byte 0xe9", 9),
+    ("empty", "is empty", None),
+    ("huge", "a config file is at most 1048576 bytes", None),
+])
+def test_odd_config_file_fails_fast_naming_it(tmp_path: Path, case: str, phrase: str, line: int | None) -> None:
+    path = _odd_config(tmp_path, case)
+    started = time.monotonic()
+    r = Cli(path)("validate", check=2, timeout=20)
+    assert time.monotonic() - started < 10, "failed fast (a FIFO is never waited on)"
+    assert r.stderr.startswith(f"certmgr: {path}" + (f":{line}" if line else "")) or \
+        f"{path}" + (f":{line}" if line else "") in r.stderr, r.stderr
+    assert phrase in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "state").exists(), "nothing was written"
+
+
+def test_config_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Editors on some systems begin UTF-8 files with a BOM: accepted and dropped, as TOML tools do."""
+    path = _odd_config(tmp_path, "bom")
+    r = Cli(path)("validate")
+    assert "OK (1 MTAs" in r.stdout, r.stdout
