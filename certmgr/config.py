@@ -7,6 +7,7 @@ the table, the key and (when it can be found) the line, and says what is allowed
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -263,6 +264,12 @@ def _parse_settings(ld: Loader, raw: Any) -> Settings:
     database = t.get("database", str, f"sqlite:///{state_dir / 'certmgr.db'}")
     if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", database):
         raise t.err("database", "must be a sqlite:/// path or a postgresql+psycopg:// URL")
+    if database.startswith("sqlite:///"):
+        db_dir = Path(database.removeprefix("sqlite:///")).parent
+        # the state directory is created on first use; any other directory must be there already
+        if db_dir != state_dir and not db_dir.is_dir():
+            raise t.err("database", f"the directory {db_dir} does not exist; create it (mode 0700) or "
+                                    "leave database unset to keep it in state_dir")
     if re.search(r"://[^/@]*:[^/@]+@", database):
         raise t.err(
             "database",
@@ -420,10 +427,21 @@ def _check_refs(t: Table, key: str, refs: list[str], defined: Mapping[str, Any])
 
 
 def _host_port(value: str, default_port: int, err: Any) -> tuple[str, int]:
-    m = re.match(r"^\[?([A-Za-z0-9.:-]+?)\]?(?::(\d+))?$", value)
+    if value.count(":") > 1 and not value.startswith("["):
+        # a bare IPv6 address has no port: "::1" is the address ::1, not "::" port 1
+        try:
+            return str(ipaddress.IPv6Address(value)), default_port
+        except ValueError:
+            raise err(f"must be host, host:port or [IPv6]:port, got {value!r}") from None
+    m = re.match(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d+))?$", value)
     if not m:
         raise err(f"must be host or host:port, got {value!r}")
-    port = int(m.group(2)) if m.group(2) else default_port
+    if m.group(1):
+        try:
+            ipaddress.IPv6Address(m.group(1))
+        except ValueError:
+            raise err(f"{m.group(1)!r} in brackets is not an IPv6 address") from None
+    port = int(m.group(3)) if m.group(3) else default_port
     if not 0 < port < 65536:
         raise err(f"port must be 1-65535, got {port}")
-    return m.group(1), port
+    return m.group(1) or m.group(2), port

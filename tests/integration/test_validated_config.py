@@ -196,3 +196,70 @@ def test_config_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     path = _odd_config(tmp_path, "bom")
     r = Cli(path)("validate")
     assert "OK (1 MTAs" in r.stdout, r.stdout
+
+
+# ---------------------------------------------------------------- one row per kind of value
+# Each row: a value `certmgr validate` accepts, and the command that uses it, which must
+# then work (exit code, and what it shows).  Values refused at validate are in the
+# corpus (tests/corpus/configs); values that need a CA, an MTA or a mail server have
+# their own tests above and in tests/e2e/test_validated_values.py.
+
+def _csr_names(stdout: str) -> list[str]:
+    from cryptography import x509
+    csr = x509.load_pem_x509_csr(stdout.encode())
+    return list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                .get_values_for_type(x509.DNSName))
+
+
+def _mta(hostname: str = "mx1.example.com", extra: str = "") -> str:
+    return f'[issuer.corp]\ntype = "manual"\n\n[[mta]]\nhostname = "{hostname}"\nissuer = "corp"\n{extra}'
+
+
+LONG_HOST = "mx-" + "b" * 55 + ".example.com"
+CLOSED = free_port()
+KINDS: list[tuple[str, str, str, list[str], int, str]] = [
+    # (kind, [certmgr] lines, tables, command, exit code, text expected in stdout)
+    ("hostname: upper case and trailing dot", "", _mta("MX1.Example.COM."), ["status"], 0, "mx1.example.com"),
+    ("hostname: longer than a CN", "", _mta(LONG_HOST), ["csr", LONG_HOST], 0, "BEGIN CERTIFICATE REQUEST"),
+    ("hostname: internationalized", "", _mta("mx1.bücher.example"), ["csr", "mx1.xn--bcher-kva.example"], 0,
+     "BEGIN CERTIFICATE REQUEST"),
+    ("names: wildcard and a duplicate of the hostname", "",
+     _mta(extra='names = ["*.example.com", "MX1.example.com"]\n'), ["csr", "mx1.example.com"], 0, "REQUEST"),
+    ("key: spaces and capitals", "", _mta(extra='key = [" ECDSA-P384 ", "RSA-3072"]\n'),
+     ["status"], 0, "ecdsa"),
+    ("state_dir: relative, with a space", 'state_dir = "rel state"', _mta(), ["status"], 0, "mx1.example.com"),
+    ("database: sqlite file in a directory with a space", 'database = "sqlite:///{tmp}/db dir/c.db"', _mta(),
+     ["status"], 0, "mx1.example.com"),
+    ("smtp: bare IPv6 address", "", _mta(extra='smtp = "::1"\n'), ["status"], 0, "mx1.example.com"),
+    ("smtp: bracketed IPv6 with port", "", _mta(extra=f'smtp = "[::1]:{CLOSED}"\n'),
+     ["check", "mx1.example.com"], 1, f"[::1]:{CLOSED}"),
+    ("resolver: bare IPv6 address", 'resolver = "::1"', _mta(), ["status"], 0, "mx1.example.com"),
+    ("concurrency: 1", "concurrency = 1", _mta(), ["renew"], 0, "manual"),
+    ("warning/critical days: 0", "warning_days = 0\ncritical_days = 0", _mta(), ["status"], 0, "mx1.example.com"),
+    ("renew_before: 365", "", _mta(extra="renew_before = 365\n"), ["renew", "--dry-run"], 0, "mx1.example.com"),
+    ("notify reminders: none", "", _mta(extra='notify = ["ops"]\n') + '\n[notify.ops]\ntype = "email"\n'
+     'smtp = "127.0.0.1:25"\nfrom = "Zertifikatsdienst Öffentlich <certmgr@example.com>"\nto = ["ops@example.com"]\n'
+     "reminders = []\n", ["remind"], 0, "no reminders due"),
+    ("daemon intervals: the largest", "", _mta() + "\n[daemon]\nrenew_interval = 604800\nprobe_interval = 0\n"
+     "ari_interval = 0\nremind_interval = 604800\n", ["validate"], 0, "OK (1 MTAs"),
+]
+
+
+@pytest.mark.parametrize("kind, settings, tables, command, code, shown", KINDS, ids=[k[0] for k in KINDS])
+def test_every_kind_of_value_that_validates_works(tmp_path: Path, kind: str, settings: str, tables: str,
+                                                  command: list[str], code: int, shown: str) -> None:
+    state = 'state_dir = "rel state"' if "state_dir" in settings else f'state_dir = "{tmp_path / "state"}"'
+    head = "\n".join(line for line in settings.format(tmp=tmp_path).splitlines() if "state_dir" not in line)
+    path = tmp_path / "certmgr.toml"
+    path.write_text(f"[certmgr]\n{state}\n{head}\n\n{tables}")
+    (tmp_path / "db dir").mkdir(mode=0o700)
+    cli = Cli(path)
+    cli("validate")
+    r = cli(*command, check=None, timeout=60)
+    assert r.returncode == code and "Traceback" not in r.stderr, f"{kind}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    assert shown in r.stdout + r.stderr, f"{kind}:\n{r.stdout}\n{r.stderr}"
+    if command[0] == "csr":
+        names = _csr_names(r.stdout)
+        assert command[1] in names and len(names) == len(set(names)), names
+    if "state_dir" in settings:
+        assert (tmp_path / "rel state").stat().st_mode & 0o777 == 0o700
