@@ -20,6 +20,8 @@ certificate is not served.  Common options of every deployer: ``host``
 
 from __future__ import annotations
 
+import grp
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +64,18 @@ def read_host_options(options: Options) -> HostOptions:
     identity = options.path("ssh_identity", None)
     known_hosts = options.path("ssh_known_hosts", None)
     host = make_host(options.str("host", None), ssh_identity=identity, ssh_known_hosts=known_hosts)
-    return HostOptions(host=host, group=options.str("group", None))
+    group = options.str("group", None)
+    if group is not None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", group):
+            raise ConfigError(f"{group!r} is not a group name", table=options.where, key="group")
+        if host.label == "local":
+            # found now, not when the first key is written
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                raise ConfigError(f"group {group!r} does not exist on this machine; create it or remove `group`",
+                                  table=options.where, key="group") from None
+    return HostOptions(host=host, group=group)
 
 
 class MailDeployer(ABC):

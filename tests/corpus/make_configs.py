@@ -65,6 +65,8 @@ C["resolver_bad_ipv6"] = std("must be host, host:port or [IPv6]:port", head=HEAD
 C["smtp_brackets_not_ipv6"] = std("is not an IPv6 address", m=mta(smtp='"[fe80::1::2]:25"'))
 C["notify_to_crlf"] = std("not an e-mail address", extra='\n[notify.ops]\ntype = "email"\nsmtp = "smtp.example.com:587"\nfrom = "certmgr@example.com"\nto = ["ops@example.com\\r\\nBcc: all@example.com"]\n')
 C["notify_to_two_in_one"] = std("one address per list item", extra='\n[notify.ops]\ntype = "email"\nsmtp = "smtp.example.com:587"\nfrom = "certmgr@example.com"\nto = ["ops@example.com, all@example.com"]\n')
+C["deploy_group_missing"] = std("does not exist on this machine", extra='\n[deploy.edge]\ntype = "postfix"\nconfig_dir = "/etc/postfix"\ngroup = "certmgr-no-such-group"\n', m=mta(deploy='["edge"]'))
+C["deploy_group_injection"] = std("is not a group name", extra='\n[deploy.edge]\ntype = "postfix"\nconfig_dir = "/etc/postfix"\ngroup = "mail; reboot"\n', m=mta(deploy='["edge"]'))
 C["database_bad_scheme"] = std("must be a sqlite", head=HEAD + 'database = "mysql://db.example.com/certmgr"\n')
 C["trust_file_missing"] = std("does not exist", head=HEAD + 'trust = "/nonexistent/certmgr-roots.pem"\n')
 C["daemon_interval_zero"] = std("between 1 and 604800", extra="\n[daemon]\nrenew_interval = 0\n")
