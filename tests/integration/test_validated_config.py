@@ -263,3 +263,24 @@ def test_every_kind_of_value_that_validates_works(tmp_path: Path, kind: str, set
         assert command[1] in names and len(names) == len(set(names)), names
     if "state_dir" in settings:
         assert (tmp_path / "rel state").stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("case, phrase", [
+    ("fifo", "is not a regular file"),
+    ("not_utf8", "is not UTF-8 text"),
+    ("directory", "is not a regular file"),
+])
+def test_odd_secret_file_fails_fast_naming_the_key(tmp_path: Path, case: str, phrase: str) -> None:
+    secret = tmp_path / "smtp.pass"
+    if case == "fifo":
+        os.mkfifo(secret)
+    elif case == "not_utf8":
+        secret.write_bytes(b"p\xe4ssword\n")
+    else:
+        secret.mkdir()
+    path = config(tmp_path, '[notify.ops]\ntype = "email"\nsmtp = "127.0.0.1:587"\nfrom = "certmgr@example.com"\n'
+                            f'to = ["ops@example.com"]\nusername = "certmgr"\npassword_file = "{secret}"\n')
+    started = time.monotonic()
+    r = Cli(path)("validate", check=2, timeout=20)
+    assert time.monotonic() - started < 10
+    assert "[notify.ops] password_file" in r.stderr and phrase in r.stderr and "Traceback" not in r.stderr, r.stderr
