@@ -95,13 +95,16 @@ def deploy_and_verify(
     dual = len(request.bundles) > 1
     served: dict[str, str | None] = {}
     problems: list[str] = []
-    for target in installed.verify:
-        for bundle in request.bundles:
-            key_alg = bundle.key_alg if dual else None
-            sha, problem = _verify_one(probe_fn, target, bundle, key_alg, attempts, delay, sleep)
-            served[f"{target.host}:{target.port}/{bundle.key_alg}"] = sha
-            if problem:
-                problems.append(problem)
+    try:
+        for target in installed.verify:
+            for bundle in request.bundles:
+                key_alg = bundle.key_alg if dual else None
+                sha, problem = _verify_one(probe_fn, target, bundle, key_alg, attempts, delay, sleep)
+                served[f"{target.host}:{target.port}/{bundle.key_alg}"] = sha
+                if problem:
+                    problems.append(problem)
+    except Exception as e:  # the per-deployment boundary: unverified new files are never left in place
+        problems.append(f"the verification failed unexpectedly ({e.__class__.__name__}: {e})")
     if not problems:
         return DeployOutcome(target=installed.target, ok=True, rolled_back=False, reason=None,
                              served_sha256s=served, verified_at=datetime.now(UTC))

@@ -112,3 +112,16 @@ def test_unusable_trust_file_during_verification_rolls_back(deployer: ExecDeploy
     assert not outcome.ok and outcome.rolled_back, outcome
     assert str(trust) in (outcome.reason or "") and "PEM" in (outcome.reason or "")
     assert (tmp_path / f"{HOST}.rsa.crt").read_bytes() == old.cert_pem
+
+
+def test_unexpected_error_during_verification_rolls_back(deployer: ExecDeployer, tmp_path: Path) -> None:
+    ca = TestCA()
+    old, new = ca.leaf(HOST), ca.leaf(HOST)
+    deployer.install(DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25)))
+
+    def probe(target: VerifyTarget, key_alg: str | None) -> ProbeResult:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "a reply the probe did not expect")
+
+    outcome = run(deployer, (new,), probe)
+    assert not outcome.ok and outcome.rolled_back and "UnicodeDecodeError" in (outcome.reason or ""), outcome
+    assert (tmp_path / f"{HOST}.rsa.crt").read_bytes() == old.cert_pem
