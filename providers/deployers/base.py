@@ -59,11 +59,21 @@ class HostOptions:
     group: str | None
 
 
+#: deployer keys that name files or directories on the MTA host
+_PATH_KEYS = ("config_dir", "cert_dir", "config_file", "dovecot_config")
+
+
 def read_host_options(options: Options) -> HostOptions:
     """The options every deployer shares (call before ``options.finish()``)."""
     identity = options.path("ssh_identity", None)
     known_hosts = options.path("ssh_known_hosts", None)
     host = make_host(options.str("host", None), ssh_identity=identity, ssh_known_hosts=known_hosts)
+    for key in _PATH_KEYS:
+        # paths on the MTA host: a relative one would be taken from whatever directory certmgr runs in
+        value = options.peek(key)
+        if isinstance(value, str) and value and not re.match(r"^(/|[A-Za-z]:[\\/])", value):
+            raise ConfigError(f"must be an absolute path on the MTA host, got {value!r}", table=options.where,
+                              key=key)
     group = options.str("group", None)
     if group is not None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", group):

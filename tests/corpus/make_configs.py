@@ -73,6 +73,7 @@ C["issuer_directory_space"] = std("white space", issuer=ISSUER.replace('"https:/
 C["issuer_contact_two_addresses"] = std("one address", issuer=ISSUER.replace("mailto:postmaster@example.com", "mailto:postmaster@example.com,ops@example.com"))
 C["issuer_contact_empty_address"] = std("one address", issuer=ISSUER.replace("mailto:postmaster@example.com", "mailto:"))
 C["issuer_ca_bundle_not_pem"] = std("is not a PEM file of CA certificates", issuer=ISSUER + 'ca_bundle = "/etc/passwd"\n')
+C["deploy_cert_dir_relative"] = std("must be an absolute path on the MTA host", extra='\n[deploy.edge]\ntype = "exim"\ncert_dir = "exim4/certmgr"\n', m=mta(deploy='["edge"]'))
 C["database_bad_scheme"] = std("must be a sqlite", head=HEAD + 'database = "mysql://db.example.com/certmgr"\n')
 C["trust_file_missing"] = std("does not exist", head=HEAD + 'trust = "/nonexistent/certmgr-roots.pem"\n')
 C["daemon_interval_zero"] = std("between 1 and 604800", extra="\n[daemon]\nrenew_interval = 0\n")
