@@ -119,7 +119,7 @@ def renew_slot(
     if not force and slot.state == "failed" and slot.last_error_permanent:
         # it would fail the same way until a person acts: no retries, with or without back-off
         return Outcome(host, alg, "waiting", f"last attempt failed for good: {slot.last_error}; "
-                       f"fix that, then run `certmgr renew {host}`")
+                       f"fix that, then run `certmgr renew --force {host}`")
     if not force and slot.next_retry_at is not None and now() < slot.next_retry_at:
         return Outcome(host, alg, "waiting", f"last attempt failed; next try at {slot.next_retry_at:%H:%M} UTC "
                        "(name the host or use --force to try now)")
@@ -288,6 +288,6 @@ def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: Certm
                  {"error": str(err), "permanent": permanent, "attempt": attempts,
                   "next_retry": at.isoformat() if at else None})
     log.warning("%s (%s): renewal failed (attempt %d, %s): %s", slot.hostname, slot.key_alg, attempts,
-                f"next try {at:%Y-%m-%d %H:%M}" if at else f"not retried until `certmgr renew {slot.hostname}`",
+                f"next try {at:%Y-%m-%d %H:%M}" if at else f"not retried until `certmgr renew --force {slot.hostname}`",
                 err)
     return Outcome(slot.hostname, slot.key_alg, "failed", str(err))

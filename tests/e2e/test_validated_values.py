@@ -47,7 +47,7 @@ def test_renew_before_longer_than_the_lifetime_does_not_renew_every_run(tmp_path
         assert len(list((tmp_path / "state").glob("certs/mx1.example.com/rsa/*/cert.pem"))) == 1
 
 
-def test_permanent_refusal_is_not_retried_until_named(tmp_path: Path) -> None:
+def test_permanent_refusal_is_not_retried_until_forced(tmp_path: Path) -> None:
     with running_pebble(tmp_path / "pebble", blocklist=("blocked.example",)) as p:
         cli = Cli(acme_config(tmp_path, p, '[[mta]]\nhostname = "mx.blocked.example"\nissuer = "pebble"\n'))
         r = cli("renew", "--json", check=1)
@@ -59,8 +59,8 @@ def test_permanent_refusal_is_not_retried_until_named(tmp_path: Path) -> None:
         for _ in range(2):
             out = cli.json("renew", "--json")
             assert [o["action"] for o in out] == ["waiting"], out
-            assert "certmgr renew mx.blocked.example" in out[0]["message"]
+            assert "certmgr renew --force mx.blocked.example" in out[0]["message"]
         assert p.log_text().count("POST /order-plz") == orders, "the CA was not asked again"
-        # naming the host is the person saying it is fixed: it is tried again
-        cli("renew", "mx.blocked.example", "--json", check=1)
+        # forcing it is the person saying it is fixed: it is tried again
+        cli("renew", "--force", "mx.blocked.example", "--json", check=1)
         assert p.log_text().count("POST /order-plz") > orders
