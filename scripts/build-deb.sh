@@ -43,12 +43,12 @@ if grep -rqI -F "$root" "$venv"; then
     exit 1
 fi
 
-install -d "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/certmgr"
+install -d "$root/usr/bin" "$root/lib/systemd/system" "$root/usr/share/doc/certmgr" "$root/usr/share/certmgr"
 ln -s "$prefix/bin/certmgr" "$root/usr/bin/certmgr"
 install -m 0644 systemd/certmgr.service systemd/certmgr-renew.service systemd/certmgr-renew.timer \
     "$root/lib/systemd/system/"
 install -m 0644 README.md "$root/usr/share/doc/certmgr/README.md"
-install -m 0644 examples/certmgr.toml "$root/usr/share/doc/certmgr/certmgr.toml.example"
+install -m 0644 examples/certmgr.toml "$root/usr/share/certmgr/certmgr.toml.example"
 
 install -d "$root/DEBIAN"
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
@@ -89,7 +89,7 @@ if [ "$1" = configure ]; then
     fi
     if [ ! -e /etc/certmgr/certmgr.toml ]; then
         echo "certmgr: write /etc/certmgr/certmgr.toml (root:certmgr 0640; example in" \
-             "/usr/share/doc/certmgr/certmgr.toml.example), run 'certmgr validate', then" \
+             "/usr/share/certmgr/certmgr.toml.example), run 'certmgr validate', then" \
              "'systemctl enable --now certmgr.service' (or certmgr-renew.timer)."
     fi
 fi

@@ -184,12 +184,12 @@ def test_package_installs_the_command_the_user_the_dirs_and_the_units(package: P
         shipped = Path("/lib/systemd/system") / unit
         assert shipped.read_text() == (REPO / "systemd" / unit).read_text(), unit
         assert "ExecStart=/usr/bin/certmgr" in shipped.read_text() or unit.endswith(".timer")
-    assert Path("/usr/share/doc/certmgr/certmgr.toml.example").exists()
+    assert Path("/usr/share/certmgr/certmgr.toml.example").exists()
     # the venv names only its installed location, and runs for an unprivileged user
     r = as_certmgr("providers")
     assert "postfix" in r.stdout and "acme" in r.stdout
     # the shipped example validates as it stands
-    assert "OK" in as_certmgr("-c", "/usr/share/doc/certmgr/certmgr.toml.example", "validate").stdout
+    assert "OK" in as_certmgr("-c", "/usr/share/certmgr/certmgr.toml.example", "validate").stdout
 
 
 def test_unprivileged_validate_renew_and_deploy_into_a_real_postfix(site: Site) -> None:
