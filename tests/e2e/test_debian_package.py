@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from certmgr.probe import probe
+from tests.peers.dovecot import DovecotPeer
 from tests.peers.pebble import Pebble
 from tests.peers.postfix import PostfixPeer, chain_file_pem, wait_until, write_chain_files
 from tests.peers.testca import TestCA
@@ -101,6 +102,17 @@ class Site:
             os.chown(f, self.user.pw_uid, self.user.pw_gid)
         self.chain_file = files[0]
         self.peer = PostfixPeer(self.root / "postfix", hostname=HOST, chain_files=files)
+        # a Dovecot too, whose snippet (ssl_cert/ssl_key) and cert dir certmgr writes
+        self.dovecot_dir = self._owned(self.root / "dovecot")
+        self.dovecot_dir.chmod(0o755)
+        self.dovecot_certs = self._owned(self.root / "dovecot-certs")
+        crt, key = self.dovecot_certs / f"{HOST}.rsa.crt", self.dovecot_certs / f"{HOST}.rsa.key"
+        crt.write_bytes(self.old.fullchain_pem)
+        key.write_bytes(self.old.key_pem)
+        for f, mode in ((crt, 0o644), (key, 0o600)):
+            f.chmod(mode)
+            os.chown(f, self.user.pw_uid, self.user.pw_gid)
+        self.dovecot = DovecotPeer(self.dovecot_dir, cert=crt, key=key)
         self.sudoers = Path(f"/etc/sudoers.d/certmgr-test-{secrets.token_hex(4)}")
 
     def _owned(self, path: Path) -> Path:
@@ -112,9 +124,17 @@ class Site:
     def postfix_reload(self) -> list[str]:
         return ["sudo", "-n", "/usr/sbin/postfix", "-c", str(self.peer.config_dir), "reload"]
 
+    @property
+    def dovecot_reload(self) -> list[str]:
+        return ["sudo", "-n", "/usr/bin/doveadm", "-c", str(self.dovecot.conf), "reload"]
+
     def start(self) -> Site:
         self.peer.start()
-        rule = f"certmgr ALL=(root) NOPASSWD: {' '.join(self.postfix_reload[2:])}\n"
+        self.dovecot.start()
+        self.dovecot.snippet.chmod(0o644)
+        os.chown(self.dovecot.snippet, self.user.pw_uid, self.user.pw_gid)
+        rule = "".join(f"certmgr ALL=(root) NOPASSWD: {' '.join(c[2:])}\n"
+                       for c in (self.postfix_reload, self.dovecot_reload))
         tmp = self.sudoers.with_name(self.sudoers.name + "-new")  # names with a dot are ignored by sudo
         tmp.write_text(rule)
         tmp.chmod(0o440)
@@ -122,9 +142,9 @@ class Site:
         tmp.rename(self.sudoers)
         return self
 
-    def write_config(self, *, reload_command: list[str] | None) -> None:
+    def write_config(self, *, reload_command: list[str] | None, dovecot: bool = False) -> None:
         issuer = self.pebble.issuer_toml().replace(str(self.pebble.ca_bundle), str(self.ca_bundle))
-        reload = "" if reload_command is None else f"reload_command = {reload_command!r}\n".replace("'", '"')
+        reload = "" if reload_command is None else f"reload_command = {_toml(reload_command)}\n"
         CONFIG.write_text(f"""\
 [certmgr]
 state_dir = "{self.state_dir}"
@@ -137,11 +157,19 @@ type = "postfix"
 config_dir = "{self.peer.config_dir}"
 cert_dir = "{self.cert_dir}"
 {reload}
+[deploy.imap]
+type = "dovecot"
+cert_dir = "{self.dovecot_certs}"
+config_file = "{self.dovecot.snippet}"
+dovecot_config = "{self.dovecot.conf}"
+reload_command = {_toml(self.dovecot_reload)}
+verify = "127.0.0.1:{self.dovecot.imap_port}"
+
 [[mta]]
 hostname = "{HOST}"
 key = "rsa-2048"
 issuer = "pebble"
-deploy = ["edge"]
+deploy = {_toml(["edge", "imap"] if dovecot else ["edge"])}
 smtp = "127.0.0.1:{self.peer.port}"
 """)
         os.chown(CONFIG, 0, grp.getgrnam("certmgr").gr_gid)
@@ -151,8 +179,13 @@ smtp = "127.0.0.1:{self.peer.port}"
         r = probe("127.0.0.1", self.peer.port, servername=HOST, timeout=5)
         return r.certificate.sha256 if r.certificate else None
 
+    def served_imap(self) -> str | None:
+        r = probe("127.0.0.1", self.dovecot.imap_port, protocol="imap", servername=HOST, timeout=5)
+        return r.certificate.sha256 if r.certificate else None
+
     def stop(self) -> None:
         self.sudoers.unlink(missing_ok=True)
+        self.dovecot.stop()
         self.peer.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -241,6 +274,33 @@ def test_unprivileged_default_reload_explains_that_it_needs_root(site: Site) -> 
     assert "for root only" in detail and '"sudo", "-n"' in detail, detail
     assert site.chain_file.read_bytes() == chain_file_pem(site.old)
     wait_until(lambda: site.served() == site.old.sha256, what="the previous certificate")
+
+
+def test_unprivileged_deploy_into_dovecot_and_its_config_test(site: Site) -> None:
+    """doveconf -n, Dovecot's config test, runs as the certmgr user; its error reaches the message."""
+    site.write_config(reload_command=site.postfix_reload, dovecot=True)
+    out = _json(as_certmgr("renew", "--json").stdout)
+    assert [o["action"] for o in out] == ["issued", "deployed", "deployed"], out  # one per target
+    [row] = _json(as_certmgr("status", "--json").stdout)
+    assert site.served_imap() == row["sha256"] == site.served()
+
+    conf = site.dovecot.conf
+    good = conf.read_text()
+    conf.write_text(good + "bogus_setting = 1\n")
+    try:
+        r = as_certmgr("deploy", "--json", check=1)
+    finally:
+        conf.write_text(good)
+    reports = {rep["target"]: rep for rep in _json(r.stdout)}
+    assert reports["edge"]["ok"] and not reports["imap"]["ok"], reports
+    message = str(reports["imap"]["message"])
+    assert f"dovecot config test `doveconf -c {conf} -n` failed with exit code" in message, message
+    assert "Unknown setting: bogus_setting" in message, message
+    assert site.served_imap() == row["sha256"]
+
+
+def _toml(argv: list[str]) -> str:
+    return "[" + ", ".join(f'"{a}"' for a in argv) + "]"
 
 
 def _json(text: str) -> list[dict[str, object]]:
