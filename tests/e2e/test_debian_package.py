@@ -135,7 +135,7 @@ class Site:
         os.chown(self.dovecot.snippet, self.user.pw_uid, self.user.pw_gid)
         rule = "".join(f"certmgr ALL=(root) NOPASSWD: {' '.join(c[2:])}\n"
                        for c in (self.postfix_reload, self.dovecot_reload))
-        tmp = self.sudoers.with_name(self.sudoers.name + "-new")  # names with a dot are ignored by sudo
+        tmp = self.sudoers.with_name(self.sudoers.name + ".new")  # sudo ignores names with a dot
         tmp.write_text(rule)
         tmp.chmod(0o440)
         subprocess.run(["visudo", "-cqf", str(tmp)], check=True)
