@@ -133,11 +133,15 @@ class MailDeployer(ABC):
         where = self.where()
         return where if self.host.label == "local" else f"{where} on {self.host.label}"
 
+    def silent_failure(self, command: Command) -> str:
+        """What explains a failed ``command`` that printed nothing (its output is shown otherwise)."""
+        return "it printed nothing"
+
     def _run(self, command: Command, what: str) -> None:
         result = self.host.run(command.argv, env=command.env, stdin=command.stdin)
         if result.returncode != 0:
-            detail = f": {result.output}" if result.output else ""
-            raise DeployError(f"{what} `{command.show()}` failed with exit code {result.returncode}{detail}")
+            detail = result.output or f"({self.silent_failure(command)})"
+            raise DeployError(f"{what} `{command.show()}` failed with exit code {result.returncode}: {detail}")
 
     def _backup(self, paths: Sequence[str]) -> dict[str, str | None]:
         saved: dict[str, str | None] = {}
