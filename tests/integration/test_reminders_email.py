@@ -197,7 +197,7 @@ def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smt
 
 
 def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     rt = runtime(write_config(tmp_path, smtpd, MTA))
     try:
         import_manual(rt, tmp_path, ca, days=2 / 24)
@@ -221,7 +221,7 @@ def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: P
 
 
 def test_two_notifiers_to_one_address_send_once(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     second = f"""
 [notify.ops-again]
 type = "email"
@@ -255,7 +255,7 @@ timeout = 5
 def test_dropping_a_key_type_keeps_the_mta_event(tmp_path: Path, smtpd: SmtpServer) -> None:
     """A dual MTA drops RSA but stays configured: its one event keeps its UID and is
     updated to the ECDSA certificate, never cancelled as if the MTA were gone."""
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     dual = MTA.replace('notify =', 'key = ["rsa-2048", "ecdsa-p256"]\nnotify =')
     rt = runtime(write_config(tmp_path, smtpd, dual))
     for alg, csr in export_csr(rt, HOST):
