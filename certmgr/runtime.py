@@ -13,7 +13,8 @@ from certmgr.fsutil import atomic_write
 from certmgr.interfaces import AccountRecord
 from certmgr.registry import Providers
 from certmgr.statedir import StateDir
-from certmgr.store import ManagedCert, Store
+from certmgr.store import AcmeAccount, CertVersion, ManagedCert, Store
+from certmgr.versions import IssuedBy
 
 log = logging.getLogger("certmgr.runtime")
 
@@ -90,13 +91,23 @@ class Runtime:
         directory = self._directory(issuer)
         # "" is a row from before accounts were per machine: adopted when its key is readable here
         row = self.store.account(issuer, directory, socket.gethostname()) or self.store.account(issuer, directory, "")
-        if row is None:
-            return None
-        try:
-            key_pem = Path(row.key_path).read_bytes()
-        except OSError:
-            return None  # key gone: the issuer registers a new account
-        return AccountRecord(issuer, directory, key_pem, row.uri, tuple(json.loads(row.contact)))
+        return _account_record(row)
+
+    def load_version_account(self, version: CertVersion, issuer: str) -> AccountRecord | None:
+        """The ACME account that ordered ``version`` (whatever its issuer is called now), when its
+        key is readable on this machine; else the account of the configured ``issuer``."""
+        if version.account_uri:
+            for row in self.store.accounts_by_uri(version.account_uri):
+                record = _account_record(row)
+                if record is not None and record.directory == version.directory:
+                    return record
+        return self.load_account(issuer)
+
+    def issued_by(self, issuer: str) -> IssuedBy:
+        """The issuer ``issuer`` of the config as a version records it (with the account used now)."""
+        cfg = self.config.issuers[issuer]
+        account = self.load_account(issuer) if cfg.type == "acme" else None
+        return IssuedBy(issuer, cfg.type, self._directory(issuer) or None, account.uri if account else None)
 
     def save_account(self, record: AccountRecord) -> None:
         path = self.state.account_key_path(record.issuer, record.directory)
@@ -105,3 +116,13 @@ class Runtime:
         self.store.save_account(record.issuer, record.directory, socket.gethostname(), record.uri, str(path),
                                 list(record.contact))
         self.store.log("account_saved", detail={"issuer": record.issuer, "uri": record.uri})
+
+
+def _account_record(row: AcmeAccount | None) -> AccountRecord | None:
+    if row is None:
+        return None
+    try:
+        key_pem = Path(row.key_path).read_bytes()
+    except OSError:
+        return None  # key gone: the issuer registers a new account
+    return AccountRecord(row.issuer, row.directory, key_pem, row.uri, tuple(json.loads(row.contact)))

@@ -63,9 +63,12 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
     elif name == "csr":
         sp.add_argument("host", metavar="HOST")
         sp.add_argument("--key", choices=["rsa", "ecdsa"], help="for dual MTAs: which key's CSR (default: all)")
+        sp.add_argument("--force", action="store_true", help="also for an MTA whose issuer is not manual")
     elif name == "import":
         sp.add_argument("host", metavar="HOST")
-        sp.add_argument("file", metavar="FILE", help="PEM certificate, optionally followed by its chain")
+        sp.add_argument("file", metavar="FILE", help="PEM certificate followed by its chain")
+        sp.add_argument("--force", action="store_true",
+                        help="also for an MTA whose issuer is not manual, and over a longer-lived certificate")
     elif name == "remind":
         sp.add_argument("--dry-run", action="store_true", help="list what is due and queued; send nothing")
         sp.add_argument("--json", action="store_true", help="print the outcome as JSON")

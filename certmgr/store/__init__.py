@@ -179,6 +179,11 @@ class Store:
                 AcmeAccount.issuer == issuer, AcmeAccount.directory == directory, AcmeAccount.node == node
             )).first()
 
+    def accounts_by_uri(self, uri: str) -> list[AcmeAccount]:
+        """Every stored row of the ACME account ``uri`` (one per machine that holds its key)."""
+        with session_scope(self.engine) as s:
+            return list(s.exec(select(AcmeAccount).where(AcmeAccount.uri == uri).order_by(col(AcmeAccount.id))))
+
     def save_account(self, issuer: str, directory: str, node: str, uri: str | None, key_path: str,
                      contact: list[str]) -> None:
         try:
@@ -301,6 +306,13 @@ class Store:
     def add_probe(self, row: ProbeResult) -> None:
         with session_scope(self.engine) as s:
             s.add(row)
+
+    def probes(self, hostname: str, limit: int) -> list[ProbeResult]:
+        """The newest ``limit`` probe results of ``hostname``, newest first."""
+        with session_scope(self.engine) as s:
+            q = (select(ProbeResult).where(ProbeResult.hostname == hostname)
+                 .order_by(col(ProbeResult.id).desc()).limit(limit))
+            return list(s.exec(q))
 
     def last_probe(self, hostname: str) -> ProbeResult | None:
         with session_scope(self.engine) as s:
