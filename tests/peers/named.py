@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -23,16 +24,23 @@ KEY_NAME = "certmgr-test"
 
 
 class Named:
-    def __init__(self, workdir: Path, zone: str = "example.test") -> None:
+    def __init__(self, workdir: Path, zone: str = "example.test", *, records: str = "",
+                 wildcard: bool = True, address: str = "127.0.0.1", port: int | None = None) -> None:
+        """``records``: extra zone-file lines (relative to the zone); ``wildcard=False`` drops the
+        catch-all A record so names without records do not exist; ``address``/``port`` where it
+        listens (port 53 on a 127.0.0.x address serves a private ``resolv.conf``)."""
         self.workdir = workdir
         self.zone = zone.rstrip(".")
-        self.port = free_port()
+        self.records = records
+        self.wildcard = wildcard
+        self.address = address
+        self.port = port or free_port()
         self.key_file = workdir / "tsig.key"
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def server(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def _write(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +57,8 @@ class Named:
             f"@ IN NS ns1\n"
             f"ns1 IN A 127.0.0.1\n"
             f"@ IN A 127.0.0.1\n"
-            f"* IN A 127.0.0.1\n"
+            + ("* IN A 127.0.0.1\n" if self.wildcard else "")
+            + self.records
         )
         d = self.workdir
         conf = d / "named.conf"
@@ -59,7 +68,7 @@ class Named:
     pid-file "{d}/named.pid";
     session-keyfile "{d}/session.key";
     managed-keys-directory "{d}";
-    listen-on port {self.port} {{ 127.0.0.1; }};
+    listen-on port {self.port} {{ {self.address}; }};
     listen-on-v6 {{ none; }};
     recursion no;
     dnssec-validation no;
@@ -90,7 +99,7 @@ zone "{self.zone}" {{
         )
         log.close()
         try:
-            wait_port(self.port, timeout=20)
+            wait_port(self.port, host=self.address, timeout=20)
             deadline = time.monotonic() + 20
             while not self.query("TXT", f"nothing.{self.zone}") and not self._has_soa():
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -107,7 +116,7 @@ zone "{self.zone}" {{
         """Answers of this server for ``name`` (TXT values unquoted)."""
         q = dns.message.make_query(name, rdtype)
         try:
-            r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=2)
+            r = dns.query.udp(q, self.address, port=self.port, timeout=2)
         except Exception:
             return []
         out: list[str] = []
@@ -136,7 +145,7 @@ zone "{self.zone}" {{
         upd.delete(name, rdtype)
         for v in values:
             upd.add(name, ttl, rdtype, v)
-        r = dns.query.tcp(upd, "127.0.0.1", port=self.port, timeout=5)
+        r = dns.query.tcp(upd, self.address, port=self.port, timeout=5)
         assert r.rcode() == 0, f"named refused the update of {name} {rdtype}: rcode {r.rcode()}"
 
     def stop(self) -> None:
@@ -145,8 +154,8 @@ zone "{self.zone}" {{
 
 
 @contextmanager
-def running_named(workdir: Path, zone: str = "example.test") -> Iterator[Named]:
-    server = Named(workdir, zone)
+def running_named(workdir: Path, zone: str = "example.test", **options: Any) -> Iterator[Named]:
+    server = Named(workdir, zone, **options)
     server.start()
     try:
         yield server

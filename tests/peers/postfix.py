@@ -35,7 +35,7 @@ GLOBAL_MAIN_CF = Path("/etc/postfix/main.cf")
 _LOCK = Path("/etc/postfix/.certmgr-tests.lock")
 
 _MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
+{address}:{port} inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -108,7 +108,12 @@ class PostfixPeer:
 
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
                  chain_files: list[Path] | None = None, starttls: bool = True,
-                 seclevel0: bool = False) -> None:
+                 seclevel0: bool = False, address: str = "127.0.0.1", port: int | None = None,
+                 extra_main_cf: str = "", resolv_conf: Path | None = None) -> None:
+        """``address``/``port``: where smtpd listens (a partner MTA: its own 127.0.0.x, port 25);
+        ``extra_main_cf``: more ``main.cf`` lines (last wins, as in Postfix); ``resolv_conf``:
+        the instance runs in a mount namespace where this file is ``/etc/resolv.conf``, so its
+        SMTP client finds MX records in a test zone."""
         require_binary("postfix")
         self.root = root
         self.config_dir = root / "etc"
@@ -119,7 +124,10 @@ class PostfixPeer:
         self.chain_files = chain_files or []
         self.starttls = starttls
         self.seclevel0 = seclevel0
-        self.port = free_port()
+        self.address = address
+        self.port = port or free_port()
+        self.extra_main_cf = extra_main_cf
+        self.resolv_conf = resolv_conf
         self.running = False
 
     @property
@@ -151,13 +159,18 @@ class PostfixPeer:
             "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n"
             f"maillog_file = {self.log}\nmaillog_file_prefixes = {self.run_dir}\n"
             f"import_environment = {env}\n"
-            "smtpd_tls_loglevel = 1\n" + tls
+            "smtpd_tls_loglevel = 1\n" + tls + self.extra_main_cf
         )
-        (self.config_dir / "master.cf").write_text(_MASTER_CF.format(port=self.port))
+        (self.config_dir / "master.cf").write_text(_MASTER_CF.format(address=self.address, port=self.port))
 
     def _postfix(self, *args: str) -> None:
-        proc = subprocess.run(["postfix", "-c", str(self.config_dir), *args], capture_output=True, text=True,
-                              timeout=60)
+        argv = ["postfix", "-c", str(self.config_dir), *args]
+        if self.resolv_conf is not None and args == ("start",):
+            # the master and every daemon it forks stay in the namespace, so reload/stop from
+            # outside still reach them
+            argv = ["unshare", "--mount", "sh", "-c",
+                    'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(self.resolv_conf), *argv]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             tail = self.log.read_text()[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"postfix {' '.join(args)} failed: {proc.stderr}{proc.stdout}\n{tail}")
@@ -170,7 +183,7 @@ class PostfixPeer:
         try:
             self._postfix("start")
             self.running = True
-            wait_port(self.port)
+            wait_port(self.port, host=self.address)
         except BaseException:
             self.stop()
             raise
