@@ -219,3 +219,9 @@ def to_json(facts: PartnerFacts, now: datetime) -> dict[str, Any]:
         "mta_sts": {"mode": sts.mode, "mx": list(sts.mx), "id": sts.id, "problems": list(sts.problems)},
         "tls_rpt": list(facts.tls_rpt) if facts.tls_rpt is not None else None,
     }
+
+
+def verdict(facts: PartnerFacts, now: datetime) -> tuple[bool, list[str]]:
+    """(may be enforced: every address of every MX meets the level, the problems)."""
+    _, problems, _ = judge(facts, now)
+    return meets_level(facts, now), problems

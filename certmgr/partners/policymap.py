@@ -1,76 +1,67 @@
-"""The MTA's TLS policy map for partners, generated from verdicts (pure).
+"""Which partners get an enforced TLS policy on which outbound MTA (pure).
 
-Postfix ``smtp_tls_policy_maps``: one ``domain level [match=…]`` line per enforced
-partner, sorted, under a header saying certmgr owns the file.  A partner is
-enforced only when every address of every MX meets its level (or ``force``);
-otherwise its old line is kept as it was (none if it had none), so a refusal
-never changes what the MTA does today.  A partner removed from the config is
-removed from the map.
+A partner is enforced only when every address of every MX meets its level, or
+when its config says ``force = true``.  Otherwise certmgr refuses: the partner's
+current entry in the MTA's map stays exactly as it is (none if it had none), and
+one sentence names each failing MX, why, and the two ways out.  A partner removed
+from the config is in neither list, so the deployer drops it from the map.
+Rendering the map is the deployer's (each MTA has its own format).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from certmgr.interfaces import Installed
 from certmgr.partners.model import PartnerSpec
 
-HEADER = "# TLS policy for partner domains, written by certmgr: edit [[partner]] in its config instead.\n"
+#: (domain, level, match), what a deployer's ``install_tls_policy`` takes
+Entry = tuple[str, str, tuple[str, ...]]
 
 
-def postfix_line(spec: PartnerSpec) -> str:
-    """``bank.example verify match=mx.bank.example`` (Postfix TLS_README policy syntax)."""
-    fields = [spec.domain, spec.require]
-    if spec.require == "verify":
-        fields.append("match=" + (":".join(spec.match) if spec.match else "hostname"))
-    elif spec.require == "secure":
-        fields.append("match=" + (":".join(spec.match) if spec.match else "nexthop:dot-nexthop"))
-    return " ".join(fields)
+class TlsPolicyDeployer(Protocol):
+    """A deployer that can install the outbound TLS policy for partner domains."""
 
-
-def parse_map(text: str) -> dict[str, str]:
-    """domain → its whole line, from a map certmgr wrote (comments and blanks ignored)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            out[stripped.split()[0].lower()] = stripped
-    return out
+    def install_tls_policy(self, entries: Sequence[Entry], keep: Sequence[str]) -> Installed | None:
+        """Write, index, test, reload (undo on failure); None when nothing changed."""
+        ...
 
 
 @dataclass(frozen=True)
-class MapPlan:
-    text: str
-    #: domains whose new policy is written
-    enforced: tuple[str, ...]
-    #: one sentence per partner left as it was, with each failing MX and why
+class TargetPlan:
+    """What one deploy target gets."""
+
+    target: str
+    entries: tuple[Entry, ...]
+    #: partners whose current entry stays as it is
+    keep: tuple[str, ...]
+    #: one sentence per refused partner
     refused: tuple[str, ...]
 
-    def changed(self, old: str) -> bool:
-        return self.text != old
+
+def refusal(spec: PartnerSpec, problems: Sequence[str]) -> str:
+    return (f"not enforcing '{spec.require}' for {spec.domain} (its current policy stays): " + "; ".join(problems)
+            + " — wait for the partner to fix it, lower `require`, or set `force = true`")
 
 
-def plan_map(specs: Sequence[PartnerSpec], verdicts: Mapping[str, tuple[bool, Sequence[str]]],
-             old_text: str) -> MapPlan:
-    """The new map: ``verdicts`` is domain → (every MX meets the level, the problems)."""
-    old = parse_map(old_text)
-    lines: dict[str, str] = {}
-    enforced: list[str] = []
-    refused: list[str] = []
-    for spec in specs:
-        meets, problems = verdicts.get(spec.domain, (False, ["it was not checked"]))
-        if meets or spec.force:
-            lines[spec.domain] = postfix_line(spec)
-            enforced.append(spec.domain)
-            continue
-        kept = old.get(spec.domain)
-        if kept is not None:
-            lines[spec.domain] = kept
-        now = f"keeping '{kept}'" if kept else "leaving it out of the map"
-        refused.append(f"not enforcing '{spec.require}' for {spec.domain} ({now}): " + "; ".join(problems)
-                       + " — wait for the partner to fix it, lower require, or set force = true")
-    if old_text and lines == {d: line for d, line in old.items() if d in lines} and set(lines) == set(old):
-        text = old_text  # nothing changes: keep the file byte for byte
-    else:
-        text = HEADER + "".join(f"{lines[d]}\n" for d in sorted(lines))
-    return MapPlan(text, tuple(enforced), tuple(refused))
+def plan(specs: Sequence[PartnerSpec], verdicts: Mapping[str, tuple[bool, Sequence[str]]],
+         targets: Sequence[str]) -> list[TargetPlan]:
+    """One plan per deploy target; ``verdicts``: domain → (every MX meets the level, problems)."""
+    out = []
+    for target in targets:
+        entries: list[Entry] = []
+        keep: list[str] = []
+        refused: list[str] = []
+        for spec in specs:
+            if target not in spec.deploy:
+                continue
+            meets, problems = verdicts.get(spec.domain, (False, [f"{spec.domain} was not checked"]))
+            if meets or spec.force:
+                entries.append((spec.domain, spec.require, spec.match))
+            else:
+                keep.append(spec.domain)
+                refused.append(refusal(spec, problems))
+        out.append(TargetPlan(target, tuple(entries), tuple(keep), tuple(refused)))
+    return out

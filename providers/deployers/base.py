@@ -175,18 +175,25 @@ class MailDeployer(ABC):
             self._run(command, f"{self.kind} reload")
 
     def install(self, request: DeployRequest) -> Installed:
-        files = self.layout(request)
+        backup = self.install_files(self.layout(request), extra_backups=self.extra_backups(request),
+                                    configure=self.configure(request), what=request.hostname)
+        return Installed(target=self.target, verify=self.verify_targets(request), backup=backup)
+
+    def install_files(self, files: Sequence[FileSpec], *, extra_backups: Sequence[str],
+                      configure: Sequence[Command], what: str) -> dict[str, Any]:
+        """Back up, write ``files``, run ``configure``, test, reload; undo it all on failure.
+        Returns what :meth:`rollback` needs (``Installed.backup``)."""
         paths = [f.path for f in files]
         secret = {f.path: f.secret for f in files}
         try:
-            saved = self._backup([*paths, *self.extra_backups(request)])
+            saved = self._backup([*paths, *extra_backups])
         except DeployError as e:
             raise DeployError(f"{self.target}: cannot back up the current files before deploying "
-                              f"{request.hostname}, so nothing was changed: {e}") from e
+                              f"{what}, so nothing was changed: {e}") from e
         try:
             for f in files:
                 self.host.write(f.path, f.data, mode=self._mode(secret=f.secret), group=self.group)
-            for command in self.configure(request):
+            for command in configure:
                 self._run(command, f"{self.kind} configuration")
             check = self.check()
             if check is not None:
@@ -194,12 +201,8 @@ class MailDeployer(ABC):
             self._reload(paths)
         except DeployError as e:
             restored = self._undo(saved, secret, paths)
-            raise DeployError(f"{self.target}: deploying {request.hostname} failed: {e}; {restored}") from e
-        return Installed(
-            target=self.target,
-            verify=self.verify_targets(request),
-            backup={"files": saved, "secret": secret, "paths": paths},
-        )
+            raise DeployError(f"{self.target}: deploying {what} failed: {e}; {restored}") from e
+        return {"files": saved, "secret": secret, "paths": paths}
 
     def _undo(self, saved: Mapping[str, str | None], secret: Mapping[str, bool], paths: Sequence[str]) -> str:
         try:

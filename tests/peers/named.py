@@ -37,6 +37,7 @@ class Named:
         self.port = port or free_port()
         self.key_file = workdir / "tsig.key"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._added_address = False
 
     @property
     def server(self) -> str:
@@ -86,9 +87,19 @@ zone "{self.zone}" {{
         )
         return conf
 
+    def _add_address(self) -> None:
+        # named listens only on interface addresses; Linux routes 127/8 to lo without one
+        if self.address == "127.0.0.1":
+            return
+        shown = subprocess.run(["ip", "-o", "addr", "show", "dev", "lo"], capture_output=True, text=True).stdout
+        if f" {self.address}/" not in shown:
+            subprocess.run(["ip", "addr", "add", f"{self.address}/32", "dev", "lo"], check=True)
+            self._added_address = True
+
     def start(self) -> None:
         named = require_binary("named")
         conf = self._write()
+        self._add_address()
         log = open(self.workdir / "named.log", "ab")
         # -g: foreground, log to stderr; runs as the current user (root here) in workdir
         self.proc = subprocess.Popen(
@@ -151,6 +162,9 @@ zone "{self.zone}" {{
     def stop(self) -> None:
         stop_process(self.proc, 10)
         self.proc = None
+        if self._added_address:
+            subprocess.run(["ip", "addr", "del", f"{self.address}/32", "dev", "lo"], check=False)
+            self._added_address = False
 
 
 @contextmanager

@@ -85,6 +85,7 @@ def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str =
     """Start named and one Postfix per defect; ``records``: more zone lines; ``dns_address``:
     serve DNS on port 53 of that address (for a Postfix whose resolv.conf points there)."""
     ca = TestCA("partner")
+    root.mkdir(parents=True, exist_ok=True)
     trust = ca.write_root(root / "partner-root.pem")
     addresses = {d: free_loopback_address(25) for d in defects}
     with ExitStack() as stack:

@@ -13,9 +13,10 @@ from certmgr.dane import Tlsa, record_for
 from certmgr.partners.assess import accepted_names, judge, meets_level, name_matches
 from certmgr.partners.model import AddressFacts, DaneFacts, MxLookup, PartnerFacts, PartnerSpec, StsPolicy
 from certmgr.partners.mtasts import mx_allowed, parse_policy
-from certmgr.partners.policymap import HEADER, plan_map, postfix_line
+from certmgr.partners.policymap import plan
 from certmgr.probe import ProbeResult
 from certmgr.probe_facts import CertFacts
+from providers.deployers.tlspolicy import POSTFIX_HEADER, postfix_line, render_postfix_map
 from tests.peers.testca import TestCA
 
 NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
@@ -137,31 +138,36 @@ def test_mta_sts_policy() -> None:
 
 
 def test_policy_lines() -> None:
-    assert postfix_line(PartnerSpec("bank.example")) == "bank.example verify match=hostname"
-    assert postfix_line(PartnerSpec("bank.example", "verify", ("mx.bank.example", ".bank.example"))) == (
+    assert postfix_line(("bank.example", "verify", ())) == "bank.example verify match=hostname"
+    assert postfix_line(("bank.example", "verify", ("mx.bank.example", ".bank.example"))) == (
         "bank.example verify match=mx.bank.example:.bank.example")
-    assert postfix_line(PartnerSpec("bank.example", "secure")) == "bank.example secure match=nexthop:dot-nexthop"
-    assert postfix_line(PartnerSpec("bank.example", "encrypt")) == "bank.example encrypt"
-    assert postfix_line(PartnerSpec("bank.example", "dane-only")) == "bank.example dane-only"
+    assert postfix_line(("bank.example", "secure", ())) == "bank.example secure match=nexthop:dot-nexthop"
+    assert postfix_line(("bank.example", "encrypt", ())) == "bank.example encrypt"
+    assert postfix_line(("bank.example", "dane-only", ())) == "bank.example dane-only"
     with pytest.raises(ValueError, match="require must be one of"):
         PartnerSpec("bank.example", "must")
 
 
-def test_plan_enforces_only_what_meets_and_keeps_the_old_map_byte_for_byte() -> None:
-    a, b = PartnerSpec("a.example"), PartnerSpec("b.example", "encrypt")
-    first = plan_map([a, b], {"a.example": (True, []), "b.example": (True, [])}, "")
-    assert first.text == HEADER + "a.example verify match=hostname\nb.example encrypt\n"
-    old = first.text.replace("\n", "\n\n", 1)  # the same policy, a byte different from what we would write
-    c = PartnerSpec("c.example")
-    plan = plan_map([a, b, c], {"a.example": (True, []), "b.example": (True, []),
-                                "c.example": (False, ["mx2.c.example (192.0.2.7) does not offer STARTTLS"])}, old)
-    assert plan.text == old and not plan.changed(old)
-    assert plan.refused == ("not enforcing 'verify' for c.example (leaving it out of the map): mx2.c.example "
-                            "(192.0.2.7) does not offer STARTTLS — wait for the partner to fix it, lower require, "
-                            "or set force = true",)
-    # a partner that breaks keeps its old line; a removed partner leaves the map; force enforces anyway
-    stricter = PartnerSpec("b.example", "verify")
-    plan = plan_map([stricter, PartnerSpec("c.example", force=True)],
-                    {"b.example": (False, ["x"]), "c.example": (False, ["y"])}, old)
-    assert plan.text == HEADER + "b.example encrypt\nc.example verify match=hostname\n"
-    assert plan.enforced == ("c.example",)
+def test_plan_enforces_only_what_meets_the_level() -> None:
+    a, b = PartnerSpec("a.example", deploy=("edge",)), PartnerSpec("b.example", "encrypt", deploy=("edge", "out2"))
+    c, d = PartnerSpec("c.example", deploy=("edge",)), PartnerSpec("d.example", force=True, deploy=("edge",))
+    verdicts = {"a.example": (True, []), "b.example": (True, []), "d.example": (False, ["y"]),
+                "c.example": (False, ["mx2.c.example (192.0.2.7) does not offer STARTTLS: mail to c.example will "
+                                      "be deferred under 'verify'"])}
+    edge, out2 = plan([a, b, c, d], verdicts, ["edge", "out2"])
+    assert edge.entries == (("a.example", "verify", ()), ("b.example", "encrypt", ()), ("d.example", "verify", ()))
+    assert edge.keep == ("c.example",)
+    assert edge.refused == ("not enforcing 'verify' for c.example (its current policy stays): mx2.c.example "
+                            "(192.0.2.7) does not offer STARTTLS: mail to c.example will be deferred under 'verify' "
+                            "— wait for the partner to fix it, lower `require`, or set `force = true`",)
+    assert (out2.entries, out2.keep, out2.refused) == ((("b.example", "encrypt", ()),), (), ())
+
+
+def test_rendered_map_keeps_refused_lines_and_old_bytes() -> None:
+    first = render_postfix_map([("a.example", "verify", ()), ("b.example", "encrypt", ())], [], "")
+    assert first == POSTFIX_HEADER + "a.example verify match=hostname\nb.example encrypt\n"
+    old = first.replace("\n", "\n\n", 1)  # the same policy, a byte different from what we would write
+    assert render_postfix_map([("a.example", "verify", ()), ("b.example", "encrypt", ())], ["c.example"], old) == old
+    # b breaks under a stricter level: its old line stays; a is removed from the config; c forced
+    again = render_postfix_map([("c.example", "verify", ())], ["b.example"], old)
+    assert again == POSTFIX_HEADER + "b.example encrypt\nc.example verify match=hostname\n"
