@@ -57,7 +57,7 @@ def _zone_records(zone: str, addresses: dict[str, str], extra: str) -> str:
     lines.append("multi IN MX 10 mx.good\nmulti IN MX 20 mx.nostarttls\n")
     lines.append("nullmx IN MX 0 .\n")
     lines.append(f"nomx IN A {addresses['good']}\n")
-    return "".join(lines) + extra
+    return "".join(lines) + extra.format_map(addresses)
 
 
 def _peer(root: Path, ca: TestCA, defect: str, zone: str, address: str) -> PostfixPeer:
@@ -82,7 +82,8 @@ def _peer(root: Path, ca: TestCA, defect: str, zone: str, address: str) -> Postf
 @contextmanager
 def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str = ZONE, records: str = "",
                   dns_address: str | None = None) -> Iterator[PartnerWorld]:
-    """Start named and one Postfix per defect; ``records``: more zone lines; ``dns_address``:
+    """Start named and one Postfix per defect; ``records``: more zone lines (``{good}`` etc. stand
+    for the partner MTAs' addresses); ``dns_address``:
     serve DNS on port 53 of that address (for a Postfix whose resolv.conf points there)."""
     ca = TestCA("partner")
     root.mkdir(parents=True, exist_ok=True)
