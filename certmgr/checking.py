@@ -9,6 +9,7 @@ Results are stored so `status` shows the last probe.
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +19,14 @@ from cryptography import x509
 
 from certmgr import dane
 from certmgr.dnscheck import DnsFacts, address_problem, resolve
-from certmgr.errors import UsageError
+from certmgr.errors import StateError, UsageError
 from certmgr.probe import probe
 from certmgr.probe_assess import to_json
 from certmgr.runtime import Runtime
 from certmgr.store import utcnow
 from certmgr.store.models import ProbeResult
+
+log = logging.getLogger("certmgr.checking")
 
 EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 _RANK = ["ok", "unknown", "warning", "critical"]
@@ -76,6 +79,9 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
     s = rt.config.settings
     todo = targets(rt, specs)
     managed = _managed_sha256s(rt)
+    not_stored = rt.store.cannot_write()
+    if not_stored:
+        log.warning("probe results are not stored (status keeps the previous ones): %s", not_stored)
 
     def one(t: Target) -> dict[str, Any]:
         result = probe(t.host, t.port, servername=t.expected, trust_file=s.trust, key_alg=t.key_alg,
@@ -88,15 +94,24 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
             _add_dns(report, resolve(t.managed, s.resolver), t.host)
             if rt.config.mta(t.managed).dane and result.leaf_der:
                 _add_dane(report, t.managed, result.leaf_der, result.chain_der, s.resolver)
-        rt.store.add_probe(ProbeResult(
-            hostname=t.managed, target=report["target"], ts=now, status=report["status"],
-            problems=json.dumps(report["problems"]),
-            served_sha256=(report.get("certificate") or {}).get("sha256"), report=json.dumps(report),
-        ))
+        if not not_stored:
+            _store(rt, ProbeResult(
+                hostname=t.managed, target=report["target"], ts=now, status=report["status"],
+                problems=json.dumps(report["problems"]),
+                served_sha256=(report.get("certificate") or {}).get("sha256"), report=json.dumps(report),
+            ))
         return report
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(todo)))) as pool:
         return list(pool.map(one, todo))
+
+
+def _store(rt: Runtime, row: ProbeResult) -> None:
+    """Keep the result for `status`; a probe that worked is still reported when the disk fails."""
+    try:
+        rt.store.add_probe(row)
+    except StateError as e:
+        log.warning("probe result of %s not stored: %s", row.target, e)
 
 
 def _add_dns(report: dict[str, Any], facts: DnsFacts, probed_host: str) -> None:

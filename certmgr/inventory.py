@@ -17,9 +17,8 @@ def _iso(dt: datetime | None) -> str | None:
 def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for mta, slot in rt.sync_inventory():
-        assert slot.id is not None
         v = rt.store.version(slot.current_version_id)
-        dep = rt.store.last_deployment(slot.id)
+        dep = rt.store.last_deployment(slot.id) if slot.id is not None else None
         probe = rt.store.last_probe(mta.hostname)
         alg, bits = KEY_TYPES[slot.key_type]
         rows.append({

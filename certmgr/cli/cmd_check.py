@@ -9,7 +9,7 @@ from certmgr.cli.common import print_json, print_table, runtime
 
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
+    rt = runtime(args, read_only=True)
     try:
         reports = check(rt, args.targets)
     finally:

@@ -10,7 +10,7 @@ from certmgr.store import utcnow
 
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
+    rt = runtime(args, read_only=True)
     try:
         rows = status_rows(rt, utcnow())
     finally:

@@ -16,10 +16,11 @@ def config(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config))
 
 
-def runtime(args: argparse.Namespace) -> Any:
+def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Any:
+    """The runtime of a command; ``read_only`` for commands that must work on a full disk."""
     from certmgr.runtime import Runtime
 
-    return Runtime(config(args))
+    return Runtime(config(args), read_only=read_only)
 
 
 def is_tty() -> bool:

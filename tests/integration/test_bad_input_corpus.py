@@ -382,3 +382,42 @@ def test_read_only_state_dir(pebble: Pebble, tmp_path: Path, mounts: Mounts) -> 
     assert_refused_cleanly(r, state, snap, "read-only")
     mounts.undo()
     assert current(config)["serial"] == before["serial"]
+
+
+READ_ONLY_COMMANDS = (("status", "--json"), ("check", "--json"), ("metrics",), ("calendar",), ("providers",),
+                      ("validate",))
+
+
+@pytest.mark.parametrize("how", ["disk-full", "read-only"])
+def test_read_only_commands_work_without_a_writable_state_dir(how: str, pebble: Pebble, tmp_path: Path,
+                                                              mounts: Mounts) -> None:
+    """`status`, `check`, `metrics`, `calendar`, `providers` and `validate` only read: a full disk or a
+    read-only state dir must not stop them (the probe result is not stored, and `check` says so)."""
+    state = tmp_path / "state"
+    if how == "disk-full":
+        mounts.tmpfs(state, "4m")
+    config = write_config(tmp_path, pebble, state=state)
+    # nothing listens on port 1: the probe is refused at once (UNKNOWN, or WARNING when the name
+    # does not resolve here; never CRITICAL, whose exit 2 the disk error used to take)
+    config.write_text(config.read_text() + 'smtp = "127.0.0.1:1"\n')
+    issue(config)
+    before = current(config)
+    if how == "disk-full":
+        fill_up(state)
+    else:
+        mounts.read_only(state)
+    snap = snapshot(state)
+    for args in READ_ONLY_COMMANDS:
+        r = run_cli(config, *args)
+        assert r.returncode in ((1, 3) if args[0] == "check" else (0,)), f"{args}: exit {r.returncode}\n{r.stderr}"
+        assert "Traceback" not in r.stderr and "disk I/O error" not in r.stderr, r.stderr
+        if args[0] == "status":
+            assert json.loads(r.stdout)[0]["serial"] == before["serial"]
+        if args[0] == "check":
+            assert json.loads(r.stdout)[0]["status"] in ("unknown", "warning")
+            assert "not stored" in r.stderr, r.stderr
+        if args[0] == "metrics":
+            assert "certmgr_certificate_" in r.stdout, r.stdout
+    files = {k: v for k, v in state_digest(state).items() if k != "filler"}
+    assert files == {k: v for k, v in snap[0].items() if k != "filler"}, "state files changed"
+    assert state_fingerprint(state)["certmgr.db"] == snap[1], "database changed"
