@@ -20,6 +20,7 @@ from cryptography import x509
 from certmgr import dane
 from certmgr.dnscheck import DnsFacts, address_problem, resolve
 from certmgr.errors import StateError, UsageError
+from certmgr.interfaces import protocol_for
 from certmgr.probe import probe
 from certmgr.probe_assess import to_json
 from certmgr.runtime import Runtime
@@ -39,6 +40,8 @@ class Target:
     expected: str | None  # the MTA hostname to judge against
     managed: str | None  # configured MTA this target belongs to
     key_alg: str | None = None
+    protocol: str = "smtp"  # smtp | imap | pop3
+    implicit_tls: bool = False
 
 
 def targets(rt: Runtime, specs: list[str]) -> list[Target]:
@@ -46,7 +49,8 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
         out = []
         for mta in rt.config.mtas:
             algs = [None] if len(mta.key_types) == 1 else ["rsa", "ecdsa"]
-            out += [Target(mta.smtp_host, mta.smtp_port, mta.hostname, mta.hostname, a) for a in algs]
+            out += [Target(mta.smtp_host, mta.smtp_port, mta.hostname, mta.hostname, a, mta.probe_protocol,
+                           mta.probe_implicit_tls) for a in algs]
         return out
     out = []
     for spec in specs:
@@ -56,10 +60,14 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
         except ValueError:
             raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
         known = next((m for m in rt.config.mtas if m.hostname == host.lower().rstrip(".")), None)
-        if known is not None:
-            out.append(Target(known.smtp_host, port or known.smtp_port, known.hostname, known.hostname))
+        if known is not None and port in (None, known.smtp_port):
+            out.append(Target(known.smtp_host, known.smtp_port, known.hostname, known.hostname, None,
+                              known.probe_protocol, known.probe_implicit_tls))
+        elif known is not None:
+            assert port is not None
+            out.append(Target(known.smtp_host, port, known.hostname, known.hostname, None, *protocol_for(port)))
         else:
-            out.append(Target(host, port or 25, host.lower().rstrip("."), None))
+            out.append(Target(host, port or 25, host.lower().rstrip("."), None, None, *protocol_for(port or 25)))
     return out
 
 
@@ -84,8 +92,8 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
         log.warning("probe results are not stored (status keeps the previous ones): %s", not_stored)
 
     def one(t: Target) -> dict[str, Any]:
-        result = probe(t.host, t.port, servername=t.expected, trust_file=s.trust, key_alg=t.key_alg,
-                       implicit_tls=None)
+        result = probe(t.host, t.port, protocol=t.protocol, servername=t.expected, trust_file=s.trust,
+                       key_alg=t.key_alg, implicit_tls=t.implicit_tls)
         shas = managed.get(t.managed) if t.managed else None
         report = to_json(result, expected_hostname=t.expected, managed_sha256s=shas,
                          warn_days=s.warning_days, crit_days=s.critical_days, now=now)
