@@ -148,9 +148,9 @@ def _add_dane(report: dict[str, Any], hostname: str, leaf_der: bytes, chain_der:
         report["status"] = "critical"
 
 
-def probe_all(rt: Runtime) -> list[dict[str, Any]]:
+def probe_all(rt: Runtime, now: datetime | None = None) -> list[dict[str, Any]]:
     """Probe every configured MTA (the daemon's probe job)."""
-    return check(rt, [])
+    return check(rt, [], now)
 
 
 def exit_code(reports: list[dict[str, Any]]) -> int:

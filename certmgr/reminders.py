@@ -166,7 +166,7 @@ def _queue(ctx: _Ctx, slot: ManagedCert, vkey: str, kind: str, notifier: str, ms
         ctx.out.append(ReminderOutcome(slot.hostname, slot.key_alg, notifier, kind, "would-queue",
                                        msg.subject))
         return
-    if queue.queue_reminder(ctx.rt.store, slot.id, vkey, kind, notifier, _dump(msg), ctx.now):
+    if queue.queue_reminder(ctx.rt.store, slot.id, vkey, kind, notifier, dump_message(msg), ctx.now):
         log.info("%s (%s): queued %s reminder for [notify.%s] (serial %s)", slot.hostname, slot.key_alg, kind,
                  notifier, vkey)
 
@@ -318,7 +318,7 @@ def _stale(rt: Runtime, r: Reminder, slot: ManagedCert | None) -> str | None:
     return None
 
 
-def _dump(msg: Message) -> str:
+def dump_message(msg: Message) -> str:
     data: dict[str, Any] = {
         "subject": msg.subject, "text": msg.text, "html": msg.html, "severity": msg.severity,
         "hostname": msg.hostname, "facts": dict(msg.facts),
