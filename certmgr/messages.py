@@ -179,6 +179,26 @@ def probe_message(hostname: str, kind: str, status: str, findings: list[ProbeFin
                                        for f in findings], "fix_commands": [command]})
 
 
+def database_lost_message(node: str, what: str, state_dir: str, config_path: str, now: datetime) -> Message:
+    """The daemon's database file was removed or replaced under it: it stopped."""
+    cfg = shlex.quote(config_path)
+    subject = f"[certmgr] DAEMON STOPPED on {node}: its database was removed or replaced"
+    commands = [f"certmgr -c {cfg} recover", f"certmgr -c {cfg} status", "systemctl restart certmgr"]
+    intro = [f"{what} while certmgr was running on {node}.",
+             "The daemon stopped so that it does not order every certificate again on an empty inventory "
+             "(new keys, broken DANE records). Until the inventory is rebuilt, every command that writes "
+             "refuses to run.",
+             f"The keys and certificates are still in {state_dir}; rebuild the inventory from them:"]
+    text = [*intro, "", *(f"    {c}" for c in commands), "", f"-- certmgr, {_utc(now)}"]
+    esc = html.escape
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n<body>\n"
+            + "\n".join(f"<p>{esc(p)}</p>" for p in intro)
+            + f"\n<pre>{esc(chr(10).join(commands))}</pre>\n<p><small>certmgr, {esc(_utc(now))}</small></p>\n"
+            + "</body></html>\n")
+    return Message(subject=subject, text="\n".join(text) + "\n", html=page, severity="critical", hostname=None,
+                   facts={"kind": "database_lost", "node": node, "what": what, "fix_commands": commands})
+
+
 # --------------------------------------------------------------------------
 
 

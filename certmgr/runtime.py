@@ -46,6 +46,7 @@ class Runtime:
         state = StateDir(config.settings.state_dir)
         self.state = state if read_only and state.root.is_dir() else state.ensure()
         self.store = Store(config.settings.database, read_only=read_only)
+        self.read_only = read_only
         self.providers = Providers(config)
         self.node = node or node_id()
         self._synced = False
@@ -60,7 +61,7 @@ class Runtime:
         The config is written into the store once per Runtime (one transaction per slot); later
         calls read every slot back in a single query, so callers may ask often.
         """
-        if self.store.read_only:
+        if self.read_only:
             return self._read_inventory()
         if not self._synced:
             for mta in self.config.mtas:

@@ -188,6 +188,11 @@ class Store:
             q = select(CertVersion).where(CertVersion.managed_id == slot_id).order_by(col(CertVersion.id).desc())
             return list(s.exec(q))
 
+    def has_versions(self) -> bool:
+        """Has any certificate ever been recorded?"""
+        with session_scope(self.engine) as s:
+            return s.exec(select(CertVersion.id).limit(1)).first() is not None
+
     def version_by_sha256(self, sha256: str) -> CertVersion | None:
         with session_scope(self.engine) as s:
             return s.exec(select(CertVersion).where(CertVersion.sha256 == sha256)).first()

@@ -421,3 +421,51 @@ def test_read_only_commands_work_without_a_writable_state_dir(how: str, pebble: 
     files = {k: v for k, v in state_digest(state).items() if k != "filler"}
     assert files == {k: v for k, v in snap[0].items() if k != "filler"}, "state files changed"
     assert state_fingerprint(state)["certmgr.db"] == snap[1], "database changed"
+
+
+# -- a deleted database ------------------------------------------------------------------
+
+
+def test_deleted_database_is_refused_until_recovered(pebble: Pebble, tmp_path: Path) -> None:
+    """With keys and certificates in the state dir but an empty database, writing commands refuse
+    (they would order everything again with new keys); `recover` rebuilds the inventory."""
+    state = tmp_path / "state"
+    config = write_config(tmp_path, pebble, state=state)
+    issue(config)
+    r = run_cli(config, "renew", "--force", HOST)  # a second version: history to rebuild
+    assert r.returncode == 0, r.stderr
+    before = current(config)
+    keys = {p.name: p.read_bytes() for p in state.glob(f"keys/{HOST}/*.pem")}
+    certs = sorted(p.name for p in state.glob(f"certs/{HOST}/rsa/*"))
+    assert len(keys) == 2 and len(certs) == 2
+    for p in state.glob("certmgr.db*"):
+        p.unlink()
+    assert current(config)["serial"] is None  # status reads an empty inventory and writes none
+
+    for args in (("renew",), ("renew", "--force", HOST), ("deploy",), ("remind",)):
+        r = run_cli(config, *args)
+        assert r.returncode == 2, f"{args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+        assert "certmgr recover" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in state.glob(f"certs/{HOST}/rsa/*")) == certs, "nothing ordered"
+
+    r = run_cli(config, "recover", "--json")
+    assert r.returncode == 0, r.stderr
+    (done,) = json.loads(r.stdout)
+    assert done["versions_added"] == 2 and done["current_serial"] == before["serial"], done
+    again = run_cli(config, "recover", "--json")  # idempotent
+    assert json.loads(again.stdout)[0]["versions_added"] == 0, again.stdout
+
+    after = current(config)
+    assert (after["serial"], after["sha256"], after["not_after"]) == \
+        (before["serial"], before["sha256"], before["not_after"])
+    r = run_cli(config, "renew", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [o["action"] for o in json.loads(r.stdout)] == ["not-due"], r.stdout
+    assert current(config)["serial"] == before["serial"]
+    assert {p.name: p.read_bytes() for p in state.glob(f"keys/{HOST}/*.pem")} == keys, "keys changed"
+    assert sorted(p.name for p in state.glob(f"certs/{HOST}/rsa/*")) == certs
+    con = sqlite3.connect(f"file:{state / 'certmgr.db'}?mode=ro", uri=True)
+    try:
+        assert con.execute("SELECT count(*) FROM cert_version").fetchone()[0] == 2
+    finally:
+        con.close()
