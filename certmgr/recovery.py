@@ -6,7 +6,8 @@ deleted or replaced by an empty one, a run that trusted it would order every cer
 with new keys (breaking DANE pins, wasting CA rate limits) while the MTAs keep serving the old
 ones.  So every command that writes first checks :func:`lost_inventory` and refuses; `recover`
 reads the files back: one version per stored certificate (with the key that matches it), the
-newest valid one with its key and the configured names made current, and the ACME account keys.
+newest valid one with its key and the configured names made current (also over an older current
+one, as after restoring an old backup of the database), and the ACME account keys.
 Running it again changes nothing.
 """
 
@@ -96,13 +97,14 @@ def recover(rt: Runtime, now: datetime) -> list[Recovered]:
             added += 1
         slot_id = slot.id
         current = rt.store.version(rt.store.slot(slot_id).current_version_id)
-        if current is None:
-            current = _best(rt.store.versions(slot_id), mta.all_names, now)
-            if current is not None:
-                assert current.id is not None
-                rt.store.update_slot(slot_id, current_version_id=current.id, state="issued", last_result="success",
-                                     attempts=0, last_error=None, next_retry_at=None,
-                                     renew_at=renew_at_for(mta, current, f"{host}/{alg}/{current.serial}"))
+        best = _best(rt.store.versions(slot_id), mta.all_names, now)
+        # none yet (a deleted database), or an older one (a database restored from an old backup)
+        if best is not None and (current is None or best.not_before > current.not_before):
+            current = best
+            assert current.id is not None
+            rt.store.update_slot(slot_id, current_version_id=current.id, state="issued", last_result="success",
+                                 attempts=0, last_error=None, next_retry_at=None,
+                                 renew_at=renew_at_for(mta, current, f"{host}/{alg}/{current.serial}"))
         if added:
             rt.store.log("recovered", host, alg, {"versions": added, "current": current.serial if current else None})
         out.append(Recovered(host, alg, added, current.serial if current else None,

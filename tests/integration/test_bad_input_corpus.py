@@ -469,3 +469,28 @@ def test_deleted_database_is_refused_until_recovered(pebble: Pebble, tmp_path: P
         assert con.execute("SELECT count(*) FROM cert_version").fetchone()[0] == 2
     finally:
         con.close()
+
+
+def test_recover_after_restoring_an_old_backup_makes_the_newest_certificate_current(
+        pebble: Pebble, tmp_path: Path) -> None:
+    """A database restored from before the last renewal points at the older certificate, while the
+    MTAs serve the newer one: `recover` records the newer one and makes it current again."""
+    state = tmp_path / "state"
+    config = write_config(tmp_path, pebble, state=state)
+    issue(config)
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(f"file:{state / 'certmgr.db'}?mode=ro", uri=True) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    r = run_cli(config, "renew", "--force", HOST)
+    assert r.returncode == 0, r.stderr
+    newest = current(config)["serial"]
+    for p in state.glob("certmgr.db*"):
+        p.unlink()
+    shutil.copy(backup, state / "certmgr.db")
+    assert current(config)["serial"] != newest  # the backup's current certificate
+
+    r = run_cli(config, "recover", "--json")
+    assert r.returncode == 0, r.stderr
+    (done,) = json.loads(r.stdout)
+    assert (done["versions_added"], done["current_serial"]) == (1, newest), done
+    assert current(config)["serial"] == newest
