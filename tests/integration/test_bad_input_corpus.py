@@ -385,14 +385,15 @@ def test_read_only_state_dir(pebble: Pebble, tmp_path: Path, mounts: Mounts) -> 
 
 
 READ_ONLY_COMMANDS = (("status", "--json"), ("check", "--json"), ("metrics",), ("calendar",), ("providers",),
-                      ("validate",))
+                      ("validate",), ("remind", "--dry-run"))
 
 
 @pytest.mark.parametrize("how", ["disk-full", "read-only"])
 def test_read_only_commands_work_without_a_writable_state_dir(how: str, pebble: Pebble, tmp_path: Path,
                                                               mounts: Mounts) -> None:
-    """`status`, `check`, `metrics`, `calendar`, `providers` and `validate` only read: a full disk or a
-    read-only state dir must not stop them (the probe result is not stored, and `check` says so)."""
+    """`status`, `check`, `metrics`, `calendar`, `providers`, `validate` and `remind --dry-run` only read:
+    a full disk or a read-only state dir must not stop them (the probe result is not stored, and
+    `check` says so)."""
     state = tmp_path / "state"
     if how == "disk-full":
         mounts.tmpfs(state, "4m")
