@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from certmgr.cli.common import print_json, print_table, runtime
 from certmgr.inventory import status_rows
@@ -10,11 +11,16 @@ from certmgr.store import utcnow
 
 
 def run(args: argparse.Namespace) -> int:
+    from certmgr.recovery import lost_inventory
+
     rt = runtime(args, read_only=True)
     try:
         rows = status_rows(rt, utcnow())
+        lost = lost_inventory(rt)
     finally:
         rt.close()
+    if lost:
+        print(f"certmgr status: warning: {lost}", file=sys.stderr)
     if args.json:
         print_json(rows)
         return 0

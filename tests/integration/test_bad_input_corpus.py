@@ -441,7 +441,9 @@ def test_deleted_database_is_refused_until_recovered(pebble: Pebble, tmp_path: P
     assert len(keys) == 2 and len(certs) == 2
     for p in state.glob("certmgr.db*"):
         p.unlink()
-    assert current(config)["serial"] is None  # status reads an empty inventory and writes none
+    seen = run_cli(config, "status", "--json")  # reads the empty inventory, writes none, says what to do
+    assert seen.returncode == 0 and json.loads(seen.stdout)[0]["serial"] is None, seen.stderr
+    assert "certmgr recover" in seen.stderr, seen.stderr
 
     for args in (("renew",), ("renew", "--force", HOST), ("deploy",), ("remind",)):
         r = run_cli(config, *args)
