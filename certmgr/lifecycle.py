@@ -280,5 +280,5 @@ def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: Certm
     rt.store.log("renewal_failed", slot.hostname, slot.key_alg,
                  {"error": str(err), "permanent": permanent, "attempt": attempts, "next_retry": at.isoformat()})
     log.warning("%s (%s): renewal failed (attempt %d, next try %s): %s",
-                slot.hostname, slot.key_alg, attempts, at.strftime("%Y-%m-%d %H:%M"), err)
+                slot.hostname, slot.key_alg, attempts, at.strftime("%Y-%m-%d %H:%M UTC"), err)
     return Outcome(slot.hostname, slot.key_alg, "failed", str(err))

@@ -95,6 +95,11 @@ class EmailNotifier:
         return cls(EmailConfig(name, host, port, sender, to, tls, starttls, tls_verify, username,
                                password, timeout, helo, env.trust_file))
 
+    @property
+    def destinations(self) -> frozenset[str]:
+        """The recipients, as ``mailto:`` addresses (lower case)."""
+        return frozenset(f"mailto:{parseaddr(a)[1].lower()}" for a in self.config.to)
+
     # ----------------------------------------------------------------------
 
     def send(self, message: Message) -> None:
