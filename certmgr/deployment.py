@@ -122,6 +122,10 @@ def _deploy_one(rt: Runtime, mta: MtaConfig, name: str, request: DeployRequest, 
     except CertmgrError as e:  # a provider that cannot even start (bad host, missing binary)
         outcome = DeployOutcome(target=name, ok=False, rolled_back=False, reason=str(e), served_sha256s={},
                                 verified_at=None)
+    except Exception as e:  # the per-deployment boundary: the slot never stays in "deploying"
+        log.exception("%s: deploying to %s failed unexpectedly", mta.hostname, name)
+        outcome = DeployOutcome(target=name, ok=False, rolled_back=False, served_sha256s={}, verified_at=None,
+                                reason=f"{name}: internal error while deploying: {e.__class__.__name__}: {e}")
     checkpoint("deployed")
     result = "verified" if outcome.ok else ("rolled_back" if outcome.rolled_back else "failed")
     rt.store.log("deploy_served", mta.hostname, None, {"target": name, "served": outcome.served_sha256s})

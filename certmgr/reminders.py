@@ -551,7 +551,7 @@ def send_pending(rt: Runtime, now: datetime, out: list[ReminderOutcome],
             continue
         try:
             rt.providers.notifier(r.notifier).send(_load(r.payload))
-        except CertmgrError as e:
+        except Exception as e:  # the per-message boundary: one broken notifier never stops the others
             err = str(e) if isinstance(e, NotifyError) else f"{e.__class__.__name__}: {e}"
             queue.mark_failed(rt.store, r.id, rt.node, err)
             down[r.notifier] = err

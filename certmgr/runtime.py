@@ -43,8 +43,7 @@ class Runtime:
         """``read_only``: for commands that only read (status, check, metrics, calendar); the
         state dir and database are not written, so they work on a full or read-only disk."""
         self.config = config
-        state = StateDir(config.settings.state_dir)
-        self.state = state if read_only and state.root.is_dir() else state.ensure()
+        self.state = StateDir(config.settings.state_dir).ensure()  # checks an existing one, never changes it
         self.store = Store(config.settings.database, read_only=read_only)
         self.read_only = read_only
         self.providers = Providers(config)

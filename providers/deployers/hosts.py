@@ -34,6 +34,11 @@ class Completed:
 class Host(Protocol):
     label: str  # "local" or "ssh://user@host:port"
 
+    @property
+    def privileged(self) -> bool:
+        """Commands run as root there (so those reserved to root, like ``postfix check``, work)."""
+        ...
+
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             stdin: bytes | None = None, timeout: float = 120.0) -> Completed: ...
 
@@ -55,6 +60,10 @@ def _tail(text: str, limit: int = 600) -> str:
 
 class LocalHost:
     label = "local"
+
+    @property
+    def privileged(self) -> bool:
+        return os.geteuid() == 0
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             stdin: bytes | None = None, timeout: float = 120.0) -> Completed:
@@ -123,6 +132,10 @@ class SshHost:
         if identity is not None:
             self._ssh += ["-i", str(identity), "-o", "IdentitiesOnly=yes"]
         self._ssh += ["-l", user, "--", host]
+
+    @property
+    def privileged(self) -> bool:
+        return self.user == "root"
 
     def shell(self, script: str, *, stdin: bytes | None = None, timeout: float = 120.0) -> Completed:
         try:

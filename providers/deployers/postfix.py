@@ -9,12 +9,15 @@ main.cf must already point at the files), ``reload_command`` (default
 
 Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.pem``, each holding key, leaf and
 chain, for ``smtpd_tls_chain_files``: key and certificate change in one rename,
-so a reload never sees a mismatched pair.  Config test: ``postfix -c <dir> check``.
+so a reload never sees a mismatched pair.  Config test: ``postfix -c <dir> check`` when the
+deployer runs as root there; otherwise ``postconf -c <dir> -n`` (``postfix check`` is for root
+only), which reports syntax errors in main.cf and master.cf with file and line.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Self
 
 from certmgr.interfaces import DeployRequest, Options, ProviderEnv
@@ -30,7 +33,8 @@ from providers.deployers.base import (
 
 
 class PostfixDeployer(MailDeployer):
-    description = "Postfix: key+cert+chain per algorithm for smtpd_tls_chain_files, postfix check, reload"
+    description = ("Postfix: key+cert+chain per algorithm for smtpd_tls_chain_files, postfix check "
+                   "(postconf when unprivileged), reload")
     kind = "postfix"
 
     def __init__(self, name: str, hosting: HostOptions, *, config_dir: str, cert_dir: str,
@@ -77,7 +81,22 @@ class PostfixDeployer(MailDeployer):
         return [Command(("postconf", "-c", self.config_dir, "-e", f"smtpd_tls_chain_files = {files}"))]
 
     def check(self) -> Command:
-        return Command(("postfix", "-c", self.config_dir, "check"))
+        # `postfix check` is the full test but only root may run it (as anyone else it exits 1
+        # and says nothing); `postconf` parses main.cf and master.cf as Postfix will, names the
+        # file and line of a syntax error on stderr, and needs only read access.
+        if self.host.privileged:
+            return Command(("postfix", "-c", self.config_dir, "check"))
+        return Command(("postconf", "-c", self.config_dir, "-n"))
+
+    def silent_failure(self, command: Command) -> str:
+        if PurePosixPath(command.argv[0]).name != "postfix":
+            return super().silent_failure(command)
+        if self.host.privileged:
+            return "it printed nothing: Postfix writes the reason to its mail log (maillog_file or syslog)"
+        return ("it printed nothing: the postfix command writes its reasons to the mail log, and its "
+                "check and reload are for root only, while certmgr does not run as root here; set "
+                'reload_command, e.g. ["sudo", "-n", "/usr/sbin/postfix", "-c", '
+                f'"{self.config_dir}", "reload"] with a sudoers rule for exactly that command')
 
     def reload(self, paths: Sequence[str]) -> list[Command]:
         return [Command(self.reload_command)]
