@@ -97,7 +97,8 @@ def deploy_mta(rt: Runtime, mta: MtaConfig) -> list[DeployReport]:
         blocked = dane_problems(rt, mta, bundles)
         if blocked:
             return [_record(rt, mta, name, pairs, utcnow(), "blocked", blocked, None) for name in mta.deploy]
-        request = DeployRequest(mta.hostname, bundles, VerifyTarget(mta.smtp_host, mta.smtp_port))
+        request = DeployRequest(mta.hostname, bundles, VerifyTarget(mta.smtp_host, mta.smtp_port, mta.probe_protocol,
+                                                                  mta.probe_implicit_tls))
         probe_fn = make_probe_fn(mta.hostname, trust_file=rt.config.settings.trust)
         reports = []
         for name in mta.deploy:

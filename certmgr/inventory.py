@@ -18,13 +18,14 @@ def _iso(dt: datetime | None) -> str | None:
 def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for mta, slot in rt.sync_inventory():
-        assert slot.id is not None
         v = rt.store.version(slot.current_version_id)
-        dep = rt.store.last_deployment(slot.id)
+        dep = rt.store.last_deployment(slot.id) if slot.id is not None else None
         probe = rt.store.last_probe(mta.hostname)
         alg, bits = KEY_TYPES[slot.key_type]
-        history = rt.store.versions(slot.id)
-        served_sha, seen = _served(rt, slot.id, slot.key_alg, len(mta.key_types) > 1, history)
+        # a slot not stored yet (a read-only run before the first write) has no history
+        history = rt.store.versions(slot.id) if slot.id is not None else []
+        served_sha, seen = (_served(rt, slot.id, slot.key_alg, len(mta.key_types) > 1, history)
+                            if slot.id is not None else (None, None))
         served = next((h for h in history if h.sha256 == served_sha), None)
         deployed = bool(v and served_sha == v.sha256 and v.revoked_at is None)
         rows.append({

@@ -45,8 +45,9 @@ def export_csr(rt: Runtime, host: str, key_alg: str | None = None, *,
                force: bool = False) -> list[tuple[str, bytes]]:
     """[(key_alg, CSR PEM)] for the host's slots; the keys stay in the state dir."""
     out = []
+    # refused from the config alone, before the inventory is touched
+    _manual_only(rt, rt.config.mta(host), "csr", force)
     for mta, slot in rt.select([host]):
-        _manual_only(rt, mta, "csr", force)
         if key_alg and slot.key_alg != key_alg:
             continue
         slot_id = slot.id

@@ -40,10 +40,13 @@ def owner_is_dead(owner: str) -> bool:
 
 
 class Runtime:
-    def __init__(self, config: Config, *, node: str | None = None) -> None:
+    def __init__(self, config: Config, *, node: str | None = None, read_only: bool = False) -> None:
+        """``read_only``: for commands that only read (status, check, metrics, calendar); the
+        state dir and database are not written, so they work on a full or read-only disk."""
         self.config = config
-        self.state = StateDir(config.settings.state_dir).ensure()
-        self.store = Store(config.settings.database)
+        self.state = StateDir(config.settings.state_dir).ensure()  # checks an existing one, never changes it
+        self.store = Store(config.settings.database, read_only=read_only)
+        self.read_only = read_only
         self.providers = Providers(config)
         self.node = node or node_id()
         self._synced = False
@@ -58,6 +61,8 @@ class Runtime:
         The config is written into the store once per Runtime (one transaction per slot); later
         calls read every slot back in a single query, so callers may ask often.
         """
+        if self.read_only:
+            return self._read_inventory()
         if not self._synced:
             for mta in self.config.mtas:
                 for kt in mta.key_types:
@@ -65,6 +70,19 @@ class Runtime:
             self._synced = True
         rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
         return [(mta, rows[(mta.hostname, KEY_TYPES[kt][0])]) for mta in self.config.mtas for kt in mta.key_types]
+
+    def _read_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
+        """sync_inventory without writing: a slot not in the store yet is shown as planned."""
+        rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
+        out = []
+        for mta in self.config.mtas:
+            for kt in mta.key_types:
+                alg = KEY_TYPES[kt][0]
+                slot = rows.get((mta.hostname, alg)) or ManagedCert(
+                    hostname=mta.hostname, key_alg=alg, key_type=kt, names=json.dumps(list(mta.all_names)),
+                    issuer=mta.issuer, state="planned")
+                out.append((mta, slot))
+        return out
 
     def select(self, hosts: list[str]) -> list[tuple[MtaConfig, ManagedCert]]:
         """Slots of the named hosts (all when none named); unknown names are a UsageError."""

@@ -8,6 +8,7 @@ are never cut short.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,11 +20,16 @@ COLUMNS = ["hostname", "key", "issuer", "serial", "expires", "days", "state", "r
 
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
+    from certmgr.recovery import lost_inventory
+
+    rt = runtime(args, read_only=True)
     try:
         rows = status_rows(rt, utcnow())
+        lost = lost_inventory(rt)
     finally:
         rt.close()
+    if lost:
+        print(f"certmgr status: warning: {lost}", file=sys.stderr)
     if args.json:
         print_json(rows)
         return 0
