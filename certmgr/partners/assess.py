@@ -3,10 +3,11 @@
 Pure functions of the facts and ``now``.  The rules are those of Postfix's SMTP
 client at each level (``smtp_tls_security_level``):
 
-- ``encrypt``: STARTTLS is offered and a TLS 1.2+ handshake succeeds (TLS 1.0/1.1
-  are refused by OpenSSL's default configuration on current systems);
-- ``verify``: also a chain to a trusted root, not expired, and a name that matches
-  the MX hostname (or a ``match`` name);
+- ``encrypt``: STARTTLS is offered and a TLS handshake succeeds (TLS 1.0/1.1 still
+  succeed with an anonymous cipher, as ``posttls-finger`` shows, but are a warning);
+- ``verify``: also TLS 1.2 or later (OpenSSL 3 refuses the older protocols'
+  certificate signatures), a chain to a trusted root, not expired, and a name
+  that matches the MX hostname (or a ``match`` name);
 - ``secure``: the same, matched against ``match`` or the partner domain and its
   subdomains (the MX name from insecure DNS is not trusted);
 - ``dane``: a DNSSEC-validated TLSA RRset must match the certificate; without one
@@ -75,11 +76,17 @@ def judge_address(a: AddressFacts, *, level: str, domain: str, match: tuple[str,
         return False, [(CRITICAL, f"{where} does not offer STARTTLS: {deferred}")]
     if p.error is not None:
         return False, [(CRITICAL, f"{where}: the TLS handshake fails ({p.error}): {deferred}")]
-    if p.tls_version not in MODERN_TLS:
-        return False, [(CRITICAL, f"{where} speaks only {p.tls_version}, which current OpenSSL refuses for "
-                                  f"mandatory TLS: {deferred}")]
     cert = p.certificate
     found: list[tuple[str, str]] = []
+    if p.tls_version not in MODERN_TLS and level != "encrypt":
+        # before TLS 1.2 the server signs with MD5+SHA-1, which OpenSSL 3 refuses at its
+        # default security level ("legacy sigalg disallowed"): no authenticated handshake
+        return False, [(CRITICAL, f"{where} negotiates only {p.tls_version}, whose certificate signatures "
+                                  f"OpenSSL 3 refuses, so its certificate cannot be verified: {deferred}")]
+    if p.tls_version not in MODERN_TLS:
+        # under 'encrypt' Postfix still delivers (an anonymous cipher needs no signature)
+        found.append((WARNING, f"{where} negotiates only {p.tls_version}, deprecated since RFC 8996: mail to "
+                               f"{domain} is encrypted, but weakly; ask the partner for TLS 1.2 or later"))
     if level in ("verify", "secure") and cert is not None:
         if cert.self_signed:
             found.append((CRITICAL, f"{where} presents a self-signed certificate: {deferred}"))

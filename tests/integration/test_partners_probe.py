@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,14 +14,16 @@ from certmgr.partners.assess import to_json, worst
 from certmgr.partners.check import CheckOptions, check_partners
 from certmgr.partners.model import PartnerSpec
 from certmgr.probe_assess import EXIT_CODES
-from tests.peers.partners import PartnerWorld, partner_world
+from tests.peers.partners import PartnerWorld, finger_meets, partner_world, posttls_finger
+from tests.peers.util import free_loopback_address
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartnerWorld]:
-    with partner_world(tmp_path_factory.mktemp("partners")) as w:
+    # DNS on port 53 of an address of its own, so posttls-finger can resolve through it too
+    with partner_world(tmp_path_factory.mktemp("partners"), dns_address=free_loopback_address(53)) as w:
         yield w
 
 
@@ -46,7 +49,11 @@ CASES = [
     ("selfsigned", "verify", "critical", "{mx} ({addr}) presents a self-signed certificate: mail to {domain} "
                                          "will be deferred under 'verify'"),
     ("selfsigned", "encrypt", "ok", None),
-    ("tls10", "encrypt", "critical", "{mx} ({addr}) speaks only TLSv1, which current OpenSSL refuses"),
+    ("tls10", "encrypt", "warning", "{mx} ({addr}) negotiates only TLSv1, deprecated since RFC 8996: mail to "
+                                    "{domain} is encrypted, but weakly; ask the partner for TLS 1.2 or later"),
+    ("tls10", "verify", "critical", "{mx} ({addr}) negotiates only TLSv1, whose certificate signatures OpenSSL 3 "
+                                    "refuses, so its certificate cannot be verified: mail to {domain} will be "
+                                    "deferred under 'verify'"),
     ("nullmx", "verify", "critical", "{domain} publishes a null MX: this domain accepts no mail"),
     ("missing", "verify", "critical", "{domain} does not exist in DNS (NXDOMAIN)"),
 ]
@@ -57,7 +64,7 @@ def test_each_defect_has_its_sentence_and_status(world: PartnerWorld, name: str,
                                                  problem: str | None) -> None:
     [report] = _check(world, PartnerSpec(world.domain(name), require=require))
     assert report["status"] == status, report["problems"]
-    assert EXIT_CODES[report["status"]] == {"ok": 0, "critical": 2}[status]
+    assert EXIT_CODES[report["status"]] == {"ok": 0, "warning": 1, "critical": 2}[status]
     if problem is None:
         assert report["problems"] == []
         assert report["mx"] and all(m["meets_level"] for m in report["mx"])
@@ -107,3 +114,19 @@ def test_several_partners_exit_with_the_worst(world: PartnerWorld) -> None:
     reports = _check(world, PartnerSpec(world.domain("good")), PartnerSpec(world.domain("selfsigned")))
     assert [r["status"] for r in reports] == ["ok", "critical"]
     assert EXIT_CODES[worst([r["status"] for r in reports])] == 2
+
+
+@pytest.mark.parametrize("level", ["encrypt", "verify"])
+def test_same_verdicts_as_posttls_finger(world: PartnerWorld, tmp_path: Path, level: str) -> None:
+    """Postfix's own TLS client, on the same partners at the same level, agrees with every verdict."""
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {world.named.address}\n")
+    ours: dict[str, bool | None] = {}
+    for report in _check(world, *(PartnerSpec(world.domain(d), require=level) for d in world.mtas)):
+        [mx] = report["mx"]
+        ours[mx["host"]] = mx["meets_level"]
+    theirs = {world.mx(d): finger_meets(posttls_finger(world, resolv, world.mx(d), level), level)
+              for d in world.mtas}
+    assert ours == theirs
+    # and the cases differ between the levels, so the comparison means something
+    assert sum(theirs.values()) == {"encrypt": 5, "verify": 1}[level], theirs

@@ -52,7 +52,11 @@ def at(p: ProbeResult | None, host: str = HOST, dane: DaneFacts | None = None) -
     ("encrypt", at(probed(cert(self_signed=True))), "ok", None),
     ("encrypt", at(probed(starttls=False)), "critical", f"{HOST} (192.0.2.1) does not offer STARTTLS: mail to "
                                                         "bank.example will be deferred under 'encrypt'"),
-    ("encrypt", at(probed(cert(), version="TLSv1.1")), "critical", f"{HOST} (192.0.2.1) speaks only TLSv1.1"),
+    ("encrypt", at(probed(cert(), version="TLSv1.1")), "warning", f"{HOST} (192.0.2.1) negotiates only TLSv1.1, "
+                                                                  "deprecated since RFC 8996: mail to bank.example is "
+                                                                  "encrypted, but weakly"),
+    ("verify", at(probed(cert(), version="TLSv1")), "critical", f"{HOST} (192.0.2.1) negotiates only TLSv1, whose "
+                                                                "certificate signatures OpenSSL 3 refuses"),
     ("encrypt", at(probed(error="TLS handshake with x failed: no shared cipher")), "critical",
      f"{HOST} (192.0.2.1): the TLS handshake fails"),
     ("verify", at(probed(cert())), "ok", None),
