@@ -8,7 +8,13 @@ Debian ``Debian-exim``: Exim reads its key as that user, so keys become 0640
 root:Debian-exim), plus the shared host options.
 
 Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.crt`` (leaf + chain) and ``.key``.
-The Exim config names them; with dual RSA+ECDSA keys both settings are
+Partner TLS policy: ``tls_policy_file`` (default ``<cert_dir>/tls_policy``), an
+lsearch file of ``domain: level`` lines that the smtp transport reads (see the
+README for the transport options); then ``exim -bV`` and the reload, undone on
+failure.  Exim verifies certificates against the MX host name only, so partners
+with ``require = "secure"`` or ``match`` are refused for Exim targets.
+
+The Exim config names the certificate files; with dual RSA+ECDSA keys both settings are
 colon-separated lists in the same order (Exim 4.92 and later)::
 
     tls_certificate = /etc/exim4/certmgr/mx1.example.com.rsa.crt : /etc/exim4/certmgr/mx1.example.com.ecdsa.crt
@@ -17,10 +23,11 @@ colon-separated lists in the same order (Exim 4.92 and later)::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Self
 
-from certmgr.interfaces import DeployRequest, Options, ProviderEnv
+from certmgr.errors import DeployError
+from certmgr.interfaces import DeployRequest, Installed, Options, ProviderEnv
 from providers.deployers.base import (
     Command,
     FileSpec,
@@ -29,6 +36,7 @@ from providers.deployers.base import (
     cert_and_key_files,
     read_host_options,
 )
+from providers.deployers.tlspolicy import Entry, exim_problem, render_exim_map
 
 
 class EximDeployer(MailDeployer):
@@ -36,8 +44,10 @@ class EximDeployer(MailDeployer):
     kind = "exim"
 
     def __init__(self, name: str, hosting: HostOptions, *, cert_dir: str, exim_binary: str,
-                 config_file: str | None, reload_command: Sequence[str]) -> None:
+                 config_file: str | None, reload_command: Sequence[str],
+                 tls_policy_file: str | None = None) -> None:
         super().__init__(name, hosting)
+        self.tls_policy_file = tls_policy_file or f"{cert_dir}/tls_policy"
         self.cert_dir = cert_dir
         self.exim_binary = exim_binary
         self.config_file = config_file
@@ -45,13 +55,15 @@ class EximDeployer(MailDeployer):
 
     @classmethod
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
+        cert_dir = options.str("cert_dir")
         deployer = cls(
             name,
             read_host_options(options),
-            cert_dir=options.str("cert_dir"),
+            cert_dir=cert_dir,
             exim_binary=options.str("exim_binary", "exim4"),
             config_file=options.str("config_file", None),
             reload_command=options.command("reload_command", ["systemctl", "reload", "exim4"]),
+            tls_policy_file=options.str("tls_policy_file", f"{cert_dir}/tls_policy"),
         )
         options.finish()
         return deployer
@@ -68,3 +80,18 @@ class EximDeployer(MailDeployer):
 
     def reload(self, paths: Sequence[str]) -> list[Command]:
         return [Command(self.reload_command)]
+
+    def install_tls_policy(self, entries: Sequence[Entry], keep: Collection[str]) -> Installed | None:
+        """Write the partner TLS policy file, test, reload; undo on failure.  None when the file
+        already says exactly this; nothing is written when an entry cannot be enforced by Exim."""
+        problems = [p for p in map(exim_problem, entries) if p]
+        if problems:
+            raise DeployError(f"{self.target}: the partner TLS policy was not changed: " + "; ".join(problems))
+        old = self.host.read(self.tls_policy_file)
+        old_text = old.decode() if old is not None else ""
+        text = render_exim_map(entries, keep, old_text)
+        if old is not None and text == old_text:
+            return None
+        backup = self.install_files([FileSpec(self.tls_policy_file, text.encode(), secret=False)],
+                                    extra_backups=[], configure=[], what="the partner TLS policy")
+        return Installed(target=self.target, verify=(), backup=backup)

@@ -70,7 +70,7 @@ def sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sender]:
         resolv = root / "resolv.conf"
         resolv.write_text(f"nameserver {dns}\noptions attempts:1 timeout:2\n")
         peer = PostfixPeer(root / "out", hostname="out.sender.test", starttls=False, resolv_conf=resolv,
-                           extra_main_cf=(f"smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\n"
+                           extra_main=(f"smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\n"
                                           f"smtp_tls_CAfile = {world.trust_file}\nsmtp_address_preference = ipv4\n"
                                           "smtp_connect_timeout = 5s\n"))
         peer.start()

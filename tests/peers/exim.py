@@ -59,8 +59,11 @@ def exim_env() -> dict[str, str]:
 
 
 class EximPeer:
-    def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str]) -> None:
-        """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm)."""
+    def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str],
+                 routes: str | None = None) -> None:
+        """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm).
+        ``routes``: main options, ACLs, routers and transports that replace the
+        default (every recipient refused), for a test that relays real mail."""
         self.binary = exim_binary()
         self.root = root
         self.conf = root / "exim.conf"
@@ -74,6 +77,7 @@ class EximPeer:
         self.cert_dir.mkdir(mode=0o755)
         self.certs = [self.cert_dir / c for c in certs]
         self.keys = [self.cert_dir / k for k in keys]
+        self.routes = routes
 
     def write_config(self) -> None:
         spool = self.run_dir / "spool"
@@ -89,8 +93,8 @@ class EximPeer:
             "tls_advertise_hosts = *\n"
             f"tls_certificate = {' : '.join(map(str, self.certs))}\n"
             f"tls_privatekey = {' : '.join(map(str, self.keys))}\n"
-            "acl_smtp_rcpt = acl_check_rcpt\n"
-            "begin acl\nacl_check_rcpt:\n  deny\n"
+            + (self.routes if self.routes is not None else
+               "acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  deny\n")
         )
 
     @property

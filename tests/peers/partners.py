@@ -76,7 +76,7 @@ def _peer(root: Path, ca: TestCA, defect: str, zone: str, address: str) -> Postf
         "default_transport = discard\n"
     return PostfixPeer(d, hostname=host, chain_files=write_chain_files(d, [leaf]),
                        starttls=defect != "nostarttls", seclevel0=defect == "tls10", address=address, port=25,
-                       extra_main_cf=extra)
+                       extra_main=extra)
 
 
 @contextmanager

@@ -109,9 +109,9 @@ class PostfixPeer:
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
                  chain_files: list[Path] | None = None, starttls: bool = True,
                  seclevel0: bool = False, address: str = "127.0.0.1", port: int | None = None,
-                 extra_main_cf: str = "", resolv_conf: Path | None = None) -> None:
+                 extra_main: str = "", resolv_conf: Path | None = None) -> None:
         """``address``/``port``: where smtpd listens (a partner MTA: its own 127.0.0.x, port 25);
-        ``extra_main_cf``: more ``main.cf`` lines (last wins, as in Postfix); ``resolv_conf``:
+        ``extra_main``: more ``main.cf`` lines (last wins, as in Postfix); ``resolv_conf``:
         the instance runs in a mount namespace where this file is ``/etc/resolv.conf``, so its
         SMTP client finds MX records in a test zone."""
         require_binary("postfix")
@@ -126,7 +126,7 @@ class PostfixPeer:
         self.seclevel0 = seclevel0
         self.address = address
         self.port = port or free_port()
-        self.extra_main_cf = extra_main_cf
+        self.extra_main = extra_main
         self.resolv_conf = resolv_conf
         self.running = False
 
@@ -159,7 +159,7 @@ class PostfixPeer:
             "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n"
             f"maillog_file = {self.log}\nmaillog_file_prefixes = {self.run_dir}\n"
             f"import_environment = {env}\n"
-            "smtpd_tls_loglevel = 1\n" + tls + self.extra_main_cf
+            "smtpd_tls_loglevel = 1\n" + tls + self.extra_main
         )
         (self.config_dir / "master.cf").write_text(_MASTER_CF.format(address=self.address, port=self.port))
 
