@@ -114,7 +114,7 @@ class PostfixDeployer(MailDeployer):
     def database_type(self) -> str:
         """The MTA's ``default_database_type`` (hash on Debian, lmdb on some others)."""
         result = self.host.run(("postconf", "-c", self.config_dir, "-h", "default_database_type"))
-        value = result.output.strip()
+        value = result.stdout.strip()
         if result.returncode != 0 or not value.isidentifier():
             raise DeployError(f"{self.target}: cannot read default_database_type with postconf: "
                               f"{result.output.strip() or result.returncode}")
@@ -144,4 +144,22 @@ class PostfixDeployer(MailDeployer):
         if not self.manage_config:
             return False
         result = self.host.run(("postconf", "-c", self.config_dir, "-h", "smtp_tls_policy_maps"))
-        return result.returncode != 0 or result.output.strip() != table
+        return result.returncode != 0 or result.stdout.strip() != table
+
+    def effective_settings(self, names: Sequence[str]) -> dict[str, str]:
+        """``postconf -x NAME…``: the values Postfix uses, defaults included and ``$name`` expanded."""
+        result = self.host.run(("postconf", "-c", self.config_dir, "-x", *names))
+        if result.returncode != 0:
+            raise DeployError(f"{self.target}: postconf -x failed: {result.output.strip()}")
+        out: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            name, sep, value = line.partition(" = ")
+            if sep:
+                out[name.strip()] = value.strip()
+            elif line.strip().endswith(" ="):
+                out[line.strip()[:-2].strip()] = ""
+        return out
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file on the MTA host (a certificate its settings name), None when absent."""
+        return self.host.read(path)
