@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from certmgr.partners.assess import judge, meets_level, verdict
 from certmgr.partners.model import PartnerFacts
-from certmgr.probe_assess import EXIT_CODES, days_left
+from certmgr.probe_assess import EXIT_CODES
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -79,8 +79,9 @@ def add_metrics(registry: CollectorRegistry, facts: Sequence[PartnerFacts], enfo
                 ["domain"], registry=registry)
     failing = Gauge("certmgr_partner_mx_failing", "MX addresses that do not meet the required level",
                     ["domain"], registry=registry)
-    left = Gauge("certmgr_partner_certificate_days_left", "Days until the certificate an MX address serves expires",
-                 ["domain", "mx", "address"], registry=registry)
+    expiry = Gauge("certmgr_partner_certificate_not_after_timestamp_seconds",
+                   "When the certificate an MX address serves expires", ["domain", "mx", "address"],
+                   registry=registry)
     for f in facts:
         s, _, verdicts = judge(f, now)
         labels = (f.spec.domain, f.spec.require)
@@ -91,4 +92,4 @@ def add_metrics(registry: CollectorRegistry, facts: Sequence[PartnerFacts], enfo
         for a in f.addresses:
             cert = a.probe.certificate if a.probe else None
             if cert is not None and a.address:
-                left.labels(f.spec.domain, a.host, a.address).set(days_left(cert.not_after, now))
+                expiry.labels(f.spec.domain, a.host, a.address).set(cert.not_after.timestamp())

@@ -57,6 +57,7 @@ def test_starttls_gone_alerts_once_with_the_problem_and_the_choices(world: Partn
 
 def test_expired_certificate_alerts_and_metrics_show_it(world: PartnerWorld) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.utils import floatToGoString
 
     spec = PartnerSpec(world.domain("good"), "verify")
     now = datetime.now(UTC)
@@ -76,7 +77,9 @@ def test_expired_certificate_alerts_and_metrics_show_it(world: PartnerWorld) -> 
     assert f'certmgr_partner_meets_level{{domain="{spec.domain}",require="verify"}} 0.0' in text
     assert f'certmgr_partner_enforced{{domain="{spec.domain}"}} 1.0' in text
     assert f'certmgr_partner_mx_failing{{domain="{spec.domain}"}} 1.0' in text
-    assert (f'certmgr_partner_certificate_days_left{{address="{mta.address}",domain="{spec.domain}",'
-            f'mx="{world.mx("good")}"}} -2.0') in text, text  # expired a day and an hour ago
+    served = facts[0].addresses[0].probe.certificate  # type: ignore[union-attr]
+    expiry = floatToGoString(served.not_after.timestamp())
+    assert (f'certmgr_partner_certificate_not_after_timestamp_seconds{{address="{mta.address}",'
+            f'domain="{spec.domain}",mx="{world.mx("good")}"}} {expiry}') in text, text
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
