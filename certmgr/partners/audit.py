@@ -192,7 +192,11 @@ def audit_exim(s: Mapping[str, str], transports: Mapping[str, Mapping[str, str]]
                                       f"{s.get('openssl_options') or 'empty'}); add +no_tlsv1 +no_tlsv1_1"))
     found += _served_problems(where, [f.strip() for f in s.get("tls_certificate", "").split(":") if f.strip()],
                               managed)
-    found += _banner_problem(where, s.get("smtp_banner", ""), hostname)
+    primary = s.get("primary_hostname", "")
+    banner = s.get("smtp_banner", "")
+    for var in ("$smtp_active_hostname", "${smtp_active_hostname}", "$primary_hostname", "${primary_hostname}"):
+        banner = banner.replace(var, primary)
+    found += _banner_problem(where, banner, hostname)
     for name, t in transports.items():
         if t.get("driver") != "smtp":
             continue

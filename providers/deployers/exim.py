@@ -95,3 +95,19 @@ class EximDeployer(MailDeployer):
         backup = self.install_files([FileSpec(self.tls_policy_file, text.encode(), secret=False)],
                                     extra_backups=[], configure=[], what="the partner TLS policy")
         return Installed(target=self.target, verify=(), backup=backup)
+
+    def _bp(self, *what: str) -> str:
+        config = ["-C", self.config_file] if self.config_file else []
+        result = self.host.run((self.exim_binary, *config, "-bP", *what))
+        if result.returncode != 0:
+            raise DeployError(f"{self.target}: exim -bP {' '.join(what)} failed: {result.output.strip()}")
+        return result.stdout
+
+    def effective_settings(self) -> tuple[str, dict[str, str]]:
+        """(``exim -bP`` main options, transport name → ``exim -bP transport NAME``), as text to parse."""
+        transports = {name: self._bp("transport", name) for name in self._bp("transport_list").split()}
+        return self._bp(), transports
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file on the MTA host (a certificate its settings name), None when absent."""
+        return self.host.read(path)

@@ -74,3 +74,36 @@ def test_no_starttls_at_all(tmp_path: Path) -> None:
     assert _audit(peer, tmp_path, []) == [
         f"postfix {HOST} does not offer STARTTLS (smtpd_tls_security_level = none): inbound mail arrives in plain "
         "text"]
+
+
+def test_exim_effective_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real Exim's ``exim -bP`` through the Exim deployer: TLS 1.0 allowed (Exim's default), a
+    transport presenting a server-only certificate as its client certificate, one avoiding TLS."""
+    from certmgr.partners.audit import audit_exim, parse_settings
+    from providers.deployers.exim import EximDeployer
+    from tests.peers.exim import EximPeer, exim_env
+
+    monkeypatch.setenv("LD_LIBRARY_PATH", exim_env()["LD_LIBRARY_PATH"])
+    client = tmp_path / "client.pem"
+    client.write_bytes(TestCA().leaf(HOST).cert_pem)
+    peer = EximPeer(tmp_path, hostname=HOST, certs=["mx.crt"], keys=["mx.key"], routes=(
+        "begin transports\nremote_smtp:\n  driver = smtp\n"
+        f"  tls_certificate = {client}\nplain_smtp:\n  driver = smtp\n  hosts_avoid_tls = *\n"))
+    try:
+        peer.write_config()
+        table = {"cert_dir": str(peer.cert_dir), "exim_binary": str(peer.binary), "config_file": str(peer.conf)}
+        deployer = EximDeployer.from_config("edge", Options(table, where="deploy.edge", base_dir=tmp_path),
+                                            ProviderEnv(config_dir=tmp_path, state_dir=tmp_path))
+        main, transports = deployer.effective_settings()
+        found = audit_exim(parse_settings(main), {n: parse_settings(t) for n, t in transports.items()},
+                           where=f"exim {HOST}", hostname=HOST, managed=[str(peer.cert_dir / "mx.crt")],
+                           read=deployer.read_file)
+    finally:
+        peer.stop()
+    assert [f.text for f in found] == [
+        f"exim {HOST} still allows TLSv1, TLSv1.1 (openssl_options = empty); add +no_tlsv1 +no_tlsv1_1",
+        f"exim {HOST} transport remote_smtp presents {client} as its SMTP client certificate, but that certificate "
+        "lacks the TLS client authentication EKU (public CAs dropped it in 2026): partners that check client "
+        "certificates will reject it; stop presenting it or use a certificate issued for client authentication",
+        f"exim {HOST} transport plain_smtp sends without TLS (hosts_avoid_tls = *)",
+    ]
