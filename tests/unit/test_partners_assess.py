@@ -175,3 +175,17 @@ def test_rendered_map_keeps_refused_lines_and_old_bytes() -> None:
     # b breaks under a stricter level: its old line stays; a is removed from the config; c forced
     again = render_postfix_map([("c.example", "verify", ())], ["b.example"], old)
     assert again == POSTFIX_HEADER + "b.example encrypt\nc.example verify match=hostname\n"
+
+
+def test_report_rows_and_exit_code() -> None:
+    from certmgr.partners.report import exit_code, reports, rows
+
+    good = partner(at(probed(cert())))
+    bad = PartnerFacts(PartnerSpec("null.example"), MxLookup(null_mx=True))
+    objects = reports([good, bad], NOW)
+    assert exit_code(objects) == 2 and exit_code(objects[:1]) == 0 and exit_code([]) == 0
+    assert rows(objects) == [
+        ("bank.example", "verify", "OK", f"{HOST} (10)", "192.0.2.1", "yes", "TLSv1.3", "60", "yes", "-"),
+        ("null.example", "verify", "CRITICAL", "-", "-", "-", "-", "-", "-",
+         "null.example publishes a null MX: this domain accepts no mail"),
+    ]
