@@ -64,9 +64,14 @@ def fetch_policy(domain: str, resolver: Resolver, trust_file: Path | None, timeo
         except OSError as e:
             last = e
             continue
+        try:
+            tls = ctx.wrap_socket(raw, server_hostname=host)
+        except OSError:
+            raw.close()
+            raise
         conn = http.client.HTTPSConnection(host, 443, timeout=timeout, context=ctx)
         try:
-            conn.sock = ctx.wrap_socket(raw, server_hostname=host)
+            conn.sock = tls
             conn.request("GET", POLICY_PATH, headers={"User-Agent": "certmgr"})
             resp = conn.getresponse()
             body = resp.read(MAX_POLICY_BYTES + 1)
@@ -74,6 +79,10 @@ def fetch_policy(domain: str, resolver: Resolver, trust_file: Path | None, timeo
             conn.close()
         if resp.status != 200:
             raise ValueError(f"https://{host}{POLICY_PATH} answers HTTP {resp.status}")
+        media = (resp.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        if media != "text/plain":
+            raise ValueError(f"https://{host}{POLICY_PATH} is served as {media or 'no media type'}, not text/plain "
+                             "(RFC 8461 3.2)")
         if len(body) > MAX_POLICY_BYTES:
             raise ValueError(f"https://{host}{POLICY_PATH} is larger than {MAX_POLICY_BYTES} bytes")
         return body.decode("utf-8", "replace")

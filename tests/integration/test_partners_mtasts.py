@@ -65,13 +65,17 @@ def sts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sts]:
         '_smtp._tls.good IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@good.partners.test,https://r.good.partners.test/"\n'
         f'_mta-sts.multi IN TXT "v=STSv1; id=7"\nmta-sts.multi IN A {web}\n'
         '_mta-sts.nomx IN TXT "v=STSv1; id=1"\n'  # announced, but no mta-sts.nomx host
+        f'_mta-sts.nostarttls IN TXT "v=STSv1; id=2"\nmta-sts.nostarttls IN A {web}\n'
     )
-    chain, key, pebble_root = _pebble_certificate(root, [f"mta-sts.good.{ZONE}", f"mta-sts.multi.{ZONE}"])
+    chain, key, pebble_root = _pebble_certificate(root, [f"mta-sts.good.{ZONE}", f"mta-sts.multi.{ZONE}",
+                                                         f"mta-sts.nostarttls.{ZONE}"])
     pages = {
         (f"mta-sts.good.{ZONE}", "/.well-known/mta-sts.txt"):
             POLICY.format(mode="enforce", mx=f"mx: *.good.{ZONE}\r\n").encode(),
         (f"mta-sts.multi.{ZONE}", "/.well-known/mta-sts.txt"):
             POLICY.format(mode="enforce", mx=f"mx: mx.good.{ZONE}\r\n").encode(),
+        (f"mta-sts.nostarttls.{ZONE}", "/.well-known/mta-sts.txt"):
+            (POLICY.format(mode="testing", mx=f"mx: *.{ZONE}\r\n").encode(), "text/html"),
     }
     with partner_world(root / "partners", defects=("good", "nostarttls"), records=records) as world, \
             serving_https(web, 443, chain, key, pages):
@@ -113,3 +117,11 @@ def test_an_untrusted_policy_certificate_is_a_problem(sts: Sts) -> None:
     assert report["status"] == "warning"
     assert "certificate verify failed" in report["mta_sts"]["problems"][0] or \
         "CERTIFICATE_VERIFY_FAILED" in report["mta_sts"]["problems"][0], report["mta_sts"]
+
+
+def test_a_policy_not_served_as_text_plain_is_a_problem(sts: Sts) -> None:
+    report = sts.check("nostarttls")
+    assert report["mta_sts"]["problems"] == [
+        f"the MTA-STS policy of nostarttls.{ZONE} cannot be fetched from https://mta-sts.nostarttls.{ZONE}"
+        f"/.well-known/mta-sts.txt: https://mta-sts.nostarttls.{ZONE}/.well-known/mta-sts.txt is served as "
+        "text/html, not text/plain (RFC 8461 3.2)"]

@@ -15,15 +15,17 @@ from pathlib import Path
 
 @contextmanager
 def serving_https(address: str, port: int, chain_file: Path, key_file: Path,
-                  pages: Mapping[tuple[str, str], bytes]) -> Iterator[http.server.ThreadingHTTPServer]:
-    """Serve ``pages`` ((host, path) → body, text/plain); 404 for anything else."""
+                  pages: Mapping[tuple[str, str], bytes | tuple[bytes, str]],
+                  ) -> Iterator[http.server.ThreadingHTTPServer]:
+    """Serve ``pages`` ((host, path) → body, as text/plain, or (body, media type)); 404 otherwise."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             host = (self.headers.get("Host") or "").split(":")[0].lower()
-            body = pages.get((host, self.path))
+            page = pages.get((host, self.path))
+            body, media = page if isinstance(page, tuple) else (page, "text/plain")
             self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Type", media)
             self.send_header("Content-Length", str(len(body or b"")))
             self.end_headers()
             self.wfile.write(body or b"")
