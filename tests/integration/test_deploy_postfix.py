@@ -153,3 +153,23 @@ def test_refuses_to_write_key_through_a_symlink(site: Site, tmp_path: Path) -> N
     outcome = site.deploy([site.ca.leaf(HOST)])
     assert not outcome.ok and "symbolic link" in (outcome.reason or "")
     assert path.is_symlink() and planted.read_bytes() == chain_file_pem(site.old[0])
+
+
+def test_failed_reload_restores_main_cf_mode_and_owner(site: Site, tmp_path: Path) -> None:
+    # main.cf as Debian has it, 0644 (local sendmail, run by cron and applications, reads it);
+    # manage_config edits it, the reload fails: it must come back byte for byte, mode and owner
+    import grp
+    import os
+
+    main_cf = site.peer.config_dir / "main.cf"
+    os.chown(main_cf, 0, grp.getgrnam("postfix").gr_gid)
+    main_cf.chmod(0o644)
+    before, st = main_cf.read_bytes(), main_cf.stat()
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(tmp_path / "managed"), manage_config=True,
+                          reload_command=["false"])
+    assert not outcome.ok and outcome.rolled_back, outcome.reason
+    after = main_cf.stat()
+    assert main_cf.read_bytes() == before
+    assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == (0o644, st.st_uid, st.st_gid)
+    assert not (tmp_path / "managed" / f"{HOST}.rsa.pem").exists()  # new, so removed again
+    assert site.served() == site.old[0].sha256
