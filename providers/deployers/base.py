@@ -189,7 +189,10 @@ class MailDeployer(ABC):
         if request.hosts and (why := self.several_hostnames()):
             raise DeployError(f"{self.target}: cannot serve {', '.join(h.hostname for h in request.hosts)} "
                               f"from one instance, so nothing was changed: {why}")
-        self.preflight(request)
+        try:
+            self.preflight(request)
+        except DeployError as e:
+            raise DeployError(f"{self.target}: {e}; nothing was changed") from e
         files = self.layout(request)
         paths = [f.path for f in files]
         secret = {f.path: f.secret for f in files}

@@ -103,11 +103,11 @@ class PostfixDeployer(MailDeployer):
                      b.key_pem + b.cert_pem + b.chain_pem, secret=True)
             for host in request.all_hosts for b in host.bundles
         ]
-        if not request.hosts:
+        if not self._map_wanted(request):
             return files
         lines = ["# written by certmgr: do not edit, it is replaced at every deployment"]
         seen: set[str] = set()
-        for host in request.hosts:
+        for host in request.all_hosts:
             for name in host.names:
                 key = name[1:] if name.startswith("*.") else name  # "*.d" -> ".d": Postfix's parent-domain key
                 if key not in seen:
@@ -116,9 +116,19 @@ class PostfixDeployer(MailDeployer):
         # secret: postmap -F copies the files' contents (keys too) into the map, with this file's mode
         return [*files, FileSpec(self.sni_source, ("\n".join(lines) + "\n").encode(), secret=True)]
 
+    def _map_now(self) -> str:
+        return self._postconf("tls_server_sni_maps").get("tls_server_sni_maps", "")
+
+    def _map_wanted(self, request: DeployRequest) -> bool:
+        """Several hostnames; or one, while main.cf (not certmgr's to edit) still names the map,
+        which then must hold the new certificate too: a map keeps copies of the files."""
+        if request.hosts:
+            return True
+        return not self.manage_config and self._map_now() == self.sni_map
+
     def extra_backups(self, request: DeployRequest) -> list[str]:
         out = [f"{self.config_dir}/main.cf"] if self.manage_config else []
-        if request.hosts:
+        if self._map_wanted(request) or self._map_now() == self.sni_map:
             out.append(self.sni_source + _MAP_SUFFIX[self.sni_map_type])
         return out
 
@@ -153,11 +163,14 @@ class PostfixDeployer(MailDeployer):
 
     def configure(self, request: DeployRequest) -> list[Command]:
         commands = []
-        if request.hosts:
+        if self._map_wanted(request):
             commands.append(Command(("postmap", "-c", self.config_dir, "-F", self.sni_map)))
         if self.manage_config:
             commands += [Command(("postconf", "-c", self.config_dir, "-e", f"{k} = {v}"))
                          for k, v in self._settings(request).items()]
+            if not request.hosts and self._map_now() == self.sni_map:
+                # one hostname again: the map of the hostnames that were would serve old copies
+                commands.append(Command(("postconf", "-c", self.config_dir, "-X", "tls_server_sni_maps")))
         return commands
 
     def referenced_files(self) -> list[str]:
