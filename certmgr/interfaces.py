@@ -246,6 +246,17 @@ class SeveralHostnames(Protocol):
         ...
 
 
+@runtime_checkable
+class MtaInstance(Protocol):
+    """A deployer that knows which MTA instance it reloads.  Two deploy tables naming one
+    instance would undo each other's files: `validate` refuses them."""
+
+    def instance(self) -> tuple[str, str] | None:
+        """(what identifies the instance, e.g. "postfix /etc/postfix on local"; the option
+        that names it), or None when unknown."""
+        ...
+
+
 class Deployer(Protocol):
     def install(self, request: DeployRequest) -> Installed:
         """Install atomically, test the MTA config, reload.  On failure restore the

@@ -13,7 +13,7 @@ from typing import Any
 
 from certmgr.config import Config, ProviderConfig
 from certmgr.errors import ConfigError
-from certmgr.interfaces import ChallengeSolver, Options, ProviderEnv, SeveralHostnames
+from certmgr.interfaces import ChallengeSolver, MtaInstance, Options, ProviderEnv, SeveralHostnames
 
 GROUPS = {
     "issuer": "certmgr.issuers",
@@ -118,6 +118,24 @@ class Providers:
         for name in self.config.notifies:
             self.notifier(name)
         self.check_shared_targets()
+        self.check_one_table_per_instance()
+
+    def check_one_table_per_instance(self) -> None:
+        """Two deploy tables reloading one MTA instance would each rewrite its TLS settings
+        and undo the other's files: several hostnames of one instance share one table."""
+        seen: dict[str, str] = {}
+        for name, p in self.config.deploys.items():
+            deployer = self.deployer(name)
+            found = deployer.instance() if isinstance(deployer, MtaInstance) else None
+            if found is None:
+                continue
+            instance, key = found
+            if instance in seen:
+                raise self.config.locate(ConfigError(
+                    f"deploys to the same MTA instance as [deploy.{seen[instance]}] ({instance}): the two would "
+                    "undo each other's certificate files; use one [deploy] table and list it in every [[mta]] "
+                    "that instance serves (it then serves them by SNI)", table=p.table, key=key))
+            seen[instance] = name
 
     def check_shared_targets(self) -> None:
         """A deploy target listed by several [[mta]] tables (one MTA instance serving several

@@ -176,6 +176,10 @@ class MailDeployer(ABC):
         """None when this target can serve several hostnames by SNI (see ``SeveralHostnames``)."""
         return f"the {self.kind} deployer cannot choose a certificate by SNI"
 
+    def instance(self) -> tuple[str, str] | None:
+        """Which MTA instance this target reloads (see ``MtaInstance``); None: unknown."""
+        return None
+
     def _verify_plan(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
         """Every hostname with its SNI name, and every endpoint without SNI (the default)."""
         if not request.hosts:

@@ -86,6 +86,9 @@ class DovecotDeployer(MailDeployer):
     def where(self) -> str:
         return f"dovecot:{self.config_file or self.cert_dir}"
 
+    def instance(self) -> tuple[str, str] | None:
+        return f"dovecot {self.dovecot_config or '(default config)'} on {self.host.label}", "dovecot_config"
+
     def several_hostnames(self) -> str | None:
         if self.config_file is None:
             return "it needs config_file (the file certmgr writes the local_name blocks into)"

@@ -71,6 +71,9 @@ class EximDeployer(MailDeployer):
     def where(self) -> str:
         return f"exim:{self.cert_dir}"
 
+    def instance(self) -> tuple[str, str] | None:
+        return f"exim {self.config_file or '(default config)'} on {self.host.label}", "config_file"
+
     def several_hostnames(self) -> str | None:
         if self.tls_config is None:
             return ("it needs tls_config (the file certmgr writes tls_certificate and tls_privatekey into, "

@@ -84,6 +84,9 @@ class PostfixDeployer(MailDeployer):
     def several_hostnames(self) -> str | None:
         return None  # tls_server_sni_maps (Postfix 3.4 and later)
 
+    def instance(self) -> tuple[str, str] | None:
+        return f"postfix {self.config_dir} on {self.host.label}", "config_dir"
+
     @property
     def sni_source(self) -> str:
         return f"{self.cert_dir}/sni"

@@ -81,3 +81,15 @@ def test_primary_must_be_one_of_its_mtas(tmp_path: Path) -> None:
     r = validate(path)
     assert r.returncode == 2
     assert "[deploy.out] primary" in r.stderr and "mx.example.com, submit.example.com" in r.stderr, r.stderr
+
+
+def test_two_tables_for_one_postfix_are_refused(tmp_path: Path) -> None:
+    """The same outage through two tables: each [[mta]] its own [deploy] of one config_dir."""
+    path = config(tmp_path, 'type = "postfix"\nconfig_dir = "/etc/postfix"')
+    text = path.read_text().replace('deploy = ["out"]', 'deploy = ["sub"]', 1)
+    text = text.replace("[[mta]]", '[deploy.sub]\ntype = "postfix"\nconfig_dir = "/etc/postfix/"\n\n[[mta]]', 1)
+    path.write_text(text)
+    r = validate(path)
+    assert r.returncode == 2, r.stdout
+    assert "[deploy.sub] config_dir" in r.stderr and "same MTA instance as [deploy.out]" in r.stderr, r.stderr
+    assert "postfix /etc/postfix on local" in r.stderr
