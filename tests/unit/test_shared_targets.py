@@ -93,3 +93,15 @@ def test_two_tables_for_one_postfix_are_refused(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stdout
     assert "[deploy.sub] config_dir" in r.stderr and "same MTA instance as [deploy.out]" in r.stderr, r.stderr
     assert "postfix /etc/postfix on local" in r.stderr
+
+
+def test_mtas_sharing_a_target_are_renewed_and_deployed_by_one_worker() -> None:
+    from certmgr.config import MtaConfig
+    from certmgr.deployment import deploy_units
+
+    def mta(host: str, *deploy: str) -> MtaConfig:
+        return MtaConfig(host, (), ("rsa-2048",), "corp", deploy)
+
+    a, b, c, d = mta("a.example", "x"), mta("b.example", "y"), mta("c.example", "y", "x"), mta("d.example")
+    assert [[m.hostname for m in g] for g in deploy_units([a, b, c, d])] == [
+        ["a.example", "b.example", "c.example"], ["d.example"]]
