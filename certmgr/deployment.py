@@ -3,7 +3,9 @@
 The deployers install and roll back; :mod:`certmgr.deploying` proves over
 STARTTLS that the new certificate is served.  This module picks what to deploy,
 claims the work (so two processes never reload one MTA at once) and records
-every deployment in the store.
+every deployment in the store.  The unit is the deploy target: every [[mta]]
+listing it (several hostnames of one MTA instance) is deployed, verified,
+rolled back and recorded together.
 """
 
 from __future__ import annotations
@@ -87,11 +89,6 @@ def deploy_mtas(rt: Runtime, mtas: Sequence[MtaConfig]) -> list[DeployReport]:
     for name in dict.fromkeys(t for m in mtas for t in m.deploy):
         reports += deploy_target(rt, name)
     return reports
-
-
-def deploy_mta(rt: Runtime, mta: MtaConfig) -> list[DeployReport]:
-    """Install the current certificates on every deploy target of ``mta`` and verify."""
-    return deploy_mtas(rt, [mta])
 
 
 def deploy_units(mtas: Sequence[MtaConfig]) -> list[list[MtaConfig]]:

@@ -4,12 +4,20 @@ Each MTA module says only its file layout, its config test and its reload
 command (:class:`MailDeployer` subclasses); everything else lives here once:
 
 1. the previous version of every file is copied next to it (``<file>.certmgr-prev``,
-   same mode) so a rollback works even after a restart;
+   0600) so a rollback works even after a restart, and its mode and owner are noted;
 2. the new files are written atomically (temp in the same dir, fsync, rename),
    key material 0600 (0640 with a configured ``group``), never through a symlink;
 3. optional config edits, then the MTA's config test, then its reload;
-4. on any failure the previous files are put back, the MTA is reloaded again and
-   :class:`DeployError` says what failed and that the old files are back.
+4. on any failure the previous files are put back byte for byte with their mode and
+   owner, the files that are new are removed last (once no restored config names them),
+   the restored config is checked to name no missing file (:meth:`referenced_files`),
+   the MTA is reloaded again and :class:`DeployError` says what failed and that the old
+   files are back.
+
+A request with several hostnames (``DeployRequest.hosts``: one MTA instance, SNI) is
+one unit: a deployer that can serve it says so in :meth:`several_hostnames`, writes
+every hostname's files in :meth:`layout`, and is verified per hostname with SNI and
+per endpoint without SNI (the primary's certificate).
 
 Verification (probing the MTA after the reload) is the core's job
 (``certmgr.deploying``); it calls :meth:`MailDeployer.rollback` when the new

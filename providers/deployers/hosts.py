@@ -1,9 +1,9 @@
 """Where a deployer works: this machine, or another one over SSH.
 
 Both hosts offer the same few operations (run an argument list, read a file,
-write one atomically, remove one).  Locally nothing goes through a shell.  Over
-SSH the remote side always runs a shell, so every argument is quoted with
-:func:`shlex.quote`; the OpenSSH client runs with ``BatchMode=yes`` (key
+stat one, write one atomically, optionally with a given mode and owner, remove
+one).  Locally nothing goes through a shell.  Over SSH the remote side always
+runs a shell, so every argument is quoted with :func:`shlex.quote`; the OpenSSH client runs with ``BatchMode=yes`` (key
 authentication only, never a password prompt) and ``StrictHostKeyChecking=yes``
 against the configured ``known_hosts`` file.
 """
