@@ -224,3 +224,16 @@ def test_back_to_one_hostname_drops_the_map(site: Site) -> None:
     assert outcome.ok, outcome.reason
     assert "tls_server_sni_maps" not in (site.peer.config_dir / "main.cf").read_text()
     assert served_for(site, HOST) == new.sha256
+
+
+def test_restored_config_naming_a_missing_file_is_said_and_not_reloaded(site: Site, tmp_path: Path) -> None:
+    # main.cf names a chain file somebody removed (the running Postfix still holds it): a rollback
+    # brings that main.cf back, and says so instead of reloading Postfix into a broken TLS setup
+    chain = site.cert_dir / f"{HOST}.rsa.pem"
+    chain.rename(tmp_path / "aside.pem")
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(tmp_path / "managed"), manage_config=True,
+                          reload_command=["false"])
+    assert not outcome.ok
+    assert f"the postfix configuration names {chain}, which does not exist" in (outcome.reason or ""), outcome.reason
+    assert "by hand" in (outcome.reason or "")
+    assert f"smtpd_tls_chain_files = {chain}" in (site.peer.config_dir / "main.cf").read_text()
