@@ -161,6 +161,17 @@ class MailDeployer(ABC):
             if backup is None:
                 self.host.remove(path)
 
+    def _keep_owner(self, paths: Sequence[str], meta: Mapping[str, FileMeta]) -> None:
+        """Give files the config edits rewrote their mode and owner back (``postconf -e``
+        writes a new main.cf, root:root 0644 whatever it was)."""
+        for path in paths:
+            before = meta.get(path)
+            if before is None or self.host.stat(path) in (None, before):
+                continue
+            data = self.host.read(path)
+            if data is not None:
+                self.host.write(path, data, mode=before.mode, owner=before)
+
     def referenced_files(self) -> list[str]:
         """The certificate files the MTA's configuration names now (checked after a restore)."""
         return []
@@ -203,13 +214,14 @@ class MailDeployer(ABC):
                               f"from one instance, so nothing was changed: {why}")
         try:
             self.preflight(request)
+            files = self.layout(request)
+            extra = self.extra_backups(request)
         except DeployError as e:
             raise DeployError(f"{self.target}: {e}; nothing was changed") from e
-        files = self.layout(request)
         paths = [f.path for f in files]
         secret = {f.path: f.secret for f in files}
         try:
-            saved, meta = self._backup([*paths, *self.extra_backups(request)])
+            saved, meta = self._backup([*paths, *extra])
         except DeployError as e:
             raise DeployError(f"{self.target}: cannot back up the current files before deploying "
                               f"{request.hostname}, so nothing was changed: {e}") from e
@@ -218,6 +230,7 @@ class MailDeployer(ABC):
                 self.host.write(f.path, f.data, mode=self._mode(secret=f.secret), group=self.group)
             for command in self.configure(request):
                 self._run(command, f"{self.kind} configuration")
+            self._keep_owner(extra, meta)
             check = self.check()
             if check is not None:
                 self._run(check, f"{self.kind} config test")

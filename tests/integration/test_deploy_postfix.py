@@ -237,3 +237,17 @@ def test_restored_config_naming_a_missing_file_is_said_and_not_reloaded(site: Si
     assert f"the postfix configuration names {chain}, which does not exist" in (outcome.reason or ""), outcome.reason
     assert "by hand" in (outcome.reason or "")
     assert f"smtpd_tls_chain_files = {chain}" in (site.peer.config_dir / "main.cf").read_text()
+
+
+def test_manage_config_keeps_main_cf_mode_and_owner(site: Site, tmp_path: Path) -> None:
+    # `postconf -e` writes a new main.cf (root:root 0644): a successful deployment puts its owner back
+    import grp
+    import os
+
+    main_cf = site.peer.config_dir / "main.cf"
+    os.chown(main_cf, 0, grp.getgrnam("postfix").gr_gid)
+    main_cf.chmod(0o640)
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(tmp_path / "managed"), manage_config=True)
+    assert outcome.ok, outcome.reason
+    st = main_cf.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, grp.getgrnam("postfix").gr_gid)
