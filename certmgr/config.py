@@ -7,8 +7,10 @@ the table, the key and (when it can be found) the line, and says what is allowed
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -148,17 +150,61 @@ def config_path(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get("CERTMGR_CONFIG") or DEFAULT_CONFIG)
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate the config file; raise ConfigError naming what is wrong."""
-    path = Path(path)
+#: a config larger than this is not a config someone wrote (and is not read whole into memory)
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_config_text(path: Path) -> str:
+    """The config file's text: a regular UTF-8 file (a leading BOM is accepted and dropped,
+    as editors on some systems write one).  Anything else is refused at once, naming the
+    file (and the line of a byte that is not UTF-8); a FIFO or device is never read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a FIFO with no writer must not hang; fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise ConfigError(
             "config file not found (give -c PATH or set CERTMGR_CONFIG)", file=str(path)
         ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read the config file: {e}", file=str(path)) from e
+    except IsADirectoryError:
+        raise ConfigError("is a directory, not a config file", file=str(path)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file: {e.strerror or e}", file=str(path)) from e
+    try:
+        _refuse_unless_regular(os.fstat(fd), path)
+        data = os.read(fd, MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read the config file: {e.strerror or e}", file=str(path)) from e
+    finally:
+        os.close(fd)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"is larger than {MAX_CONFIG_BYTES} bytes", file=str(path))
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"is not UTF-8: byte 0x{data[e.start]:02x} cannot be decoded; save the file as UTF-8",
+                          file=str(path), line=line) from e
+    if not text.strip():
+        raise ConfigError("is empty; see the README for a minimal config", file=str(path))
+    return text
+
+
+def _refuse_unless_regular(st: os.stat_result, path: Path) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        raise ConfigError("is a directory, not a config file", file=str(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError("is not a regular file (a FIFO, socket or device); give the path of the "
+                          "TOML file itself", file=str(path))
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"is {st.st_size} bytes; a config file is at most {MAX_CONFIG_BYTES} bytes",
+                          file=str(path))
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate the config file; raise ConfigError naming what is wrong."""
+    path = Path(path)
+    text = read_config_text(path)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -251,6 +297,12 @@ def _parse_settings(ld: Loader, raw: Any) -> Settings:
     database = t.get("database", str, f"sqlite:///{state_dir / 'certmgr.db'}")
     if not re.match(r"^(sqlite|postgresql(\+psycopg)?)://", database):
         raise t.err("database", "must be a sqlite:/// path or a postgresql+psycopg:// URL")
+    if database.startswith("sqlite:///"):
+        db_dir = Path(database.removeprefix("sqlite:///")).parent
+        # the state directory is created on first use; any other directory must be there already
+        if db_dir != state_dir and not db_dir.is_dir():
+            raise t.err("database", f"the directory {db_dir} does not exist; create it (mode 0700) or "
+                                    "leave database unset to keep it in state_dir")
     if re.search(r"://[^/@]*:[^/@]+@", database):
         raise t.err(
             "database",
@@ -262,6 +314,12 @@ def _parse_settings(ld: Loader, raw: Any) -> Settings:
         trust_path = Path(trust) if Path(trust).is_absolute() else base / trust
         if not trust_path.is_file():
             raise t.err("trust", f"file {trust_path} does not exist")
+        from certmgr.probe_facts import load_trust_file  # cryptography: only when a trust file is set
+
+        try:
+            load_trust_file(trust_path)
+        except ConfigError as e:
+            raise t.err("trust", e.message) from e
     concurrency = t.get("concurrency", int, 16)
     if not 1 <= concurrency <= 256:
         raise t.err("concurrency", f"must be between 1 and 256, got {concurrency}")
@@ -382,8 +440,9 @@ def _parse_mta(
     smtp = t.get("smtp", str, f"{hostname}:25")
     smtp_host, smtp_port = _host_port(smtp, 25, lambda m: t.err("smtp", m))
     renew_before = t.get("renew_before", (int, float))
-    if renew_before is not None and not 0 < renew_before <= 3650:
-        raise t.err("renew_before", "must be a number of days between 0 and 3650")
+    if renew_before is not None and not 0 < renew_before <= 365:
+        # no public CA issues for longer than 398 days; a longer lead time is a mistake
+        raise t.err("renew_before", f"must be a number of days between 0 and 365, got {renew_before}")
     reuse_key = t.get("reuse_key", bool, False)
     dane = t.get("dane", bool, True)
     t.finish()
@@ -401,10 +460,21 @@ def _check_refs(t: Table, key: str, refs: list[str], defined: Mapping[str, Any])
 
 
 def _host_port(value: str, default_port: int, err: Any) -> tuple[str, int]:
-    m = re.match(r"^\[?([A-Za-z0-9.:-]+?)\]?(?::(\d+))?$", value)
+    if value.count(":") > 1 and not value.startswith("["):
+        # a bare IPv6 address has no port: "::1" is the address ::1, not "::" port 1
+        try:
+            return str(ipaddress.IPv6Address(value)), default_port
+        except ValueError:
+            raise err(f"must be host, host:port or [IPv6]:port, got {value!r}") from None
+    m = re.match(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d+))?$", value)
     if not m:
         raise err(f"must be host or host:port, got {value!r}")
-    port = int(m.group(2)) if m.group(2) else default_port
+    if m.group(1):
+        try:
+            ipaddress.IPv6Address(m.group(1))
+        except ValueError:
+            raise err(f"{m.group(1)!r} in brackets is not an IPv6 address") from None
+    port = int(m.group(3)) if m.group(3) else default_port
     if not 0 < port < 65536:
         raise err(f"port must be 1-65535, got {port}")
-    return m.group(1), port
+    return m.group(1) or m.group(2), port

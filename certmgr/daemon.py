@@ -32,7 +32,7 @@ from typing import IO, Any
 from certmgr import daemon_jobs
 from certmgr.config import Config, DaemonSettings, load_config
 from certmgr.errors import CertmgrError
-from certmgr.fsutil import ensure_private_dir
+from certmgr.fsutil import ensure_state_root
 from certmgr.runtime import Runtime
 from certmgr.sdnotify import SdNotify
 from certmgr.store import queue, utcnow
@@ -61,7 +61,7 @@ class AlreadyRunning(CertmgrError):
 
 def lock_state_dir(state_dir: Path) -> IO[str]:
     """Hold ``<state_dir>/daemon.lock`` for the life of the process, or raise AlreadyRunning."""
-    ensure_private_dir(state_dir)
+    ensure_state_root(state_dir)
     path = state_dir / "daemon.lock"
     fh = open(path, "a+", encoding="ascii")  # held open (and locked) until the process exits
     try:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certmgr.errors import DeployError
+from certmgr.errors import CertmgrError, DeployError
 from certmgr.interfaces import CertBundle, Deployer, DeployRequest, VerifyTarget
 from certmgr.probe import ProbeResult, probe
 
@@ -76,7 +76,10 @@ def _verify_one(probe_fn: ProbeFn, target: VerifyTarget, bundle: CertBundle, key
     for attempt in range(attempts):
         if attempt:
             sleep(delay)
-        result = probe_fn(target, key_alg)
+        try:
+            result = probe_fn(target, key_alg)
+        except CertmgrError as e:  # e.g. an unusable trust file: not verified, so it is rolled back
+            return None, f"{_where(target)} could not be probed: {e}"
         served = _served(result)
         if served == bundle.sha256:
             return served, None
@@ -108,14 +111,17 @@ def deploy_and_verify(
                              verified_at=None)
     served: dict[str, str | None] = {}
     problems: list[str] = []
-    for target in installed.verify:
-        bundles = _expected(request, target)
-        for bundle in bundles:
-            key_alg = bundle.key_alg if len(bundles) > 1 else None
-            sha, problem = _verify_one(probe_fn, target, bundle, key_alg, attempts, delay, sleep)
-            served[f"{_where(target)}/{bundle.key_alg}"] = sha
-            if problem:
-                problems.append(problem)
+    try:
+        for target in installed.verify:
+            bundles = _expected(request, target)
+            for bundle in bundles:
+                key_alg = bundle.key_alg if len(bundles) > 1 else None
+                sha, problem = _verify_one(probe_fn, target, bundle, key_alg, attempts, delay, sleep)
+                served[f"{_where(target)}/{bundle.key_alg}"] = sha
+                if problem:
+                    problems.append(problem)
+    except Exception as e:  # the per-deployment boundary: unverified new files are never left in place
+        problems.append(f"the verification failed unexpectedly ({e.__class__.__name__}: {e})")
     if not problems:
         return DeployOutcome(target=installed.target, ok=True, rolled_back=False, reason=None,
                              served_sha256s=served, verified_at=datetime.now(UTC))

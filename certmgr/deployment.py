@@ -165,6 +165,10 @@ def _deploy_unit(rt: Runtime, name: str, units: Unit) -> list[DeployReport]:
     except CertmgrError as e:  # a provider that cannot even start (bad host, missing binary)
         outcome = DeployOutcome(target=name, ok=False, rolled_back=False, reason=str(e), served_sha256s={},
                                 verified_at=None)
+    except Exception as e:  # the per-deployment boundary: the slot never stays in "deploying"
+        log.exception("%s: deploying to %s failed unexpectedly", primary.hostname, name)
+        outcome = DeployOutcome(target=name, ok=False, rolled_back=False, served_sha256s={}, verified_at=None,
+                                reason=f"{name}: internal error while deploying: {e.__class__.__name__}: {e}")
     checkpoint("deployed")
     result = "verified" if outcome.ok else ("rolled_back" if outcome.rolled_back else "failed")
     reports = []

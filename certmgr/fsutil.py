@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -25,6 +26,50 @@ def ensure_private_dir(path: Path) -> Path:
             os.chmod(path, 0o700)
     except OSError as e:
         raise StateError(f"cannot create state directory {path}: {e.strerror}; check the path and permissions") from e
+    return path
+
+
+#: what certmgr itself keeps at the top of its state directory
+STATE_ENTRIES = frozenset({"certmgr.db", "certmgr.db-wal", "certmgr.db-shm", "certmgr.db-journal",
+                           "keys", "certs", "accounts", "daemon.lock"})
+
+
+def ensure_state_root(path: Path) -> Path:
+    """Create the state directory 0700, or check that an existing one is certmgr's and safe.
+
+    An existing directory is never changed (no chmod): one that is a symbolic link, owned
+    by another user, writable by group or others, or full of files that are not certmgr's
+    is refused with what to do, since it may be somebody else's directory.
+    """
+    try:
+        if not path.exists() and not path.is_symlink():
+            path.mkdir(mode=0o700, parents=True)
+            return path
+        st = path.lstat()
+    except OSError as e:
+        raise StateError(f"cannot create state directory {path}: {e.strerror}; check the path and permissions") from e
+    fix = "fix it, or set [certmgr] state_dir to a directory of certmgr's own (a new path is created 0700)"
+    if stat.S_ISLNK(st.st_mode):
+        raise StateError(f"state directory {path} is a symbolic link; certmgr keeps its state in a real "
+                         f"directory: {fix}")
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateError(f"state directory {path} exists and is not a directory: {fix}")
+    euid = os.geteuid()
+    if st.st_uid != euid and euid != 0:
+        raise StateError(f"state directory {path} belongs to uid {st.st_uid}, not to this user (uid {euid}); "
+                         f"run certmgr as its owner or {fix}")
+    if st.st_mode & 0o022:
+        raise StateError(f"state directory {path} is writable by group or others (mode "
+                         f"{stat.S_IMODE(st.st_mode):04o}); certmgr does not change an existing directory: "
+                         f"`chmod 700 {path}` if it is certmgr's, or {fix}")
+    try:
+        entries = {p.name for p in path.iterdir()}
+    except OSError as e:
+        raise StateError(f"cannot read state directory {path}: {e.strerror}; check the permissions") from e
+    if entries and not entries & STATE_ENTRIES:
+        shown = ", ".join(sorted(entries)[:5]) + (", …" if len(entries) > 5 else "")
+        raise StateError(f"state directory {path} already holds files that are not certmgr's ({shown}); "
+                         f"{fix}")
     return path
 
 

@@ -296,3 +296,11 @@ class Notifier(Protocol):
     def send(self, message: Message) -> None:
         """Deliver or raise NotifyError (the core keeps the message queued)."""
         ...
+
+
+class HasDestinations(Protocol):
+    """Optional for notifiers: where a message ends up (``mailto:a@b``, a URL), so that
+    two notifiers of one MTA reaching the same people do not send them everything twice."""
+
+    @property
+    def destinations(self) -> frozenset[str]: ...

@@ -93,12 +93,21 @@ def weak_key_reason(public_key: object) -> str | None:
     return None
 
 
+#: the longest subject common name X.509 allows (RFC 5280 ub-common-name)
+CN_MAX = 64
+
+
 def make_csr(key: PrivateKey, hostname: str, names: tuple[str, ...]) -> bytes:
-    """PEM CSR with CN = hostname and SAN = hostname + names (deduplicated, order kept)."""
+    """PEM CSR with CN = hostname and SAN = hostname + names (deduplicated, order kept).
+
+    A hostname longer than :data:`CN_MAX` cannot be a CN: the subject is left empty and
+    the name is only in the SAN, as CAs do themselves (a CN is not needed for TLS).
+    """
     sans = list(dict.fromkeys((hostname, *names)))
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, hostname)] if len(hostname) <= CN_MAX else []
     builder = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
+        .subject_name(x509.Name(subject))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in sans]), critical=False)
     )
     csr = builder.sign(key, hashes.SHA256())

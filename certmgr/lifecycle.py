@@ -116,6 +116,10 @@ def renew_slot(
     if not automatic and not force:
         return Outcome(host, alg, "manual", f"{reason}; issuer {mta.issuer} is manual: "
                        f"`certmgr csr {host}` then `certmgr import {host} FILE`")
+    if not force and slot.state == "failed" and slot.last_error_permanent:
+        # it would fail the same way until a person acts: no retries, with or without back-off
+        return Outcome(host, alg, "waiting", f"last attempt failed for good: {slot.last_error}; "
+                       f"fix that, then run `certmgr renew --force {host}`")
     if not force and slot.next_retry_at is not None and now() < slot.next_retry_at:
         return Outcome(host, alg, "waiting", f"last attempt failed; next try at {slot.next_retry_at:%H:%M} UTC "
                        "(name the host or use --force to try now)")
@@ -268,7 +272,10 @@ def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: Certm
     current = rt.store.version(slot.current_version_id)
     retry_after = getattr(err, "retry_after", None)
     permanent = not isinstance(err, RetryableError)
-    at = policy.next_retry(attempts, now(), current.not_after if current else None, retry_after=retry_after)
+    # a permanent failure is not retried by itself (it would fail the same way): it waits
+    # for a person to fix the cause and name the host
+    at = None if permanent else policy.next_retry(attempts, now(), current.not_after if current else None,
+                                                  retry_after=retry_after)
     fields: dict[str, object] = dict(
         attempts=attempts, last_error=str(err), last_error_permanent=permanent, last_result="failure",
         last_attempt_at=now(), next_retry_at=at, state="failed",
@@ -278,7 +285,10 @@ def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: Certm
     rt.store.update_slot(slot_id, **fields)
     rt.store.update_order(order_id, state="failed", error=str(err))
     rt.store.log("renewal_failed", slot.hostname, slot.key_alg,
-                 {"error": str(err), "permanent": permanent, "attempt": attempts, "next_retry": at.isoformat()})
-    log.warning("%s (%s): renewal failed (attempt %d, next try %s): %s",
-                slot.hostname, slot.key_alg, attempts, at.strftime("%Y-%m-%d %H:%M"), err)
+                 {"error": str(err), "permanent": permanent, "attempt": attempts,
+                  "next_retry": at.isoformat() if at else None})
+    log.warning("%s (%s): renewal failed (attempt %d, %s): %s", slot.hostname, slot.key_alg, attempts,
+                f"next try {at:%Y-%m-%d %H:%M} UTC" if at
+                else f"not retried until `certmgr renew --force {slot.hostname}`",
+                err)
     return Outcome(slot.hostname, slot.key_alg, "failed", str(err))

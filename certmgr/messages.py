@@ -1,7 +1,10 @@
 """Reminder, failure and success messages, built from plain facts.
 
-Pure functions: the facts about one MTA certificate and ``now`` go in, a
-:class:`~certmgr.interfaces.Message` comes out.  Every message says which MTA,
+Pure functions: the facts about one MTA's certificates and ``now`` go in, a
+:class:`~certmgr.interfaces.Message` comes out.  One message covers every
+certificate of the MTA the event concerns (RSA and ECDSA together), and says
+what happened in words that match it (renewed, issued or imported; deployed,
+not deployed, deployment failed).  Every message says which MTA,
 which names, when the certificate expires (UTC and days left), what certmgr
 tried, the last error, and the exact command to fix it by hand — so the person
 who reads it at 3 a.m. does not have to open the config to know what to do.
@@ -11,7 +14,8 @@ from __future__ import annotations
 
 import html
 import shlex
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,11 +42,43 @@ class CertFacts:
     automatic: bool  # False for manual-CA issuers (csr / import)
     next_retry: datetime | None
     config_path: str
+    #: where the certificate's files are, for a person who installs them by hand
+    fullchain_path: str | None = None
+    key_path: str | None = None
+    #: when certmgr means to renew it (None: not known, or not automatic)
+    renew_at: datetime | None = None
 
     @property
     def key_alg(self) -> str:
         """"rsa" or "ecdsa": one certificate per algorithm and MTA."""
         return self.key_type.split("-", 1)[0].lower()
+
+
+#: one certificate, or all those of one MTA that a message is about
+Certs = CertFacts | Sequence[CertFacts]
+
+
+@dataclass(frozen=True)
+class NewCert:
+    """One new certificate of a success notice: how it came and what it replaced."""
+
+    facts: CertFacts
+    source: str = "acme"  # acme | import
+    replaced_not_after: datetime | None = None  # None: the first certificate of this MTA and algorithm
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """Where the new certificates of an MTA went: per configured target, its last result."""
+
+    targets: tuple[str, ...] = ()  # the MTA's deploy targets; () = none configured
+    #: target -> (verified | rolled_back | failed | blocked, reason); a target missing: not tried yet
+    results: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to wait for: no target, or a result from every one."""
+        return all(t in self.results for t in self.targets)
 
 
 def fix_commands(facts: CertFacts) -> list[str]:
@@ -64,79 +100,180 @@ def severity_for(facts: CertFacts, *, escalated: bool = False) -> str:
     return "warning"
 
 
-def reminder_message(facts: CertFacts, threshold_days: int, now: datetime) -> Message:
-    """The reminder sent when a certificate crosses ``threshold_days`` before expiry."""
-    subject = f"[certmgr] {facts.hostname}: certificate expires in {_days(facts)}"
+def reminder_message(certs: Certs, threshold_days: int, now: datetime) -> Message:
+    """The reminder sent when certificates of one MTA cross ``threshold_days`` before expiry."""
+    all_ = _sorted(certs)
+    facts = all_[0]
+    subject = f"[certmgr] {facts.hostname}: {_what(all_)} {_verb(all_, 'expires', 'expire')} in {_days(facts)}"
     intro = [
-        f"The TLS certificate of the mail server {facts.hostname} expires {_when(facts)}.",
+        *(f"The {_label(f, all_)}TLS certificate of the mail server {f.hostname} expires {_when(f)}."
+          for f in all_),
         f"This is the {threshold_days}-day reminder.",
     ]
     if facts.automatic:
-        intro.append(
-            f"certmgr renews it automatically through the issuer '{facts.issuer}'; "
-            "this certificate has not been renewed yet."
-        )
+        failing = [f for f in all_ if f.attempts > 0]
+        if failing:
+            intro.append(
+                f"certmgr's renewals through the issuer '{facts.issuer}' are failing "
+                f"({', '.join(f'{f.key_alg}: {f.attempts} failed attempts' for f in failing)}); "
+                "the last error is below. Fix its cause, or renew by hand."
+            )
+        else:
+            due = min((f.renew_at for f in all_ if f.renew_at is not None), default=None)
+            intro.append(
+                f"certmgr should have renewed it through the issuer '{facts.issuer}'"
+                + (f" from {_utc(due)}" if due else "")
+                + " but has not tried: check that the daemon (`certmgr run`) is running and "
+                "`certmgr status`."
+            )
     else:
         intro.append(
             f"The issuer '{facts.issuer}' is a manual CA: someone has to request and import "
             "the new certificate."
         )
     return _build(
-        facts, "reminder", subject, intro, severity_for(facts), now, {"threshold_days": threshold_days}
+        all_, "reminder", subject, intro, severity_for(facts), now, {"threshold_days": threshold_days}
     )
 
 
-def failure_message(facts: CertFacts, error: str, escalation_level: int, now: datetime) -> Message:
-    """Renewal failed.  ``escalation_level`` 0 is the first notice; higher levels are critical."""
+def failure_message(certs: Certs, error: str, escalation_level: int, now: datetime, *,
+                    permanent: bool = False) -> Message:
+    """Renewal failed.  ``escalation_level`` 0 is the first notice; higher levels are critical.
+
+    ``permanent``: the error repeats until someone fixes its cause (the CA refused the
+    name, ...): the message says so at once, whatever the number of attempts.
+    """
+    all_ = _sorted(certs)
+    facts = all_[0]
     tag = "RENEWAL FAILED"
-    if escalation_level > 0:
+    if permanent:
+        tag = ("RENEWAL FAILED" if max(f.attempts for f in all_) <= 1 else "RENEWAL STILL FAILING") + \
+            " (needs a person)"
+    elif escalation_level > 0:
         tag = f"RENEWAL STILL FAILING (escalation {escalation_level})"
-    subject = f"[certmgr] {tag}: {facts.hostname}, certificate expires in {_days(facts)}"
-    intro = [
-        f"certmgr could not renew the TLS certificate of the mail server {facts.hostname}.",
-        f"The current certificate stays in place and expires {_when(facts)}.",
-        f"Error: {error}",
-    ]
-    if facts.next_retry is not None and facts.automatic:
+    subject = f"[certmgr] {tag}: {facts.hostname}, {_what(all_)} {_verb(all_, 'expires', 'expire')} " \
+              f"in {_days(facts)}"
+    intro = [f"certmgr could not renew the {_what(all_)} of the mail server {facts.hostname}."]
+    for f in all_:
+        if f.not_after is None:
+            intro.append(f"There is no {_label(f, all_)}certificate yet: the MTA has none to serve.")
+        else:
+            intro.append(f"The current {_label(f, all_)}certificate stays in place and expires {_when(f)}.")
+    intro.append(f"Error: {error}")
+    label = "To renew it by hand:"
+    if permanent:
+        intro.append("This error repeats until someone fixes its cause: retrying alone does not help.")
+        label = "Once the cause is fixed, renew it by hand:"
+    elif facts.next_retry is not None and facts.automatic:
         intro.append(f"certmgr retries by itself at {_utc(facts.next_retry)}.")
-    extra = {"error": error, "escalation_level": escalation_level}
-    severity = severity_for(facts, escalated=escalation_level > 0)
-    return _build(facts, "failure", subject, intro, severity, now, extra)
+    extra = {"error": error, "escalation_level": escalation_level, "permanent": permanent}
+    severity = severity_for(facts, escalated=escalation_level > 0 or permanent)
+    return _build(all_, "failure", subject, intro, severity, now, extra, commands_label=label)
 
 
-def deploy_failure_message(facts: CertFacts, reason: str, escalation_level: int, now: datetime) -> Message:
-    """A renewed certificate could not be put in service (rolled back, or blocked before install)."""
+def deploy_failure_message(certs: Certs, reason: str, escalation_level: int, now: datetime,
+                           deployed: Deployed | None = None) -> Message:
+    """A renewed certificate could not be put in service: rolled back, blocked before install,
+    or failed without a rollback (then what the MTA serves is not known, and it says so)."""
+    all_ = _sorted(certs)
+    facts = all_[0]
     tag = "DEPLOYMENT FAILED"
     if escalation_level > 0:
         tag = f"DEPLOYMENT STILL FAILING (escalation {escalation_level})"
-    subject = f"[certmgr] {tag}: {facts.hostname} does not serve its new certificate"
-    intro = [
-        f"certmgr has a new certificate for the mail server {facts.hostname} but could not put it in service;",
-        "the MTA keeps serving the certificate it had.",
-        f"Reason: {reason}",
-        "certmgr tries again by itself; once the cause is fixed, deploy it now with the command below.",
-    ]
+    new = "a new certificate" if len(all_) == 1 else f"new {_what(all_)}"
+    subject = f"[certmgr] {tag}: {facts.hostname} does not serve its new {_what(all_)}"
     cfg, host = shlex.quote(facts.config_path), shlex.quote(facts.hostname)
+    intro = [f"certmgr has {new} for the mail server {facts.hostname} but could not put "
+             f"{'it' if len(all_) == 1 else 'them'} in service."]
+    results = {t: r for t, r in (deployed.results if deployed else {}).items() if r[0] != "verified"}
+    unknown = [t for t, (result, _) in results.items() if result == "failed"]
+    for t, (result, why) in results.items():
+        said = {"rolled_back": "was rolled back: the previous files were put back",
+                "blocked": "was blocked before install: nothing was changed"}.get(
+            result, "failed, with no rollback recorded")
+        intro.append(f"Deployment to {t} {said}. {why or ''}".rstrip())
+    if unknown:
+        intro.append(f"certmgr cannot tell whether {facts.hostname} still serves its previous certificate: "
+                     f"check it with `certmgr -c {cfg} check {host}` and the MTA's own logs.")
+    else:
+        intro.append(f"The MTA keeps serving the {_what(all_).split(' ')[0]} it had.")
+    if not results:
+        intro.append(f"Reason: {reason}")
+    intro.append(f"certmgr tries again by itself; once the cause is fixed, deploy "
+                 f"{'it' if len(all_) == 1 else 'them'} now with the command below.")
     extra = {"error": reason, "escalation_level": escalation_level}
-    return _build(facts, "deploy_failure", subject, intro, severity_for(facts, escalated=escalation_level > 0),
+    return _build(all_, "deploy_failure", subject, intro, severity_for(facts, escalated=escalation_level > 0),
                   now, extra, commands=[f"certmgr -c {cfg} deploy {host}"], commands_label="To deploy it by hand:")
 
 
-def success_message(facts: CertFacts, old_not_after: datetime | None, now: datetime) -> Message:
-    subject = f"[certmgr] {facts.hostname}: certificate renewed, valid until {_date(facts.not_after)}"
-    intro = [f"The TLS certificate of the mail server {facts.hostname} was renewed and deployed."]
-    if old_not_after is not None:
-        intro.append(f"The previous certificate would have expired {_utc(old_not_after)}.")
-    intro.append(f"The new one expires {_when(facts)}.")
-    extra = {"old_not_after": old_not_after.isoformat() if old_not_after else None}
-    return _build(facts, "success", subject, intro, "info", now, extra, show_fix=False)
+def success_message(new: Sequence[NewCert], deployed: Deployed, now: datetime) -> Message:
+    """The notice of new certificates for one MTA, saying how they came and where they went."""
+    new = sorted(new, key=lambda n: _sort_key(n.facts))
+    all_ = [n.facts for n in new]
+    facts = all_[0]
+    host = facts.hostname
+    how = _how(new)
+    until = _date(min((f.not_after for f in all_ if f.not_after), default=None))
+    status, where, severity, commands, label = _deployment_words(all_, deployed)
+    subject = f"[certmgr] {host}: {_what(all_)} {how}, valid until {until}{status}"
+    intro = [f"{'New TLS certificates' if len(all_) > 1 else 'A new TLS certificate'} for the mail server "
+             f"{host} {'were' if len(all_) > 1 else 'was'} {how}."]
+    for n in new:
+        line = f"The new {_label(n.facts, all_)}certificate (serial {n.facts.serial}) expires {_when(n.facts)}"
+        if n.replaced_not_after is not None:
+            line += f"; the previous one would have expired {_utc(n.replaced_not_after)}"
+        intro.append(line + ".")
+    intro += where
+    extra = {
+        "old_not_after": next((n.replaced_not_after.isoformat() for n in new if n.replaced_not_after), None),
+        "how": how,
+        "deploy_targets": list(deployed.targets),
+        "deploy_results": {t: r for t, (r, _) in deployed.results.items()},
+    }
+    return _build(all_, "success", subject, intro, severity, now, extra, commands=commands, commands_label=label)
+
+
+def _how(new: Sequence[NewCert]) -> str:
+    if all(n.source == "import" for n in new):
+        return "imported"
+    if all(n.replaced_not_after is None for n in new):
+        return "issued"
+    return "renewed"
+
+
+def _deployment_words(certs: Sequence[CertFacts], d: Deployed) -> tuple[str, list[str], str, list[str], str]:
+    """(subject suffix, sentences, severity, commands, their label) saying where new certificates went."""
+    host, cfg = shlex.quote(certs[0].hostname), shlex.quote(certs[0].config_path)
+    it = "them" if len(certs) > 1 else "it"
+    if not d.targets:
+        files = [f"{f.key_alg}: {f.fullchain_path} (key {f.key_path})" for f in certs if f.fullchain_path]
+        return (" - not deployed (no deploy target)",
+                ["Not deployed anywhere: this MTA has no deploy target configured, so certmgr installed "
+                 f"nothing. Install {it} yourself and reload the MTA."],
+                "warning", files, "The files to install:")
+    failed = {t: r for t, r in d.results.items() if t in d.targets and r[0] != "verified"}
+    if failed:
+        said = [f"NOT in service: the MTA keeps serving the previous certificate{'s' if len(certs) > 1 else ''}."]
+        for t, (result, reason) in failed.items():
+            what = {"rolled_back": "was rolled back", "blocked": "was blocked before install"}.get(result, "failed")
+            said.append(f"Deployment to {t} {what}: {reason or result}.")
+        said.append("certmgr tries again by itself; once the cause is fixed, deploy now with the command below.")
+        return (" - NOT deployed (deployment failed)", said, "warning", [f"certmgr -c {cfg} deploy {host}"],
+                f"To deploy {it} by hand:")
+    pending = [t for t in d.targets if t not in d.results]
+    if pending:
+        return (" - not deployed yet",
+                [f"Not deployed yet to {', '.join(pending)}: certmgr deploys {it} on its next run."],
+                "info", [f"certmgr -c {cfg} deploy {host}"], "To deploy now:")
+    return ("", [f"Deployed to {', '.join(d.targets)} and verified."],
+            "info", [], "")
 
 
 # --------------------------------------------------------------------------
 
 
 def _build(
-    facts: CertFacts,
+    certs: Sequence[CertFacts],
     kind: str,
     subject: str,
     intro: list[str],
@@ -148,7 +285,8 @@ def _build(
     commands: list[str] | None = None,
     commands_label: str = "To renew it by hand:",
 ) -> Message:
-    details = _details(facts)
+    facts = certs[0]
+    details = _details(certs)
     if commands is None:
         commands = fix_commands(facts) if show_fix else []
     text_parts = [*intro, "", *(f"{k + ':':<16}{v}" for k, v in details)]
@@ -172,11 +310,66 @@ def _build(
         html=page,
         severity=severity,
         hostname=facts.hostname,
-        facts={**_facts_json(facts), "kind": kind, "fix_commands": commands, **extra},
+        facts={**_facts_json(facts), "certificates": [_facts_json(f) for f in certs], "kind": kind,
+               "fix_commands": commands, **extra},
     )
 
 
-def _details(facts: CertFacts) -> list[tuple[str, str]]:
+def _sort_key(f: CertFacts) -> tuple[int, datetime]:
+    """Most urgent first: no certificate yet, then the earliest expiry."""
+    return (0, datetime.min.replace(tzinfo=UTC)) if f.not_after is None else (1, f.not_after)
+
+
+def _sorted(certs: Certs) -> list[CertFacts]:
+    listed = [certs] if isinstance(certs, CertFacts) else list(certs)
+    if not listed:
+        raise ValueError("a message needs at least one certificate")
+    return sorted(listed, key=_sort_key)
+
+
+def _what(certs: Sequence[CertFacts]) -> str:
+    """"certificate", or "certificates (rsa, ecdsa)" for several."""
+    if len(certs) == 1:
+        return "certificate"
+    return f"certificates ({', '.join(f.key_alg for f in certs)})"
+
+
+def _verb(certs: Sequence[CertFacts], one: str, many: str) -> str:
+    return one if len(certs) == 1 else many
+
+
+def _label(facts: CertFacts, certs: Sequence[CertFacts]) -> str:
+    """"RSA " when the message covers several certificates, else nothing."""
+    return f"{facts.key_alg.upper()} " if len(certs) > 1 else ""
+
+
+def _details(certs: Sequence[CertFacts]) -> list[tuple[str, str]]:
+    if len(certs) == 1:
+        return _details_one(certs[0])
+    first = certs[0]
+    rows = [
+        ("MTA", first.hostname),
+        ("Names", ", ".join(first.names) or first.hostname),
+        ("Issuer", first.issuer + ("" if first.automatic else " (manual CA)")),
+    ]
+    for f in certs:
+        alg = f.key_alg.upper()
+        rows += [
+            (f"{alg} key", f.key_type),
+            (f"{alg} serial", f.serial or "none yet"),
+            (f"{alg} expires", _when(f)),
+            (f"{alg} state", f.state),
+        ]
+        if f.attempts or f.last_error:
+            rows += [(f"{alg} attempts", f"{f.attempts} failed since the last success"),
+                     (f"{alg} last error", f.last_error or "none")]
+        if f.next_retry is not None:
+            rows.append((f"{alg} next retry", _utc(f.next_retry)))
+    rows.append(("Config", first.config_path))
+    return rows
+
+
+def _details_one(facts: CertFacts) -> list[tuple[str, str]]:
     rows = [
         ("MTA", facts.hostname),
         ("Names", ", ".join(facts.names) or facts.hostname),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -136,10 +137,7 @@ class Options:
             )
         if self.has(f"{key}_file"):
             p: Path = self.path(f"{key}_file")
-            try:
-                text: builtins.str = p.read_text().strip()
-            except OSError as e:
-                raise self._err(f"{key}_file", f"cannot read {p}: {e.strerror}") from e
+            text: builtins.str = _read_secret_file(p, lambda m: self._err(f"{key}_file", m)).strip()
             if not text:
                 raise self._err(f"{key}_file", f"{p} is empty")
             return text
@@ -158,3 +156,30 @@ class Options:
         if unknown:
             known = ", ".join(sorted(self._seen)) or "none"
             raise self._err(unknown[0], f"unknown key (allowed here: {known})")
+
+
+#: a secret file is a password or a key, not a large file
+_SECRET_MAX = 64 * 1024
+
+
+def _read_secret_file(path: Path, err: Any) -> builtins.str:
+    """A small regular UTF-8 file; a FIFO or device is refused, never waited on or read forever."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise err(f"cannot read {path}: {e.strerror}") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise err(f"{path} is not a regular file")
+        data = os.read(fd, _SECRET_MAX + 1)
+    except OSError as e:
+        raise err(f"cannot read {path}: {e.strerror}") from e
+    finally:
+        os.close(fd)
+    if len(data) > _SECRET_MAX:
+        raise err(f"{path} is larger than {_SECRET_MAX} bytes; it should hold only the secret")
+    try:
+        return data.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise err(f"{path} is not UTF-8 text (byte {e.start}); write the secret as text") from e

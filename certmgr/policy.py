@@ -18,6 +18,9 @@ SHORT_LIVED = timedelta(days=10)
 #: renewals are spread by up to this share of the renewal window
 JITTER_SHARE = 0.05
 JITTER_MAX = timedelta(hours=12)
+#: a certificate is never renewed before this share of its lifetime has passed, whatever
+#: ``renew_before`` says: a longer override must not turn every run into an issuance
+MIN_AGE_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -41,21 +44,24 @@ def renewal_time(facts: RenewalFacts, *, jitter_key: str = "") -> datetime:
 
     ARI window (RFC 9773): a point inside the CA's window.  Otherwise one third of
     the lifetime before expiry (one half for lifetimes under 10 days), or the
-    per-MTA ``renew_before``; minus a stable jitter so renewals spread out.
+    per-MTA ``renew_before``; minus a stable jitter so renewals spread out.  Never
+    before :data:`MIN_AGE_SHARE` of the lifetime has passed (a ``renew_before`` as long
+    as the lifetime would otherwise make every run issue a new certificate).
     """
     if facts.ari_start is not None and facts.ari_end is not None and facts.ari_end >= facts.ari_start:
         span = facts.ari_end - facts.ari_start
         return facts.ari_start + span * _fraction(jitter_key)
     lifetime = facts.not_after - facts.not_before
+    earliest = facts.not_before + max(lifetime, timedelta(0)) * MIN_AGE_SHARE
     if facts.renew_before is not None:
-        before = min(facts.renew_before, lifetime)
+        before = min(facts.renew_before, facts.not_after - earliest)
     elif lifetime < SHORT_LIVED:
         before = lifetime / 2
     else:
         before = lifetime / 3
     due = facts.not_after - before
     jitter = min(before * JITTER_SHARE, JITTER_MAX) * _fraction(jitter_key)
-    return due - jitter
+    return max(due - jitter, earliest)
 
 
 def is_due(renew_at: datetime | None, now: datetime) -> bool:

@@ -188,7 +188,7 @@ def probe(
     if key_alg not in (None, "rsa", "ecdsa"):
         raise ValueError(f"key_alg must be rsa or ecdsa, not {key_alg!r}")
     implicit = port in IMPLICIT_TLS_PORTS if implicit_tls is None else implicit_tls
-    target = f"{host}:{port}"
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address in brackets
     result = functools.partial(ProbeResult, target, protocol, implicit, key_alg)
     # servername "" sends no SNI at all (how most SMTP senders connect): the server's default
     sni = (servername or None) if servername is not None else (host if not _is_ip(host) else None)

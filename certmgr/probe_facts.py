@@ -20,6 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
+from certmgr.errors import ConfigError
 from certmgr.keys import common_name, key_type_of
 
 
@@ -99,12 +100,24 @@ def _load_anchors(path: Path, mtime_ns: int) -> tuple[x509.Certificate, ...]:
         return tuple(x509.load_pem_x509_certificates(path.read_bytes()))
 
 
+def load_trust_file(path: Path) -> tuple[x509.Certificate, ...]:
+    """The certificates in a PEM trust file; a ConfigError naming the file when it cannot
+    be read or holds no PEM certificate (never a traceback in the middle of a probe)."""
+    try:
+        return _load_anchors(path, path.stat().st_mtime_ns)
+    except OSError as e:
+        raise ConfigError(f"cannot read the trust file {path}: {e.strerror or e}", file=str(path)) from e
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"the trust file {path} is not a PEM file of certificates ({e}); give it the "
+                          "CA certificates as -----BEGIN CERTIFICATE----- blocks", file=str(path)) from e
+
+
 def trust_anchors(trust_file: Path | None) -> tuple[x509.Certificate, ...]:
     """The system roots plus the config's extra trust file."""
     anchors: list[x509.Certificate] = []
     for path in (_system_trust_file(), trust_file):
         if path is not None:
-            anchors.extend(_load_anchors(path, path.stat().st_mtime_ns))
+            anchors.extend(load_trust_file(path))
     return tuple(anchors)
 
 

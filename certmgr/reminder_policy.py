@@ -14,6 +14,8 @@ OVERDUE_GRACE = timedelta(days=1)
 ESCALATION_ATTEMPTS = (1, 3, 6, 10)
 #: a success notice only for a certificate this recent (not for old ones when on_success is switched on)
 SUCCESS_NOTICE_WINDOW = timedelta(days=2)
+#: a success notice waits this long at most for the deployment's result, so that it says what happened
+DEPLOY_WAIT = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class ReminderFacts:
     version_created: datetime | None = None
     #: deployments of the current certificate that failed, none verified since
     deploy_failures: int = 0
+    #: every deploy target has a result for the current certificate (or the MTA has none)
+    deploy_settled: bool = True
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,9 @@ def due_reminders(f: ReminderFacts, thresholds: Collection[int], on_success: boo
                   already: Collection[str] = ()) -> list[Due]:
     """The reminders owed now for one certificate version and notifier, minus those in ``already``.
 
+    A success notice waits for the deployment's result (at most DEPLOY_WAIT), so that
+    it says whether the certificate is in service.
+
     Only the nearest threshold passed is sent (a certificate imported with 10 days
     left gets the 14-day reminder, not the 30 and the 14 at once).
     """
@@ -75,6 +82,7 @@ def due_reminders(f: ReminderFacts, thresholds: Collection[int], on_success: boo
         level = escalation_level(f.deploy_failures)
         out.append(Due(f"deploy:{level}", level=level))
     if (on_success and f.last_result == "success" and f.not_after is not None
-            and f.version_created is not None and now - f.version_created <= SUCCESS_NOTICE_WINDOW):
+            and f.version_created is not None and now - f.version_created <= SUCCESS_NOTICE_WINDOW
+            and (f.deploy_settled or now - f.version_created >= DEPLOY_WAIT)):
         out.append(Due("success"))
     return [d for d in out if d.kind not in already]

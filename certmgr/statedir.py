@@ -12,7 +12,7 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certmgr.fsutil import ensure_private_dir
+from certmgr.fsutil import ensure_private_dir, ensure_state_root
 
 
 class StateDir:
@@ -20,7 +20,7 @@ class StateDir:
         self.root = root
 
     def ensure(self) -> StateDir:
-        ensure_private_dir(self.root)
+        ensure_state_root(self.root)
         return self
 
     def _dir(self, *parts: str) -> Path:

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from certmgr.checking import check, exit_code
+from certmgr.checking import EXIT, check, exit_code
 from certmgr.cli.common import print_json, print_table, runtime
+from certmgr.errors import CertmgrError
 
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
     try:
-        reports = check(rt, args.targets)
-    finally:
-        rt.close()
+        rt = runtime(args)
+        try:
+            reports = check(rt, args.targets)
+        finally:
+            rt.close()
+    except CertmgrError as e:
+        # a check that could not be made is UNKNOWN to a monitoring system, never WARNING/CRITICAL
+        print(f"certmgr check: UNKNOWN: {e}", file=sys.stderr)
+        return EXIT["unknown"]
     if args.json:
         print_json(reports)
     else:

@@ -79,6 +79,18 @@ def queue_reminder(store: Store, managed_id: int, version_key: str, kind: str, n
     return True
 
 
+def queue_reminders_together(store: Store, rows: list[Reminder]) -> bool:
+    """Insert all of ``rows`` in one transaction, or none (False) when one was queued already:
+    a message and the row saying it carries another's content are never split."""
+    try:
+        with session_scope(store.engine) as s:
+            for row in rows:
+                s.add(row)
+    except IntegrityError:
+        return False
+    return True
+
+
 def pending_reminders(store: Store, now: datetime, limit: int = 1000) -> list[Reminder]:
     """Unsent reminders nobody holds a live claim on, oldest first."""
     with session_scope(store.engine) as s:
@@ -160,6 +172,24 @@ def create_calendar_event(store: Store, managed_id: int, notifier: str, uid: str
             return row
     except IntegrityError:
         return None
+
+
+def move_calendar_event(store: Store, event: CalendarEvent, managed_id: int) -> bool:
+    """Re-home an event (same UID) on another slot of its MTA; False when another
+    process moved it first or that slot has an event already."""
+    try:
+        with session_scope(store.engine) as s:
+            result = s.exec(
+                update(CalendarEvent)
+                .where(col(CalendarEvent.id) == event.id, col(CalendarEvent.managed_id) == event.managed_id)
+                .values(managed_id=managed_id)
+            )
+            moved = result.rowcount == 1
+    except IntegrityError:
+        return False
+    if moved:
+        event.managed_id = managed_id
+    return bool(moved)
 
 
 def advance_calendar_event(store: Store, event_id: int, seen_version_key: str, seen_sequence: int,

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import ipaddress
 import logging
 import os
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -54,6 +56,8 @@ class _ChallengeServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int]) -> None:
+        if ":" in address[0]:  # an IPv6 address: the listening socket must be of its family
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
         self._tokens: dict[str, bytes] = {}
         self._tokens_lock = threading.Lock()
@@ -98,10 +102,19 @@ class Http01Solver:
         address = options.raw("address", "")
         if not isinstance(address, str):
             raise ConfigError(f"must be a string, got {address!r}", table=options.where, key="address")
+        if address:
+            try:
+                address = str(ipaddress.ip_address(address))
+            except ValueError:
+                raise ConfigError(f"must be an IP address to listen on (or unset for all), got {address!r}",
+                                  table=options.where, key="address") from None
         port = options.int("port", 80, min=1, max=65535)
         webroot = options.path("webroot", None)
         if mode == "webroot" and webroot is None:
             raise ConfigError('is required when mode = "webroot"', table=options.where, key="webroot")
+        if webroot is not None and not webroot.is_dir():
+            raise ConfigError(f"{webroot} is not a directory; give the web server's document root",
+                              table=options.where, key="webroot")
         if mode == "standalone" and webroot is not None:
             raise ConfigError('only applies to mode = "webroot"', table=options.where, key="webroot")
         options.finish()

@@ -28,6 +28,8 @@ certificate is not served.  Common options of every deployer: ``host``
 
 from __future__ import annotations
 
+import grp
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -65,12 +67,33 @@ class HostOptions:
     group: str | None
 
 
+#: deployer keys that name files or directories on the MTA host
+_PATH_KEYS = ("config_dir", "cert_dir", "config_file", "dovecot_config")
+
+
 def read_host_options(options: Options) -> HostOptions:
     """The options every deployer shares (call before ``options.finish()``)."""
     identity = options.path("ssh_identity", None)
     known_hosts = options.path("ssh_known_hosts", None)
     host = make_host(options.str("host", None), ssh_identity=identity, ssh_known_hosts=known_hosts)
-    return HostOptions(host=host, group=options.str("group", None))
+    for key in _PATH_KEYS:
+        # paths on the MTA host: a relative one would be taken from whatever directory certmgr runs in
+        value = options.peek(key)
+        if isinstance(value, str) and value and not re.match(r"^(/|[A-Za-z]:[\\/])", value):
+            raise ConfigError(f"must be an absolute path on the MTA host, got {value!r}", table=options.where,
+                              key=key)
+    group = options.str("group", None)
+    if group is not None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", group):
+            raise ConfigError(f"{group!r} is not a group name", table=options.where, key="group")
+        if host.label == "local":
+            # found now, not when the first key is written
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                raise ConfigError(f"group {group!r} does not exist on this machine; create it or remove `group`",
+                                  table=options.where, key="group") from None
+    return HostOptions(host=host, group=group)
 
 
 class MailDeployer(ABC):
@@ -122,11 +145,15 @@ class MailDeployer(ABC):
         where = self.where()
         return where if self.host.label == "local" else f"{where} on {self.host.label}"
 
+    def silent_failure(self, command: Command) -> str:
+        """What explains a failed ``command`` that printed nothing (its output is shown otherwise)."""
+        return "it printed nothing"
+
     def _run(self, command: Command, what: str) -> None:
         result = self.host.run(command.argv, env=command.env, stdin=command.stdin)
         if result.returncode != 0:
-            detail = f": {result.output}" if result.output else ""
-            raise DeployError(f"{what} `{command.show()}` failed with exit code {result.returncode}{detail}")
+            detail = result.output or f"({self.silent_failure(command)})"
+            raise DeployError(f"{what} `{command.show()}` failed with exit code {result.returncode}: {detail}")
 
     def _backup(self, paths: Sequence[str]) -> tuple[dict[str, str | None], dict[str, FileMeta]]:
         """Copy each existing file to ``<file>.certmgr-prev``; note its mode and owner."""

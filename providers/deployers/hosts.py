@@ -43,6 +43,11 @@ class FileMeta:
 class Host(Protocol):
     label: str  # "local" or "ssh://user@host:port"
 
+    @property
+    def privileged(self) -> bool:
+        """Commands run as root there (so those reserved to root, like ``postfix check``, work)."""
+        ...
+
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             stdin: bytes | None = None, timeout: float = 120.0) -> Completed: ...
 
@@ -57,7 +62,8 @@ class Host(Protocol):
     def write(self, path: str, data: bytes, *, mode: int, group: str | None = None,
               owner: FileMeta | None = None) -> None:
         """Temp file in the same dir, fsync, rename; refuses to replace a symlink.
-        ``owner``: give the file exactly this mode, uid and gid instead (a restore)."""
+        ``owner``: give the file this mode, uid and gid instead (a restore; as root, or as
+        far as the user may)."""
         ...
 
     def remove(self, path: str) -> None: ...
@@ -70,6 +76,10 @@ def _tail(text: str, limit: int = 600) -> str:
 
 class LocalHost:
     label = "local"
+
+    @property
+    def privileged(self) -> bool:
+        return os.geteuid() == 0
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             stdin: bytes | None = None, timeout: float = 120.0) -> Completed:
@@ -112,7 +122,7 @@ class LocalHost:
                 # before any byte is written: a key is never readable by others
                 os.fchmod(fd, mode if owner is None else owner.mode & 0o700)
                 if owner is not None:
-                    os.fchown(fd, owner.uid, owner.gid)
+                    _give_owner(fd, owner)
                     os.fchmod(fd, owner.mode)  # after chown, which clears set-id bits
                 elif group is not None:
                     os.fchown(fd, -1, grp.getgrnam(group).gr_gid)
@@ -140,6 +150,16 @@ class LocalHost:
             os.unlink(path)
 
 
+def _give_owner(fd: int, owner: FileMeta) -> None:
+    """The previous owner and group; a certmgr that is not root may only keep what it can
+    (its own files, or a group it belongs to): the mode is put back in any case."""
+    try:
+        os.fchown(fd, owner.uid, owner.gid)
+    except PermissionError:
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, owner.gid)
+
+
 class SshHost:
     """Runs everything on ``user@host`` through the OpenSSH client."""
 
@@ -152,6 +172,10 @@ class SshHost:
         if identity is not None:
             self._ssh += ["-i", str(identity), "-o", "IdentitiesOnly=yes"]
         self._ssh += ["-l", user, "--", host]
+
+    @property
+    def privileged(self) -> bool:
+        return self.user == "root"
 
     def shell(self, script: str, *, stdin: bytes | None = None, timeout: float = 120.0) -> Completed:
         try:
@@ -198,8 +222,9 @@ class SshHost:
         q = shlex.quote(path)
         parent = shlex.quote(os.path.dirname(path) or ".")
         chgrp = f'chgrp {shlex.quote(group)} "$t" && ' if group else ""
-        if owner is not None:  # a restore: exactly the previous owner and mode
-            chgrp = f'chown {owner.uid}:{owner.gid} "$t" && '
+        if owner is not None:  # a restore: the previous owner (as far as this user may) and mode
+            chgrp = (f'{{ chown {owner.uid}:{owner.gid} "$t" 2>/dev/null || chgrp {owner.gid} "$t" 2>/dev/null '
+                     '|| true; } && ')
             mode = owner.mode
         # umask 077 first: the temp file is private from its first byte.
         script = (

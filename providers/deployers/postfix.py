@@ -9,7 +9,9 @@ main.cf must already point at the files), ``reload_command`` (default
 
 Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.pem``, each holding key, leaf and
 chain, for ``smtpd_tls_chain_files``: key and certificate change in one rename,
-so a reload never sees a mismatched pair.  Config test: ``postfix -c <dir> check``.
+so a reload never sees a mismatched pair.  Config test: ``postfix -c <dir> check`` when the
+deployer runs as root there; otherwise ``postconf -c <dir> -n`` (``postfix check`` is for root
+only), which reports syntax errors in main.cf and master.cf with file and line.
 
 Several hostnames on one Postfix (two [[mta]] tables listing this target, say
 ``mx`` on port 25 and ``submit`` on 587): the chain files of every hostname are
@@ -31,6 +33,7 @@ and a deployment that finds otherwise changes nothing and says so.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Self
 
 from certmgr.errors import DeployError
@@ -50,7 +53,8 @@ _MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 
 
 class PostfixDeployer(MailDeployer):
-    description = "Postfix: key+cert+chain per algorithm for smtpd_tls_chain_files, postfix check, reload"
+    description = ("Postfix: key+cert+chain per algorithm for smtpd_tls_chain_files, postfix check "
+                   "(postconf when unprivileged), reload")
     kind = "postfix"
 
     def __init__(self, name: str, hosting: HostOptions, *, config_dir: str, cert_dir: str,
@@ -185,7 +189,22 @@ class PostfixDeployer(MailDeployer):
         return files
 
     def check(self) -> Command:
-        return Command(("postfix", "-c", self.config_dir, "check"))
+        # `postfix check` is the full test but only root may run it (as anyone else it exits 1
+        # and says nothing); `postconf` parses main.cf and master.cf as Postfix will, names the
+        # file and line of a syntax error on stderr, and needs only read access.
+        if self.host.privileged:
+            return Command(("postfix", "-c", self.config_dir, "check"))
+        return Command(("postconf", "-c", self.config_dir, "-n"))
+
+    def silent_failure(self, command: Command) -> str:
+        if PurePosixPath(command.argv[0]).name != "postfix":
+            return super().silent_failure(command)
+        if self.host.privileged:
+            return "it printed nothing: Postfix writes the reason to its mail log (maillog_file or syslog)"
+        return ("it printed nothing: the postfix command writes its reasons to the mail log, and its "
+                "check and reload are for root only, while certmgr does not run as root here; set "
+                'reload_command, e.g. ["sudo", "-n", "/usr/sbin/postfix", "-c", '
+                f'"{self.config_dir}", "reload"] with a sudoers rule for exactly that command')
 
     def reload(self, paths: Sequence[str]) -> list[Command]:
         return [Command(self.reload_command)]

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import requests
 from acme import client as acme_client
@@ -132,13 +135,24 @@ class AcmeIssuer:
             raise ConfigError(
                 f"must be an http(s) URL, got {directory!r}", table=options.where, key="directory"
             )
+        _check_url(directory, options)
         contact = options.str_list("contact", [])
         for c in contact:
             if not c.startswith("mailto:"):
                 raise ConfigError(
                     f"entries must start with mailto:, got {c!r}", table=options.where, key="contact"
                 )
+            if not re.fullmatch(r"mailto:[^@\s,<>]+@[A-Za-z0-9.-]+", c):
+                # the CA refuses it when the account is made (invalidContact): say so now
+                raise ConfigError(f"{c!r} is not mailto: and one address (user@domain)",
+                                  table=options.where, key="contact")
         ca_bundle = options.path("ca_bundle", None, must_exist=True)
+        if ca_bundle is not None:
+            try:
+                ssl.create_default_context(cafile=str(ca_bundle))
+            except (ssl.SSLError, OSError, ValueError) as e:
+                raise ConfigError(f"{ca_bundle} is not a PEM file of CA certificates ({e})",
+                                  table=options.where, key="ca_bundle") from e
         eab_kid = options.str("eab_kid", None)
         eab_hmac_key = options.secret("eab_hmac_key", required=eab_kid is not None)
         if eab_hmac_key is not None and eab_kid is None:
@@ -393,3 +407,16 @@ class AcmeIssuer:
     def close(self) -> None:
         if isinstance(self.solver, Closeable):
             self.solver.close()
+
+
+def _check_url(url: str, options: Options) -> None:
+    """A URL the HTTP client can use: a host, a valid port, no spaces or control characters."""
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in url):
+        raise ConfigError(f"{url!r} holds white space or a control character", table=options.where, key="directory")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError as e:
+        raise ConfigError(f"{url!r} is not a valid URL: {e}", table=options.where, key="directory") from e
+    if not parts.hostname:
+        raise ConfigError(f"{url!r} names no host", table=options.where, key="directory")

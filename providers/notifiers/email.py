@@ -95,6 +95,11 @@ class EmailNotifier:
         return cls(EmailConfig(name, host, port, sender, to, tls, starttls, tls_verify, username,
                                password, timeout, helo, env.trust_file))
 
+    @property
+    def destinations(self) -> frozenset[str]:
+        """The recipients, as ``mailto:`` addresses (lower case)."""
+        return frozenset(f"mailto:{parseaddr(a)[1].lower()}" for a in self.config.to)
+
     # ----------------------------------------------------------------------
 
     def send(self, message: Message) -> None:
@@ -256,9 +261,25 @@ def _parse_hostport(value: str, options: Options) -> tuple[str, int]:
 
 
 def _address(value: str, key: str, options: Options) -> str:
+    """One address as it will go into the header and the envelope, or a ConfigError now
+    (not a crash when the first message is due)."""
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"{value!r} is not an e-mail address: {why}", table=options.where, key=key)
+
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        raise bad("it holds a line break or another control character")
     _, addr = parseaddr(value)
-    if "@" not in addr or any(ch in addr for ch in "\r\n"):
-        raise ConfigError(f"{value!r} is not an e-mail address", table=options.where, key=key)
+    if "@" not in addr:
+        raise bad("write it as user@domain or Name <user@domain>")
+    try:
+        parsed = _POLICY.header_factory("To", value)
+        addresses = getattr(parsed, "addresses", ())
+    except (ValueError, TypeError, IndexError) as e:  # what the header parser refuses
+        raise bad(str(e)) from e
+    if len(addresses) != 1 or getattr(parsed, "defects", None):
+        raise bad("give one address per list item" if len(addresses) > 1 else "it does not parse as one address")
+    if not addr.isascii():
+        raise bad("the address itself must be ASCII (a non-ASCII name may stand before <user@domain>)")
     return value
 
 

@@ -57,6 +57,10 @@ class WebhookNotifier:
         options.finish()
         return cls(WebhookConfig(name, url, ca_bundle, timeout, headers, token))
 
+    @property
+    def destinations(self) -> frozenset[str]:
+        return frozenset({self.config.url})
+
     def send(self, message: Message) -> None:
         c = self.config
         body = {

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from certmgr.config import load_config
+from certmgr.store import Store
 from tests.peers.faultproxy import FaultProxy, running_faultproxy
 from tests.peers.pebble import Pebble, running_pebble
 from tests.peers.util import free_port
@@ -69,12 +71,9 @@ def ok(r: subprocess.CompletedProcess[str], code: int = 0) -> subprocess.Complet
 
 
 def write_config(tmp_path: Path, directory: str, *, ca_bundle: Path | None, http_port: int,
-                 hosts: list[str] | None = None, always_due: bool = False) -> Path:
-    """``always_due``: renew_before longer than pebble's certificate lifetime, so a certificate
-    is due again right after issuance (as at the start of its renewal window)."""
+                 hosts: list[str] | None = None) -> Path:
     bundle = f'ca_bundle = "{ca_bundle}"' if ca_bundle else ""
-    due = "renew_before = 3650\n" if always_due else ""
-    mtas = "".join(f'\n[[mta]]\nhostname = "{h}"\nkey = "ecdsa-p256"\nissuer = "ca"\n{due}'
+    mtas = "".join(f'\n[[mta]]\nhostname = "{h}"\nkey = "ecdsa-p256"\nissuer = "ca"\n'
                    for h in hosts or [HOST])
     path = tmp_path / "certmgr.toml"
     path.write_text(f"""
@@ -109,10 +108,18 @@ def files_digest(root: Path) -> dict[str, str]:
 
 def issue_first(tmp_path: Path, pebble: Pebble, proxy: FaultProxy) -> tuple[Path, dict[str, Any]]:
     config = write_config(tmp_path, proxy.directory_url(), ca_bundle=pebble.ca_bundle,
-                          http_port=pebble.http_port, always_due=True)
+                          http_port=pebble.http_port)
     out = json.loads(ok(run_cli(config, "renew", "--json")).stdout)
     assert [o["action"] for o in out] == ["issued"], out
     assert proxy.total() > 0, "the issuance went through the proxy"
+    # the certificate enters its renewal window (as it would months later)
+    store = Store(load_config(config).settings.database)
+    try:
+        for slot in store.slots():
+            assert slot.id is not None
+            store.update_slot(slot.id, renew_at=datetime.now(UTC) - timedelta(minutes=1))
+    finally:
+        store.close()
     row = status(config)
     assert row["serial"] and row["state"] == "issued"
     return config, row

@@ -27,7 +27,7 @@ MTA = """
 [[mta]]
 hostname = "mx1.example.com"
 issuer = "pebble"
-renew_before = 3650   # longer than the certificate lives: due again right after each issuance
+renew_before = 1   # longer than the certificate lives: due once a tenth of its life has passed
 """
 MTA2 = """
 [[mta]]
@@ -39,7 +39,8 @@ issuer = "pebble"
 
 @pytest.fixture(scope="module")
 def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
-    with running_pebble(tmp_path_factory.mktemp("pebble")) as p:
+    # certificates that live a minute: the daemon renews them by itself within seconds
+    with running_pebble(tmp_path_factory.mktemp("pebble"), validity_seconds=60) as p:
         yield p
 
 

@@ -107,8 +107,12 @@ def import_manual(rt: Runtime, tmp_path: Path, ca: TestCA, days: float) -> str:
     return version.serial
 
 
+def calendar_parts(mail: Received) -> list[Any]:
+    return [p for p in mail.message.walk() if p.get_content_type() == "text/calendar"]
+
+
 def ics_of(mail: Received) -> icalendar.Calendar:
-    parts = [p for p in mail.message.walk() if p.get_content_type() == "text/calendar"]
+    parts = calendar_parts(mail)
     assert parts, f"no calendar part in {mail.message['Subject']!r}"
     data = parts[-1].get_payload(decode=True)
     assert isinstance(data, bytes)
@@ -138,16 +142,16 @@ def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smt
     text = reminder.message.get_body(("plain",))
     assert text is not None and "30-day reminder" in text.get_content()
     assert f"certmgr -c {config} import {HOST}" in text.get_content()
+    assert not calendar_parts(reminder), "the invitation goes out once, in the calendar mail"
     invite = next(m for m in smtpd.messages if "calendar" in str(m.message["Subject"]))
-    for mail in (reminder, invite):  # the invitation rides along with the reminder too
-        cal = ics_of(mail)
-        assert str(cal["METHOD"]) == "REQUEST"
-        ev = event_of(cal)
-        assert str(ev["UID"]) == event_uid(HOST, "rsa")
-        assert int(ev["SEQUENCE"]) == 0
-        assert ev.decoded("DTSTART") == rt.store.version(rt.store.slots()[0].current_version_id).not_after \
-            .replace(microsecond=0) - timedelta(days=7)
-        assert ev.walk("VALARM"), "the invitation carries an alarm"
+    cal = ics_of(invite)
+    assert str(cal["METHOD"]) == "REQUEST"
+    ev = event_of(cal)
+    assert str(ev["UID"]) == event_uid(HOST, "rsa")
+    assert int(ev["SEQUENCE"]) == 0
+    assert ev.decoded("DTSTART") == rt.store.version(rt.store.slots()[0].current_version_id).not_after \
+        .replace(microsecond=0) - timedelta(days=7)
+    assert ev.walk("VALARM"), "the invitation carries an alarm"
     rt.close()
 
     # again, and after a restart (a new process): nothing is sent twice
@@ -180,6 +184,94 @@ def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smt
     assert str(ev["STATUS"]) == "CANCELLED" and not ev.walk("VALARM")
     assert process(rt) == [] and len(smtpd.messages) == 5
     rt.close()
+
+
+def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: Path, smtpd: SmtpServer) -> None:
+    ca = TestCA("certmgr test corporate CA")
+    rt = runtime(write_config(tmp_path, smtpd, MTA))
+    try:
+        import_manual(rt, tmp_path, ca, days=2 / 24)
+        before = datetime.now(UTC)
+        out = process(rt)
+        assert sorted(o.kind for o in out if o.action == "sent") == ["calendar:REQUEST", "threshold:1"]
+        invites = [m for m in smtpd.messages if calendar_parts(m)]
+        expiry = rt.store.version(rt.store.slots()[0].current_version_id).not_after
+        for mail in invites:
+            start = event_of(ics_of(mail)).decoded("DTSTART")
+            assert before <= start <= expiry, f"the event is set for {start}, now is {before}"
+        assert len(invites) == 1, "one invitation"
+        ev = event_of(ics_of(invites[0]))
+        (alarm,) = ev.walk("VALARM")
+        assert alarm.decoded("TRIGGER") == timedelta(0), "no alarm a day before an event two hours away"
+        text = invites[0].message.get_body(("plain",))
+        assert text is not None and "as soon as possible" in text.get_content()
+        assert "one week before it expires" not in text.get_content()
+    finally:
+        rt.close()
+
+
+def test_two_notifiers_to_one_address_send_once(tmp_path: Path, smtpd: SmtpServer) -> None:
+    ca = TestCA("certmgr test corporate CA")
+    second = f"""
+[notify.ops-again]
+type = "email"
+smtp = "localhost:{smtpd.port}"
+from = "certmgr@example.com"
+to = ["OPS@example.com"]
+timeout = 5
+calendar = true
+
+[notify.security]
+type = "email"
+smtp = "localhost:{smtpd.port}"
+from = "certmgr@example.com"
+to = ["security@example.com"]
+timeout = 5
+"""
+    mta = MTA.replace('notify = ["ops"]', 'notify = ["ops", "ops-again", "security"]')
+    rt = runtime(write_config(tmp_path, smtpd, second + mta))
+    try:
+        import_manual(rt, tmp_path, ca, days=20)
+        out = process(rt)
+        assert sorted((o.notifier, o.kind) for o in out if o.action == "sent") == [
+            ("ops", "calendar:REQUEST"), ("ops", "threshold:30"), ("security", "threshold:30")]
+        to_ops = [m for m in smtpd.messages if m.rcpt_tos == ["ops@example.com"]]
+        assert len(to_ops) == 2 and len(smtpd.messages) == 3, subjects(smtpd)
+        assert process(rt) == [] and len(smtpd.messages) == 3
+    finally:
+        rt.close()
+
+
+def test_dropping_a_key_type_keeps_the_mta_event(tmp_path: Path, smtpd: SmtpServer) -> None:
+    """A dual MTA drops RSA but stays configured: its one event keeps its UID and is
+    updated to the ECDSA certificate, never cancelled as if the MTA were gone."""
+    ca = TestCA("certmgr test corporate CA")
+    dual = MTA.replace('notify =', 'key = ["rsa-2048", "ecdsa-p256"]\nnotify =')
+    rt = runtime(write_config(tmp_path, smtpd, dual))
+    for alg, csr in export_csr(rt, HOST):
+        signed = tmp_path / f"signed-{alg}.pem"
+        signed.write_bytes(sign_csr(ca, csr, 20 if alg == "rsa" else 40))
+        import_certificate(rt, HOST, signed)
+    process(rt)
+    (first,) = [m for m in smtpd.messages if calendar_parts(m)]
+    event = event_of(ics_of(first))
+    uid = str(event["UID"])
+    assert event.decoded("DTSTART") - datetime.now(UTC) < timedelta(days=14), "dated by the earlier expiry"
+    sent = len(smtpd.messages)
+    rt.close()
+
+    rt = runtime(write_config(tmp_path, smtpd, MTA.replace('notify =', 'key = "ecdsa-p256"\nnotify =')))
+    try:
+        out = process(rt)
+        assert "calendar:CANCEL" not in [o.kind for o in out], out
+        cals = [ics_of(m) for m in smtpd.messages[sent:] if calendar_parts(m)]
+        assert [str(c["METHOD"]) for c in cals] == ["REQUEST"]
+        ev = event_of(cals[0])
+        assert str(ev["UID"]) == uid and int(ev["SEQUENCE"]) == 1
+        assert ev.decoded("DTSTART") - datetime.now(UTC) > timedelta(days=30), "dated by the ECDSA certificate"
+        assert process(rt) == []
+    finally:
+        rt.close()
 
 
 def test_relay_down_keeps_reminders_queued_then_sends_each_once(tmp_path: Path, smtpd: SmtpServer) -> None:

@@ -131,8 +131,14 @@ class Pebble:
         dns_server: str,
         env: Mapping[str, str] | None = None,
         eab_keys: Mapping[str, str] | None = None,
+        validity_seconds: int | None = None,
+        blocklist: tuple[str, ...] = (),
     ) -> None:
         self.workdir = workdir
+        #: lifetime of the certificates it signs (pebble's default: about five years)
+        self.validity_seconds = validity_seconds
+        #: domains it refuses (rejectedIdentifier: a permanent error)
+        self.blocklist = blocklist
         self.dns_server = dns_server
         self.env = {"PEBBLE_VA_NOSLEEP": "1", **(env or {})}
         self.eab_keys = dict(eab_keys or {})
@@ -174,6 +180,10 @@ class Pebble:
         }
         if self.eab_keys:
             conf["externalAccountMACKeys"] = self.eab_keys
+        if self.validity_seconds is not None:
+            conf["certificateValidityPeriod"] = self.validity_seconds
+        if self.blocklist:
+            conf["domainBlocklist"] = list(self.blocklist)
         path = self.workdir / "pebble-config.json"
         path.write_text(json.dumps({"pebble": conf}, indent=2))
         return path
@@ -246,6 +256,8 @@ def running_pebble(
     dns_server: str | None = None,
     env: Mapping[str, str] | None = None,
     eab_keys: Mapping[str, str] | None = None,
+    validity_seconds: int | None = None,
+    blocklist: tuple[str, ...] = (),
 ) -> Iterator[Pebble]:
     """Pebble (plus challtestsrv as DNS unless ``dns_server`` is given); both stopped after."""
     chall: ChallTestSrv | None = None
@@ -256,7 +268,8 @@ def running_pebble(
             chall.start()
             dns_server = chall.dns_server
         workdir.mkdir(parents=True, exist_ok=True)
-        pebble = Pebble(workdir, dns_server=dns_server, env=env, eab_keys=eab_keys)
+        pebble = Pebble(workdir, dns_server=dns_server, env=env, eab_keys=eab_keys,
+                        validity_seconds=validity_seconds, blocklist=blocklist)
         pebble.start()
         yield pebble
     finally:

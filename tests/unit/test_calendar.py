@@ -9,7 +9,7 @@ from typing import Any
 import icalendar
 import pytest
 
-from certmgr.calendar import feed_ics, renewal_event_ics
+from certmgr.calendar import alarm_before, feed_ics, renewal_event_ics, renewal_start
 from certmgr.messages import CertFacts
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -101,3 +101,46 @@ def test_feed_has_expiry_and_renewal_per_certificate() -> None:
     renewals = [e for e in events if str(e["SUMMARY"]).startswith("Renew")]
     assert [e.decoded("DTSTART") for e in renewals] == [EXPIRY - timedelta(days=7)] * 2
     assert feed_ics(certs, NOW) == feed_ics(certs, NOW)  # same input, same feed
+
+
+H = timedelta(hours=1)
+START_CASES = [
+    # (id, time left until expiry, expected start relative to NOW (12:00:00))
+    ("90 days: a week before expiry", timedelta(days=90), timedelta(days=83)),
+    ("exactly a week: now", timedelta(days=7), timedelta(0)),
+    ("6 days: the next quarter hour 15 minutes ahead", timedelta(days=6), timedelta(minutes=15)),
+    ("2 hours: soon, before it expires", 2 * H, timedelta(minutes=15)),
+    ("10 minutes: at the expiry, not after it", timedelta(minutes=10), timedelta(minutes=10)),
+    ("expired an hour ago: soon", -H, timedelta(minutes=15)),
+]
+
+
+@pytest.mark.parametrize(("left", "expected"), [c[1:] for c in START_CASES], ids=[c[0] for c in START_CASES])
+def test_renewal_start_is_never_in_the_past(left: timedelta, expected: timedelta) -> None:
+    start = renewal_start(NOW + left, NOW)
+    assert start == NOW + expected
+    assert start >= NOW
+
+
+def test_renewal_start_rounds_up_to_a_quarter_hour() -> None:
+    now = datetime(2025, 3, 1, 12, 7, 41, tzinfo=UTC)
+    assert renewal_start(now + 2 * H, now) == datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+
+
+def test_late_invitation_starts_soon_and_rings_at_once() -> None:
+    ev = event_of(invite(facts(not_after=NOW + 2 * H, days_left=0)))
+    assert ev.decoded("DTSTART") == NOW + timedelta(minutes=15)
+    (alarm,) = ev.walk("VALARM")
+    assert alarm.decoded("TRIGGER") == timedelta(0)  # a day before would be in the past
+    assert alarm_before(NOW + 3 * 24 * H, NOW) == timedelta(days=1)
+
+
+def test_one_event_for_both_algorithms_at_the_earlier_expiry() -> None:
+    rsa, ecdsa = facts(), facts(key_type="ecdsa-p256", serial="05cd", not_after=EXPIRY - timedelta(days=2))
+    data = renewal_event_ics([rsa, ecdsa], sequence=0, organizer="a@example.com", attendees=[], now=NOW,
+                             uid="fixed@certmgr")
+    ev = event_of(icalendar.Calendar.from_ical(data))
+    assert str(ev["UID"]) == "fixed@certmgr"
+    assert ev.decoded("DTSTART") == EXPIRY - timedelta(days=9)
+    assert str(ev["SUMMARY"]) == "Renew the TLS certificates of mx1.example.com (ecdsa, rsa)"
+    assert "04ab" in str(ev["DESCRIPTION"]) and "05cd" in str(ev["DESCRIPTION"])

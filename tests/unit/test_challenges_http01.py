@@ -62,6 +62,18 @@ def test_standalone_one_listener_for_many_tasks(tmp_path: Path) -> None:
         fetch(port, "token-1")
 
 
+def test_standalone_listens_on_an_ipv6_address(tmp_path: Path) -> None:
+    port = free_port()
+    solver = build({"type": "http-01", "address": "::1", "port": port}, tmp_path)
+    try:
+        solver.present(task(1))
+        url = f"http://[::1]:{port}/.well-known/acme-challenge/token-1"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            assert r.read() == b"token-1.thumb"
+    finally:
+        solver.close()
+
+
 def test_standalone_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     import socket
 
@@ -76,6 +88,7 @@ def test_standalone_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_webroot_writes_world_readable_and_removes(tmp_path: Path) -> None:
     root = tmp_path / "www"
+    root.mkdir()  # the web server's document root
     solver = build({"type": "http-01", "mode": "webroot", "webroot": "www"}, tmp_path)
     t = task(1)
     solver.present(t)
@@ -103,6 +116,8 @@ def test_unsafe_token_refused(tmp_path: Path) -> None:
         ({"type": "http-01", "port": 0}, "port"),
         ({"type": "http-01", "webroot": "/srv"}, "webroot"),
         ({"type": "http-01", "prot": 80}, "prot"),
+        ({"type": "http-01", "address": "mx1.example.com"}, "address"),
+        ({"type": "http-01", "mode": "webroot", "webroot": "/nonexistent/www"}, "webroot"),
         ({"type": "dns-01"}, "type"),
     ],
 )

@@ -57,3 +57,16 @@ def test_remote_host_needs_known_hosts(name: str, tmp_path: Path, monkeypatch: p
     deployer = build(name, {**MINIMAL[name], "host": "ssh://deploy@mx1.example.com:2222",
                             "ssh_known_hosts": "/etc/certmgr/known_hosts"}, tmp_path)
     assert deployer.target.endswith(" on ssh://deploy@mx1.example.com:2222")
+
+
+def test_postfix_config_test_is_postfix_check_for_root_and_postconf_for_anyone_else(tmp_path: Path) -> None:
+    known = {"ssh_known_hosts": "/etc/certmgr/known_hosts"}
+    as_root = build("postfix", {**MINIMAL["postfix"], "host": "ssh://root@mx1.example.com", **known}, tmp_path)
+    assert as_root.check().argv == ("postfix", "-c", "/etc/postfix", "check")
+    as_user = build("postfix", {**MINIMAL["postfix"], "host": "ssh://certmgr@mx1.example.com", **known}, tmp_path)
+    # `postfix check` is for root only and fails silently otherwise; postconf parses main.cf for anyone
+    assert as_user.check().argv == ("postconf", "-c", "/etc/postfix", "-n")
+    # a silent failure of the root-only reload says why and how to set reload_command
+    why = as_user.silent_failure(as_user.reload([])[0])
+    assert "for root only" in why and '["sudo", "-n", "/usr/sbin/postfix", "-c", "/etc/postfix", "reload"]' in why
+    assert "mail log" in as_root.silent_failure(as_root.reload([])[0])

@@ -91,3 +91,37 @@ def test_dual_probes_each_algorithm(deployer: ExecDeployer) -> None:
     outcome = run(deployer, (rsa, ec), probe)
     assert outcome.ok and calls == ["rsa", "ecdsa"]
     assert outcome.served_sha256s == {"127.0.0.1:25/rsa": rsa.sha256, "127.0.0.1:25/ecdsa": ec.sha256}
+
+
+def test_unusable_trust_file_during_verification_rolls_back(deployer: ExecDeployer, tmp_path: Path) -> None:
+    """The probe reads [certmgr] trust; a file broken since validate is a failed verification that
+    puts the old certificate back, never an exception that leaves the new files half-deployed."""
+    ca = TestCA()
+    old, new = ca.leaf(HOST), ca.leaf(HOST)
+    deployer.install(DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25)))
+    trust = tmp_path / "roots.pem"
+    trust.write_bytes(b"not a certificate\n")
+    der = x509.load_pem_x509_certificate(new.cert_pem).public_bytes(Encoding.DER)
+
+    def probe(target: VerifyTarget, key_alg: str | None) -> ProbeResult:
+        facts = certificate_facts(der, (), trust_file=trust)  # what the real probe does with what it got
+        return ProbeResult(target="127.0.0.1:25", protocol="smtp", implicit_tls=False, starttls=True,
+                           certificate=facts, leaf_der=der)
+
+    outcome = run(deployer, (new,), probe)
+    assert not outcome.ok and outcome.rolled_back, outcome
+    assert str(trust) in (outcome.reason or "") and "PEM" in (outcome.reason or "")
+    assert (tmp_path / f"{HOST}.rsa.crt").read_bytes() == old.cert_pem
+
+
+def test_unexpected_error_during_verification_rolls_back(deployer: ExecDeployer, tmp_path: Path) -> None:
+    ca = TestCA()
+    old, new = ca.leaf(HOST), ca.leaf(HOST)
+    deployer.install(DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25)))
+
+    def probe(target: VerifyTarget, key_alg: str | None) -> ProbeResult:
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "a reply the probe did not expect")
+
+    outcome = run(deployer, (new,), probe)
+    assert not outcome.ok and outcome.rolled_back and "UnicodeDecodeError" in (outcome.reason or ""), outcome
+    assert (tmp_path / f"{HOST}.rsa.crt").read_bytes() == old.cert_pem

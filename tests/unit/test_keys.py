@@ -33,6 +33,17 @@ def test_csr_has_hostname_cn_and_sans(key_type: str, cls: type, bits: int) -> No
     assert key_type_of(csr.public_key()) == (key_type.split("-")[0], bits)
 
 
+def test_csr_for_a_hostname_too_long_for_a_cn_has_it_in_the_san_only() -> None:
+    long = "mx-" + "a" * 55 + ".example.com"  # 70 characters: valid DNS, more than a CN holds
+    csr = x509.load_pem_x509_csr(make_csr(generate_key("ecdsa-p256"), long, ("mx.example.com",)))
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME) == []
+    sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == [long, "mx.example.com"]
+    assert csr.is_signature_valid
+    short = x509.load_pem_x509_csr(make_csr(generate_key("ecdsa-p256"), "a" * 52 + ".example.com", ()))
+    assert short.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "a" * 52 + ".example.com"
+
+
 def test_key_file_is_0600_and_never_overwritten(tmp_path: Path) -> None:
     path = tmp_path / "k.pem"
     pem = key_to_pem(generate_key("ecdsa-p256"))

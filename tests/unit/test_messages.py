@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.messages import CertFacts, failure_message, reminder_message, success_message
+from certmgr.messages import (
+    CertFacts,
+    Deployed,
+    NewCert,
+    failure_message,
+    reminder_message,
+    success_message,
+)
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -84,14 +91,70 @@ def test_expired_is_said_plainly() -> None:
     assert "EXPIRED" in m.subject and "EXPIRED 2 days ago" in m.text
 
 
+def new_facts(**changes: object) -> CertFacts:
+    base: dict[str, object] = {
+        "not_after": datetime(2025, 6, 1, tzinfo=UTC), "days_left": 92, "state": "verified", "last_error": None,
+        "attempts": 0, "fullchain_path": "/var/lib/certmgr/mx1/fullchain.pem",
+        "key_path": "/var/lib/certmgr/mx1/key.pem"}
+    return facts(**{**base, **changes})
+
+
 def test_success_message() -> None:
-    new = facts(not_after=datetime(2025, 6, 1, tzinfo=UTC), days_left=92, state="verified",
-                last_error=None, attempts=0)
-    m = success_message(new, datetime(2025, 3, 15, 8, 30, tzinfo=UTC), NOW)
+    old = datetime(2025, 3, 15, 8, 30, tzinfo=UTC)
+    m = success_message([NewCert(new_facts(), "acme", old)], Deployed(("postfix",), {"postfix": ("verified", None)}),
+                        NOW)
     assert m.severity == "info"
     assert m.subject == "[certmgr] mx1.example.com: certificate renewed, valid until 2025-06-01"
     assert "2025-03-15 08:30 UTC" in m.text and "--force" not in m.text
+    assert "Deployed to postfix and verified" in m.text
     assert m.facts["fix_commands"] == []
+
+
+WORDS = [
+    # (id, how it came, deployment, words in the subject, words in the text, words never in it)
+    ("renewed, no deploy target", ("acme", True), Deployed(),
+     "certificate renewed, valid until 2025-06-01 - not deployed (no deploy target)",
+     ["Not deployed anywhere", "no deploy target configured", "Install it yourself",
+      "/var/lib/certmgr/mx1/fullchain.pem"], ["Deployed to", "renewed and deployed"]),
+    ("first issuance", ("acme", False), Deployed(("postfix",), {"postfix": ("verified", None)}),
+     "certificate issued, valid until", ["was issued", "Deployed to postfix and verified"], ["renewed"]),
+    ("imported", ("import", True), Deployed(("postfix",)),
+     "certificate imported, valid until 2025-06-01 - not deployed yet",
+     ["was imported", "Not deployed yet to postfix", "deploy mx1.example.com"], ["renewed", "Deployed to"]),
+    ("rolled back", ("acme", True), Deployed(("postfix",), {"postfix": ("rolled_back", "postfix -c: bad")}),
+     "NOT deployed (deployment failed)",
+     ["NOT in service", "Deployment to postfix was rolled back: postfix -c: bad", "deploy mx1.example.com"],
+     ["Deployed to"]),
+    ("blocked by DANE", ("acme", True), Deployed(("postfix",), {"postfix": ("blocked", "TLSA 3 1 1 mismatch")}),
+     "NOT deployed (deployment failed)", ["was blocked before install: TLSA 3 1 1 mismatch"], ["Deployed to"]),
+]
+
+
+@pytest.mark.parametrize(("how", "deployed", "subject", "said", "unsaid"), [c[1:] for c in WORDS],
+                         ids=[c[0] for c in WORDS])
+def test_success_words_match_what_happened(how: tuple[str, bool], deployed: Deployed, subject: str,
+                                           said: list[str], unsaid: list[str]) -> None:
+    source, replaced = how
+    old = datetime(2025, 3, 15, 8, 30, tzinfo=UTC) if replaced else None
+    m = success_message([NewCert(new_facts(), source, old)], deployed, NOW)
+    assert subject in m.subject, m.subject
+    for words in said:
+        assert words in m.text, words
+    for words in unsaid:
+        assert words not in m.text and words not in m.subject, words
+
+
+def test_one_message_for_both_algorithms() -> None:
+    rsa = new_facts(serial="0aaa")
+    ecdsa = new_facts(serial="0bbb", key_type="ecdsa-p256", not_after=datetime(2025, 5, 30, tzinfo=UTC))
+    m = success_message([NewCert(rsa, "acme", NOW), NewCert(ecdsa, "acme", NOW)],
+                        Deployed(("postfix",), {"postfix": ("verified", None)}), NOW)
+    assert m.subject == ("[certmgr] mx1.example.com: certificates (ecdsa, rsa) renewed, valid until 2025-05-30")
+    assert "0aaa" in m.text and "0bbb" in m.text and "RSA serial" in m.text and "ECDSA serial" in m.text
+    assert [c["serial"] for c in m.facts["certificates"]] == ["0bbb", "0aaa"]
+    r = reminder_message([facts(serial="0aaa"), facts(serial="0bbb", key_type="ecdsa-p256")], 14, NOW)
+    assert "certificates (rsa, ecdsa) expire in 13 days" in r.subject
+    assert r.text.count("expires on") == 2
 
 
 def test_no_certificate_yet() -> None:
@@ -112,3 +175,43 @@ def test_deploy_failure_says_why_and_how_to_deploy() -> None:
     assert m.facts["kind"] == "deploy_failure"
     loud = deploy_failure_message(facts(days_left=40), reason, 2, NOW)
     assert "escalation 2" in loud.subject and loud.severity == "critical"
+
+
+def test_permanent_failure_says_a_person_must_act_not_escalation() -> None:
+    m = failure_message(facts(attempts=1), "urn:ietf:params:acme:error:rejectedIdentifier", 1, NOW, permanent=True)
+    assert "RENEWAL FAILED (needs a person)" in m.subject and "escalation" not in m.subject
+    assert "retrying alone does not help" in m.text and "retries by itself" not in m.text
+    assert "Once the cause is fixed, renew it by hand:" in m.text and m.severity == "critical"
+
+
+DEPLOY_WORDS = [
+    ("rolled back", "rolled_back", ["was rolled back", "keeps serving the certificate it had"], ["cannot tell"]),
+    ("blocked by DANE", "blocked", ["was blocked before install: nothing was changed", "keeps serving"],
+     ["cannot tell"]),
+    ("failed without rollback", "failed", ["failed, with no rollback recorded", "cannot tell whether",
+                                           "certmgr -c /etc/certmgr/certmgr.toml check mx1.example.com"],
+     ["keeps serving"]),
+]
+
+
+@pytest.mark.parametrize(("result", "said", "unsaid"), [c[1:] for c in DEPLOY_WORDS],
+                         ids=[c[0] for c in DEPLOY_WORDS])
+def test_deploy_failure_says_what_the_mta_serves(result: str, said: list[str], unsaid: list[str]) -> None:
+    from certmgr.messages import deploy_failure_message
+
+    m = deploy_failure_message(facts(), "reload failed", 0, NOW,
+                               Deployed(("postfix",), {"postfix": (result, "reload failed")}))
+    for words in said:
+        assert words in m.text, words
+    for words in unsaid:
+        assert words not in m.text, words
+
+
+def test_reminder_says_why_an_automatic_certificate_was_not_renewed() -> None:
+    failing = reminder_message(facts(attempts=4), 14, NOW)
+    assert "renewals through the issuer 'letsencrypt' are failing (rsa: 4 failed attempts)" in failing.text
+    stalled = reminder_message(facts(attempts=0, last_error=None, renew_at=NOW - timedelta(days=3)), 14, NOW)
+    assert "should have renewed it through the issuer 'letsencrypt' from 2025-02-26 12:00 UTC" in stalled.text
+    assert "`certmgr run`" in stalled.text
+    for m in (failing, stalled):
+        assert "renews it automatically" not in m.text, "not while it does not"

@@ -22,7 +22,7 @@ D = timedelta(days=1)
         (6 * D, None, 3 * D),  # short-lived: one half
         (9 * D, None, 4.5 * D),
         (90 * D, 20 * D, 20 * D),  # per-MTA override
-        (5 * D, 30 * D, 5 * D),  # override longer than the lifetime: renew now
+        (90 * D, 80 * D, 80 * D),  # an early override is kept
     ],
 )
 def test_renewal_time_rules(lifetime: timedelta, renew_before: timedelta | None,
@@ -32,6 +32,28 @@ def test_renewal_time_rules(lifetime: timedelta, renew_before: timedelta | None,
     due = T0 + lifetime - expect_before_expiry
     jitter_cap = min(expect_before_expiry * policy.JITTER_SHARE, policy.JITTER_MAX)
     assert due - jitter_cap <= at <= due
+
+
+@pytest.mark.parametrize(
+    "lifetime, renew_before",
+    [
+        (5 * D, 30 * D),  # override longer than the lifetime
+        (90 * D, 90 * D),  # exactly the lifetime
+        (90 * D, 89.9 * D),  # within the jitter of the start
+        (timedelta(minutes=2), 3650 * D),  # a short-lived certificate, the largest override
+        (5 * 365 * D, 3650 * D),
+        (90 * D, None),
+        (6 * D, None),
+    ],
+)
+def test_renewal_never_right_after_issuance(lifetime: timedelta, renew_before: timedelta | None) -> None:
+    """No renew_before makes a fresh certificate due at once (every run would issue one)."""
+    facts = RenewalFacts(T0, T0 + lifetime, renew_before=renew_before)
+    for key in ("a", "b", "c", "mx1.example.com/rsa/01"):
+        at = renewal_time(facts, jitter_key=key)
+        assert at >= T0 + lifetime * policy.MIN_AGE_SHARE, (lifetime, renew_before, at)
+        assert at < T0 + lifetime
+        assert not policy.is_due(at, T0 + lifetime * policy.MIN_AGE_SHARE / 2)
 
 
 def test_jitter_is_stable_and_spreads() -> None:

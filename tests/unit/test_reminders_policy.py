@@ -14,13 +14,13 @@ DAYS = (30, 14, 7, 3, 1)
 
 def facts(days_left: float | None = 60, *, automatic: bool = True, renew_in: float | None = 10,
           result: str | None = "success", attempts: int = 0, permanent: bool = False,
-          created_ago: float | None = 40, deploy_failures: int = 0) -> ReminderFacts:
+          created_ago: float | None = 40, deploy_failures: int = 0, settled: bool = True) -> ReminderFacts:
     return ReminderFacts(
         not_after=NOW + timedelta(days=days_left) if days_left is not None else None,
         renew_at=NOW + timedelta(days=renew_in) if renew_in is not None else None,
         automatic=automatic, last_result=result, attempts=attempts, permanent=permanent,
         version_created=NOW - timedelta(days=created_ago) if created_ago is not None else None,
-        deploy_failures=deploy_failures,
+        deploy_failures=deploy_failures, deploy_settled=settled,
     )
 
 
@@ -61,6 +61,9 @@ CASES = [
     ("success notice sent already", facts(89, created_ago=0.1), True, ("success",), []),
     ("no success notice for an old certificate", facts(60, created_ago=30), True, (), []),
     ("no success notice unless asked", facts(89, created_ago=0.1), False, (), []),
+    ("success notice waits for the deployment's result", facts(89, created_ago=0.01, settled=False), True, (), []),
+    ("success notice stops waiting after an hour", facts(89, created_ago=0.05, settled=False), True, (),
+     ["success"]),
 ]
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from certmgr.store import Store, queue
+from certmgr.store.models import Reminder
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -71,3 +72,28 @@ def test_job_state_claims(tmp_path: Path) -> None:
     assert queue.start_job(store, "probe", "a", NOW, 3600)  # first run ever: the row is created
     assert queue.job_states(store)["probe"].node == "a"
     store.close()
+
+
+def test_rows_of_one_and_of_both_certificates_count_for_each(tmp_path: Path) -> None:
+    """Rows about one certificate keep the old key (slot, serial); a row about both of an MTA's
+    certificates lives on its first slot keyed alg:serial+alg:serial. Each certificate sees
+    the kinds of every row that covers it, so nothing is queued twice, old rows included."""
+    from certmgr.reminders import _per_certificate
+
+    store, rsa = store_with_slot(tmp_path)
+    ecdsa_slot = store.sync_slot("mx1.example.com", "ecdsa", "ecdsa-p256", ["mx1.example.com"], "corp")
+    ecdsa = ecdsa_slot.id
+    assert ecdsa is not None
+    assert queue.queue_reminder(store, rsa, "01ab", "threshold:30", "ops", "{}", NOW)  # as before
+    notice = Reminder(managed_id=rsa, version_key="ecdsa:02cd+rsa:01ab", kind="success", notifier="ops",
+                      created_at=NOW)
+    carried = Reminder(managed_id=rsa, version_key="ecdsa:02cd+rsa:01ab#seq1", kind="calendar:REQUEST",
+                       notifier="ops", created_at=NOW, sent_at=NOW, last_error="carried by the success message")
+    assert queue.queue_reminders_together(store, [notice, carried])
+    again = [Reminder(**{**r.model_dump(), "id": None}) for r in (notice, carried)]
+    assert not queue.queue_reminders_together(store, again), "all or nothing, once"
+    per = _per_certificate(queue.queued_kinds(store, [rsa, ecdsa]), store.slots())
+    assert per[(rsa, "01ab", "ops")] == {"threshold:30", "success"}
+    assert per[(ecdsa, "02cd", "ops")] == {"success"}
+    assert [r.kind for r in queue.pending_reminders(store, NOW)] == ["threshold:30", "success"], \
+        "a carried invitation is not sent again"

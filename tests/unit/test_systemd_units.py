@@ -27,7 +27,6 @@ SANDBOX = {
     "Group": "certmgr",
     "StateDirectory": "certmgr",
     "StateDirectoryMode": "0700",
-    "ConfigurationDirectory": "certmgr",
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",
     "ProtectHome": "yes",
@@ -103,6 +102,10 @@ def test_services_share_the_sandbox(name: str) -> None:
         # "-": missing directories (MTA not installed) must not stop the unit
         assert f"-/etc/{mta}/certmgr" in writable
     assert "network-online.target" in " ".join(u["Unit"]["Wants"])
+    # systemd would create /etc/certmgr as root:root, which the certmgr user
+    # cannot read; the package owns that directory (root:certmgr 0750) instead
+    assert "ConfigurationDirectory" not in u["Service"], name
+    assert "ConfigurationDirectoryMode" not in u["Service"], name
 
 
 def test_renew_service_is_oneshot() -> None:
