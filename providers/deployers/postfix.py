@@ -124,7 +124,12 @@ class PostfixDeployer(MailDeployer):
         return [*files, FileSpec(self.sni_source, ("\n".join(lines) + "\n").encode(), secret=True)]
 
     def _map_now(self) -> str:
-        return self._postconf("tls_server_sni_maps").get("tls_server_sni_maps", "")
+        """The tls_server_sni_maps main.cf names; "" also when postconf cannot say (a main.cf
+        it cannot parse is reported by the config test, with its own words)."""
+        try:
+            return self._postconf("tls_server_sni_maps").get("tls_server_sni_maps", "")
+        except DeployError:
+            return ""
 
     def _map_wanted(self, request: DeployRequest) -> bool:
         """Several hostnames; or one, while main.cf (not certmgr's to edit) still names the map,
@@ -181,7 +186,10 @@ class PostfixDeployer(MailDeployer):
         return commands
 
     def referenced_files(self) -> list[str]:
-        now = self._postconf("smtpd_tls_chain_files", "tls_server_sni_maps")
+        try:
+            now = self._postconf("smtpd_tls_chain_files", "tls_server_sni_maps")
+        except DeployError:  # a main.cf postconf cannot read: the reload that follows says so
+            return []
         files = [f for f in now.get("smtpd_tls_chain_files", "").replace(",", " ").split() if f]
         kind, _, path = now.get("tls_server_sni_maps", "").partition(":")
         if kind in _MAP_SUFFIX and path.startswith("/"):
