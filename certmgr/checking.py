@@ -9,6 +9,7 @@ Results are stored so `status` shows the last probe.
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +19,15 @@ from cryptography import x509
 
 from certmgr import dane
 from certmgr.dnscheck import DnsFacts, address_problem, resolve
-from certmgr.errors import UsageError
+from certmgr.errors import StateError, UsageError
+from certmgr.interfaces import protocol_for
 from certmgr.probe import probe
 from certmgr.probe_assess import to_json
 from certmgr.runtime import Runtime
 from certmgr.store import utcnow
 from certmgr.store.models import ProbeResult
+
+log = logging.getLogger("certmgr.checking")
 
 EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 _RANK = ["ok", "unknown", "warning", "critical"]
@@ -36,6 +40,8 @@ class Target:
     expected: str | None  # the MTA hostname to judge against
     managed: str | None  # configured MTA this target belongs to
     key_alg: str | None = None
+    protocol: str = "smtp"  # smtp | imap | pop3
+    implicit_tls: bool = False
 
 
 def targets(rt: Runtime, specs: list[str]) -> list[Target]:
@@ -43,7 +49,8 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
         out = []
         for mta in rt.config.mtas:
             algs = [None] if len(mta.key_types) == 1 else ["rsa", "ecdsa"]
-            out += [Target(mta.smtp_host, mta.smtp_port, mta.hostname, mta.hostname, a) for a in algs]
+            out += [Target(mta.smtp_host, mta.smtp_port, mta.hostname, mta.hostname, a, mta.probe_protocol,
+                           mta.probe_implicit_tls) for a in algs]
         return out
     out = []
     for spec in specs:
@@ -53,10 +60,14 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
         except ValueError:
             raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
         known = next((m for m in rt.config.mtas if m.hostname == host.lower().rstrip(".")), None)
-        if known is not None:
-            out.append(Target(known.smtp_host, port or known.smtp_port, known.hostname, known.hostname))
+        if known is not None and port in (None, known.smtp_port):
+            out.append(Target(known.smtp_host, known.smtp_port, known.hostname, known.hostname, None,
+                              known.probe_protocol, known.probe_implicit_tls))
+        elif known is not None:
+            assert port is not None
+            out.append(Target(known.smtp_host, port, known.hostname, known.hostname, None, *protocol_for(port)))
         else:
-            out.append(Target(host, port or 25, host.lower().rstrip("."), None))
+            out.append(Target(host, port or 25, host.lower().rstrip("."), None, None, *protocol_for(port or 25)))
     return out
 
 
@@ -76,10 +87,13 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
     s = rt.config.settings
     todo = targets(rt, specs)
     managed = _managed_sha256s(rt)
+    not_stored = rt.store.cannot_write()
+    if not_stored:
+        log.warning("probe results are not stored (status keeps the previous ones): %s", not_stored)
 
     def one(t: Target) -> dict[str, Any]:
-        result = probe(t.host, t.port, servername=t.expected, trust_file=s.trust, key_alg=t.key_alg,
-                       implicit_tls=None)
+        result = probe(t.host, t.port, protocol=t.protocol, servername=t.expected, trust_file=s.trust,
+                       key_alg=t.key_alg, implicit_tls=t.implicit_tls)
         shas = managed.get(t.managed) if t.managed else None
         report = to_json(result, expected_hostname=t.expected, managed_sha256s=shas,
                          warn_days=s.warning_days, crit_days=s.critical_days, now=now)
@@ -88,15 +102,24 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
             _add_dns(report, resolve(t.managed, s.resolver), t.host)
             if rt.config.mta(t.managed).dane and result.leaf_der:
                 _add_dane(report, t.managed, result.leaf_der, result.chain_der, s.resolver)
-        rt.store.add_probe(ProbeResult(
-            hostname=t.managed, target=report["target"], ts=now, status=report["status"],
-            problems=json.dumps(report["problems"]),
-            served_sha256=(report.get("certificate") or {}).get("sha256"), report=json.dumps(report),
-        ))
+        if not not_stored:
+            _store(rt, ProbeResult(
+                hostname=t.managed, target=report["target"], ts=now, status=report["status"],
+                problems=json.dumps(report["problems"]),
+                served_sha256=(report.get("certificate") or {}).get("sha256"), report=json.dumps(report),
+            ))
         return report
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(todo)))) as pool:
         return list(pool.map(one, todo))
+
+
+def _store(rt: Runtime, row: ProbeResult) -> None:
+    """Keep the result for `status`; a probe that worked is still reported when the disk fails."""
+    try:
+        rt.store.add_probe(row)
+    except StateError as e:
+        log.warning("probe result of %s not stored: %s", row.target, e)
 
 
 def _add_dns(report: dict[str, Any], facts: DnsFacts, probed_host: str) -> None:
@@ -125,9 +148,9 @@ def _add_dane(report: dict[str, Any], hostname: str, leaf_der: bytes, chain_der:
         report["status"] = "critical"
 
 
-def probe_all(rt: Runtime) -> list[dict[str, Any]]:
+def probe_all(rt: Runtime, now: datetime | None = None) -> list[dict[str, Any]]:
     """Probe every configured MTA (the daemon's probe job)."""
-    return check(rt, [])
+    return check(rt, [], now)
 
 
 def exit_code(reports: list[dict[str, Any]]) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from certmgr.errors import ConfigError
+from certmgr.interfaces import PROTOCOLS, protocol_for
 from certmgr.names import NameError_, normalize_hostname
 from certmgr.tomltable import Loader, Table, find_line
 
@@ -70,6 +71,9 @@ class MtaConfig:
     deploy: tuple[str, ...] = ()
     smtp_host: str = ""
     smtp_port: int = 25
+    #: how the probe talks to smtp_host:smtp_port: "smtp" | "imap" | "pop3", STARTTLS or implicit TLS
+    probe_protocol: str = "smtp"
+    probe_implicit_tls: bool = False
     notify: tuple[str, ...] = ()
     renew_before_days: float | None = None
     #: keep the same key across renewals (DANE "3 1 1" TLSA records pin it)
@@ -439,6 +443,11 @@ def _parse_mta(
     _check_refs(t, "notify", notify, notifies)
     smtp = t.get("smtp", str, f"{hostname}:25")
     smtp_host, smtp_port = _host_port(smtp, 25, lambda m: t.err("smtp", m))
+    protocol = t.get("protocol", str)
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise t.err("protocol", f"must be one of {', '.join(PROTOCOLS)} (the protocol spoken at `smtp`), "
+                                f"got {protocol!r}")
+    probe_protocol, probe_implicit = protocol_for(smtp_port, protocol)
     renew_before = t.get("renew_before", (int, float))
     if renew_before is not None and not 0 < renew_before <= 365:
         # no public CA issues for longer than 398 days; a longer lead time is a mistake
@@ -447,8 +456,8 @@ def _parse_mta(
     dane = t.get("dane", bool, True)
     t.finish()
     return MtaConfig(
-        hostname, tuple(names), key_types, issuer, tuple(deploy), smtp_host, smtp_port, tuple(notify),
-        float(renew_before) if renew_before is not None else None, reuse_key, dane,
+        hostname, tuple(names), key_types, issuer, tuple(deploy), smtp_host, smtp_port, probe_protocol,
+        probe_implicit, tuple(notify), float(renew_before) if renew_before is not None else None, reuse_key, dane,
     )
 
 

@@ -95,12 +95,17 @@ class Daemon:
         self._reload = threading.Event()
         self._lock = threading.Lock()
         self._rt = Runtime(config)
+        from certmgr.recovery import refuse_if_lost
+
+        refuse_if_lost(self._rt)
         self._users: dict[int, int] = {}
         self.node = f"{socket.gethostname()}:{config.settings.state_dir}"
         self._scheduler: Any = None
         self._stop_metrics: Callable[[], None] | None = None
         self._metrics_listen = ""
         self._running: set[str] = set()
+        self._exit_code = 0
+        self._db_file = database_file(config.settings.database)
 
     # ------------------------------------------------------------------ runtime swapping
 
@@ -268,6 +273,11 @@ class Daemon:
                 self._wake.clear()
                 if self._reload.is_set() and not self._stop.is_set():
                     self._do_reload()
+                lost = self._database_lost()
+                if lost:
+                    self._alert_database_lost(lost)
+                    self._exit_code = 2
+                    break
                 if self._scheduler.running:  # a dead scheduler gets no pings: systemd restarts us
                     self.notify.watchdog()
         finally:
@@ -280,7 +290,40 @@ class Daemon:
             with self._lock:
                 self._rt.close()
             log.info("stopped")
-        return 0
+        return self._exit_code
+
+    # ------------------------------------------------------------------ the database file
+
+    def _database_lost(self) -> str | None:
+        """What happened to the SQLite file opened at start: removed or replaced (None: still it)."""
+        if self._db_file is None:
+            return None  # a database server: nothing on this machine to watch
+        path, identity = self._db_file
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return f"the database file {path} was removed"
+        except OSError as e:
+            return f"the database file {path} cannot be examined ({e.strerror})"
+        if (st.st_dev, st.st_ino) != identity:
+            return f"the database file {path} was replaced by another file"
+        return None
+
+    def _alert_database_lost(self, what: str) -> None:
+        """Tell people directly: the reminder queue lives in the database that is gone."""
+        from certmgr.messages import database_lost_message
+
+        rt = self._rt
+        log.error("%s while the daemon was running; stopping so that nothing is ordered again on an "
+                  "empty inventory. Run `certmgr recover`, then start the daemon again", what)
+        msg = database_lost_message(socket.gethostname(), what, str(rt.config.settings.state_dir),
+                                    str(self.config_path), utcnow())
+        for name in rt.config.notifies:
+            try:
+                rt.providers.notifier(name).send(msg)
+                log.info("database: alert sent via [notify.%s]", name)
+            except CertmgrError as e:
+                log.error("database: alert via [notify.%s] not sent: %s", name, e)
 
 
     def _wait_for_jobs(self) -> None:
@@ -296,6 +339,17 @@ class Daemon:
         log.warning("stopping: %s still running after %d s; exiting anyway", running, STOP_GRACE_SECONDS)
         logging.shutdown()
         os._exit(0)
+
+
+def database_file(url: str) -> tuple[Path, tuple[int, int]] | None:
+    """The SQLite file of ``url`` and its (device, inode) now; None for a database server."""
+    from certmgr.store.db import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    st = path.stat()
+    return path, (st.st_dev, st.st_ino)
 
 
 def _monotonic_usec() -> float:

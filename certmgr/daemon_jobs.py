@@ -8,8 +8,6 @@ action is one log line (journald keeps them); nothing secret is logged.
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -59,15 +57,30 @@ def remind_job(rt: Runtime, should_stop: StopCheck) -> str:
     return f"{sent} reminders sent"
 
 
-def probe_job(rt: Runtime, should_stop: StopCheck) -> str:
-    if importlib.util.find_spec("certmgr.checking") is None:
-        log.info("probe: this certmgr has no probe scheduler (certmgr.checking); skipped, "
-                 "use `certmgr check` from a monitoring system instead")
-        return "not available"
-    checking = importlib.import_module("certmgr.checking")
-    result = checking.probe_all(rt)
-    log.info("probe: done (%s)", _short(result))
-    return "done"
+def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
+    """Probe every configured MTA; a change to WARNING/CRITICAL (or back to OK) notifies people."""
+    from certmgr.checking import probe_all
+    from certmgr.probe_alerts import queue_probe_notices
+
+    now = now or utcnow()
+    reports = probe_all(rt, now)
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        if r["status"] != "ok":
+            log.warning("probe: %s%s is %s: %s", r["target"], f" ({r['key_alg']})" if r.get("key_alg") else "",
+                        r["status"].upper(), "; ".join(r["problems"]))
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing configured"
+    queued = queue_probe_notices(rt, reports, now)
+    log.info("probe: %d targets: %s; %d notices queued", len(reports), summary, queued)
+    if should_stop():
+        return summary
+    out: list[reminders.ReminderOutcome] = []
+    reminders.send_pending(rt, now, out, should_stop)
+    failed = sum(1 for o in out if o.failed)
+    if failed:
+        raise CertmgrError(f"{failed} notice(s) could not be sent and stay queued")
+    return summary
 
 
 def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
@@ -123,12 +136,6 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
     if asked:
         log.info("ari: asked for %d certificates, %d windows changed", asked, changed)
     return f"{asked} asked, {changed} changed"
-
-
-def _short(value: object) -> str:
-    if isinstance(value, list | tuple):
-        return f"{len(value)} targets"
-    return "ok" if value is None else str(value)[:80]
 
 
 # ---------------------------------------------------------------------- metrics

@@ -143,7 +143,8 @@ def _deploy_unit(rt: Runtime, name: str, units: Unit) -> list[DeployReport]:
                   "nothing was deployed")
         return [_record(rt, m, name, pairs, started, "failed", reason, None) for m, pairs in units]
     hosts = tuple(HostBundles(m.hostname, tuple(bundle_for(s, v) for s, v in pairs),
-                              VerifyTarget(m.smtp_host, m.smtp_port)) for m, pairs in units)
+                              VerifyTarget(m.smtp_host, m.smtp_port, m.probe_protocol, m.probe_implicit_tls))
+                  for m, pairs in units)
     blocked = {m.hostname: why for (m, _), h in zip(units, hosts, strict=True)
                if (why := dane_problems(rt, m, h.bundles))}
     if blocked:

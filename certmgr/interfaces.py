@@ -182,11 +182,23 @@ class CertBundle:
         return self.cert_pem + self.chain_pem
 
 
+#: protocol names a probe target may be given: (protocol, implicit TLS)
+PROTOCOLS = {"smtp": ("smtp", False), "smtps": ("smtp", True), "imap": ("imap", False),
+             "imaps": ("imap", True), "pop3": ("pop3", False), "pop3s": ("pop3", True)}
+#: the protocol a port speaks when the config does not say; any other port is SMTP
+PORT_PROTOCOLS = {25: "smtp", 587: "smtp", 465: "smtps", 143: "imap", 993: "imaps", 110: "pop3", 995: "pop3s"}
+
+
+def protocol_for(port: int, name: str | None = None) -> tuple[str, bool]:
+    """(protocol, implicit TLS) of a target: ``name`` (a key of :data:`PROTOCOLS`) or its port's."""
+    return PROTOCOLS[name or PORT_PROTOCOLS.get(port, "smtp")]
+
+
 @dataclass(frozen=True)
 class VerifyTarget:
     host: str
     port: int
-    protocol: str = "smtp"  # "smtp" | "imap"
+    protocol: str = "smtp"  # "smtp" | "imap" | "pop3"
     implicit_tls: bool = False
     #: the SNI name the probe sends: None the request's hostname, "" none at all (the
     #: server's default certificate, what most SMTP senders get)

@@ -103,16 +103,19 @@ def renew_slot(
     slot: ManagedCert,
     *,
     force: bool = False,
+    retry_now: bool = False,
     dry_run: bool = False,
     now: Callable[[], datetime] = utcnow,
 ) -> Outcome:
+    """Renew the slot if due (or ``force``); ``retry_now`` ignores the back-off after a failure."""
     assert slot.id is not None
     host, alg = slot.hostname, slot.key_alg
     issuer = rt.providers.issuer(mta.issuer)
     automatic = bool(getattr(issuer, "automatic", True))
     reason = "forced" if force else why_due(rt, mta, slot, now())
     if reason is None:
-        return Outcome(host, alg, "not-due", f"renews at {slot.renew_at:%Y-%m-%d %H:%M} UTC" if slot.renew_at else "")
+        return Outcome(host, alg, "not-due", f"not due until {slot.renew_at:%Y-%m-%d %H:%M} UTC; use --force to "
+                       "renew now" if slot.renew_at else "use --force to renew now")
     if not automatic and not force:
         return Outcome(host, alg, "manual", f"{reason}; issuer {mta.issuer} is manual: "
                        f"`certmgr csr {host}` then `certmgr import {host} FILE`")
@@ -120,7 +123,7 @@ def renew_slot(
         # it would fail the same way until a person acts: no retries, with or without back-off
         return Outcome(host, alg, "waiting", f"last attempt failed for good: {slot.last_error}; "
                        f"fix that, then run `certmgr renew --force {host}`")
-    if not force and slot.next_retry_at is not None and now() < slot.next_retry_at:
+    if not force and not retry_now and slot.next_retry_at is not None and now() < slot.next_retry_at:
         return Outcome(host, alg, "waiting", f"last attempt failed; next try at {slot.next_retry_at:%H:%M} UTC "
                        "(name the host or use --force to try now)")
     if dry_run:
@@ -184,7 +187,8 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
         issued = issuer.issue(request, ctx)  # type: ignore[attr-defined]
         certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
                                    where=f"certificate from issuer {mta.issuer}", now=now())
-        version = save_version(rt.state, slot, certs, facts, key_path, source="acme", order_url=issued.order_url)
+        version = save_version(rt.state, slot, certs, facts, key_path, source="acme",
+                               issued_by=rt.issued_by(mta.issuer), order_url=issued.order_url)
         checkpoint("certificate_stored")
         if isinstance(issuer, RenewalInfoSource):
             # the certificate is issued and stored: no answer about its renewal window (a CA may

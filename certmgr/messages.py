@@ -269,6 +269,73 @@ def _deployment_words(certs: Sequence[CertFacts], d: Deployed) -> tuple[str, lis
             "info", [], "")
 
 
+@dataclass(frozen=True)
+class ProbeFinding:
+    """What one probe of an MTA found (a dual MTA is probed once per key algorithm)."""
+
+    target: str  # "host:port", with the algorithm for dual MTAs
+    status: str  # ok | warning | critical | unknown
+    problems: tuple[str, ...]
+
+
+def probe_message(hostname: str, kind: str, status: str, findings: list[ProbeFinding], since: datetime,
+                  config_path: str, now: datetime) -> Message:
+    """A probe of the MTA turned WARNING or CRITICAL (``probe:warning``, ``probe:critical[:N]``),
+    or passes again (``probe:recovered``)."""
+    cfg, host = shlex.quote(config_path), shlex.quote(hostname)
+    problems = [p for f in findings for p in f.problems]
+    if kind == "probe:recovered":
+        subject = f"[certmgr] RECOVERED: {hostname} passes the TLS probe again"
+        intro = [f"The mail server {hostname} serves a good certificate over TLS again.",
+                 f"The problem was first seen at {_utc(since)}."]
+        severity = "info"
+    else:
+        again = kind.startswith("probe:critical:")
+        tag = f"PROBE {status.upper()}" + (" (STILL)" if again else "")
+        subject = f"[certmgr] {tag}: {hostname}: {problems[0] if problems else 'the TLS probe fails'}"
+        intro = [f"certmgr probed the mail server {hostname} as an anonymous client and found "
+                 f"{'a problem' if len(problems) == 1 else 'problems'} that senders see too:"]
+        intro += [f"- {p}" for p in problems]
+        if again:
+            intro.append(f"This has been so since {_utc(since)}; nobody has fixed it yet.")
+        severity = "critical" if status == "critical" else "warning"
+    rows = [(f.target, f"{f.status.upper()}" + (f": {'; '.join(f.problems)}" if f.problems else ""))
+            for f in findings]
+    command = f"certmgr -c {cfg} check {host}"
+    text = [*intro, "", *(f"{k + ':':<24}{v}" for k, v in rows), "", "To probe it again by hand:", "",
+            f"    {command}", "", f"-- certmgr, {_utc(now)}"]
+    esc = html.escape
+    table = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n<body>\n"
+            + "\n".join(f"<p>{esc(p)}</p>" for p in intro)
+            + f"\n<table>{table}</table>\n<p>To probe it again by hand:</p><pre>{esc(command)}</pre>\n"
+            + f"<p><small>certmgr, {esc(_utc(now))}</small></p>\n</body></html>\n")
+    return Message(subject=subject, text="\n".join(text) + "\n", html=page, severity=severity, hostname=hostname,
+                   facts={"kind": kind, "hostname": hostname, "status": status, "since": since.isoformat(),
+                          "findings": [{"target": f.target, "status": f.status, "problems": list(f.problems)}
+                                       for f in findings], "fix_commands": [command]})
+
+
+def database_lost_message(node: str, what: str, state_dir: str, config_path: str, now: datetime) -> Message:
+    """The daemon's database file was removed or replaced under it: it stopped."""
+    cfg = shlex.quote(config_path)
+    subject = f"[certmgr] DAEMON STOPPED on {node}: its database was removed or replaced"
+    commands = [f"certmgr -c {cfg} recover", f"certmgr -c {cfg} status", "systemctl restart certmgr"]
+    intro = [f"{what} while certmgr was running on {node}.",
+             "The daemon stopped so that it does not order every certificate again on an empty inventory "
+             "(new keys, broken DANE records). Until the inventory is rebuilt, every command that writes "
+             "refuses to run.",
+             f"The keys and certificates are still in {state_dir}; rebuild the inventory from them:"]
+    text = [*intro, "", *(f"    {c}" for c in commands), "", f"-- certmgr, {_utc(now)}"]
+    esc = html.escape
+    page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n<body>\n"
+            + "\n".join(f"<p>{esc(p)}</p>" for p in intro)
+            + f"\n<pre>{esc(chr(10).join(commands))}</pre>\n<p><small>certmgr, {esc(_utc(now))}</small></p>\n"
+            + "</body></html>\n")
+    return Message(subject=subject, text="\n".join(text) + "\n", html=page, severity="critical", hostname=None,
+                   facts={"kind": "database_lost", "node": node, "what": what, "fix_commands": commands})
+
+
 # --------------------------------------------------------------------------
 
 

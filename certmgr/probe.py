@@ -5,9 +5,9 @@ it records what was served and judges the chain afterwards
 (:mod:`certmgr.probe_facts`).  :func:`certmgr.probe_assess.assess` turns a
 result into a monitoring status and plain sentences.
 
-SMTP (STARTTLS on 25/587, implicit TLS on 465) and IMAP (STARTTLS on 143,
-implicit TLS on 993) are supported.  ``key_alg`` makes a server holding an RSA
-and an ECDSA certificate serve one of them: TLS 1.2 is the ceiling and only
+SMTP (STARTTLS on 25/587, implicit TLS on 465), IMAP (STARTTLS on 143,
+implicit TLS on 993) and POP3 (STLS on 110, implicit TLS on 995) are supported.
+``key_alg`` makes a server holding an RSA and an ECDSA certificate serve one of them: TLS 1.2 is the ceiling and only
 ECDHE ciphers authenticated by that algorithm are offered.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from certmgr.probe_facts import CertFacts, certificate_facts
 
 #: ports where TLS starts at connect time when ``implicit_tls`` is None (auto)
-IMPLICIT_TLS_PORTS = frozenset({465, 993})
+IMPLICIT_TLS_PORTS = frozenset({465, 993, 995})
 
 _KEY_ALG_CIPHERS = {"rsa": "ECDHE+aRSA", "ecdsa": "ECDHE+aECDSA"}
 _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
@@ -34,7 +34,7 @@ _DOMAIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-
 @dataclass(frozen=True)
 class ProbeResult:
     target: str  # "host:port"
-    protocol: str  # "smtp" | "imap"
+    protocol: str  # "smtp" | "imap" | "pop3"
     implicit_tls: bool
     key_alg: str | None
     #: the server's greeting (first line), None when nothing was read
@@ -81,13 +81,22 @@ class _Lines:
         while True:
             line = self.readline()
             if len(line) < 3 or not line[:3].isdigit():
-                raise _ProtocolError(f"not an SMTP reply: {line[:80]!r}")
+                raise _ProtocolError(_not_smtp(line))
             lines.append(line[4:])
             if len(line) == 3 or line[3] != "-":
                 return int(line[:3]), lines
 
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode("ascii") + b"\r\n")
+
+
+def _not_smtp(line: str) -> str:
+    """What a non-SMTP greeting is, and the config that probes it properly."""
+    for prefix, what, name in (("* OK", "an IMAP server", "imap"), ("+OK", "a POP3 server", "pop3")):
+        if line.upper().startswith(prefix):
+            return (f"this is {what}, not SMTP (it greets with {line[:40]!r}): set protocol = \"{name}\" "
+                    f"(or \"{name}s\" for implicit TLS) on the [[mta]] to probe it as one")
+    return f"not an SMTP reply: {line[:80]!r}"
 
 
 def _banner_host(greeting: str) -> str | None:
@@ -170,6 +179,32 @@ def _imap_greeting(lines: _Lines) -> str:
     return line
 
 
+def _pop3_greeting(lines: _Lines) -> str:
+    line = lines.readline()
+    if not line.upper().startswith("+OK"):
+        raise _ProtocolError(f"not a POP3 greeting: {line[:80]!r}")
+    return line
+
+
+def _pop3_stls(lines: _Lines) -> bool:
+    """RFC 2595: STLS is listed by CAPA (a multi-line answer ending with ".")."""
+    lines.send("CAPA")
+    caps: list[str] = []
+    if lines.readline().upper().startswith("+OK"):
+        while (line := lines.readline()) != ".":
+            caps.append(line.upper())
+    if "STLS" not in caps:
+        return False
+    lines.send("STLS")
+    line = lines.readline()
+    if not line.upper().startswith("+OK"):
+        raise _ProtocolError(f"STLS offered but refused: {line}")
+    return True
+
+
+_GREETINGS = {"smtp": _smtp_greeting, "imap": _imap_greeting, "pop3": _pop3_greeting}
+
+
 def probe(
     host: str,
     port: int,
@@ -183,7 +218,7 @@ def probe(
     key_alg: str | None = None,
 ) -> ProbeResult:
     """Probe ``host:port``; never raises for what the server does (errors are in the result)."""
-    if protocol not in ("smtp", "imap"):
+    if protocol not in _GREETINGS:
         raise ValueError(f"unknown probe protocol {protocol!r}")
     if key_alg not in (None, "rsa", "ecdsa"):
         raise ValueError(f"key_alg must be rsa or ecdsa, not {key_alg!r}")
@@ -203,14 +238,15 @@ def probe(
             sock: socket.socket = raw
             if not implicit:
                 lines = _Lines(raw)
+                greeting = _GREETINGS[protocol](lines)
                 if protocol == "smtp":
-                    greeting = _smtp_greeting(lines)
                     starttls = _smtp_starttls(lines, ehlo_name)
-                else:
-                    greeting = _imap_greeting(lines)
+                elif protocol == "imap":
                     starttls = _imap_starttls(lines, greeting)
+                else:
+                    starttls = _pop3_stls(lines)
                 if not starttls:
-                    lines.send("QUIT" if protocol == "smtp" else "a3 LOGOUT")
+                    lines.send("a3 LOGOUT" if protocol == "imap" else "QUIT")
                     return result(banner=greeting, banner_host=_smtp_host(protocol, greeting))
             try:
                 tls = _client_context(key_alg).wrap_socket(sock, server_hostname=sni)
@@ -224,7 +260,7 @@ def probe(
                 version, cipher = tls.version(), (tls.cipher() or (None,))[0]
                 if implicit:
                     tlines = _Lines(tls)
-                    greeting = _smtp_greeting(tlines) if protocol == "smtp" else _imap_greeting(tlines)
+                    greeting = _GREETINGS[protocol](tlines)
                 _goodbye(tls, protocol)
     except (OSError, _ProtocolError) as e:
         # no reply at all (reset, timeout) says nothing about TLS: unknown; a refusal or garbage
@@ -243,7 +279,7 @@ def probe(
 def _goodbye(tls: ssl.SSLSocket, protocol: str) -> None:
     # A polite end keeps the MTA's log free of "lost connection" noise; failures don't matter.
     try:
-        tls.sendall(b"QUIT\r\n" if protocol == "smtp" else b"a9 LOGOUT\r\n")
+        tls.sendall(b"a9 LOGOUT\r\n" if protocol == "imap" else b"QUIT\r\n")
     except OSError:
         pass
 

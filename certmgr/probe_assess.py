@@ -133,6 +133,7 @@ def to_json(
     return {
         "target": result.target,
         "protocol": result.protocol,
+        "implicit_tls": result.implicit_tls,
         "key_alg": result.key_alg,
         "banner_host": result.banner_host,
         "starttls": result.starttls,

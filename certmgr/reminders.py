@@ -354,7 +354,7 @@ def _queue_carrying(ctx: _Ctx, certs: list[_Cert], mta_certs: list[_Cert], kind:
     rows = [Reminder(managed_id=row.managed_id, version_key=row.key, kind=kind, notifier=notifier,
                      payload=row.payload, created_at=ctx.now),
             Reminder(managed_id=lead, version_key=cal.vkey, kind="calendar:REQUEST", notifier=notifier,
-                     payload=_dump(cal.message), created_at=ctx.now, sent_at=ctx.now, last_error=note)]
+                     payload=dump_message(cal.message), created_at=ctx.now, sent_at=ctx.now, last_error=note)]
     if queue.queue_reminders_together(ctx.rt.store, rows):
         log.info("%s (%s): queued %s reminder for [notify.%s] (serial %s), with the calendar invitation",
                  row.hostname, row.algs, kind, notifier, row.key)
@@ -381,7 +381,7 @@ def _row(ctx: _Ctx, certs: list[_Cert], kind: str, notifier: str, msg: Message, 
     if invite is not None:
         msg = Message(**{**msg.__dict__, "attachments": (*msg.attachments, invite)})
     return _Row(certs[0].slot.hostname, "+".join(c.slot.key_alg for c in certs), managed_id, vkey or key,
-                _dump(msg))
+                dump_message(msg))
 
 
 # ---------------------------------------------------------------------- calendar
@@ -581,7 +581,7 @@ def _stale(rt: Runtime, r: Reminder, covered: list[tuple[ManagedCert, str]]) -> 
     return None
 
 
-def _dump(msg: Message) -> str:
+def dump_message(msg: Message) -> str:
     data: dict[str, Any] = {
         "subject": msg.subject, "text": msg.text, "html": msg.html, "severity": msg.severity,
         "hostname": msg.hostname, "facts": dict(msg.facts),

@@ -31,13 +31,14 @@ def renew_many(
     by_mta: dict[str, tuple[MtaConfig, list[ManagedCert]]] = {}
     for mta, slot in rt.select(hosts):
         by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
-    # naming a host asks for it to be renewed now, as --force does
-    forced = force or bool(hosts)
+    # naming a host limits the run to it and renews it if due, trying now despite a back-off
+    # (as certbot's `renew --cert-name`); only --force renews what is not due
+    retry_now = bool(hosts)
 
     def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
         out = []
         for slot in slots:
-            outcome = renew_slot(rt, mta, slot, force=forced, dry_run=dry_run)
+            outcome = renew_slot(rt, mta, slot, force=force, retry_now=retry_now, dry_run=dry_run)
             if progress:
                 progress(outcome)
             out.append(outcome)

@@ -13,7 +13,8 @@ from certmgr.fsutil import atomic_write
 from certmgr.interfaces import AccountRecord
 from certmgr.registry import Providers
 from certmgr.statedir import StateDir
-from certmgr.store import ManagedCert, Store
+from certmgr.store import AcmeAccount, CertVersion, ManagedCert, Store
+from certmgr.versions import IssuedBy
 
 log = logging.getLogger("certmgr.runtime")
 
@@ -39,10 +40,13 @@ def owner_is_dead(owner: str) -> bool:
 
 
 class Runtime:
-    def __init__(self, config: Config, *, node: str | None = None) -> None:
+    def __init__(self, config: Config, *, node: str | None = None, read_only: bool = False) -> None:
+        """``read_only``: for commands that only read (status, check, metrics, calendar); the
+        state dir and database are not written, so they work on a full or read-only disk."""
         self.config = config
-        self.state = StateDir(config.settings.state_dir).ensure()
-        self.store = Store(config.settings.database)
+        self.state = StateDir(config.settings.state_dir).ensure()  # checks an existing one, never changes it
+        self.store = Store(config.settings.database, read_only=read_only)
+        self.read_only = read_only
         self.providers = Providers(config)
         self.node = node or node_id()
         self._synced = False
@@ -57,6 +61,8 @@ class Runtime:
         The config is written into the store once per Runtime (one transaction per slot); later
         calls read every slot back in a single query, so callers may ask often.
         """
+        if self.read_only:
+            return self._read_inventory()
         if not self._synced:
             for mta in self.config.mtas:
                 for kt in mta.key_types:
@@ -64,6 +70,19 @@ class Runtime:
             self._synced = True
         rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
         return [(mta, rows[(mta.hostname, KEY_TYPES[kt][0])]) for mta in self.config.mtas for kt in mta.key_types]
+
+    def _read_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
+        """sync_inventory without writing: a slot not in the store yet is shown as planned."""
+        rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
+        out = []
+        for mta in self.config.mtas:
+            for kt in mta.key_types:
+                alg = KEY_TYPES[kt][0]
+                slot = rows.get((mta.hostname, alg)) or ManagedCert(
+                    hostname=mta.hostname, key_alg=alg, key_type=kt, names=json.dumps(list(mta.all_names)),
+                    issuer=mta.issuer, state="planned")
+                out.append((mta, slot))
+        return out
 
     def select(self, hosts: list[str]) -> list[tuple[MtaConfig, ManagedCert]]:
         """Slots of the named hosts (all when none named); unknown names are a UsageError."""
@@ -90,13 +109,23 @@ class Runtime:
         directory = self._directory(issuer)
         # "" is a row from before accounts were per machine: adopted when its key is readable here
         row = self.store.account(issuer, directory, socket.gethostname()) or self.store.account(issuer, directory, "")
-        if row is None:
-            return None
-        try:
-            key_pem = Path(row.key_path).read_bytes()
-        except OSError:
-            return None  # key gone: the issuer registers a new account
-        return AccountRecord(issuer, directory, key_pem, row.uri, tuple(json.loads(row.contact)))
+        return _account_record(row)
+
+    def load_version_account(self, version: CertVersion, issuer: str) -> AccountRecord | None:
+        """The ACME account that ordered ``version`` (whatever its issuer is called now), when its
+        key is readable on this machine; else the account of the configured ``issuer``."""
+        if version.account_uri:
+            for row in self.store.accounts_by_uri(version.account_uri):
+                record = _account_record(row)
+                if record is not None and record.directory == version.directory:
+                    return record
+        return self.load_account(issuer)
+
+    def issued_by(self, issuer: str) -> IssuedBy:
+        """The issuer ``issuer`` of the config as a version records it (with the account used now)."""
+        cfg = self.config.issuers[issuer]
+        account = self.load_account(issuer) if cfg.type == "acme" else None
+        return IssuedBy(issuer, cfg.type, self._directory(issuer) or None, account.uri if account else None)
 
     def save_account(self, record: AccountRecord) -> None:
         path = self.state.account_key_path(record.issuer, record.directory)
@@ -105,3 +134,13 @@ class Runtime:
         self.store.save_account(record.issuer, record.directory, socket.gethostname(), record.uri, str(path),
                                 list(record.contact))
         self.store.log("account_saved", detail={"issuer": record.issuer, "uri": record.uri})
+
+
+def _account_record(row: AcmeAccount | None) -> AccountRecord | None:
+    if row is None:
+        return None
+    try:
+        key_pem = Path(row.key_path).read_bytes()
+    except OSError:
+        return None  # key gone: the issuer registers a new account
+    return AccountRecord(row.issuer, row.directory, key_pem, row.uri, tuple(json.loads(row.contact)))

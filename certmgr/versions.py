@@ -7,7 +7,9 @@ has a strong key, is valid now, and the chain is in order.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -69,6 +71,16 @@ def check_chain(
     return certs, facts
 
 
+@dataclass(frozen=True)
+class IssuedBy:
+    """What issued a certificate, recorded on its version as it was at that moment."""
+
+    issuer: str  # the [issuer.NAME], or "import" for a certificate imported by hand onto an ACME MTA
+    issuer_type: str  # acme | manual
+    directory: str | None = None  # ACME directory URL
+    account_uri: str | None = None  # ACME account that ordered it
+
+
 def save_version(
     state: StateDir,
     slot: ManagedCert,
@@ -77,12 +89,19 @@ def save_version(
     key_path: Path,
     *,
     source: str,
+    issued_by: IssuedBy,
     order_url: str | None = None,
 ) -> CertVersion:
     """Write cert/chain/fullchain into a new history directory; return the unsaved row."""
     assert slot.id is not None
-    directory = state.cert_dir(slot.hostname, slot.key_alg, facts.serial)
     leaf_pem, chain_pem = to_pem(certs[:1]), to_pem(certs[1:])
+    directory = state.cert_dir(slot.hostname, slot.key_alg, facts.serial)
+    stored_chain = directory / "chain.pem"
+    if stored_chain.exists() and stored_chain.read_bytes() != chain_pem:
+        # the same certificate with another chain (an import completing its chain): a new
+        # directory, since stored history is never overwritten
+        digest = hashlib.sha256(chain_pem).hexdigest()[:12]
+        directory = state.cert_dir(slot.hostname, slot.key_alg, f"{facts.serial}-{digest}")
     paths = {n: directory / f"{n}.pem" for n in ("cert", "chain", "fullchain")}
     for name, data in (("cert", leaf_pem), ("chain", chain_pem), ("fullchain", leaf_pem + chain_pem)):
         if paths[name].exists() and paths[name].read_bytes() == data:
@@ -99,8 +118,12 @@ def save_version(
         not_before=facts.not_before,
         not_after=facts.not_after,
         sha256=facts.sha256,
-        issuer=slot.issuer,
+        issuer=issued_by.issuer,
+        issuer_type=issued_by.issuer_type,
+        directory=issued_by.directory,
+        account_uri=issued_by.account_uri,
         issuer_cn=facts.issuer_cn,
+        issuer_dn=certs[0].issuer.rfc4514_string(),
         source=source,
         cert_path=str(paths["cert"]),
         chain_path=str(paths["chain"]),

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calendar": ("cmd_calendar", "iCalendar feed of expiry and renewal events"),
     "metrics": ("cmd_metrics", "Prometheus text format (for the textfile collector)"),
     "run": ("cmd_run", "the daemon: renew, probe, remind on a schedule"),
+    "recover": ("cmd_recover", "rebuild the inventory from the state directory after the database was lost"),
 }
 
 
@@ -63,12 +64,17 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
     elif name == "csr":
         sp.add_argument("host", metavar="HOST")
         sp.add_argument("--key", choices=["rsa", "ecdsa"], help="for dual MTAs: which key's CSR (default: all)")
+        sp.add_argument("--force", action="store_true", help="also for an MTA whose issuer is not manual")
     elif name == "import":
         sp.add_argument("host", metavar="HOST")
-        sp.add_argument("file", metavar="FILE", help="PEM certificate, optionally followed by its chain")
+        sp.add_argument("file", metavar="FILE", help="PEM certificate followed by its chain")
+        sp.add_argument("--force", action="store_true",
+                        help="also for an MTA whose issuer is not manual, and over a longer-lived certificate")
     elif name == "remind":
         sp.add_argument("--dry-run", action="store_true", help="list what is due and queued; send nothing")
         sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    elif name == "recover":
+        sp.add_argument("--json", action="store_true", help="print what was recovered as JSON")
     elif name in ("calendar", "metrics"):
         sp.add_argument("-o", "--output", metavar="FILE", help="write FILE atomically (default: stdout)")
     elif name == "revoke":

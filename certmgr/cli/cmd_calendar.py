@@ -14,7 +14,7 @@ from certmgr.store import queue, utcnow
 
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
+    rt = runtime(args, read_only=True)
     now = utcnow()
     try:
         pairs = rt.sync_inventory()

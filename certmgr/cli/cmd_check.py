@@ -12,7 +12,7 @@ from certmgr.errors import CertmgrError
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rt = runtime(args)
+        rt = runtime(args, read_only=True)
         try:
             reports = check(rt, args.targets)
         finally:

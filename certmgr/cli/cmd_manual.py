@@ -14,10 +14,10 @@ def run(args: argparse.Namespace) -> int:
     rt = runtime(args)
     try:
         if args.command == "csr":
-            for _alg, pem in export_csr(rt, args.host, args.key):
+            for _alg, pem in export_csr(rt, args.host, args.key, force=args.force):
                 sys.stdout.write(pem.decode())
         else:
-            print(import_certificate(rt, args.host, Path(args.file)))
+            print(import_certificate(rt, args.host, Path(args.file), force=args.force))
     finally:
         rt.close()
     return 0

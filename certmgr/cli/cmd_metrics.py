@@ -11,7 +11,7 @@ from certmgr.metrics import render_text, write_textfile
 
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
+    rt = runtime(args, read_only=True)
     try:
         registry = metrics_registry(rt)
     finally:

@@ -14,7 +14,7 @@ from certmgr.reminders import process
 
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
+    rt = runtime(args, read_only=args.dry_run)  # a dry run only reads: it works on a full disk too
     try:
         outcomes = process(rt, dry_run=args.dry_run)
     finally:

@@ -1,30 +1,79 @@
-"""certmgr status [--json]: one row per managed certificate."""
+"""certmgr status [--json]: one row per managed certificate.
+
+On a terminal too narrow for the whole table (an 80-column one, typically),
+each certificate gets a line of its own instead: hostnames, states and errors
+are never cut short.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
 
-from certmgr.cli.common import print_json, print_table, runtime
+from certmgr.cli.common import is_tty, print_json, print_table, runtime
 from certmgr.inventory import status_rows
 from certmgr.store import utcnow
 
+COLUMNS = ["hostname", "key", "issuer", "serial", "expires", "days", "state", "renew at", "deployed", "last error"]
+
 
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
+    from certmgr.recovery import lost_inventory
+
+    rt = runtime(args, read_only=True)
     try:
         rows = status_rows(rt, utcnow())
+        lost = lost_inventory(rt)
     finally:
         rt.close()
+    if lost:
+        print(f"certmgr status: warning: {lost}", file=sys.stderr)
     if args.json:
         print_json(rows)
         return 0
     table = [
         (r["hostname"], r["key_spec"], r["issuer"], r["serial"] or "-",
-         (r["not_after"] or "-")[:10], r["days_left"] if r["days_left"] is not None else "-", r["state"],
+         (r["not_after"] or "-")[:10], str(r["days_left"]) if r["days_left"] is not None else "-", r["state"],
          (r["renew_at"] or "-")[:16], "yes" if r["deployed"] else "no", (r["last_error"] or "")[:80])
         for r in rows
     ]
-    print_table("Managed certificates",
-                ["hostname", "key", "issuer", "serial", "expires", "days", "state", "renew at", "deployed",
-                 "last error"], table)
+    if is_tty():
+        from rich.console import Console
+
+        console = Console()
+        if _table_width(COLUMNS, table) > console.width:
+            _print_narrow(console, rows)
+            return 0
+    print_table("Managed certificates", COLUMNS, table)
     return 0
+
+
+def _table_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """The width rich's default table needs to show every cell whole (1 space of padding each
+    side and a border between and around the columns)."""
+    from rich.cells import cell_len
+
+    widths = [max([cell_len(c), *(cell_len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    return sum(widths) + 3 * len(widths) + 1
+
+
+def _print_narrow(console: Any, rows: list[dict[str, Any]]) -> None:
+    """One block per certificate, wrapped by the console: nothing is truncated."""
+    from rich.markup import escape
+
+    console.print("[bold]Managed certificates[/bold]")
+    for r in rows:
+        expires = (f"expires {r['not_after'][:10]} ({r['days_left']} days)" if r["not_after"]
+                   else "no certificate yet")
+        console.print(f"[bold]{escape(r['hostname'])}[/bold] {escape(r['key_spec'])}: [bold]{escape(r['state'])}"
+                      f"[/bold], {'deployed' if r['deployed'] else 'not deployed'}, {expires}", overflow="fold")
+        details = [f"issuer {r['issuer']}"]
+        if r["serial"]:
+            details.append(f"serial {r['serial']}")
+        if r["renew_at"]:
+            details.append(f"renews {r['renew_at'][:16].replace('T', ' ')}")
+        console.print("  " + escape(", ".join(details)), overflow="fold")
+        if r["last_error"]:
+            console.print("  last error: " + escape(r["last_error"]), overflow="fold")

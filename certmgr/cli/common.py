@@ -16,10 +16,16 @@ def config(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config))
 
 
-def runtime(args: argparse.Namespace) -> Any:
+def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Any:
+    """The runtime of a command; ``read_only`` for commands that must work on a full disk."""
     from certmgr.runtime import Runtime
 
-    return Runtime(config(args))
+    rt = Runtime(config(args), read_only=read_only)
+    if not read_only:
+        from certmgr.recovery import refuse_if_lost
+
+        refuse_if_lost(rt)  # a deleted database must not make everything be ordered again
+    return rt
 
 
 def is_tty() -> bool:

@@ -14,10 +14,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, update
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from certmgr.store.db import make_engine, migrate, session_scope
+from certmgr.store.db import (
+    SCHEMA_HEAD,
+    can_write,
+    current_revision,
+    make_engine,
+    migrate,
+    read_only_engine,
+    session_scope,
+    sqlite_path,
+)
 from certmgr.store.models import (
     AcmeAccount,
     CertVersion,
@@ -36,13 +46,32 @@ def utcnow() -> datetime:
 
 
 class Store:
-    def __init__(self, url: str) -> None:
+    """The inventory.  ``read_only`` (status, check, metrics, calendar): an existing SQLite
+    database at the current schema is opened without writing (see :func:`read_only_engine`),
+    so those commands work on a full disk or a read-only state directory."""
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = False
+        self._writer: Engine | None = None
+        path = sqlite_path(url)
+        if read_only and path is not None and path.exists():
+            engine = read_only_engine(path)
+            if current_revision(engine) == SCHEMA_HEAD:
+                self.engine, self.read_only = engine, True
+                return
+            engine.dispose()  # an older schema: migrate it (this writes) as any command would
         self.engine = make_engine(url)
         migrate(self.engine)
 
+    def cannot_write(self) -> str | None:
+        """Why a write would fail now, or None (read-only commands skip what they would store)."""
+        return can_write(self.url)
+
     def close(self) -> None:
         self.engine.dispose()
+        if self._writer is not None:
+            self._writer.dispose()
 
     # ------------------------------------------------------------------ inventory
 
@@ -159,6 +188,11 @@ class Store:
             q = select(CertVersion).where(CertVersion.managed_id == slot_id).order_by(col(CertVersion.id).desc())
             return list(s.exec(q))
 
+    def has_versions(self) -> bool:
+        """Has any certificate ever been recorded?"""
+        with session_scope(self.engine) as s:
+            return s.exec(select(CertVersion.id).limit(1)).first() is not None
+
     def version_by_sha256(self, sha256: str) -> CertVersion | None:
         with session_scope(self.engine) as s:
             return s.exec(select(CertVersion).where(CertVersion.sha256 == sha256)).first()
@@ -178,6 +212,11 @@ class Store:
             return s.exec(select(AcmeAccount).where(
                 AcmeAccount.issuer == issuer, AcmeAccount.directory == directory, AcmeAccount.node == node
             )).first()
+
+    def accounts_by_uri(self, uri: str) -> list[AcmeAccount]:
+        """Every stored row of the ACME account ``uri`` (one per machine that holds its key)."""
+        with session_scope(self.engine) as s:
+            return list(s.exec(select(AcmeAccount).where(AcmeAccount.uri == uri).order_by(col(AcmeAccount.id))))
 
     def save_account(self, issuer: str, directory: str, node: str, uri: str | None, key_path: str,
                      contact: list[str]) -> None:
@@ -299,8 +338,18 @@ class Store:
         return {k: n for k, n in counts.items() if k not in verified}
 
     def add_probe(self, row: ProbeResult) -> None:
-        with session_scope(self.engine) as s:
+        """Store a probe result (also from a read-only store: `check` keeps what it saw when it can)."""
+        if self.read_only and self._writer is None:
+            self._writer = make_engine(self.url)
+        with session_scope(self._writer or self.engine) as s:
             s.add(row)
+
+    def probes(self, hostname: str, limit: int) -> list[ProbeResult]:
+        """The newest ``limit`` probe results of ``hostname``, newest first."""
+        with session_scope(self.engine) as s:
+            q = (select(ProbeResult).where(ProbeResult.hostname == hostname)
+                 .order_by(col(ProbeResult.id).desc()).limit(limit))
+            return list(s.exec(q))
 
     def last_probe(self, hostname: str) -> ProbeResult | None:
         with session_scope(self.engine) as s:

@@ -42,6 +42,60 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and for in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    db = make_url(url).database
+    return Path(db) if db and db != ":memory:" else None
+
+
+def read_only_engine(path: Path) -> Engine:
+    """An engine that never writes the SQLite file ``path`` nor creates files beside it.
+
+    ``mode=ro`` reads a live database (the daemon's WAL included) but needs the ``-shm``
+    file, which SQLite cannot create on a read-only or full file system; then the file is
+    opened ``immutable`` (what the last committed checkpoint holds: nobody can write there).
+    """
+    from urllib.parse import quote
+
+    for query in ("mode=ro", "immutable=1"):
+        engine = create_engine(f"sqlite:///file:{quote(str(path))}?{query}&uri=true",
+                               connect_args={"check_same_thread": False, "timeout": sqlite_timeout()})
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT count(*) FROM sqlite_master")).scalar()
+        except DBAPIError as e:
+            engine.dispose()
+            error: DBAPIError = e
+            continue
+        return engine
+    raise StateError(f"cannot read the database {path}: " + explain(error, "check that it is readable"))
+
+
+def can_write(url: str) -> str | None:
+    """Why the database cannot be written now (None when it probably can).
+
+    For SQLite: its directory read-only, or less than :data:`MIN_FREE_BYTES` free, so a
+    write would fail half-way ("disk I/O error").  A server database is assumed writable.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    if not os.access(path.parent, os.W_OK):
+        return f"{path.parent} is not writable (read-only file system or permissions)"
+    st = os.statvfs(path.parent)
+    if st.f_bavail * st.f_frsize < MIN_FREE_BYTES:
+        return f"the file system of {path.parent} is full"
+    return None
+
+
+#: below this much free space a SQLite write is not tried (WAL and shared-memory files grow)
+MIN_FREE_BYTES = 1 << 20
+
+
 def sqlite_timeout() -> float:
     value = os.environ.get("CERTMGR_DB_TIMEOUT", "")
     try:
@@ -57,6 +111,8 @@ def explain(error: DBAPIError, advice: str) -> str:
         return (f"{text}: another program held a write transaction open for more than "
                 f"{sqlite_timeout():g} s (a second certmgr with a stuck step, or an sqlite3 shell "
                 "left inside BEGIN); nothing was saved; close it and try again")
+    if "readonly database" in text:
+        return f"{text} (the file, its directory or the file system is read-only); {advice}"
     if "disk I/O error" in text:
         return f"{text} (usually a full disk or a file system that went read-only); {advice}"
     return f"{text}; {advice}"
@@ -64,7 +120,7 @@ def explain(error: DBAPIError, advice: str) -> str:
 
 #: the newest migration; checked against the migrations folder by a unit test.  Knowing it
 #: lets a process whose schema is current skip importing alembic (a tenth of a second).
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -61,8 +61,13 @@ class CertVersion(SQLModel, table=True):
     not_before: datetime
     not_after: datetime
     sha256: str = Field(index=True)
-    issuer: str = ""
+    # what issued this version, as it was then (renaming the issuer in the config changes nothing here)
+    issuer: str = ""  # the [issuer.NAME] that issued it; "import" for a certificate imported by hand
+    issuer_type: str = ""  # acme | manual ("" for rows from before this was recorded)
+    directory: str | None = None  # the ACME directory URL
+    account_uri: str | None = None  # the ACME account that ordered it (revocation uses it)
     issuer_cn: str | None = None
+    issuer_dn: str | None = None  # the certificate's issuer distinguished name (RFC 4514)
     source: str = "acme"  # acme | import
     cert_path: str = ""
     chain_path: str = ""

@@ -14,7 +14,7 @@ transaction.  Exactly-once delivery rests on two things done here:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, or_, update
@@ -64,6 +64,19 @@ def queued_kinds(store: Store, managed_ids: Iterable[int]) -> dict[tuple[int, st
                 col(Reminder.managed_id).in_(chunk))
             for managed_id, version_key, notifier, kind in s.exec(q):
                 out.setdefault((managed_id, version_key, notifier), set()).add(kind)
+    return out
+
+
+def probe_notices(store: Store, managed_ids: Iterable[int]) -> dict[tuple[int, str], dict[str, dict[str, datetime]]]:
+    """{(managed_id, notifier): {episode key: {kind: queued at}}} of every probe notice ever queued."""
+    ids = sorted(set(managed_ids))
+    out: dict[tuple[int, str], dict[str, dict[str, datetime]]] = {}
+    with session_scope(store.engine) as s:
+        for chunk in _chunks(ids):
+            q = select(Reminder).where(col(Reminder.managed_id).in_(chunk), col(Reminder.kind).startswith("probe:"))
+            for r in s.exec(q):
+                at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)  # SQLite: naive
+                out.setdefault((r.managed_id, r.notifier), {}).setdefault(r.version_key, {})[r.kind] = at
     return out
 
 

@@ -8,7 +8,8 @@ rewrites, included from dovecot.conf, naming the files: 2.3 ``ssl_cert = </…``
 2.4 ``ssl_server_cert_file``/``ssl_server_key_file`` and the ``_alt_`` pair);
 ``dovecot_config`` (the main config, passed as ``-c`` to doveconf and doveadm);
 ``reload_command`` (default ``doveadm reload``); ``verify`` ("host:port", default
-``<hostname>:143``, or 993 with ``implicit_tls``), ``verify_protocol`` ("imap"),
+``<hostname>:143``, or 993 with ``implicit_tls``; 110 and 995 for POP3), ``verify_protocol``
+("imap", default, or "pop3" for a server that speaks only POP3),
 ``implicit_tls``; ``group``.  Config test: ``doveconf -n``.
 
 Several hostnames on one Dovecot (several [[mta]] tables listing this target)
@@ -64,7 +65,7 @@ class DovecotDeployer(MailDeployer):
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
         dovecot_config = options.str("dovecot_config", None)
         with_config = ["-c", dovecot_config] if dovecot_config else []
-        protocol = options.str("verify_protocol", "imap", choices=("imap",))
+        protocol = options.str("verify_protocol", "imap", choices=("imap", "pop3"))
         implicit = options.bool("implicit_tls", False)
         verify_value = options.str("verify", None)
         deployer = cls(
@@ -139,5 +140,6 @@ class DovecotDeployer(MailDeployer):
     def verify_targets(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
         if self.verify is not None:
             return (self.verify,)
-        port = 993 if self.implicit_tls else 143
+        port = {("imap", False): 143, ("imap", True): 993, ("pop3", False): 110,
+                ("pop3", True): 995}[(self.protocol, self.implicit_tls)]
         return (VerifyTarget(request.hostname, port, self.protocol, self.implicit_tls),)

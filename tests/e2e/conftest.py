@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +41,33 @@ class Cli:
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args).stdout)
+
+    def on_terminal(self, *args: str, columns: int = 80, timeout: float = 120) -> str:
+        """Run with stdout and stderr on a pseudo-terminal ``columns`` wide, as a person sees it;
+        return what was shown."""
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+        env = {k: v for k, v in os.environ.items() if k != "CERTMGR_CONFIG"}
+        env.update(COLUMNS=str(columns), TERM="xterm")
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "certmgr", "-c", str(self.config), *args],
+                                    stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env)
+        finally:
+            os.close(slave)
+        out = bytearray()
+        try:
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the terminal closed
+                    break
+                if not chunk:
+                    break
+                out += chunk
+        finally:
+            os.close(master)
+        assert proc.wait(timeout=timeout) == 0, out.decode(errors="replace")
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode()).replace("\r\n", "\n")
 
 
 def acme_config(tmp_path: Path, pebble: Pebble, mtas: str, extra: str = "") -> Path:

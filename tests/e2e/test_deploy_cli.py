@@ -12,7 +12,7 @@ import pytest
 from certmgr.probe import probe
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble
-from tests.peers.postfix import PostfixPeer, write_chain_files
+from tests.peers.postfix import PostfixPeer, wait_until, write_chain_files
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -175,3 +175,40 @@ def test_dane_records_guard_the_deployment(tmp_path: Path, pebble: Pebble, mta: 
         named.replace(tlsa_name, "TLSA", ["3 1 1 " + "00" * 32])
         res = cli("check", "--json", check=2)
         assert "no TLSA record at _25._tcp.mx2.example.com matches" in res.stdout
+
+
+def test_revoked_and_deployed_is_not_deployed(tmp_path: Path, pebble: Pebble, mta: Mta) -> None:
+    """After `revoke`, status says `revoked` (not `verified`, not deployed) until the replacement
+    is deployed and served."""
+    cli = config(tmp_path, pebble, mta)
+    cli("renew")
+    revoked = {r["key_type"]: r["sha256"] for r in cli.json("status", "--json")}
+    cli("revoke", HOST)
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "revoked" and not r["deployed"] for r in rows), rows
+    assert all(mta.served(alg) == sha for alg, sha in revoked.items()), "still served: the MTA was not touched"
+    out = cli.json("renew", "--json")
+    assert [o["action"] for o in out] == ["issued", "issued", "deployed"], out
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "verified" and r["deployed"] for r in rows), rows
+    assert all(mta.served(r["key_type"]) == r["sha256"] != revoked[r["key_type"]] for r in rows)
+
+
+def test_certificate_replaced_behind_certmgr_is_not_called_deployed(tmp_path: Path, pebble: Pebble,
+                                                                     mta: Mta) -> None:
+    """A verified deployment is not the last word: when a later probe finds the MTA serving
+    another certificate (the files put back by hand, say), status says so."""
+    cli = config(tmp_path, pebble, mta)
+    cli("renew")
+    assert all(r["deployed"] for r in cli.json("status", "--json"))
+    write_chain_files(mta.cert_dir, mta.old)
+    mta.peer.reload()
+    for bundle in mta.old:
+        wait_until(lambda b=bundle: mta.served(b.key_alg) == b.sha256, what="the old certificate served")
+    cli("check", check=None)
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "not_served" and not r["deployed"] for r in rows), rows
+    assert {r["served_sha256"] for r in rows} == {b.sha256 for b in mta.old}
+    cli("deploy")  # deploying again puts it right
+    rows = cli.json("status", "--json")
+    assert all(r["state"] == "verified" and r["deployed"] for r in rows), rows

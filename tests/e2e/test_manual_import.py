@@ -14,21 +14,23 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.e2e.conftest import Cli
 from tests.peers.testca import TestCA
 from tests.peers.util import state_fingerprint
 
 HOST, ALIAS = "mx1.example.com", "mail.example.com"
+SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> Cli:
+def cli(tmp_path: Path, ca: TestCA) -> Cli:
     path = tmp_path / "certmgr.toml"
     path.write_text(f"""
 [certmgr]
 state_dir = "{tmp_path / 'state'}"
+trust = "{ca.write_root(tmp_path / 'root.pem')}"
 
 [issuer.corp]
 type = "manual"
@@ -48,10 +50,12 @@ def ca() -> TestCA:
 
 
 def sign(ca: TestCA, public_key: object, names: list[str], *, cn: str | None = HOST,
-         start: datetime | None = None, days: int = 90) -> bytes:
+         start: datetime | None = None, days: float = 90, eku: x509.ObjectIdentifier | None = SERVER_AUTH,
+         is_ca: bool = False, signer: object = None) -> bytes:
+    """A leaf as the CA's intermediate signs it (or, with ``signer``, another key under its name)."""
     start = start or datetime.now(UTC) - timedelta(hours=1)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.inter.subject)
@@ -59,9 +63,15 @@ def sign(ca: TestCA, public_key: object, names: list[str], *, cn: str | None = H
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(start + timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-        .sign(ca.inter_key, hashes.SHA256())
+        # RFC 5280: the SAN is critical when the subject is empty (as CAs issue them)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=cn is None)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
+                       critical=False)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([eku]), critical=False)
+    cert = builder.sign(signer or ca.inter_key, hashes.SHA256())  # type: ignore[arg-type]
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
@@ -132,9 +142,26 @@ BAD: dict[str, tuple[Callable[[TestCA, x509.CertificateSigningRequest], bytes], 
                     "damaged"),
     "with private key": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS]) +
                          b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "private key"),
-    "other CN": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS], cn="www.example.com"),
+    "other CN": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS], cn="www.example.com") + ca.chain_pem,
                  "subject CN www.example.com"),
+    "leaf without its intermediate": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS]),
+                                      "without the intermediate that issued it"),
+    "untrusted root": (lambda ca, csr: _untrusted(csr), "which is not trusted"),
+    "wrong intermediate": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS]) + OTHER.chain_pem,
+                           "not in order"),
+    "right issuer name, wrong key": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS],
+                                                          signer=OTHER.inter_key) + ca.chain_pem, "not in order"),
+    "no serverAuth": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS],
+                                           eku=ExtendedKeyUsageOID.CLIENT_AUTH) + ca.chain_pem, "EKU"),
+    "CA:TRUE leaf": (lambda ca, csr: sign(ca, csr.public_key(), [HOST, ALIAS], is_ca=True) + ca.chain_pem,
+                     "basicConstraints.cA"),
 }
+#: another CA whose root nobody trusts, with an intermediate of the same name as the trusted one
+OTHER = TestCA("import test")
+
+
+def _untrusted(csr: x509.CertificateSigningRequest) -> bytes:
+    return sign(OTHER, csr.public_key(), [HOST, ALIAS]) + OTHER.chain_pem + OTHER.root_pem
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -169,3 +196,123 @@ def test_import_without_csr_first(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
 def test_manual_certificates_are_not_renewed_automatically(cli: Cli) -> None:
     out = cli.json("renew", "--json")
     assert {o["action"] for o in out} == {"manual"}
+
+
+def test_leaf_alone_is_completed_from_a_known_intermediate(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    csrs = csr_keys(cli)
+    full = tmp_path / "rsa.pem"
+    full.write_bytes(sign(ca, csrs["rsa"].public_key(), [HOST, ALIAS]) + ca.chain_pem)
+    cli("import", HOST, str(full))
+    # the intermediate is known now (it came with the RSA certificate): an ECDSA leaf alone is completed
+    alone = tmp_path / "ec.pem"
+    alone.write_bytes(sign(ca, csrs["ecdsa"].public_key(), [HOST, ALIAS]))
+    cli("import", HOST, str(alone))
+    chains = sorted((tmp_path / "state" / "certs" / HOST).glob("*/*/chain.pem"))
+    assert len(chains) == 2 and all(c.read_bytes() == ca.chain_pem for c in chains), chains
+
+
+def test_reimport_with_the_chain_completes_it(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    """A certificate stored without its chain (as older versions of certmgr did) gets it by
+    importing the same certificate again with the chain: not "already imported"."""
+    leaf = sign(ca, csr_keys(cli)["rsa"].public_key(), [HOST, ALIAS])
+    full = tmp_path / "full.pem"
+    full.write_bytes(leaf + ca.chain_pem)
+    cli("import", HOST, str(full))
+    (chain,) = (tmp_path / "state" / "certs" / HOST / "rsa").glob("*/chain.pem")
+    chain.write_bytes(b"")  # the state an import of the bare leaf left before chains were verified
+    chain.with_name("fullchain.pem").write_bytes(leaf)
+    serial = cli.json("status", "--json")[0]["serial"]
+    out = cli("import", HOST, str(full)).stdout
+    assert "now has its chain" in out, out
+    row = next(r for r in cli.json("status", "--json") if r["key_type"] == "rsa")
+    assert row["serial"] == serial
+    chains = {p.read_bytes() for p in (tmp_path / "state" / "certs" / HOST / "rsa").glob("*/chain.pem")}
+    assert ca.chain_pem in chains
+    assert "already imported" in cli("import", HOST, str(full), check=2).stderr
+
+
+def test_shorter_lived_certificate_does_not_replace_a_longer_one(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    key = csr_keys(cli)["rsa"].public_key()
+    long_, short = tmp_path / "long.pem", tmp_path / "short.pem"
+    long_.write_bytes(sign(ca, key, [HOST, ALIAS], days=90) + ca.chain_pem)
+    short.write_bytes(sign(ca, key, [HOST, ALIAS], days=2 / 24 + 1 / 24) + ca.chain_pem)
+    cli("import", HOST, str(long_))
+    serial = cli.json("status", "--json")[0]["serial"]
+    before = snapshot(tmp_path / "state")
+    err = cli("import", HOST, str(short), check=2).stderr
+    assert "before the current certificate" in err and "--force" in err, err
+    assert snapshot(tmp_path / "state") == before
+    cli("import", "--force", HOST, str(short))
+    assert cli.json("status", "--json")[0]["days_left"] == 0
+    # the longer-lived one can go back
+    cli("import", HOST, str(long_))
+    assert cli.json("status", "--json")[0]["serial"] == serial
+
+
+@pytest.fixture
+def acme_cli(tmp_path: Path, ca: TestCA) -> Cli:
+    """An MTA whose issuer is ACME (never contacted here: csr and import do not talk to the CA)."""
+    path = tmp_path / "acme.toml"
+    path.write_text(f"""
+[certmgr]
+state_dir = "{tmp_path / 'state'}"
+trust = "{ca.write_root(tmp_path / 'root.pem')}"
+
+[issuer.le]
+type = "acme"
+directory = "https://acme.invalid/directory"
+challenge = {{ type = "http-01", mode = "standalone", port = 8080 }}
+
+[[mta]]
+hostname = "{HOST}"
+names = ["{ALIAS}"]
+key = "rsa-2048"
+issuer = "le"
+""")
+    return Cli(path)
+
+
+def test_manual_flow_on_an_acme_mta_needs_force(acme_cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    acme_cli("status")
+    before = snapshot(tmp_path / "state")
+    err = acme_cli("csr", HOST, check=2).stderr
+    assert "acme issuer le" in err and "--force" in err, err
+    assert snapshot(tmp_path / "state") == before, "no pending key is created"
+    csr = x509.load_pem_x509_csr(acme_cli("csr", "--force", HOST).stdout.encode())
+    cert = tmp_path / "other-ca.pem"
+    cert.write_bytes(sign(ca, csr.public_key(), [HOST, ALIAS]) + ca.chain_pem)
+    assert "--force" in acme_cli("import", HOST, str(cert), check=2).stderr
+    acme_cli("import", "--force", HOST, str(cert))
+    row = acme_cli.json("status", "--json")[0]
+    assert row["issuer"] == "import", "the store says what really issued it, not the ACME issuer"
+    err = acme_cli("revoke", HOST, check=2).stderr
+    assert "CN=import test intermediate" in err and "ask that CA" in err, err
+
+
+def test_chain_with_the_root_is_stored_without_it(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    """Clients must find the root in their own store: a root sent along is dropped, the
+    intermediate kept (what was verified is what is deployed)."""
+    f = tmp_path / "with-root.pem"
+    f.write_bytes(sign(ca, csr_keys(cli)["rsa"].public_key(), [HOST, ALIAS]) + ca.chain_pem + ca.root_pem)
+    cli("import", HOST, str(f))
+    (chain,) = (tmp_path / "state" / "certs" / HOST / "rsa").glob("*/chain.pem")
+    assert chain.read_bytes() == ca.chain_pem
+    assert chain.with_name("fullchain.pem").read_bytes().endswith(ca.chain_pem)
+
+
+def test_status_says_expired_once_the_certificate_has_expired(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
+    from certmgr.config import load_config
+    from certmgr.inventory import status_rows
+    from certmgr.runtime import Runtime
+
+    f = tmp_path / "c.pem"
+    f.write_bytes(sign(ca, csr_keys(cli)["rsa"].public_key(), [HOST, ALIAS], days=1) + ca.chain_pem)
+    cli("import", HOST, str(f))
+    rt = Runtime(load_config(cli.config))
+    try:
+        now = datetime.now(UTC)
+        assert next(r for r in status_rows(rt, now) if r["key_type"] == "rsa")["state"] == "issued"
+        later = next(r for r in status_rows(rt, now + timedelta(days=1)) if r["key_type"] == "rsa")
+        assert later["state"] == "expired" and later["days_left"] < 0, later
+    finally:
+        rt.close()

@@ -77,9 +77,17 @@ def test_renew_issues_then_is_idempotent(tmp_path: Path, pebble: Pebble) -> None
     assert not {r["serial"] for r in after} & {r["serial"] for r in rows.values()}
     assert len(list(state.glob("certs/*/*/*/cert.pem"))) == 6
 
-    # naming one host renews only that host
+    # naming a host limits the run to it and renews it only if due: nothing is ordered
+    stored = len(list(state.glob("certs/*/*/*/cert.pem")))
+    r = cli("renew", "mx1.example.com")
     named = cli.json("renew", "mx1.example.com", "--json")
-    assert [(o["hostname"], o["action"]) for o in named] == [("mx1.example.com", "issued")]
+    assert [(o["hostname"], o["action"]) for o in named] == [("mx1.example.com", "not-due")]
+    assert "not due until" in named[0]["message"] and "--force" in named[0]["message"]
+    assert "not due until" in r.stdout
+    assert len(list(state.glob("certs/*/*/*/cert.pem"))) == stored
+    # --force with a host renews that host alone
+    forced_one = cli.json("renew", "--force", "mx1.example.com", "--json")
+    assert [(o["hostname"], o["action"]) for o in forced_one] == [("mx1.example.com", "issued")]
 
 
 def test_dry_run_changes_nothing(tmp_path: Path, pebble: Pebble) -> None:
@@ -123,3 +131,25 @@ def test_crashed_run_does_not_block_the_next(tmp_path: Path, pebble: Pebble) -> 
     assert r.returncode == -9
     out = cli.json("renew", "--json")
     assert [o["action"] for o in out] == ["issued"], out
+
+
+def test_status_readable_at_80_columns(tmp_path: Path, pebble: Pebble) -> None:
+    long_host = "mailgateway-02.eu-west.example.com"
+    mtas = MTAS + f"""
+[[mta]]
+hostname = "{long_host}"
+key = ["rsa-2048", "ecdsa-p256"]
+issuer = "pebble"
+"""
+    cli = Cli(acme_config(tmp_path, pebble, mtas))
+    cli("renew")
+    rows = cli.json("status", "--json")
+    shown = cli.on_terminal("status", columns=80)
+    assert "…" not in shown, shown
+    assert all(len(line) <= 80 for line in shown.splitlines()), shown
+    for r in rows:
+        assert r["hostname"] in shown and r["serial"] in shown, shown
+    assert shown.count("issued") >= len(rows), shown
+    # a wide terminal still gets the table
+    wide = cli.on_terminal("status", columns=200)
+    assert "…" not in wide and "renew at" in wide, wide

@@ -382,3 +382,118 @@ def test_read_only_state_dir(pebble: Pebble, tmp_path: Path, mounts: Mounts) -> 
     assert_refused_cleanly(r, state, snap, "read-only")
     mounts.undo()
     assert current(config)["serial"] == before["serial"]
+
+
+READ_ONLY_COMMANDS = (("status", "--json"), ("check", "--json"), ("metrics",), ("calendar",), ("providers",),
+                      ("validate",), ("remind", "--dry-run"))
+
+
+@pytest.mark.parametrize("how", ["disk-full", "read-only"])
+def test_read_only_commands_work_without_a_writable_state_dir(how: str, pebble: Pebble, tmp_path: Path,
+                                                              mounts: Mounts) -> None:
+    """`status`, `check`, `metrics`, `calendar`, `providers`, `validate` and `remind --dry-run` only read:
+    a full disk or a read-only state dir must not stop them (the probe result is not stored, and
+    `check` says so)."""
+    state = tmp_path / "state"
+    if how == "disk-full":
+        mounts.tmpfs(state, "4m")
+    config = write_config(tmp_path, pebble, state=state)
+    # nothing listens on port 1: the probe is refused at once (UNKNOWN, or WARNING when the name
+    # does not resolve here; never CRITICAL, whose exit 2 the disk error used to take)
+    config.write_text(config.read_text() + 'smtp = "127.0.0.1:1"\n')
+    issue(config)
+    before = current(config)
+    if how == "disk-full":
+        fill_up(state)
+    else:
+        mounts.read_only(state)
+    snap = snapshot(state)
+    for args in READ_ONLY_COMMANDS:
+        r = run_cli(config, *args)
+        assert r.returncode in ((1, 3) if args[0] == "check" else (0,)), f"{args}: exit {r.returncode}\n{r.stderr}"
+        assert "Traceback" not in r.stderr and "disk I/O error" not in r.stderr, r.stderr
+        if args[0] == "status":
+            assert json.loads(r.stdout)[0]["serial"] == before["serial"]
+        if args[0] == "check":
+            assert json.loads(r.stdout)[0]["status"] in ("unknown", "warning")
+            assert "not stored" in r.stderr, r.stderr
+        if args[0] == "metrics":
+            assert "certmgr_certificate_" in r.stdout, r.stdout
+    files = {k: v for k, v in state_digest(state).items() if k != "filler"}
+    assert files == {k: v for k, v in snap[0].items() if k != "filler"}, "state files changed"
+    assert state_fingerprint(state)["certmgr.db"] == snap[1], "database changed"
+
+
+# -- a deleted database ------------------------------------------------------------------
+
+
+def test_deleted_database_is_refused_until_recovered(pebble: Pebble, tmp_path: Path) -> None:
+    """With keys and certificates in the state dir but an empty database, writing commands refuse
+    (they would order everything again with new keys); `recover` rebuilds the inventory."""
+    state = tmp_path / "state"
+    config = write_config(tmp_path, pebble, state=state)
+    issue(config)
+    r = run_cli(config, "renew", "--force", HOST)  # a second version: history to rebuild
+    assert r.returncode == 0, r.stderr
+    before = current(config)
+    keys = {p.name: p.read_bytes() for p in state.glob(f"keys/{HOST}/*.pem")}
+    certs = sorted(p.name for p in state.glob(f"certs/{HOST}/rsa/*"))
+    assert len(keys) == 2 and len(certs) == 2
+    for p in state.glob("certmgr.db*"):
+        p.unlink()
+    seen = run_cli(config, "status", "--json")  # reads the empty inventory, writes none, says what to do
+    assert seen.returncode == 0 and json.loads(seen.stdout)[0]["serial"] is None, seen.stderr
+    assert "certmgr recover" in seen.stderr, seen.stderr
+
+    for args in (("renew",), ("renew", "--force", HOST), ("deploy",), ("remind",)):
+        r = run_cli(config, *args)
+        assert r.returncode == 2, f"{args}: exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+        assert "certmgr recover" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert sorted(p.name for p in state.glob(f"certs/{HOST}/rsa/*")) == certs, "nothing ordered"
+
+    r = run_cli(config, "recover", "--json")
+    assert r.returncode == 0, r.stderr
+    (done,) = json.loads(r.stdout)
+    assert done["versions_added"] == 2 and done["current_serial"] == before["serial"], done
+    again = run_cli(config, "recover", "--json")  # idempotent
+    assert json.loads(again.stdout)[0]["versions_added"] == 0, again.stdout
+
+    after = current(config)
+    assert (after["serial"], after["sha256"], after["not_after"]) == \
+        (before["serial"], before["sha256"], before["not_after"])
+    r = run_cli(config, "renew", "--json")
+    assert r.returncode == 0, r.stderr
+    assert [o["action"] for o in json.loads(r.stdout)] == ["not-due"], r.stdout
+    assert current(config)["serial"] == before["serial"]
+    assert {p.name: p.read_bytes() for p in state.glob(f"keys/{HOST}/*.pem")} == keys, "keys changed"
+    assert sorted(p.name for p in state.glob(f"certs/{HOST}/rsa/*")) == certs
+    con = sqlite3.connect(f"file:{state / 'certmgr.db'}?mode=ro", uri=True)
+    try:
+        assert con.execute("SELECT count(*) FROM cert_version").fetchone()[0] == 2
+    finally:
+        con.close()
+
+
+def test_recover_after_restoring_an_old_backup_makes_the_newest_certificate_current(
+        pebble: Pebble, tmp_path: Path) -> None:
+    """A database restored from before the last renewal points at the older certificate, while the
+    MTAs serve the newer one: `recover` records the newer one and makes it current again."""
+    state = tmp_path / "state"
+    config = write_config(tmp_path, pebble, state=state)
+    issue(config)
+    backup = tmp_path / "backup.db"
+    with sqlite3.connect(f"file:{state / 'certmgr.db'}?mode=ro", uri=True) as src, sqlite3.connect(backup) as dst:
+        src.backup(dst)
+    r = run_cli(config, "renew", "--force", HOST)
+    assert r.returncode == 0, r.stderr
+    newest = current(config)["serial"]
+    for p in state.glob("certmgr.db*"):
+        p.unlink()
+    shutil.copy(backup, state / "certmgr.db")
+    assert current(config)["serial"] != newest  # the backup's current certificate
+
+    r = run_cli(config, "recover", "--json")
+    assert r.returncode == 0, r.stderr
+    (done,) = json.loads(r.stdout)
+    assert (done["versions_added"], done["current_serial"]) == (1, newest), done
+    assert current(config)["serial"] == newest

@@ -19,6 +19,7 @@ from certmgr.config import load_config
 from certmgr.store import Store, queue
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble, running_pebble
+from tests.peers.smtpd import SmtpServer
 from tests.peers.util import free_port
 
 pytestmark = pytest.mark.integration
@@ -158,3 +159,64 @@ metrics_listen = "127.0.0.1:{metrics_port}"
         assert jobs["renew"].last_error is None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_daemon_stops_with_an_alert_when_its_database_is_removed_or_replaced(
+        tmp_path: Path, pebble: Pebble, how: str) -> None:
+    """A daemon whose SQLite file is deleted (or swapped) under it would go on writing a file nobody
+    reads, then a restart would order everything again: it must notice, tell people and stop."""
+    smtpd = SmtpServer(tmp_path)
+    smtpd.start()
+    try:
+        extra = f"""
+[notify.ops]
+type = "email"
+smtp = "localhost:{smtpd.port}"
+from = "certmgr@example.com"
+to = ["ops@example.com"]
+timeout = 5
+
+[daemon]
+renew_interval = 2
+remind_interval = 3600
+probe_interval = 0
+ari_interval = 0
+"""
+        mta = '[[mta]]\nhostname = "mx1.example.com"\nissuer = "pebble"\nnotify = ["ops"]\n'
+        config = acme_config(tmp_path, pebble, mta, extra=extra)
+        config.write_text(config.read_text().replace("[certmgr]\n", f'[certmgr]\ntrust = "{smtpd.ca_file}"\n', 1))
+        state, log = tmp_path / "state", tmp_path / "daemon.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("CERTMGR_CONFIG", "NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        with open(log, "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "certmgr", "-c", str(config), "run"],
+                                    stdout=subprocess.DEVNULL, stderr=err, env=env)
+        try:
+            wait_until(lambda: bool(serials(state, "mx1.example.com")), 60, "the first issuance", log)
+            db = state / "certmgr.db"
+            if how == "removed":
+                for p in state.glob("certmgr.db*"):
+                    p.unlink()
+            else:
+                copy = state / "certmgr.db.new"
+                copy.write_bytes(db.read_bytes())
+                os.replace(copy, db)
+            assert proc.wait(30) == 2, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = log.read_text()
+        assert f"the database file {db} was {how}" in text and "certmgr recover" in text, text
+        wait_until(lambda: len(smtpd.messages) == 1, 10, "the alert mail", log)
+        alert = smtpd.messages[0].message
+        assert "DAEMON STOPPED" in str(alert["Subject"]), alert["Subject"]
+        assert "recover" in alert.get_body(("plain",)).get_content()
+        if how == "removed":
+            # systemd restarts it: it refuses, saying what to do, and orders nothing
+            before = serials(state, "mx1.example.com")
+            again = Cli(config)("run", check=2, timeout=60)
+            assert "certmgr recover" in again.stderr, again.stderr
+            assert serials(state, "mx1.example.com") == before
+    finally:
+        smtpd.stop()

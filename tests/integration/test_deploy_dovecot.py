@@ -77,6 +77,16 @@ def test_deploy_verified_over_implicit_tls(site: Site) -> None:
     assert site.served() == new.sha256
 
 
+@pytest.mark.parametrize("implicit", [False, True], ids=["stls", "pop3s"])
+def test_deploy_verified_over_pop3(site: Site, implicit: bool) -> None:
+    """A Dovecot that serves only POP3 is verified in POP3 (STLS, or implicit TLS on 995)."""
+    new = site.ca.leaf(HOST)
+    port = site.peer.pop3s_port if implicit else site.peer.pop3_port
+    outcome = site.deploy([new], verify=f"127.0.0.1:{port}", verify_protocol="pop3", implicit_tls=implicit)
+    assert outcome.ok, outcome.reason
+    assert outcome.served_sha256s == {f"127.0.0.1:{port}/rsa": new.sha256}
+
+
 def test_no_reload_keeps_old_certificate_and_rolls_back(site: Site) -> None:
     # Dovecot's config process holds the certificate it read at the last (re)load:
     # without a reload the new files are not served, verification fails, rollback follows.

@@ -15,6 +15,7 @@ import icalendar
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certmgr.calendar import event_uid
 from certmgr.config import load_config
@@ -52,12 +53,18 @@ def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
     server.stop()
 
 
+#: the corporate CA of the manual issuer; its root is trusted (an import is verified up to it)
+CORP = TestCA("certmgr test corporate CA")
+
+
 def write_config(tmp_path: Path, smtpd: SmtpServer, mtas: str, *, issuer: str = "", calendar: bool = True) -> Path:
     path = tmp_path / "certmgr.toml"
+    trust = tmp_path / "trust.pem"
+    trust.write_bytes(Path(smtpd.ca_file).read_bytes() + CORP.root_pem)
     path.write_text(f"""
 [certmgr]
 state_dir = "{tmp_path / 'state'}"
-trust = "{smtpd.ca_file}"
+trust = "{trust}"
 
 [issuer.corp]
 type = "manual"
@@ -92,6 +99,9 @@ def sign_csr(ca: TestCA, csr_pem: bytes, days: float) -> bytes:
         .not_valid_after(now + timedelta(days=days))
         .add_extension(sans, critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
+                       critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca.inter_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
@@ -129,7 +139,7 @@ def subjects(smtpd: SmtpServer) -> list[str]:
 
 
 def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     config = write_config(tmp_path, smtpd, MTA)
     rt = runtime(config)
     serial1 = import_manual(rt, tmp_path, ca, days=20)
@@ -187,7 +197,7 @@ def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smt
 
 
 def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     rt = runtime(write_config(tmp_path, smtpd, MTA))
     try:
         import_manual(rt, tmp_path, ca, days=2 / 24)
@@ -211,7 +221,7 @@ def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: P
 
 
 def test_two_notifiers_to_one_address_send_once(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     second = f"""
 [notify.ops-again]
 type = "email"
@@ -245,7 +255,7 @@ timeout = 5
 def test_dropping_a_key_type_keeps_the_mta_event(tmp_path: Path, smtpd: SmtpServer) -> None:
     """A dual MTA drops RSA but stays configured: its one event keeps its UID and is
     updated to the ECDSA certificate, never cancelled as if the MTA were gone."""
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     dual = MTA.replace('notify =', 'key = ["rsa-2048", "ecdsa-p256"]\nnotify =')
     rt = runtime(write_config(tmp_path, smtpd, dual))
     for alg, csr in export_csr(rt, HOST):
@@ -275,7 +285,7 @@ def test_dropping_a_key_type_keeps_the_mta_event(tmp_path: Path, smtpd: SmtpServ
 
 
 def test_relay_down_keeps_reminders_queued_then_sends_each_once(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     config = write_config(tmp_path, smtpd, MTA, calendar=False)
     rt = runtime(config)
     import_manual(rt, tmp_path, ca, days=10)
@@ -331,7 +341,7 @@ challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", por
 
 
 def test_calendar_feed_and_metrics_commands(tmp_path: Path, smtpd: SmtpServer) -> None:
-    ca = TestCA("certmgr test corporate CA")
+    ca = CORP
     config = write_config(tmp_path, smtpd, MTA + OTHER)
     rt = runtime(config)
     serial = import_manual(rt, tmp_path, ca, days=40)

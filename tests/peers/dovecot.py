@@ -1,4 +1,4 @@
-"""A private Dovecot (2.3 from Debian) serving IMAP on free loopback ports.
+"""A private Dovecot (2.3 from Debian) serving IMAP and POP3 on free loopback ports.
 
 Runs in the foreground (``dovecot -F -c <conf>``) as root.  Its ``base_dir``
 (sockets, login chroot) must be reachable by the unprivileged login users, so
@@ -29,6 +29,8 @@ class DovecotPeer:
         self.log = root / "dovecot.log"
         self.imap_port = free_port()
         self.imaps_port = free_port()
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
         self.base_dir = Path(tempfile.mkdtemp(prefix="certmgr-dovecot-"))
         self.base_dir.chmod(0o755)
         self.snippet.write_text(f"ssl_cert = <{cert}\nssl_key = <{key}\n")
@@ -39,7 +41,7 @@ class DovecotPeer:
             f"base_dir = {self.base_dir}\n"
             f"state_dir = {self.base_dir}/state\n"
             f"log_path = {self.log}\ninfo_log_path = {self.log}\n"
-            "protocols = imap\nlisten = 127.0.0.1\nssl = yes\n"
+            "protocols = imap pop3\nlisten = 127.0.0.1\nssl = yes\n"
             "ssl_min_protocol = TLSv1.2\n"
             "auth_mechanisms = plain\n"
             "passdb {\n  driver = static\n  args = password=\n}\n"
@@ -48,6 +50,10 @@ class DovecotPeer:
             f"  inet_listener imap {{\n    address = 127.0.0.1\n    port = {self.imap_port}\n  }}\n"
             f"  inet_listener imaps {{\n    address = 127.0.0.1\n    port = {self.imaps_port}\n"
             "    ssl = yes\n  }\n}\n"
+            "service pop3-login {\n"
+            f"  inet_listener pop3 {{\n    address = 127.0.0.1\n    port = {self.pop3_port}\n  }}\n"
+            f"  inet_listener pop3s {{\n    address = 127.0.0.1\n    port = {self.pop3s_port}\n"
+            "    ssl = yes\n  }\n  chroot =\n}\n"
             "service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\n"
             f"!include {self.snippet}\n"
         )
@@ -60,6 +66,8 @@ class DovecotPeer:
         try:
             wait_port(self.imap_port)
             wait_port(self.imaps_port)
+            wait_port(self.pop3_port)
+            wait_port(self.pop3s_port)
         except TimeoutError:
             out = self.proc.stdout.read().decode() if self.proc.poll() is not None and self.proc.stdout else ""
             log = self.log.read_text() if self.log.exists() else ""

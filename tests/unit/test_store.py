@@ -100,6 +100,35 @@ def test_migration_0002_keeps_existing_accounts(tmp_path: Path) -> None:
     assert store.account("le", "https://ca/dir", "mx-node-2") is not None
 
 
+def test_migration_0003_keeps_versions_and_marks_imports(tmp_path: Path) -> None:
+    """Versions stored under schema 0002 keep every value; imported ones are known as manual."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+        conn.execute(text("INSERT INTO managed_cert (id, hostname, key_alg, key_type, names, issuer, state, "
+                          "attempts, last_error_permanent) VALUES (1, 'mx1', 'rsa', 'rsa-2048', '[]', 'le', "
+                          "'issued', 0, 0)"))
+        for vid, source in ((1, "acme"), (2, "import")):
+            conn.execute(text(
+                "INSERT INTO cert_version (id, managed_id, serial, names, key_type, key_alg, key_bits, not_before, "
+                "not_after, sha256, issuer, source, cert_path, chain_path, fullchain_path, key_path, created_at) "
+                f"VALUES ({vid}, 1, 's{vid}', '[]', 'rsa-2048', 'rsa', 2048, '2026-01-01 00:00:00', "
+                f"'2026-04-01 00:00:00', 'h{vid}', 'le', '{source}', '/c', '/ch', '/f', '/k', '2026-01-01 00:00:00')"))
+    engine.dispose()
+    store = Store(url)
+    acme, imported = store.version(1), store.version(2)
+    assert acme is not None and imported is not None
+    assert (acme.serial, acme.issuer, acme.issuer_type, acme.directory) == ("s1", "le", "", None)
+    assert (imported.serial, imported.sha256, imported.issuer_type) == ("s2", "h2", "manual")
+
+
 def test_only_the_lease_holder_records_an_issued_certificate(tmp_path: Path) -> None:
     """Making a certificate current, closing the order and logging it happen together, and only
     for the node that holds the lease: one that stalled past it changes nothing."""
