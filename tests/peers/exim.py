@@ -59,8 +59,11 @@ def exim_env() -> dict[str, str]:
 
 
 class EximPeer:
-    def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str]) -> None:
-        """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm)."""
+    def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str],
+                 include_tls: bool = False) -> None:
+        """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm).
+        ``include_tls``: the two TLS settings live in :attr:`tls_config`, ``.include``d from the
+        config (the file the exim deployer's ``tls_config`` option rewrites)."""
         self.binary = exim_binary()
         self.root = root
         self.conf = root / "exim.conf"
@@ -74,6 +77,7 @@ class EximPeer:
         self.cert_dir.mkdir(mode=0o755)
         self.certs = [self.cert_dir / c for c in certs]
         self.keys = [self.cert_dir / k for k in keys]
+        self.tls_config = root / "exim-tls.conf" if include_tls else None
 
     def write_config(self) -> None:
         spool = self.run_dir / "spool"
@@ -87,11 +91,18 @@ class EximPeer:
             f"spool_directory = {spool}\nlog_file_path = {self.run_dir}/%slog\n"
             f"pid_file_path = {self.run_dir}/exim.pid\n"
             "tls_advertise_hosts = *\n"
-            f"tls_certificate = {' : '.join(map(str, self.certs))}\n"
-            f"tls_privatekey = {' : '.join(map(str, self.keys))}\n"
-            "acl_smtp_rcpt = acl_check_rcpt\n"
+            + self._tls_settings()
+            + "acl_smtp_rcpt = acl_check_rcpt\n"
             "begin acl\nacl_check_rcpt:\n  deny\n"
         )
+
+    def _tls_settings(self) -> str:
+        settings = (f"tls_certificate = {' : '.join(map(str, self.certs))}\n"
+                    f"tls_privatekey = {' : '.join(map(str, self.keys))}\n")
+        if self.tls_config is None:
+            return settings
+        self.tls_config.write_text(settings)
+        return f".include {self.tls_config}\n"
 
     @property
     def log(self) -> Path:

@@ -108,7 +108,9 @@ class PostfixPeer:
 
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
                  chain_files: list[Path] | None = None, starttls: bool = True,
-                 seclevel0: bool = False) -> None:
+                 seclevel0: bool = False, extra_ports: int = 0) -> None:
+        """``extra_ports``: more smtpd listeners of the same instance (a second ``inet`` line in
+        master.cf, as a submission service on 587 would be), in :attr:`ports` after :attr:`port`."""
         require_binary("postfix")
         self.root = root
         self.config_dir = root / "etc"
@@ -120,6 +122,7 @@ class PostfixPeer:
         self.starttls = starttls
         self.seclevel0 = seclevel0
         self.port = free_port()
+        self.ports = [self.port, *(free_port() for _ in range(extra_ports))]
         self.running = False
 
     @property
@@ -153,7 +156,8 @@ class PostfixPeer:
             f"import_environment = {env}\n"
             "smtpd_tls_loglevel = 1\n" + tls
         )
-        (self.config_dir / "master.cf").write_text(_MASTER_CF.format(port=self.port))
+        extra = "".join(f"127.0.0.1:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
+        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(port=self.port))
 
     def _postfix(self, *args: str) -> None:
         proc = subprocess.run(["postfix", "-c", str(self.config_dir), *args], capture_output=True, text=True,
@@ -170,7 +174,8 @@ class PostfixPeer:
         try:
             self._postfix("start")
             self.running = True
-            wait_port(self.port)
+            for port in self.ports:
+                wait_port(port)
         except BaseException:
             self.stop()
             raise
