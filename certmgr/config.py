@@ -123,6 +123,16 @@ class Config:
     #: the raw text, kept so provider errors can be given a line number
     text: str = field(default="", repr=False)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    #: deploy target -> the ``primary = "host"`` of its table (the certificate served without SNI)
+    primaries: Mapping[str, str] = field(default_factory=dict)
+
+    def target_mtas(self, target: str) -> tuple[MtaConfig, ...]:
+        """The MTAs a deploy target serves, its primary first (``primary`` on the deploy table,
+        default the first [[mta]] that lists it): one MTA instance serving several hostnames."""
+        mtas = [m for m in self.mtas if target in m.deploy]
+        primary = self.primaries.get(target)
+        mtas.sort(key=lambda m: m.hostname != primary)
+        return tuple(mtas)
 
     def mta(self, hostname: str) -> MtaConfig:
         want = hostname.lower().rstrip(".")
@@ -237,7 +247,30 @@ def _parse(ld: Loader, data: dict[str, Any]) -> Config:
         seen[mta.hostname] = i + 1
         mtas.append(mta)
     daemon = _parse_daemon(ld, data.get("daemon", {}), settings)
-    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon)
+    primaries = _parse_primaries(ld, deploys, mtas)
+    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries)
+
+
+def _parse_primaries(ld: Loader, deploys: dict[str, ProviderConfig],
+                     mtas: list[MtaConfig]) -> dict[str, str]:
+    """Take the core key ``primary`` out of each deploy table (the provider never sees it)."""
+    out: dict[str, str] = {}
+    for name, p in list(deploys.items()):
+        if "primary" not in p.options:
+            continue
+        value = p.options["primary"]
+        served = [m.hostname for m in mtas if name in m.deploy]
+        try:
+            host = normalize_hostname(value) if isinstance(value, str) else None
+        except NameError_:
+            host = None
+        if host is None or host not in served:
+            raise ld.error(f"must be the hostname of an [[mta]] that lists deploy = [\"{name}\"] "
+                           f"({', '.join(served) or 'none does'}), got {value!r}", p.table, "primary")
+        out[name] = host
+        options = {k: v for k, v in p.options.items() if k != "primary"}
+        deploys[name] = ProviderConfig(p.kind, p.name, p.type, options, p.line)
+    return out
 
 
 def _parse_daemon(ld: Loader, raw: Any, settings: Settings) -> DaemonSettings:

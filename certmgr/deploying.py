@@ -1,7 +1,9 @@
 """Deploy a certificate and prove the MTA serves it; roll back when it does not.
 
 ``install`` -> probe every verify target (once per key algorithm when the MTA
-holds dual RSA+ECDSA certificates) -> compare the served leaf's SHA-256 with the
+holds dual RSA+ECDSA certificates; for a target serving several hostnames, each
+one with its SNI name and every endpoint without SNI, which must serve the
+primary's certificate) -> compare the served leaf's SHA-256 with the
 bundle's.  A reload is asynchronous (Postfix hands it to its master, Exim
 restarts), so a mismatch is probed again a few times before it counts.  On a
 failed install the deployer has already restored the previous files; on a
@@ -38,17 +40,32 @@ class DeployOutcome:
 
 def make_probe_fn(servername: str | None, *, trust_file: Path | None = None,
                   timeout: float = 10.0) -> ProbeFn:
-    """The real STARTTLS probe, bound to the MTA's name (for SNI)."""
+    """The real STARTTLS probe, bound to the MTA's name (for SNI) unless the target names its own."""
 
     def run(target: VerifyTarget, key_alg: str | None) -> ProbeResult:
+        sni = servername if target.servername is None else target.servername
         return probe(target.host, target.port, protocol=target.protocol, implicit_tls=target.implicit_tls,
-                     servername=servername, trust_file=trust_file, timeout=timeout, key_alg=key_alg)
+                     servername=sni, trust_file=trust_file, timeout=timeout, key_alg=key_alg)
 
     return run
 
 
 def _served(result: ProbeResult) -> str | None:
     return result.certificate.sha256 if result.certificate else None
+
+
+def _where(target: VerifyTarget) -> str:
+    sni = "" if target.servername is None else f" with SNI {target.servername}" if target.servername else \
+        " without SNI"
+    return f"{target.host}:{target.port}{sni}"
+
+
+def _expected(request: DeployRequest, target: VerifyTarget) -> tuple[CertBundle, ...]:
+    """What ``target`` must serve: the named host's certificates, else the primary's (the default)."""
+    for host in request.all_hosts:
+        if host.hostname == target.servername:
+            return host.bundles
+    return request.bundles
 
 
 def _verify_one(probe_fn: ProbeFn, target: VerifyTarget, bundle: CertBundle, key_alg: str | None,
@@ -62,11 +79,11 @@ def _verify_one(probe_fn: ProbeFn, target: VerifyTarget, bundle: CertBundle, key
         try:
             result = probe_fn(target, key_alg)
         except CertmgrError as e:  # e.g. an unusable trust file: not verified, so it is rolled back
-            return None, f"{target.host}:{target.port} could not be probed: {e}"
+            return None, f"{_where(target)} could not be probed: {e}"
         served = _served(result)
         if served == bundle.sha256:
             return served, None
-        where = f"{target.host}:{target.port}" + (f" ({key_alg})" if key_alg else "")
+        where = _where(target) + (f" ({key_alg})" if key_alg else "")
         if served is None:
             problem = f"{where} could not be probed: {result.error or 'no certificate served'}"
         else:
@@ -92,15 +109,15 @@ def deploy_and_verify(
         where = str(getattr(deployer, "target", request.hostname))
         return DeployOutcome(target=where, ok=False, rolled_back=True, reason=str(e), served_sha256s={},
                              verified_at=None)
-    dual = len(request.bundles) > 1
     served: dict[str, str | None] = {}
     problems: list[str] = []
     try:
         for target in installed.verify:
-            for bundle in request.bundles:
-                key_alg = bundle.key_alg if dual else None
+            bundles = _expected(request, target)
+            for bundle in bundles:
+                key_alg = bundle.key_alg if len(bundles) > 1 else None
                 sha, problem = _verify_one(probe_fn, target, bundle, key_alg, attempts, delay, sleep)
-                served[f"{target.host}:{target.port}/{bundle.key_alg}"] = sha
+                served[f"{_where(target)}/{bundle.key_alg}"] = sha
                 if problem:
                     problems.append(problem)
     except Exception as e:  # the per-deployment boundary: unverified new files are never left in place
@@ -108,8 +125,8 @@ def deploy_and_verify(
     if not problems:
         return DeployOutcome(target=installed.target, ok=True, rolled_back=False, reason=None,
                              served_sha256s=served, verified_at=datetime.now(UTC))
-    reason = (f"{installed.target}: the new certificate for {request.hostname} is not served: "
-              + "; ".join(problems))
+    names = ", ".join(h.hostname for h in request.all_hosts)
+    reason = f"{installed.target}: the new certificate for {names} is not served: " + "; ".join(problems)
     try:
         deployer.rollback(installed)
     except DeployError as e:

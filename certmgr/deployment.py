@@ -3,13 +3,16 @@
 The deployers install and roll back; :mod:`certmgr.deploying` proves over
 STARTTLS that the new certificate is served.  This module picks what to deploy,
 claims the work (so two processes never reload one MTA at once) and records
-every deployment in the store.
+every deployment in the store.  The unit is the deploy target: every [[mta]]
+listing it (several hostnames of one MTA instance) is deployed, verified,
+rolled back and recorded together.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +24,7 @@ from certmgr.config import MtaConfig
 from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.errors import CertmgrError
 from certmgr.faults import checkpoint
-from certmgr.interfaces import CertBundle, DeployRequest, VerifyTarget
+from certmgr.interfaces import CertBundle, DeployRequest, HostBundles, SeveralHostnames, VerifyTarget
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, Deployment, ManagedCert, utcnow
 
@@ -80,57 +83,108 @@ def needs_deploy(rt: Runtime, mta: MtaConfig, now: datetime) -> bool:
     return False
 
 
-def deploy_mta(rt: Runtime, mta: MtaConfig) -> list[DeployReport]:
-    """Install the current certificates on every deploy target of ``mta`` and verify."""
-    pairs = current(rt, mta)
-    if not pairs or not mta.deploy:
+def deploy_mtas(rt: Runtime, mtas: Sequence[MtaConfig]) -> list[DeployReport]:
+    """Deploy every target of ``mtas``, each once: a target several MTAs share is one unit."""
+    reports: list[DeployReport] = []
+    for name in dict.fromkeys(t for m in mtas for t in m.deploy):
+        reports += deploy_target(rt, name)
+    return reports
+
+
+def deploy_units(mtas: Sequence[MtaConfig]) -> list[list[MtaConfig]]:
+    """``mtas`` grouped so that MTAs sharing a deploy target (transitively) are together."""
+    groups: list[list[MtaConfig]] = []
+    for mta in mtas:
+        joined = [g for g in groups if any(set(m.deploy) & set(mta.deploy) for m in g)]
+        merged = [m for g in joined for m in g] + [mta]
+        groups = [g for g in groups if g not in joined] + [merged]
+    return groups
+
+
+def several_hostnames_problem(rt: Runtime, name: str) -> str | None:
+    """Why deploy target ``name`` cannot serve several hostnames from one instance, or None."""
+    deployer = rt.providers.deployer(name)
+    if isinstance(deployer, SeveralHostnames):
+        return deployer.several_hostnames()
+    return f"the {rt.config.deploys[name].type} deployer does not say it can choose a certificate by SNI"
+
+
+def deploy_target(rt: Runtime, name: str) -> list[DeployReport]:
+    """Install, verify and (on any failure) roll back every MTA of deploy target ``name`` as one unit.
+
+    One MTA instance may serve several [[mta]] hostnames (``mx`` on 25 and ``submit`` on 587 of
+    one Postfix): they get one request with every hostname's certificates, one reload, one
+    verification (each hostname with SNI, the primary's certificate without) and one lease,
+    so two deployments never reload the instance at once or undo each other's files.
+    """
+    units = [(m, pairs) for m in rt.config.target_mtas(name) if (pairs := current(rt, m))]
+    if not units:
         return []
     owner = f"{rt.node}/deploy"
-    lead = pairs[0][0]
+    lead = units[0][1][0][0]
     assert lead.id is not None
-    # one claim per MTA (on its first slot): reloads of one MTA never interleave
+    # one claim per deploy target (on its primary's first slot): reloads of one MTA never interleave
     if not rt.claim(lead.id, owner, DEPLOY_LEASE_SECONDS):
-        return [DeployReport(mta.hostname, t, False, False, "another certmgr process is deploying it")
-                for t in mta.deploy]
+        return [DeployReport(m.hostname, name, False, False, "another certmgr process is deploying it")
+                for m, _ in units]
     try:
-        bundles = tuple(bundle_for(s, v) for s, v in pairs)
-        blocked = dane_problems(rt, mta, bundles)
-        if blocked:
-            return [_record(rt, mta, name, pairs, utcnow(), "blocked", blocked, None) for name in mta.deploy]
-        request = DeployRequest(mta.hostname, bundles, VerifyTarget(mta.smtp_host, mta.smtp_port, mta.probe_protocol,
-                                                                  mta.probe_implicit_tls))
-        probe_fn = make_probe_fn(mta.hostname, trust_file=rt.config.settings.trust)
-        reports = []
-        for name in mta.deploy:
-            reports.append(_deploy_one(rt, mta, name, request, probe_fn, pairs))
-        return reports
+        return _deploy_unit(rt, name, units)
     finally:
         rt.store.release(lead.id, owner)
 
 
-def _deploy_one(rt: Runtime, mta: MtaConfig, name: str, request: DeployRequest, probe_fn: object,
-                pairs: list[tuple[ManagedCert, CertVersion]]) -> DeployReport:
+Unit = list[tuple[MtaConfig, list[tuple[ManagedCert, CertVersion]]]]
+
+
+def _deploy_unit(rt: Runtime, name: str, units: Unit) -> list[DeployReport]:
     started = utcnow()
-    for slot, _ in pairs:
-        assert slot.id is not None
-        rt.store.update_slot(slot.id, state="deploying")
-    rt.store.log("deploy_started", mta.hostname, None, {"target": name,
-                                                       "serials": [v.serial for _, v in pairs]})
+    if len(units) > 1 and (why := _safe_problem(rt, name)):
+        reason = (f"[deploy.{name}] serves {', '.join(m.hostname for m, _ in units)}, but {why}; "
+                  "nothing was deployed")
+        return [_record(rt, m, name, pairs, started, "failed", reason, None) for m, pairs in units]
+    hosts = tuple(HostBundles(m.hostname, tuple(bundle_for(s, v) for s, v in pairs),
+                              VerifyTarget(m.smtp_host, m.smtp_port, m.probe_protocol, m.probe_implicit_tls))
+                  for m, pairs in units)
+    blocked = {m.hostname: why for (m, _), h in zip(units, hosts, strict=True)
+               if (why := dane_problems(rt, m, h.bundles))}
+    if blocked:
+        return [_record(rt, m, name, pairs, started, "blocked",
+                        blocked.get(m.hostname) or "not deployed: it is deployed together with "
+                        + ", ".join(f"{h} ({w})" for h, w in blocked.items()), None)
+                for m, pairs in units]
+    primary = hosts[0]
+    request = DeployRequest(primary.hostname, primary.bundles, primary.verify, hosts if len(hosts) > 1 else ())
+    probe_fn = make_probe_fn(primary.hostname, trust_file=rt.config.settings.trust)
+    for m, pairs in units:
+        for slot, _ in pairs:
+            assert slot.id is not None
+            rt.store.update_slot(slot.id, state="deploying")
+        rt.store.log("deploy_started", m.hostname, None, {"target": name, "serials": [v.serial for _, v in pairs]})
     try:
         deployer = rt.providers.deployer(name)
-        outcome = deploy_and_verify(deployer, request, probe_fn)  # type: ignore[arg-type]
+        outcome = deploy_and_verify(deployer, request, probe_fn)
     except CertmgrError as e:  # a provider that cannot even start (bad host, missing binary)
         outcome = DeployOutcome(target=name, ok=False, rolled_back=False, reason=str(e), served_sha256s={},
                                 verified_at=None)
     except Exception as e:  # the per-deployment boundary: the slot never stays in "deploying"
-        log.exception("%s: deploying to %s failed unexpectedly", mta.hostname, name)
+        log.exception("%s: deploying to %s failed unexpectedly", primary.hostname, name)
         outcome = DeployOutcome(target=name, ok=False, rolled_back=False, served_sha256s={}, verified_at=None,
                                 reason=f"{name}: internal error while deploying: {e.__class__.__name__}: {e}")
     checkpoint("deployed")
     result = "verified" if outcome.ok else ("rolled_back" if outcome.rolled_back else "failed")
-    rt.store.log("deploy_served", mta.hostname, None, {"target": name, "served": outcome.served_sha256s})
-    return _record(rt, mta, name, pairs, started, result, outcome.reason, outcome.verified_at,
-                   target=f"{name}:{outcome.target}")
+    reports = []
+    for m, pairs in units:
+        rt.store.log("deploy_served", m.hostname, None, {"target": name, "served": outcome.served_sha256s})
+        reports.append(_record(rt, m, name, pairs, started, result, outcome.reason, outcome.verified_at,
+                               target=f"{name}:{outcome.target}"))
+    return reports
+
+
+def _safe_problem(rt: Runtime, name: str) -> str | None:
+    try:
+        return several_hostnames_problem(rt, name)
+    except CertmgrError as e:
+        return str(e)
 
 
 def _record(rt: Runtime, mta: MtaConfig, name: str, pairs: list[tuple[ManagedCert, CertVersion]],

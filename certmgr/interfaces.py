@@ -200,14 +200,42 @@ class VerifyTarget:
     port: int
     protocol: str = "smtp"  # "smtp" | "imap" | "pop3"
     implicit_tls: bool = False
+    #: the SNI name the probe sends: None the request's hostname, "" none at all (the
+    #: server's default certificate, what most SMTP senders get)
+    servername: str | None = None
+
+
+@dataclass(frozen=True)
+class HostBundles:
+    """One hostname of a deploy target that serves several (SNI), with its certificates."""
+
+    hostname: str
+    bundles: tuple[CertBundle, ...]  # one per key algorithm
+    #: where this hostname's MTA is probed (its [[mta]] smtp setting)
+    verify: VerifyTarget
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name the certificates cover, hostname first: the SNI names that select them."""
+        return tuple(dict.fromkeys([self.hostname, *(n for b in self.bundles for n in b.names)]))
 
 
 @dataclass(frozen=True)
 class DeployRequest:
+    """What to install on one deploy target.  ``hostname``/``bundles``/``verify`` are the
+    primary's: its certificate is the default, served to clients that send no SNI."""
+
     hostname: str
     bundles: tuple[CertBundle, ...]
     #: where the MTA is probed (the [[mta]] smtp setting), for deployers with no own
     verify: VerifyTarget
+    #: every hostname the target serves, primary first, when it serves several (SNI);
+    #: empty for the usual one hostname per target
+    hosts: tuple[HostBundles, ...] = ()
+
+    @property
+    def all_hosts(self) -> tuple[HostBundles, ...]:
+        return self.hosts or (HostBundles(self.hostname, self.bundles, self.verify),)
 
 
 @dataclass(frozen=True)
@@ -217,6 +245,28 @@ class Installed:
     target: str  # e.g. "postfix:/etc/postfix"
     verify: tuple[VerifyTarget, ...]
     backup: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SeveralHostnames(Protocol):
+    """A deployer that can serve several hostnames from one MTA instance, choosing the
+    certificate by SNI (a request with ``hosts``).  A deployer that is not one is refused
+    as a target shared by several [[mta]] tables."""
+
+    def several_hostnames(self) -> str | None:
+        """None when this target (as configured) can; otherwise why not, naming the option."""
+        ...
+
+
+@runtime_checkable
+class MtaInstance(Protocol):
+    """A deployer that knows which MTA instance it reloads.  Two deploy tables naming one
+    instance would undo each other's files: `validate` refuses them."""
+
+    def instance(self) -> tuple[str, str] | None:
+        """(what identifies the instance, e.g. "postfix /etc/postfix on local"; the option
+        that names it), or None when unknown."""
+        ...
 
 
 class Deployer(Protocol):

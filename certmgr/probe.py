@@ -225,7 +225,8 @@ def probe(
     implicit = port in IMPLICIT_TLS_PORTS if implicit_tls is None else implicit_tls
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # an IPv6 address in brackets
     result = functools.partial(ProbeResult, target, protocol, implicit, key_alg)
-    sni = servername or (host if not _is_ip(host) else None)
+    # servername "" sends no SNI at all (how most SMTP senders connect): the server's default
+    sni = (servername or None) if servername is not None else (host if not _is_ip(host) else None)
     try:
         raw = socket.create_connection((host, port), timeout=timeout)
     except OSError as e:

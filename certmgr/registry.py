@@ -13,7 +13,7 @@ from typing import Any
 
 from certmgr.config import Config, ProviderConfig
 from certmgr.errors import ConfigError
-from certmgr.interfaces import ChallengeSolver, Options, ProviderEnv
+from certmgr.interfaces import ChallengeSolver, MtaInstance, Options, ProviderEnv, SeveralHostnames
 
 GROUPS = {
     "issuer": "certmgr.issuers",
@@ -117,6 +117,41 @@ class Providers:
             self.deployer(name)
         for name in self.config.notifies:
             self.notifier(name)
+        self.check_shared_targets()
+        self.check_one_table_per_instance()
+
+    def check_one_table_per_instance(self) -> None:
+        """Two deploy tables reloading one MTA instance would each rewrite its TLS settings
+        and undo the other's files: several hostnames of one instance share one table."""
+        seen: dict[str, str] = {}
+        for name, p in self.config.deploys.items():
+            deployer = self.deployer(name)
+            found = deployer.instance() if isinstance(deployer, MtaInstance) else None
+            if found is None:
+                continue
+            instance, key = found
+            if instance in seen:
+                raise self.config.locate(ConfigError(
+                    f"deploys to the same MTA instance as [deploy.{seen[instance]}] ({instance}): the two would "
+                    "undo each other's certificate files; use one [deploy] table and list it in every [[mta]] "
+                    "that instance serves (it then serves them by SNI)", table=p.table, key=key))
+            seen[instance] = name
+
+    def check_shared_targets(self) -> None:
+        """A deploy target listed by several [[mta]] tables (one MTA instance serving several
+        hostnames) must be able to choose a certificate by SNI: its deployer says so."""
+        for name, p in self.config.deploys.items():
+            mtas = self.config.target_mtas(name)
+            if len(mtas) < 2:
+                continue
+            deployer = self.deployer(name)
+            why = (deployer.several_hostnames() if isinstance(deployer, SeveralHostnames)
+                   else f"the {p.type} deployer does not say it can choose a certificate by SNI")
+            if why:
+                raise self.config.locate(ConfigError(
+                    f"is listed by several [[mta]] tables ({', '.join(m.hostname for m in mtas)}), so one "
+                    f"{p.type} instance would serve all of them, but {why}; give each [[mta]] a deploy "
+                    "table of its own", table=p.table, key="type"))
 
     def close(self) -> None:
         for obj in self._cache.values():

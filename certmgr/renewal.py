@@ -1,7 +1,9 @@
 """Renew many certificates at once: one worker per MTA, its slots in turn.
 
 Each MTA's slots are renewed sequentially (a dual MTA gets both certificates
-before it is deployed); different MTAs run concurrently.
+before it is deployed); different MTAs run concurrently.  MTAs that share a deploy
+target (several hostnames of one MTA instance) share one worker: their
+certificates are renewed first, then each target is deployed once, as one unit.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from certmgr.config import MtaConfig
-from certmgr.deployment import deploy_mta, needs_deploy
+from certmgr.deployment import deploy_mtas, deploy_units, needs_deploy
 from certmgr.lifecycle import Outcome, renew_slot
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, utcnow
@@ -40,24 +42,35 @@ def renew_many(
             if progress:
                 progress(outcome)
             out.append(outcome)
-        if not mta.deploy:
-            return out
-        issued = any(o.action == "issued" for o in out)
-        if dry_run:
-            if issued or any(o.action == "would-renew" for o in out) or needs_deploy(rt, mta, utcnow()):
-                out.append(Outcome(mta.hostname, "all", "would-deploy", ", ".join(mta.deploy)))
-        elif issued or needs_deploy(rt, mta, utcnow()):
-            for report in deploy_mta(rt, mta):
-                action = "deployed" if report.ok else ("rolled-back" if report.rolled_back else "deploy-failed")
-                out.append(Outcome(mta.hostname, "all", action, f"{report.target}: {report.message}"))
         return out
 
+    def one_unit(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> list[Outcome]:
+        out: list[Outcome] = []
+        due: list[MtaConfig] = []
+        for mta, slots in unit:
+            done = one_mta(mta, slots)
+            out += done
+            if not mta.deploy:
+                continue
+            issued = any(o.action == "issued" for o in done)
+            if dry_run:
+                if issued or any(o.action == "would-renew" for o in done) or needs_deploy(rt, mta, utcnow()):
+                    out.append(Outcome(mta.hostname, "all", "would-deploy", ", ".join(mta.deploy)))
+            elif issued or needs_deploy(rt, mta, utcnow()):
+                due.append(mta)
+        for report in deploy_mtas(rt, due) if due else []:
+            action = "deployed" if report.ok else ("rolled-back" if report.rolled_back else "deploy-failed")
+            out.append(Outcome(report.hostname, "all", action, f"{report.target}: {report.message}"))
+        return out
+
+    units = [[by_mta[m.hostname] for m in group]
+             for group in deploy_units([mta for mta, _ in by_mta.values()])]
     results: list[Outcome] = []
-    workers = max(1, min(rt.config.settings.concurrency, len(by_mta)))
+    workers = max(1, min(rt.config.settings.concurrency, len(units)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renew") as pool:
-        futures = [pool.submit(one_mta, m, s) for m, s in by_mta.values()]
+        futures = [pool.submit(one_unit, u) for u in units]
         for f in as_completed(futures):
             results.extend(f.result())
     order = {h: i for i, h in enumerate(by_mta)}
-    results.sort(key=lambda o: (order[o.hostname], o.key_alg == "all", o.key_alg))
+    results.sort(key=lambda o: (order.get(o.hostname, len(order)), o.key_alg == "all", o.key_alg))
     return results

@@ -6,14 +6,14 @@ import argparse
 from dataclasses import asdict
 
 from certmgr.cli.common import print_json, print_table, runtime
-from certmgr.deployment import deploy_mta
+from certmgr.deployment import deploy_mtas
 
 
 def run(args: argparse.Namespace) -> int:
     rt = runtime(args)
     try:
         mtas = [rt.config.mta(h) for h in args.hosts] if args.hosts else list(rt.config.mtas)
-        reports = [r for mta in mtas for r in deploy_mta(rt, mta)]
+        reports = deploy_mtas(rt, mtas)
     finally:
         rt.close()
     if args.json:

@@ -4,12 +4,20 @@ Each MTA module says only its file layout, its config test and its reload
 command (:class:`MailDeployer` subclasses); everything else lives here once:
 
 1. the previous version of every file is copied next to it (``<file>.certmgr-prev``,
-   same mode) so a rollback works even after a restart;
+   0600) so a rollback works even after a restart, and its mode and owner are noted;
 2. the new files are written atomically (temp in the same dir, fsync, rename),
    key material 0600 (0640 with a configured ``group``), never through a symlink;
 3. optional config edits, then the MTA's config test, then its reload;
-4. on any failure the previous files are put back, the MTA is reloaded again and
-   :class:`DeployError` says what failed and that the old files are back.
+4. on any failure the previous files are put back byte for byte with their mode and
+   owner, the files that are new are removed last (once no restored config names them),
+   the restored config is checked to name no missing file (:meth:`referenced_files`),
+   the MTA is reloaded again and :class:`DeployError` says what failed and that the old
+   files are back.
+
+A request with several hostnames (``DeployRequest.hosts``: one MTA instance, SNI) is
+one unit: a deployer that can serve it says so in :meth:`several_hostnames`, writes
+every hostname's files in :meth:`layout`, and is verified per hostname with SNI and
+per endpoint without SNI (the primary's certificate).
 
 Verification (probing the MTA after the reload) is the core's job
 (``certmgr.deploying``); it calls :meth:`MailDeployer.rollback` when the new
@@ -24,13 +32,13 @@ import grp
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from certmgr.errors import ConfigError, DeployError
 from certmgr.interfaces import DeployRequest, Installed, Options, VerifyTarget
-from providers.deployers.hosts import Host, make_host
+from providers.deployers.hosts import FileMeta, Host, make_host
 
 BACKUP_SUFFIX = ".certmgr-prev"
 
@@ -108,6 +116,10 @@ class MailDeployer(ABC):
     def layout(self, request: DeployRequest) -> list[FileSpec]:
         """The files to write for ``request`` (their previous versions are backed up)."""
 
+    def preflight(self, request: DeployRequest) -> None:
+        """Raise DeployError when ``request`` cannot work here; runs before anything is changed."""
+        return None
+
     def extra_backups(self, request: DeployRequest) -> list[str]:
         """Files changed by :meth:`configure` (backed up and restored with the rest)."""
         return []
@@ -143,27 +155,59 @@ class MailDeployer(ABC):
             detail = result.output or f"({self.silent_failure(command)})"
             raise DeployError(f"{what} `{command.show()}` failed with exit code {result.returncode}: {detail}")
 
-    def _backup(self, paths: Sequence[str]) -> dict[str, str | None]:
+    def _backup(self, paths: Sequence[str]) -> tuple[dict[str, str | None], dict[str, FileMeta]]:
+        """Copy each existing file to ``<file>.certmgr-prev``; note its mode and owner."""
         saved: dict[str, str | None] = {}
+        meta: dict[str, FileMeta] = {}
         for path in paths:
             old = self.host.read(path)
             if old is None:
                 saved[path] = None
                 continue
+            found = self.host.stat(path)
+            if found is not None:
+                meta[path] = found
             # the backup of a key file is as private as the key itself
             self.host.write(path + BACKUP_SUFFIX, old, mode=self._mode(secret=True), group=self.group)
             saved[path] = path + BACKUP_SUFFIX
-        return saved
+        return saved, meta
 
-    def _restore(self, saved: Mapping[str, str | None], secret: Mapping[str, bool]) -> None:
+    def _restore(self, saved: Mapping[str, str | None], secret: Mapping[str, bool],
+                 meta: Mapping[str, FileMeta]) -> None:
+        """Every file byte for byte with its mode and owner; the files that are new go last,
+        once no restored configuration names them any more."""
         for path, backup in saved.items():
             if backup is None:
-                self.host.remove(path)
                 continue
             data = self.host.read(backup)
             if data is None:
                 raise DeployError(f"the backup {backup} is missing; restore {path} by hand")
-            self.host.write(path, data, mode=self._mode(secret=secret.get(path, True)), group=self.group)
+            self.host.write(path, data, mode=self._mode(secret=secret.get(path, True)), group=self.group,
+                            owner=meta.get(path))
+        for path, backup in saved.items():
+            if backup is None:
+                self.host.remove(path)
+
+    def _keep_owner(self, paths: Sequence[str], meta: Mapping[str, FileMeta]) -> None:
+        """Give files the config edits rewrote their mode and owner back (``postconf -e``
+        writes a new main.cf, root:root 0644 whatever it was)."""
+        for path in paths:
+            before = meta.get(path)
+            if before is None or self.host.stat(path) in (None, before):
+                continue
+            data = self.host.read(path)
+            if data is not None:
+                self.host.write(path, data, mode=before.mode, owner=before)
+
+    def referenced_files(self) -> list[str]:
+        """The certificate files the MTA's configuration names now (checked after a restore)."""
+        return []
+
+    def _dangling(self) -> str | None:
+        missing = [p for p in self.referenced_files() if self.host.stat(p) is None]
+        if not missing:
+            return None
+        return f"the {self.kind} configuration names {', '.join(missing)}, which does not exist"
 
     def _mode(self, *, secret: bool) -> int:
         if not secret:
@@ -174,41 +218,73 @@ class MailDeployer(ABC):
         for command in self.reload(paths):
             self._run(command, f"{self.kind} reload")
 
+    def several_hostnames(self) -> str | None:
+        """None when this target can serve several hostnames by SNI (see ``SeveralHostnames``)."""
+        return f"the {self.kind} deployer cannot choose a certificate by SNI"
+
+    def instance(self) -> tuple[str, str] | None:
+        """Which MTA instance this target reloads (see ``MtaInstance``); None: unknown."""
+        return None
+
+    def _verify_plan(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
+        """Every hostname with its SNI name, and every endpoint without SNI (the default)."""
+        if not request.hosts:
+            return self.verify_targets(request)
+        subs = [DeployRequest(h.hostname, h.bundles, h.verify) for h in request.hosts]
+        plan = [replace(t, servername=sub.hostname) for sub in subs for t in self.verify_targets(sub)]
+        plan += [replace(t, servername="") for sub in subs for t in self.verify_targets(sub)]
+        return tuple(dict.fromkeys(plan))
+
     def install(self, request: DeployRequest) -> Installed:
-        backup = self.install_files(self.layout(request), extra_backups=self.extra_backups(request),
-                                    configure=self.configure(request), what=request.hostname)
-        return Installed(target=self.target, verify=self.verify_targets(request), backup=backup)
+        if request.hosts and (why := self.several_hostnames()):
+            raise DeployError(f"{self.target}: cannot serve {', '.join(h.hostname for h in request.hosts)} "
+                              f"from one instance, so nothing was changed: {why}")
+        try:
+            self.preflight(request)
+            files = self.layout(request)
+            extra = self.extra_backups(request)
+        except DeployError as e:
+            raise DeployError(f"{self.target}: {e}; nothing was changed") from e
+        backup = self.install_files(files, extra_backups=extra, configure=self.configure(request),
+                                    what=", ".join(h.hostname for h in request.all_hosts),
+                                    backup_what=request.hostname)
+        return Installed(target=self.target, verify=self._verify_plan(request), backup=backup)
 
     def install_files(self, files: Sequence[FileSpec], *, extra_backups: Sequence[str],
-                      configure: Sequence[Command], what: str) -> dict[str, Any]:
+                      configure: Sequence[Command], what: str, backup_what: str | None = None) -> dict[str, Any]:
         """Back up, write ``files``, run ``configure``, test, reload; undo it all on failure.
         Returns what :meth:`rollback` needs (``Installed.backup``)."""
         paths = [f.path for f in files]
         secret = {f.path: f.secret for f in files}
         try:
-            saved = self._backup([*paths, *extra_backups])
+            saved, meta = self._backup([*paths, *extra_backups])
         except DeployError as e:
             raise DeployError(f"{self.target}: cannot back up the current files before deploying "
-                              f"{what}, so nothing was changed: {e}") from e
+                              f"{backup_what or what}, so nothing was changed: {e}") from e
         try:
             for f in files:
                 self.host.write(f.path, f.data, mode=self._mode(secret=f.secret), group=self.group)
             for command in configure:
                 self._run(command, f"{self.kind} configuration")
+            self._keep_owner(extra_backups, meta)
             check = self.check()
             if check is not None:
                 self._run(check, f"{self.kind} config test")
             self._reload(paths)
         except DeployError as e:
-            restored = self._undo(saved, secret, paths)
+            restored = self._undo(saved, secret, meta, paths)
             raise DeployError(f"{self.target}: deploying {what} failed: {e}; {restored}") from e
-        return {"files": saved, "secret": secret, "paths": paths}
+        return {"files": saved, "secret": secret, "paths": paths, "meta": meta}
 
-    def _undo(self, saved: Mapping[str, str | None], secret: Mapping[str, bool], paths: Sequence[str]) -> str:
+    def _undo(self, saved: Mapping[str, str | None], secret: Mapping[str, bool], meta: Mapping[str, FileMeta],
+              paths: Sequence[str]) -> str:
         try:
-            self._restore(saved, secret)
+            self._restore(saved, secret, meta)
+            dangling = self._dangling()
         except DeployError as e:
             return f"restoring the previous files ALSO failed ({e}): fix {self.target} by hand"
+        if dangling:
+            return f"the previous files are back, but {dangling}: fix {self.target} by hand"
         try:
             self._reload(paths)
         except DeployError as e:
@@ -219,9 +295,13 @@ class MailDeployer(ABC):
         backup: Mapping[str, Any] = installed.backup
         saved: Mapping[str, str | None] = backup.get("files", {})
         secret: Mapping[str, bool] = backup.get("secret", {})
+        meta: Mapping[str, FileMeta] = backup.get("meta", {})
         paths: Sequence[str] = backup.get("paths", list(saved))
         try:
-            self._restore(saved, secret)
+            self._restore(saved, secret, meta)
+            dangling = self._dangling()
+            if dangling:
+                raise DeployError(dangling)
             self._reload(paths)
         except DeployError as e:
             raise DeployError(f"{self.target}: rolling back failed: {e}") from e
@@ -234,21 +314,26 @@ def cert_path(cert_dir: str | Path, hostname: str, alg: str, suffix: str) -> str
 
 def split_bundles(request: DeployRequest) -> None:
     """Refuse two bundles of one algorithm: each algorithm has one slot in the MTA."""
-    algs = [b.key_alg for b in request.bundles]
-    if not algs:
-        raise DeployError(f"nothing to deploy for {request.hostname}: no certificate given")
-    if len(set(algs)) != len(algs):
-        raise DeployError(f"{request.hostname}: two certificates for the same key algorithm ({algs})")
-
+    for host in request.all_hosts:
+        algs = [b.key_alg for b in host.bundles]
+        if not algs:
+            raise DeployError(f"nothing to deploy for {host.hostname}: no certificate given")
+        if len(set(algs)) != len(algs):
+            raise DeployError(f"{host.hostname}: two certificates for the same key algorithm ({algs})")
+    names = [h.hostname for h in request.all_hosts]
+    if len(set(names)) != len(names):
+        raise DeployError(f"a hostname is given twice: {names}")
 
 
 def cert_and_key_files(cert_dir: str, request: DeployRequest) -> list[FileSpec]:
-    """The usual layout: ``<host>.<alg>.crt`` (leaf + chain, 0644) and ``<host>.<alg>.key`` (secret)."""
+    """The usual layout: ``<host>.<alg>.crt`` (leaf + chain, 0644) and ``<host>.<alg>.key`` (secret),
+    for every hostname of the request (primary first)."""
     split_bundles(request)
     files: list[FileSpec] = []
-    for b in request.bundles:
-        files.append(FileSpec(cert_path(cert_dir, request.hostname, b.key_alg, "crt"), b.fullchain_pem, False))
-        files.append(FileSpec(cert_path(cert_dir, request.hostname, b.key_alg, "key"), b.key_pem, True))
+    for host in request.all_hosts:
+        for b in host.bundles:
+            files.append(FileSpec(cert_path(cert_dir, host.hostname, b.key_alg, "crt"), b.fullchain_pem, False))
+            files.append(FileSpec(cert_path(cert_dir, host.hostname, b.key_alg, "key"), b.key_pem, True))
     return files
 
 

@@ -11,6 +11,13 @@ rewrites, included from dovecot.conf, naming the files: 2.3 ``ssl_cert = </…``
 ``<hostname>:143``, or 993 with ``implicit_tls``; 110 and 995 for POP3), ``verify_protocol``
 ("imap", default, or "pop3" for a server that speaks only POP3),
 ``implicit_tls``; ``group``.  Config test: ``doveconf -n``.
+
+Several hostnames on one Dovecot (several [[mta]] tables listing this target)
+need ``config_file``: the primary's files are the top-level settings (what a
+client that sends no SNI gets), and each hostname and name of its certificates
+gets a ``local_name NAME { ssl_cert = </… ssl_key = </… }`` block (wildcard
+names are left out: ``local_name`` matches exact names).  Without SNI support
+``verify`` is probed once per hostname with its SNI name and once without.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from providers.deployers.base import (
     HostOptions,
     MailDeployer,
     cert_and_key_files,
+    cert_path,
     parse_target,
     read_host_options,
 )
@@ -79,16 +87,49 @@ class DovecotDeployer(MailDeployer):
     def where(self) -> str:
         return f"dovecot:{self.config_file or self.cert_dir}"
 
+    def instance(self) -> tuple[str, str] | None:
+        return f"dovecot {self.dovecot_config or '(default config)'} on {self.host.label}", "dovecot_config"
+
+    def several_hostnames(self) -> str | None:
+        if self.config_file is None:
+            return "it needs config_file (the file certmgr writes the local_name blocks into)"
+        return None
+
+    def _settings(self, hostname: str, request: DeployRequest) -> list[str]:
+        """The ssl_cert/ssl_key lines (and the _alt_ pair) naming ``hostname``'s files."""
+        host = next(h for h in request.all_hosts if h.hostname == hostname)
+        names = _NAMES[self.version]
+        lines = []
+        for slot, b in enumerate(host.bundles):
+            crt = cert_path(self.cert_dir, hostname, b.key_alg, "crt")
+            key = cert_path(self.cert_dir, hostname, b.key_alg, "key")
+            lines += [names[2 * slot].format(crt=crt), names[2 * slot + 1].format(key=key)]
+        return lines
+
     def layout(self, request: DeployRequest) -> list[FileSpec]:
         files = cert_and_key_files(self.cert_dir, request)
         if self.config_file is None:
             return files
         lines = ["# written by certmgr: do not edit, it is replaced at every deployment"]
-        names = _NAMES[self.version]
-        pairs = [(files[i].path, files[i + 1].path) for i in range(0, len(files), 2)]
-        for slot, (crt, key) in enumerate(pairs):
-            lines += [names[2 * slot].format(crt=crt), names[2 * slot + 1].format(key=key)]
+        lines += self._settings(request.hostname, request)  # the default: clients without SNI
+        for host in request.hosts:
+            for name in (n for n in host.names if not n.startswith("*.")):
+                lines += [f"local_name {name} {{", *(f"  {s}" for s in self._settings(host.hostname, request)),
+                          "}"]
         return [*files, FileSpec(self.config_file, ("\n".join(lines) + "\n").encode(), secret=False)]
+
+    def referenced_files(self) -> list[str]:
+        if self.config_file is None:
+            return []
+        text = self.host.read(self.config_file)
+        if text is None:
+            return []
+        out = []
+        for line in text.decode("utf-8", "replace").splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip().startswith("ssl_"):
+                out.append(value.strip().lstrip("<"))
+        return out
 
     def check(self) -> Command:
         return Command(("doveconf", *(["-c", self.dovecot_config] if self.dovecot_config else []), "-n"))

@@ -112,6 +112,10 @@ class ExchangeDeployer(MailDeployer):
         options.finish()
         return deployer
 
+    def several_hostnames(self) -> str | None:
+        return ("Exchange serves the one certificate enabled for the SMTP service (chosen by connector FQDN, "
+                "not SNI)")
+
     def where(self) -> str:
         return f"exchange:{self.command[0]}"
 

@@ -66,6 +66,10 @@ class ExecDeployer(MailDeployer):
         options.finish()
         return deployer
 
+    def several_hostnames(self) -> str | None:
+        return ("it runs your command once per certificate and cannot tell the MTA which certificate "
+                "goes with which SNI name")
+
     def where(self) -> str:
         return f"exec:{self.command[0]}"
 

@@ -19,10 +19,19 @@ colon-separated lists in the same order (Exim 4.92 and later)::
 
     tls_certificate = /etc/exim4/certmgr/mx1.example.com.rsa.crt : /etc/exim4/certmgr/mx1.example.com.ecdsa.crt
     tls_privatekey  = /etc/exim4/certmgr/mx1.example.com.rsa.key : /etc/exim4/certmgr/mx1.example.com.ecdsa.key
+
+Option ``tls_config``: a file certmgr owns and rewrites with exactly these two
+settings, ``.include``d from the Exim configuration.  It is required for several
+hostnames on one Exim (several [[mta]] tables listing this target): the settings
+then choose by the name the client sent, the primary's files when it sent none
+(Exim expands them again once it has the SNI name)::
+
+    tls_certificate = ${if or{{eqi{$tls_in_sni}{submit.example.com}}}{<submit files>}{<primary files>}}
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Sequence
 from typing import Self
 
@@ -34,6 +43,7 @@ from providers.deployers.base import (
     HostOptions,
     MailDeployer,
     cert_and_key_files,
+    cert_path,
     read_host_options,
 )
 from providers.deployers.tlspolicy import Entry, exim_problem, render_exim_map
@@ -44,9 +54,10 @@ class EximDeployer(MailDeployer):
     kind = "exim"
 
     def __init__(self, name: str, hosting: HostOptions, *, cert_dir: str, exim_binary: str,
-                 config_file: str | None, reload_command: Sequence[str],
+                 config_file: str | None, reload_command: Sequence[str], tls_config: str | None = None,
                  tls_policy_file: str | None = None) -> None:
         super().__init__(name, hosting)
+        self.tls_config = tls_config
         self.tls_policy_file = tls_policy_file or f"{cert_dir}/tls_policy"
         self.cert_dir = cert_dir
         self.exim_binary = exim_binary
@@ -63,6 +74,7 @@ class EximDeployer(MailDeployer):
             exim_binary=options.str("exim_binary", "exim4"),
             config_file=options.str("config_file", None),
             reload_command=options.command("reload_command", ["systemctl", "reload", "exim4"]),
+            tls_config=options.str("tls_config", None),
             tls_policy_file=options.str("tls_policy_file", f"{cert_dir}/tls_policy"),
         )
         options.finish()
@@ -71,8 +83,42 @@ class EximDeployer(MailDeployer):
     def where(self) -> str:
         return f"exim:{self.cert_dir}"
 
+    def instance(self) -> tuple[str, str] | None:
+        return f"exim {self.config_file or '(default config)'} on {self.host.label}", "config_file"
+
+    def several_hostnames(self) -> str | None:
+        if self.tls_config is None:
+            return ("it needs tls_config (the file certmgr writes tls_certificate and tls_privatekey into, "
+                    ".include'd from the Exim configuration)")
+        return None
+
+    def _files(self, hostname: str, request: DeployRequest, suffix: str) -> str:
+        host = next(h for h in request.all_hosts if h.hostname == hostname)
+        return " : ".join(cert_path(self.cert_dir, hostname, b.key_alg, suffix) for b in host.bundles)
+
+    def _choose(self, request: DeployRequest, suffix: str) -> str:
+        """The setting's value: by $tls_in_sni for several hostnames, the primary's otherwise."""
+        value = self._files(request.hostname, request, suffix)
+        for host in reversed(request.hosts[1:]):
+            names = [n for n in host.names if not n.startswith("*.")]
+            test = "".join(f"{{eqi{{$tls_in_sni}}{{{n}}}}}" for n in names)
+            value = f"${{if or{{{test}}}{{{self._files(host.hostname, request, suffix)}}}{{{value}}}}}"
+        return value
+
     def layout(self, request: DeployRequest) -> list[FileSpec]:
-        return cert_and_key_files(self.cert_dir, request)
+        files = cert_and_key_files(self.cert_dir, request)
+        if self.tls_config is None:
+            return files
+        text = ("# written by certmgr: do not edit, it is replaced at every deployment\n"
+                f"tls_certificate = {self._choose(request, 'crt')}\n"
+                f"tls_privatekey = {self._choose(request, 'key')}\n")
+        return [*files, FileSpec(self.tls_config, text.encode(), secret=False)]
+
+    def referenced_files(self) -> list[str]:
+        text = self.host.read(self.tls_config) if self.tls_config else None
+        if text is None:
+            return []
+        return sorted(set(re.findall(r"(/[^\s:{}]+)", text.decode("utf-8", "replace"))))
 
     def check(self) -> Command:
         config = ["-C", self.config_file] if self.config_file else []

@@ -1,9 +1,9 @@
 """Where a deployer works: this machine, or another one over SSH.
 
 Both hosts offer the same few operations (run an argument list, read a file,
-write one atomically, remove one).  Locally nothing goes through a shell.  Over
-SSH the remote side always runs a shell, so every argument is quoted with
-:func:`shlex.quote`; the OpenSSH client runs with ``BatchMode=yes`` (key
+stat one, write one atomically, optionally with a given mode and owner, remove
+one).  Locally nothing goes through a shell.  Over SSH the remote side always
+runs a shell, so every argument is quoted with :func:`shlex.quote`; the OpenSSH client runs with ``BatchMode=yes`` (key
 authentication only, never a password prompt) and ``StrictHostKeyChecking=yes``
 against the configured ``known_hosts`` file.
 """
@@ -33,6 +33,15 @@ class Completed:
     stdout: str = ""
 
 
+@dataclass(frozen=True)
+class FileMeta:
+    """A file's permission bits and owner, put back with its bytes on a rollback."""
+
+    mode: int
+    uid: int
+    gid: int
+
+
 class Host(Protocol):
     label: str  # "local" or "ssh://user@host:port"
 
@@ -48,8 +57,15 @@ class Host(Protocol):
         """The file's bytes, or None when it does not exist."""
         ...
 
-    def write(self, path: str, data: bytes, *, mode: int, group: str | None = None) -> None:
-        """Temp file in the same dir, fsync, rename; refuses to replace a symlink."""
+    def stat(self, path: str) -> FileMeta | None:
+        """Mode and owner of ``path``, or None when it does not exist."""
+        ...
+
+    def write(self, path: str, data: bytes, *, mode: int, group: str | None = None,
+              owner: FileMeta | None = None) -> None:
+        """Temp file in the same dir, fsync, rename; refuses to replace a symlink.
+        ``owner``: give the file this mode, uid and gid instead (a restore; as root, or as
+        far as the user may)."""
         ...
 
     def remove(self, path: str) -> None: ...
@@ -87,7 +103,17 @@ class LocalHost:
         except OSError as e:
             raise DeployError(f"cannot read {path}: {e.strerror}") from e
 
-    def write(self, path: str, data: bytes, *, mode: int, group: str | None = None) -> None:
+    def stat(self, path: str) -> FileMeta | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise DeployError(f"cannot stat {path}: {e.strerror}") from e
+        return FileMeta(st.st_mode & 0o7777, st.st_uid, st.st_gid)
+
+    def write(self, path: str, data: bytes, *, mode: int, group: str | None = None,
+              owner: FileMeta | None = None) -> None:
         target = Path(path)
         if target.is_symlink():
             raise DeployError(f"refusing to write {path}: it is a symbolic link (remove it and retry)")
@@ -95,8 +121,12 @@ class LocalHost:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             try:
-                os.fchmod(fd, mode)  # before any byte is written: a key is never readable by others
-                if group is not None:
+                # before any byte is written: a key is never readable by others
+                os.fchmod(fd, mode if owner is None else owner.mode & 0o700)
+                if owner is not None:
+                    _give_owner(fd, owner)
+                    os.fchmod(fd, owner.mode)  # after chown, which clears set-id bits
+                elif group is not None:
                     os.fchown(fd, -1, grp.getgrnam(group).gr_gid)
                 with os.fdopen(fd, "wb") as f:
                     f.write(data)
@@ -120,6 +150,16 @@ class LocalHost:
     def remove(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def _give_owner(fd: int, owner: FileMeta) -> None:
+    """The previous owner and group; a certmgr that is not root may only keep what it can
+    (its own files, or a group it belongs to): the mode is put back in any case."""
+    try:
+        os.fchown(fd, owner.uid, owner.gid)
+    except PermissionError:
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, owner.gid)
 
 
 class SshHost:
@@ -169,15 +209,30 @@ class SshHost:
             raise DeployError(f"cannot read {path} on {self.label}: {reason}")
         return proc.stdout
 
-    def write(self, path: str, data: bytes, *, mode: int, group: str | None = None) -> None:
+    def stat(self, path: str) -> FileMeta | None:
+        q = shlex.quote(path)
+        result = self.shell(f"if [ -e {q} ]; then stat -c '%a %u %g' -- {q}; else exit 3; fi")
+        if result.returncode == 3:
+            return None
+        fields = result.output.split()
+        if result.returncode != 0 or len(fields) != 3:
+            raise DeployError(f"cannot stat {path} on {self.label}: {result.output}")
+        return FileMeta(int(fields[0], 8), int(fields[1]), int(fields[2]))
+
+    def write(self, path: str, data: bytes, *, mode: int, group: str | None = None,
+              owner: FileMeta | None = None) -> None:
         q = shlex.quote(path)
         parent = shlex.quote(os.path.dirname(path) or ".")
         chgrp = f'chgrp {shlex.quote(group)} "$t" && ' if group else ""
+        if owner is not None:  # a restore: the previous owner (as far as this user may) and mode
+            chgrp = (f'{{ chown {owner.uid}:{owner.gid} "$t" 2>/dev/null || chgrp {owner.gid} "$t" 2>/dev/null '
+                     '|| true; } && ')
+            mode = owner.mode
         # umask 077 first: the temp file is private from its first byte.
         script = (
             f"umask 077; if [ -L {q} ]; then echo 'is a symbolic link' >&2; exit 3; fi; "
             f"mkdir -p {parent} && t=$(mktemp {parent}/.certmgr.XXXXXX) || exit 1; "
-            f'if cat > "$t" && chmod {mode:o} "$t" && {chgrp}sync "$t" && mv -f "$t" {q}; '
+            f'if cat > "$t" && {chgrp}chmod {mode:o} "$t" && sync "$t" && mv -f "$t" {q}; '
             f'then sync {parent}; else rm -f "$t"; exit 1; fi'
         )
         result = self.shell(script, stdin=data)

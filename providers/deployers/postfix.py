@@ -17,6 +17,22 @@ chain, for ``smtpd_tls_chain_files``: key and certificate change in one rename,
 so a reload never sees a mismatched pair.  Config test: ``postfix -c <dir> check`` when the
 deployer runs as root there; otherwise ``postconf -c <dir> -n`` (``postfix check`` is for root
 only), which reports syntax errors in main.cf and master.cf with file and line.
+
+Several hostnames on one Postfix (two [[mta]] tables listing this target, say
+``mx`` on port 25 and ``submit`` on 587): the chain files of every hostname are
+written, plus the SNI map ``<cert_dir>/sni`` (``name  file[,file]`` for the
+hostname and every name of its certificates, ``*.d`` as ``.d``), compiled with
+``postmap -F <sni_map_type>:<cert_dir>/sni`` (option ``sni_map_type``, default
+``hash``): ``-F`` stores the files' contents in the map, so the map is rebuilt
+at every deployment and is as private as the keys (0600, or 0640 with a group).
+``smtpd_tls_chain_files`` stays the primary's files: the certificate every
+client that sends no SNI gets (most SMTP senders).  With ``manage_config`` both
+settings are written with ``postconf -e``; without it, main.cf must already say::
+
+    smtpd_tls_chain_files = <cert_dir>/<primary>.rsa.pem
+    tls_server_sni_maps = hash:<cert_dir>/sni
+
+and a deployment that finds otherwise changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -36,7 +52,10 @@ from providers.deployers.base import (
     read_host_options,
     split_bundles,
 )
-from providers.deployers.tlspolicy import POSTMAP_SUFFIX, Entry, render_postfix_map
+from providers.deployers.tlspolicy import Entry, render_postfix_map
+
+#: the file postmap makes from a source file, per map type
+_MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
 
 
 class PostfixDeployer(MailDeployer):
@@ -45,13 +64,15 @@ class PostfixDeployer(MailDeployer):
     kind = "postfix"
 
     def __init__(self, name: str, hosting: HostOptions, *, config_dir: str, cert_dir: str,
-                 manage_config: bool, reload_command: Sequence[str], tls_policy_map: str | None = None) -> None:
+                 manage_config: bool, reload_command: Sequence[str], sni_map_type: str = "hash",
+                 tls_policy_map: str | None = None) -> None:
         super().__init__(name, hosting)
         self.tls_policy_map = tls_policy_map or f"{cert_dir}/tls_policy"
         self.config_dir = config_dir
         self.cert_dir = cert_dir
         self.manage_config = manage_config
         self.reload_command = tuple(reload_command)
+        self.sni_map_type = sni_map_type
 
     @classmethod
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
@@ -65,6 +86,7 @@ class PostfixDeployer(MailDeployer):
             cert_dir=cert_dir,
             manage_config=options.bool("manage_config", False),
             reload_command=options.command("reload_command", ["postfix", "-c", config_dir, "reload"]),
+            sni_map_type=options.str("sni_map_type", "hash", choices=tuple(_MAP_SUFFIX)),
             tls_policy_map=options.str("tls_policy_map", f"{cert_dir}/tls_policy"),
         )
         options.finish()
@@ -73,22 +95,116 @@ class PostfixDeployer(MailDeployer):
     def where(self) -> str:
         return f"postfix:{self.config_dir}"
 
+    def several_hostnames(self) -> str | None:
+        return None  # tls_server_sni_maps (Postfix 3.4 and later)
+
+    def instance(self) -> tuple[str, str] | None:
+        return f"postfix {self.config_dir} on {self.host.label}", "config_dir"
+
+    @property
+    def sni_source(self) -> str:
+        return f"{self.cert_dir}/sni"
+
+    @property
+    def sni_map(self) -> str:
+        return f"{self.sni_map_type}:{self.sni_source}"
+
+    def _chain_files(self, hostname: str, request: DeployRequest) -> list[str]:
+        host = next(h for h in request.all_hosts if h.hostname == hostname)
+        return [cert_path(self.cert_dir, hostname, b.key_alg, "pem") for b in host.bundles]
+
     def layout(self, request: DeployRequest) -> list[FileSpec]:
         split_bundles(request)
-        return [
-            FileSpec(cert_path(self.cert_dir, request.hostname, b.key_alg, "pem"),
+        files = [
+            FileSpec(cert_path(self.cert_dir, host.hostname, b.key_alg, "pem"),
                      b.key_pem + b.cert_pem + b.chain_pem, secret=True)
-            for b in request.bundles
+            for host in request.all_hosts for b in host.bundles
         ]
+        if not self._map_wanted(request):
+            return files
+        lines = ["# written by certmgr: do not edit, it is replaced at every deployment"]
+        seen: set[str] = set()
+        for host in request.all_hosts:
+            for name in host.names:
+                key = name[1:] if name.startswith("*.") else name  # "*.d" -> ".d": Postfix's parent-domain key
+                if key not in seen:
+                    seen.add(key)
+                    lines.append(f"{key} {','.join(self._chain_files(host.hostname, request))}")
+        # secret: postmap -F copies the files' contents (keys too) into the map, with this file's mode
+        return [*files, FileSpec(self.sni_source, ("\n".join(lines) + "\n").encode(), secret=True)]
+
+    def _map_now(self) -> str:
+        """The tls_server_sni_maps main.cf names; "" also when postconf cannot say (a main.cf
+        it cannot parse is reported by the config test, with its own words)."""
+        try:
+            return self._postconf("tls_server_sni_maps").get("tls_server_sni_maps", "")
+        except DeployError:
+            return ""
+
+    def _map_wanted(self, request: DeployRequest) -> bool:
+        """Several hostnames; or one, while main.cf (not certmgr's to edit) still names the map,
+        which then must hold the new certificate too: a map keeps copies of the files."""
+        if request.hosts:
+            return True
+        return not self.manage_config and self._map_now() == self.sni_map
 
     def extra_backups(self, request: DeployRequest) -> list[str]:
-        return [f"{self.config_dir}/main.cf"] if self.manage_config else []
+        out = [f"{self.config_dir}/main.cf"] if self.manage_config else []
+        if self._map_wanted(request) or self._map_now() == self.sni_map:
+            out.append(self.sni_source + _MAP_SUFFIX[self.sni_map_type])
+        return out
+
+    def _settings(self, request: DeployRequest) -> dict[str, str]:
+        settings = {"smtpd_tls_chain_files": ", ".join(self._chain_files(request.hostname, request))}
+        if request.hosts:
+            settings["tls_server_sni_maps"] = self.sni_map
+        return settings
+
+    def preflight(self, request: DeployRequest) -> None:
+        if self.manage_config or not request.hosts:
+            return
+        wanted = self._settings(request)
+        now = self._postconf(*wanted)
+        wrong = [k for k, v in wanted.items() if now.get(k) != v]
+        if wrong:
+            need = "; ".join(f"{k} = {wanted[k]}" for k in wrong)
+            says = "; ".join(f"{k} = {now.get(k, '')}" for k in wrong)
+            raise DeployError(f"{self.config_dir}/main.cf must say: {need} (or set manage_config = true); "
+                              f"it says: {says}")
+
+    def _postconf(self, *names: str) -> dict[str, str]:
+        result = self.host.run(("postconf", "-c", self.config_dir, *names))
+        if result.returncode != 0:
+            raise DeployError(f"`postconf -c {self.config_dir}` failed: {result.output}")
+        out: dict[str, str] = {}
+        for line in result.output.splitlines():
+            name, sep, value = line.partition("=")
+            if sep:
+                out[name.strip()] = value.strip()
+        return out
 
     def configure(self, request: DeployRequest) -> list[Command]:
-        if not self.manage_config:
+        commands = []
+        if self._map_wanted(request):
+            commands.append(Command(("postmap", "-c", self.config_dir, "-F", self.sni_map)))
+        if self.manage_config:
+            commands += [Command(("postconf", "-c", self.config_dir, "-e", f"{k} = {v}"))
+                         for k, v in self._settings(request).items()]
+            if not request.hosts and self._map_now() == self.sni_map:
+                # one hostname again: the map of the hostnames that were would serve old copies
+                commands.append(Command(("postconf", "-c", self.config_dir, "-X", "tls_server_sni_maps")))
+        return commands
+
+    def referenced_files(self) -> list[str]:
+        try:
+            now = self._postconf("smtpd_tls_chain_files", "tls_server_sni_maps")
+        except DeployError:  # a main.cf postconf cannot read: the reload that follows says so
             return []
-        files = ", ".join(f.path for f in self.layout(request))
-        return [Command(("postconf", "-c", self.config_dir, "-e", f"smtpd_tls_chain_files = {files}"))]
+        files = [f for f in now.get("smtpd_tls_chain_files", "").replace(",", " ").split() if f]
+        kind, _, path = now.get("tls_server_sni_maps", "").partition(":")
+        if kind in _MAP_SUFFIX and path.startswith("/"):
+            files.append(path + _MAP_SUFFIX[kind])
+        return files
 
     def check(self) -> Command:
         # `postfix check` is the full test but only root may run it (as anyone else it exits 1
@@ -130,7 +246,7 @@ class PostfixDeployer(MailDeployer):
         table = f"{dbtype}:{self.tls_policy_map}"
         if old is not None and text == old_text and not self._needs_policy_setting(table):
             return None
-        indexed = [self.tls_policy_map + POSTMAP_SUFFIX[dbtype]] if dbtype in POSTMAP_SUFFIX else []
+        indexed = [self.tls_policy_map + _MAP_SUFFIX[dbtype]] if dbtype in _MAP_SUFFIX else []
         commands = [Command(("postmap", "-c", self.config_dir, table))]
         if self.manage_config:
             commands.append(Command(("postconf", "-c", self.config_dir, "-e", f"smtp_tls_policy_maps = {table}")))

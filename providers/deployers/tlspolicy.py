@@ -48,9 +48,6 @@ def render_postfix_map(entries: Sequence[Entry], keep: Collection[str], old_text
     return POSTFIX_HEADER + "".join(f"{lines[d]}\n" for d in sorted(lines))
 
 
-#: where ``postmap`` writes the indexed table for each database type
-POSTMAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
-
 EXIM_HEADER = ("# TLS policy for partner domains (lsearch: domain: level), written by certmgr:\n"
                "# change the [[partner]] tables of its config instead of this file.\n")
 #: what Exim's smtp transport can enforce from a per-domain level (it checks the MX host name only)

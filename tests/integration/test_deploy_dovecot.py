@@ -102,3 +102,57 @@ def test_bad_snippet_fails_config_test(site: Site) -> None:
     assert not outcome.ok and outcome.rolled_back
     assert "dovecot config test" in (outcome.reason or "")
     assert site.served() == site.old.sha256
+
+
+OTHER = "mail2.example.com"
+
+
+def two_hosts(site: Site, **extra: Any) -> tuple[DeployOutcome, CertBundle, CertBundle]:
+    """imap.example.com (primary) and mail2.example.com on the one Dovecot, as one request."""
+    from certmgr.interfaces import HostBundles
+
+    first, second = site.ca.leaf(HOST), site.ca.leaf(OTHER, ("imap2.example.com",), key_type="ecdsa-p256")
+    verify = VerifyTarget("127.0.0.1", 1)  # dovecot probes its own target
+    hosts = (HostBundles(HOST, (first,), verify), HostBundles(OTHER, (second,), verify))
+    table = {"cert_dir": str(site.cert_dir), "config_file": str(site.peer.snippet),
+             "dovecot_config": str(site.peer.conf), "verify": f"127.0.0.1:{site.peer.imap_port}", **extra}
+    deployer = DovecotDeployer.from_config("imap", Options(table, where="deploy.imap", base_dir=site.root),
+                                           ProviderEnv(config_dir=site.root, state_dir=site.root))
+    request = DeployRequest(HOST, (first,), verify, hosts)
+    outcome = deploy_and_verify(deployer, request, make_probe_fn(HOST, trust_file=site.trust, timeout=5),
+                                attempts=10, delay=0.3)
+    return outcome, first, second
+
+
+def served_for(site: Site, servername: str) -> str | None:
+    r = probe("127.0.0.1", site.peer.imap_port, protocol="imap", servername=servername, trust_file=site.trust,
+              timeout=5)
+    return r.certificate.sha256 if r.certificate else None
+
+
+def test_two_hostnames_by_local_name(site: Site) -> None:
+    outcome, first, second = two_hosts(site)
+    assert outcome.ok, outcome.reason
+    port = site.peer.imap_port
+    assert outcome.served_sha256s == {
+        f"127.0.0.1:{port} with SNI {HOST}/rsa": first.sha256,
+        f"127.0.0.1:{port} with SNI {OTHER}/ecdsa": second.sha256,
+        f"127.0.0.1:{port} without SNI/rsa": first.sha256,
+    }
+    assert served_for(site, OTHER) == second.sha256
+    assert served_for(site, "imap2.example.com") == second.sha256, "a SAN selects its certificate"
+    assert served_for(site, "") == first.sha256, "no SNI: the primary's"
+    assert f"local_name {OTHER} {{" in site.peer.snippet.read_text()
+
+
+def test_two_hostnames_rolled_back_as_one(site: Site) -> None:
+    import stat
+
+    site.peer.snippet.chmod(0o640)
+    before = site.peer.snippet.read_bytes()
+    outcome, _, _ = two_hosts(site, reload_command=["true"])  # Dovecot keeps what it read
+    assert not outcome.ok and outcome.rolled_back
+    assert site.peer.snippet.read_bytes() == before
+    assert stat.S_IMODE(site.peer.snippet.stat().st_mode) == 0o640
+    assert not list(site.cert_dir.glob(f"{OTHER}.*")), "the new hostname's files are removed"
+    assert served_for(site, OTHER) == site.old.sha256

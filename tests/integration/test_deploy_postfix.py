@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,100 @@ def test_refuses_to_write_key_through_a_symlink(site: Site, tmp_path: Path) -> N
     outcome = site.deploy([site.ca.leaf(HOST)])
     assert not outcome.ok and "symbolic link" in (outcome.reason or "")
     assert path.is_symlink() and planted.read_bytes() == chain_file_pem(site.old[0])
+
+
+def test_failed_reload_restores_main_cf_mode_and_owner(site: Site, tmp_path: Path) -> None:
+    # main.cf as Debian has it, 0644 (local sendmail, run by cron and applications, reads it);
+    # manage_config edits it, the reload fails: it must come back byte for byte, mode and owner
+    import grp
+    import os
+
+    main_cf = site.peer.config_dir / "main.cf"
+    os.chown(main_cf, 0, grp.getgrnam("postfix").gr_gid)
+    main_cf.chmod(0o644)
+    before, st = main_cf.read_bytes(), main_cf.stat()
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(tmp_path / "managed"), manage_config=True,
+                          reload_command=["false"])
+    assert not outcome.ok and outcome.rolled_back, outcome.reason
+    after = main_cf.stat()
+    assert main_cf.read_bytes() == before
+    assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == (0o644, st.st_uid, st.st_gid)
+    assert not (tmp_path / "managed" / f"{HOST}.rsa.pem").exists()  # new, so removed again
+    assert site.served() == site.old[0].sha256
+
+
+OTHER = "submit.example.com"
+
+
+def two_hosts(site: Site, first: CertBundle, second: CertBundle, **extra: Any) -> Any:
+    """HOST (primary) and OTHER served by the one Postfix, as one request."""
+    from certmgr.interfaces import HostBundles
+
+    verify = VerifyTarget("127.0.0.1", site.peer.port)
+    request = DeployRequest(HOST, (first,), verify, (HostBundles(HOST, (first,), verify),
+                                                     HostBundles(OTHER, (second,), verify)))
+    return deploy_and_verify(site.deployer(**extra), request, make_probe_fn(HOST, trust_file=site.trust, timeout=5),
+                             attempts=10, delay=0.3)
+
+
+def served_for(site: Site, servername: str) -> str | None:
+    r = probe("127.0.0.1", site.peer.port, servername=servername, trust_file=site.trust, timeout=5)
+    return r.certificate.sha256 if r.certificate else None
+
+
+def test_sni_without_manage_config_says_what_main_cf_must_contain(site: Site) -> None:
+    first, second = site.ca.leaf(HOST), site.ca.leaf(OTHER)
+    outcome = two_hosts(site, first, second)
+    assert not outcome.ok
+    reason = outcome.reason or ""
+    assert f"{site.peer.config_dir}/main.cf must say: tls_server_sni_maps = hash:{site.cert_dir}/sni" in reason
+    assert "nothing was changed" in reason, reason
+    assert not (site.cert_dir / f"{OTHER}.rsa.pem").exists() and not (site.cert_dir / "sni").exists()
+    # the admin adds the line (the map is built by the deployment): then it deploys
+    from tests.peers.postfix import postconf
+
+    postconf(site.peer, f"tls_server_sni_maps = hash:{site.cert_dir}/sni")
+    (site.cert_dir / "sni").write_text("")
+    subprocess.run(["postmap", f"hash:{site.cert_dir}/sni"], check=True)
+    outcome = two_hosts(site, first, second)
+    assert outcome.ok, outcome.reason
+    assert served_for(site, OTHER) == second.sha256 and served_for(site, "") == first.sha256
+
+
+def test_back_to_one_hostname_drops_the_map(site: Site) -> None:
+    outcome = two_hosts(site, site.ca.leaf(HOST), site.ca.leaf(OTHER), manage_config=True)
+    assert outcome.ok, outcome.reason
+    assert "tls_server_sni_maps" in (site.peer.config_dir / "main.cf").read_text()
+    # OTHER gets a [deploy] table of its own: the map, holding copies of the old files, must go
+    new = site.ca.leaf(HOST)
+    outcome = site.deploy([new], manage_config=True)
+    assert outcome.ok, outcome.reason
+    assert "tls_server_sni_maps" not in (site.peer.config_dir / "main.cf").read_text()
+    assert served_for(site, HOST) == new.sha256
+
+
+def test_restored_config_naming_a_missing_file_is_said_and_not_reloaded(site: Site, tmp_path: Path) -> None:
+    # main.cf names a chain file somebody removed (the running Postfix still holds it): a rollback
+    # brings that main.cf back, and says so instead of reloading Postfix into a broken TLS setup
+    chain = site.cert_dir / f"{HOST}.rsa.pem"
+    chain.rename(tmp_path / "aside.pem")
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(tmp_path / "managed"), manage_config=True,
+                          reload_command=["false"])
+    assert not outcome.ok
+    assert f"the postfix configuration names {chain}, which does not exist" in (outcome.reason or ""), outcome.reason
+    assert "by hand" in (outcome.reason or "")
+    assert f"smtpd_tls_chain_files = {chain}" in (site.peer.config_dir / "main.cf").read_text()
+
+
+def test_manage_config_keeps_main_cf_mode_and_owner(site: Site, tmp_path: Path) -> None:
+    # `postconf -e` writes a new main.cf (root:root 0644): a successful deployment puts its owner back
+    import grp
+    import os
+
+    main_cf = site.peer.config_dir / "main.cf"
+    os.chown(main_cf, 0, grp.getgrnam("postfix").gr_gid)
+    main_cf.chmod(0o640)
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(tmp_path / "managed"), manage_config=True)
+    assert outcome.ok, outcome.reason
+    st = main_cf.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, grp.getgrnam("postfix").gr_gid)

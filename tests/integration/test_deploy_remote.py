@@ -121,3 +121,33 @@ def test_unreachable_host_changes_nothing(site: Site, tmp_path: Path) -> None:
         outcome.reason or "")
     assert "Host key verification failed" in (outcome.reason or "")
     assert (site.cert_dir / f"{HOST}.rsa.pem").read_bytes() == chain_file_pem(site.old)
+
+
+def test_remote_failed_reload_restores_main_cf_mode_and_owner(site: Site, tmp_path: Path) -> None:
+    import grp
+    import os
+
+    main_cf = site.peer.config_dir / "main.cf"
+    os.chown(main_cf, 0, grp.getgrnam("postfix").gr_gid)
+    main_cf.chmod(0o644)
+    before, st = main_cf.read_bytes(), main_cf.stat()
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(tmp_path / "managed"), manage_config=True,
+                          reload_command=["false"])
+    assert not outcome.ok and outcome.rolled_back, outcome.reason
+    after = main_cf.stat()
+    assert main_cf.read_bytes() == before
+    assert (stat.S_IMODE(after.st_mode), after.st_uid, after.st_gid) == (0o644, st.st_uid, st.st_gid)
+    assert not (tmp_path / "managed" / f"{HOST}.rsa.pem").exists()
+
+
+def test_remote_stat_and_restore_owner(sshd: SshdPeer, tmp_path: Path) -> None:
+    import grp
+
+    from providers.deployers.hosts import FileMeta
+
+    host = SshHost("root", "127.0.0.1", sshd.port, identity=sshd.identity, known_hosts=sshd.known_hosts)
+    path = tmp_path / "main.cf"
+    gid = grp.getgrnam("postfix").gr_gid
+    host.write(str(path), b"x = 1\n", mode=0o600, owner=FileMeta(0o644, 0, gid))
+    assert host.stat(str(path)) == FileMeta(0o644, 0, gid)
+    assert host.stat(str(tmp_path / "missing")) is None

@@ -60,8 +60,10 @@ def exim_env() -> dict[str, str]:
 
 class EximPeer:
     def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str],
-                 routes: str | None = None) -> None:
+                 include_tls: bool = False, routes: str | None = None) -> None:
         """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm).
+        ``include_tls``: the two TLS settings live in :attr:`tls_config`, ``.include``d from the
+        config (the file the exim deployer's ``tls_config`` option rewrites).
         ``routes``: main options, ACLs, routers and transports that replace the
         default (every recipient refused), for a test that relays real mail."""
         self.binary = exim_binary()
@@ -77,6 +79,7 @@ class EximPeer:
         self.cert_dir.mkdir(mode=0o755)
         self.certs = [self.cert_dir / c for c in certs]
         self.keys = [self.cert_dir / k for k in keys]
+        self.tls_config = root / "exim-tls.conf" if include_tls else None
         self.routes = routes
 
     def write_config(self) -> None:
@@ -91,11 +94,18 @@ class EximPeer:
             f"spool_directory = {spool}\nlog_file_path = {self.run_dir}/%slog\n"
             f"pid_file_path = {self.run_dir}/exim.pid\n"
             "tls_advertise_hosts = *\n"
-            f"tls_certificate = {' : '.join(map(str, self.certs))}\n"
-            f"tls_privatekey = {' : '.join(map(str, self.keys))}\n"
+            + self._tls_settings()
             + (self.routes if self.routes is not None else
                "acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  deny\n")
         )
+
+    def _tls_settings(self) -> str:
+        settings = (f"tls_certificate = {' : '.join(map(str, self.certs))}\n"
+                    f"tls_privatekey = {' : '.join(map(str, self.keys))}\n")
+        if self.tls_config is None:
+            return settings
+        self.tls_config.write_text(settings)
+        return f".include {self.tls_config}\n"
 
     @property
     def log(self) -> Path:

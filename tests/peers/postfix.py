@@ -108,9 +108,11 @@ class PostfixPeer:
 
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
                  chain_files: list[Path] | None = None, starttls: bool = True,
-                 seclevel0: bool = False, address: str = "127.0.0.1", port: int | None = None,
-                 extra_main: str = "", resolv_conf: Path | None = None) -> None:
-        """``address``/``port``: where smtpd listens (a partner MTA: its own 127.0.0.x, port 25);
+                 seclevel0: bool = False, extra_ports: int = 0, address: str = "127.0.0.1",
+                 port: int | None = None, extra_main: str = "", resolv_conf: Path | None = None) -> None:
+        """``extra_ports``: more smtpd listeners of the same instance (a second ``inet`` line in
+        master.cf, as a submission service on 587 would be), in :attr:`ports` after :attr:`port`.
+        ``address``/``port``: where smtpd listens (a partner MTA: its own 127.0.0.x, port 25);
         ``extra_main``: more ``main.cf`` lines (last wins, as in Postfix); ``resolv_conf``:
         the instance runs in a mount namespace where this file is ``/etc/resolv.conf``, so its
         SMTP client finds MX records in a test zone."""
@@ -126,6 +128,7 @@ class PostfixPeer:
         self.seclevel0 = seclevel0
         self.address = address
         self.port = port or free_port()
+        self.ports = [self.port, *(free_port() for _ in range(extra_ports))]
         self.extra_main = extra_main
         self.resolv_conf = resolv_conf
         self.running = False
@@ -161,7 +164,8 @@ class PostfixPeer:
             f"import_environment = {env}\n"
             "smtpd_tls_loglevel = 1\n" + tls + self.extra_main
         )
-        (self.config_dir / "master.cf").write_text(_MASTER_CF.format(address=self.address, port=self.port))
+        extra = "".join(f"{self.address}:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
+        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(address=self.address, port=self.port))
 
     def _postfix(self, *args: str) -> None:
         argv = ["postfix", "-c", str(self.config_dir), *args]
@@ -183,7 +187,8 @@ class PostfixPeer:
         try:
             self._postfix("start")
             self.running = True
-            wait_port(self.port, host=self.address)
+            for port in self.ports:
+                wait_port(port, host=self.address)
         except BaseException:
             self.stop()
             raise
