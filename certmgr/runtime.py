@@ -8,13 +8,14 @@ import os
 import socket
 from pathlib import Path
 
-from certmgr.config import KEY_TYPES, Config, MtaConfig
-from certmgr.fsutil import atomic_write
+from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
+from certmgr.lifecycle.versions import IssuedBy
+from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.registry import Providers
-from certmgr.statedir import StateDir
 from certmgr.store import AcmeAccount, CertVersion, ManagedCert, Store
-from certmgr.versions import IssuedBy
+from certmgr.store.files import atomic_write
+from certmgr.store.statedir import StateDir
 
 log = logging.getLogger("certmgr.runtime")
 

@@ -1,6 +1,6 @@
 """Deploy an MTA's current certificates to its targets, verify, record.
 
-The deployers install and roll back; :mod:`certmgr.deploying` proves over
+The deployers install and roll back; :mod:`certmgr.deploy.verify` proves over
 STARTTLS that the new certificate is served.  This module picks what to deploy,
 claims the work (so two processes never reload one MTA at once) and records
 every deployment in the store.  The unit is the deploy target: every [[mta]]
@@ -19,12 +19,13 @@ from pathlib import Path
 
 from cryptography import x509
 
-from certmgr import dane, policy
-from certmgr.config import MtaConfig
-from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
+from certmgr.config.model import MtaConfig
+from certmgr.deploy.verify import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.errors import CertmgrError
 from certmgr.faults import checkpoint
 from certmgr.interfaces import CertBundle, DeployRequest, HostBundles, SeveralHostnames, VerifyTarget
+from certmgr.lifecycle import policy
+from certmgr.probe import dane
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, Deployment, ManagedCert, utcnow
 

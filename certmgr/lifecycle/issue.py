@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from certmgr import policy
-from certmgr.config import MtaConfig
+from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError, LockBusy, PermanentError, RetryableError
 from certmgr.faults import checkpoint
-from certmgr.fsutil import write_new
 from certmgr.interfaces import CertRequest, IssueContext, RenewalInfoSource
-from certmgr.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
+from certmgr.lifecycle import policy
+from certmgr.lifecycle.versions import check_chain, save_version
+from certmgr.pki.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, utcnow
-from certmgr.versions import check_chain, save_version
+from certmgr.store.files import write_new
 
 log = logging.getLogger("certmgr.lifecycle")
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certmgr import calendar, messages
-from certmgr.config import MtaConfig, NotifyConfig
+from certmgr.config.model import MtaConfig, NotifyConfig
 from certmgr.errors import CertmgrError, NotifyError
 from certmgr.interfaces import Attachment, Message
-from certmgr.reminder_policy import SUCCESS_NOTICE_WINDOW, Due, ReminderFacts, due_reminders
+from certmgr.notify import calendar, messages
+from certmgr.notify.policy import SUCCESS_NOTICE_WINDOW, Due, ReminderFacts, due_reminders
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, queue, utcnow
 from certmgr.store.models import CalendarEvent, Reminder
@@ -285,7 +285,7 @@ def _per_certificate(raw: dict[tuple[int, str, str], set[str]],
 
 
 def _algs(mta: MtaConfig) -> list[str]:
-    from certmgr.config import KEY_TYPES
+    from certmgr.pki.keytypes import KEY_TYPES
 
     return [KEY_TYPES[k][0] for k in mta.key_types]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from certmgr.config import MtaConfig
-from certmgr.deployment import deploy_mtas, deploy_units, needs_deploy
-from certmgr.lifecycle import Outcome, renew_slot
+from certmgr.config.model import MtaConfig
+from certmgr.deploy.orchestrate import deploy_mtas, deploy_units, needs_deploy
+from certmgr.lifecycle.issue import Outcome, renew_slot
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, utcnow
 
