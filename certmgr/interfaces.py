@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from certmgr.config.options import Options as Options  # providers import it from here
+from certmgr.options import Options as Options  # providers import it from here
 
 
 @dataclass(frozen=True)
