@@ -8,7 +8,7 @@ from pathlib import Path
 
 from certmgr.cli.common import runtime
 from certmgr.notify.calendar import feed_ics
-from certmgr.notify.reminders import facts_for
+from certmgr.notify.outbox import facts_for
 from certmgr.store import queue, utcnow
 from certmgr.store.files import atomic_write
 

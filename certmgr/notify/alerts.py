@@ -15,7 +15,7 @@ from typing import Any
 from certmgr.config.model import MtaConfig
 from certmgr.notify import messages
 from certmgr.notify.alert_policy import RECOVERED, episode_key, probe_notice_due, worst
-from certmgr.notify.reminders import dump_message
+from certmgr.notify.outbox import dump_message
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, queue
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from certmgr.errors import CertmgrError
 from certmgr.interfaces import IssueContext, RenewalInfoSource
-from certmgr.notify import reminders
+from certmgr.notify import outbox, reminders
 from certmgr.runtime import Runtime
 from certmgr.store import queue, utcnow
 
@@ -75,8 +75,8 @@ def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) 
     log.info("probe: %d targets: %s; %d notices queued", len(reports), summary, queued)
     if should_stop():
         return summary
-    out: list[reminders.ReminderOutcome] = []
-    reminders.send_pending(rt, now, out, should_stop)
+    out: list[outbox.ReminderOutcome] = []
+    outbox.send_pending(rt, now, out, should_stop)
     failed = sum(1 for o in out if o.failed)
     if failed:
         raise CertmgrError(f"{failed} notice(s) could not be sent and stay queued")
