@@ -29,23 +29,24 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from certmgr import daemon_jobs
-from certmgr.config import Config, DaemonSettings, load_config
+from certmgr.config.load import load_config
+from certmgr.config.model import Config, DaemonSettings
 from certmgr.errors import CertmgrError
-from certmgr.fsutil import ensure_state_root
 from certmgr.runtime import Runtime
-from certmgr.sdnotify import SdNotify
+from certmgr.service import jobs
+from certmgr.service.sdnotify import SdNotify
 from certmgr.store import queue, utcnow
+from certmgr.store.files import ensure_state_root
 
 log = logging.getLogger("certmgr.daemon")
 
 JobFn = Callable[[Runtime, Callable[[], bool]], str]
 #: job -> (function, interval setting)
 JOBS: dict[str, tuple[JobFn, str]] = {
-    "renew": (daemon_jobs.renew_job, "renew_interval"),
-    "probe": (daemon_jobs.probe_job, "probe_interval"),
-    "remind": (daemon_jobs.remind_job, "remind_interval"),
-    "ari": (daemon_jobs.ari_job, "ari_interval"),
+    "renew": (jobs.renew_job, "renew_interval"),
+    "probe": (jobs.probe_job, "probe_interval"),
+    "remind": (jobs.remind_job, "remind_interval"),
+    "ari": (jobs.ari_job, "ari_interval"),
 }
 #: a crashed run's claim on a job expires after this (a live run keeps it however long it takes)
 JOB_CLAIM_SECONDS = 3600.0
@@ -95,7 +96,7 @@ class Daemon:
         self._reload = threading.Event()
         self._lock = threading.Lock()
         self._rt = Runtime(config)
-        from certmgr.recovery import refuse_if_lost
+        from certmgr.lifecycle.recover import refuse_if_lost
 
         refuse_if_lost(self._rt)
         self._users: dict[int, int] = {}
@@ -195,10 +196,10 @@ class Daemon:
 
     def _registry(self) -> Any:
         with self._runtime() as rt:
-            return daemon_jobs.metrics_registry(rt)
+            return jobs.metrics_registry(rt)
 
     def _start_metrics(self, listen: str) -> None:
-        from certmgr.metrics import serve
+        from certmgr.service.metrics import serve
 
         if self._stop_metrics is not None:
             self._stop_metrics()
@@ -311,7 +312,7 @@ class Daemon:
 
     def _alert_database_lost(self, what: str) -> None:
         """Tell people directly: the reminder queue lives in the database that is gone."""
-        from certmgr.messages import database_lost_message
+        from certmgr.notify.messages import database_lost_message
 
         rt = self._rt
         log.error("%s while the daemon was running; stopping so that nothing is ordered again on an "

@@ -1,6 +1,6 @@
 """Tell people when the daemon's probe of an MTA turns WARNING or CRITICAL, and when it recovers.
 
-The policy is :mod:`certmgr.probe_alert_policy` (pure); this module reads what was already
+The policy is :mod:`certmgr.notify.alert_policy` (pure); this module reads what was already
 queued, renders the message and queues it in the reminder queue (:mod:`certmgr.store.queue`),
 whose unique rows and claims make each notice go out once across restarts and several daemons.
 One notice per MTA and notifier: the worst of its targets (one per key algorithm) decides.
@@ -12,10 +12,10 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from certmgr import messages
-from certmgr.config import MtaConfig
-from certmgr.probe_alert_policy import RECOVERED, episode_key, probe_notice_due, worst
-from certmgr.reminders import dump_message
+from certmgr.config.model import MtaConfig
+from certmgr.notify import messages
+from certmgr.notify.alert_policy import RECOVERED, episode_key, probe_notice_due, worst
+from certmgr.notify.outbox import dump_message
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, queue
 

@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from certmgr import policy
-from certmgr.config import MtaConfig
+from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError, LockBusy, PermanentError, RetryableError
 from certmgr.faults import checkpoint
-from certmgr.fsutil import write_new
 from certmgr.interfaces import CertRequest, IssueContext, RenewalInfoSource
-from certmgr.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
+from certmgr.lifecycle import policy
+from certmgr.lifecycle.versions import IssuedBy, check_chain, save_version
+from certmgr.pki.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, utcnow
-from certmgr.versions import check_chain, save_version
+from certmgr.store.files import write_new
 
 log = logging.getLogger("certmgr.lifecycle")
 
@@ -188,7 +188,7 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
         certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
                                    where=f"certificate from issuer {mta.issuer}", now=now())
         version = save_version(rt.state, slot, certs, facts, key_path, source="acme",
-                               issued_by=rt.issued_by(mta.issuer), order_url=issued.order_url)
+                               issued_by=issued_by(rt, mta.issuer), order_url=issued.order_url)
         checkpoint("certificate_stored")
         if isinstance(issuer, RenewalInfoSource):
             # the certificate is issued and stored: no answer about its renewal window (a CA may
@@ -296,3 +296,11 @@ def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: Certm
                 else f"not retried until `certmgr renew --force {slot.hostname}`",
                 err)
     return Outcome(slot.hostname, slot.key_alg, "failed", str(err))
+
+
+def issued_by(rt: Runtime, issuer: str) -> IssuedBy:
+    """The issuer ``issuer`` of the config as a version records it (with the account used now)."""
+    cfg = rt.config.issuers[issuer]
+    account = rt.load_account(issuer) if cfg.type == "acme" else None
+    directory = str(cfg.options.get("directory", ""))
+    return IssuedBy(issuer, cfg.type, directory or None, account.uri if account else None)

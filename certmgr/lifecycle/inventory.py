@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from certmgr.config import KEY_TYPES
+from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion
 

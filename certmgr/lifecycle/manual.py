@@ -21,14 +21,15 @@ from cryptography import x509
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from certmgr.config import MtaConfig
+from certmgr.config.model import MtaConfig
 from certmgr.errors import ImportRejected, UsageError
-from certmgr.keys import CertificateError, cert_facts, load_key, make_csr, parse_chain, to_pem
-from certmgr.lifecycle import _key_for, renew_at_for
-from certmgr.probe_facts import trust_anchors
+from certmgr.lifecycle.issue import _key_for, renew_at_for
+from certmgr.lifecycle.versions import IssuedBy, check_chain, save_version
+from certmgr.pki.certs import CertificateError, cert_facts, parse_chain, to_pem
+from certmgr.pki.keys import load_key, make_csr
+from certmgr.pki.trust import trust_anchors
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, utcnow
-from certmgr.versions import IssuedBy, check_chain, save_version
 
 
 def _manual_only(rt: Runtime, mta: MtaConfig, command: str, force: bool) -> None:

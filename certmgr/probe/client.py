@@ -2,7 +2,7 @@
 
 The probe never verifies during the handshake (it must see bad certificates too);
 it records what was served and judges the chain afterwards
-(:mod:`certmgr.probe_facts`).  :func:`certmgr.probe_assess.assess` turns a
+(:mod:`certmgr.probe.facts`).  :func:`certmgr.probe.assess.assess` turns a
 result into a monitoring status and plain sentences.
 
 SMTP (STARTTLS on 25/587, implicit TLS on 465), IMAP (STARTTLS on 143,
@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from certmgr.probe_facts import CertFacts, certificate_facts
+from certmgr.probe.facts import CertFacts, certificate_facts
 
 #: ports where TLS starts at connect time when ``implicit_tls`` is None (auto)
 IMPLICIT_TLS_PORTS = frozenset({465, 993, 995})

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime
 
-from certmgr.config import MtaConfig
-from certmgr.deployment import deploy_mtas, deploy_units, needs_deploy
-from certmgr.lifecycle import Outcome, renew_slot
+from certmgr.config.model import MtaConfig
+from certmgr.deploy.orchestrate import current, deploy_mtas, deploy_units
+from certmgr.lifecycle import policy
+from certmgr.lifecycle.issue import Outcome, renew_slot
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, utcnow
 
@@ -74,3 +76,20 @@ def renew_many(
     order = {h: i for i, h in enumerate(by_mta)}
     results.sort(key=lambda o: (order.get(o.hostname, len(order)), o.key_alg == "all", o.key_alg))
     return results
+
+
+def needs_deploy(rt: Runtime, mta: MtaConfig, now: datetime) -> bool:
+    """True when a current certificate has no verified deployment and the back-off allows a try."""
+    if not mta.deploy:
+        return False
+    for slot, version in current(rt, mta):
+        assert slot.id is not None
+        tries = [d for d in rt.store.deployments(slot.id) if d.version_id == version.id]
+        if any(d.result == "verified" for d in tries):
+            continue
+        if not tries:
+            return True
+        failures = len(tries)
+        if now >= tries[0].started_at + policy.backoff_delay(failures):
+            return True
+    return False

@@ -17,12 +17,12 @@ from typing import Any
 
 from cryptography import x509
 
-from certmgr import dane
-from certmgr.dnscheck import DnsFacts, address_problem, resolve
 from certmgr.errors import StateError, UsageError
 from certmgr.interfaces import protocol_for
-from certmgr.probe import probe
-from certmgr.probe_assess import to_json
+from certmgr.probe import dane
+from certmgr.probe.assess import to_json
+from certmgr.probe.client import probe
+from certmgr.probe.dns import DnsFacts, address_problem, resolve
 from certmgr.runtime import Runtime
 from certmgr.store import utcnow
 from certmgr.store.models import ProbeResult

@@ -12,8 +12,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from certmgr.probe import ProbeResult
-from certmgr.probe_facts import CertFacts, covers, normalize_name
+from certmgr.probe.client import ProbeResult
+from certmgr.probe.facts import CertFacts, covers, normalize_name
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 _RANK = {OK: 0, WARNING: 1, CRITICAL: 2}

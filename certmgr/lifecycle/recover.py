@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certmgr.config import KEY_TYPES
 from certmgr.errors import CertmgrError, StateError
-from certmgr.keys import CertificateError, PrivateKey, cert_facts, load_key, parse_chain, public_key_matches
-from certmgr.lifecycle import renew_at_for
+from certmgr.lifecycle.issue import renew_at_for
+from certmgr.lifecycle.versions import IssuedBy, save_version
+from certmgr.pki.certs import CertificateError, cert_facts, parse_chain
+from certmgr.pki.keys import PrivateKey, load_key, public_key_matches
+from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert
-from certmgr.versions import IssuedBy, save_version
 
 log = logging.getLogger("certmgr.recovery")
 

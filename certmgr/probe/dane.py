@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certmgr.dnscheck import make_resolver
+from certmgr.probe.dns import make_resolver
 
 USAGE_DANE_TA, USAGE_DANE_EE = 2, 3
 

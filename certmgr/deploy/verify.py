@@ -21,7 +21,7 @@ from pathlib import Path
 
 from certmgr.errors import CertmgrError, DeployError
 from certmgr.interfaces import CertBundle, Deployer, DeployRequest, VerifyTarget
-from certmgr.probe import ProbeResult, probe
+from certmgr.probe.client import ProbeResult, probe
 
 #: probe one target, optionally forcing the key algorithm the server must use
 ProbeFn = Callable[[VerifyTarget, str | None], ProbeResult]

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from certmgr import policy
+from certmgr.lifecycle import policy
 
 #: an automatic renewal this late past its renewal time is overdue: a person should look
 OVERDUE_GRACE = timedelta(days=1)

@@ -1,4 +1,4 @@
-"""Private keys, CSRs and certificate facts (``cryptography``).
+"""Private keys and CSRs (``cryptography``).
 
 Keys are RSA 2048/3072/4096 or ECDSA P-256/P-384 and nothing weaker.  A CSR's
 subject CN is the MTA hostname and its SAN list is the hostname plus the
@@ -7,27 +7,18 @@ configured names, so what the CA signs is the name the MTA announces.
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
-from certmgr.config import KEY_TYPES
 from certmgr.errors import StateError
+from certmgr.pki.keytypes import KEY_TYPES
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 _CURVES: dict[int, ec.EllipticCurve] = {256: ec.SECP256R1(), 384: ec.SECP384R1()}
-
-
-class CertificateError(ValueError):
-    """A certificate or chain that cannot be used; the message says why."""
 
 
 def generate_key(key_type: str) -> PrivateKey:
@@ -114,91 +105,7 @@ def make_csr(key: PrivateKey, hostname: str, names: tuple[str, ...]) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-@dataclass(frozen=True)
-class CertFacts:
-    serial: str  # hex, lower case
-    subject_cn: str | None
-    names: tuple[str, ...]  # DNS SANs
-    key_alg: str
-    key_bits: int
-    not_before: datetime
-    not_after: datetime
-    sha256: str
-    issuer_cn: str | None
-    self_signed: bool
-
-
-def common_name(name: x509.Name) -> str | None:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else None
-
-
-def cert_facts(cert: x509.Certificate) -> CertFacts:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
-    except x509.ExtensionNotFound:
-        names = ()
-    alg, bits = key_type_of(cert.public_key())
-    return CertFacts(
-        serial=format(cert.serial_number, "x"),
-        subject_cn=common_name(cert.subject),
-        names=names,
-        key_alg=alg,
-        key_bits=bits,
-        not_before=cert.not_valid_before_utc,
-        not_after=cert.not_valid_after_utc,
-        sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
-        issuer_cn=common_name(cert.issuer),
-        self_signed=cert.issuer == cert.subject,
-    )
-
-
-def parse_chain(data: bytes, where: str = "input") -> list[x509.Certificate]:
-    """PEM certificates, leaf first.  DER, garbage and empty input are refused clearly."""
-    if not data.strip():
-        raise CertificateError(f"{where} is empty")
-    if b"-----BEGIN" not in data:
-        try:
-            x509.load_der_x509_certificate(data)
-        except ValueError:
-            raise CertificateError(f"{where} is not a PEM certificate (no -----BEGIN CERTIFICATE----- block)") from None
-        raise CertificateError(
-            f"{where} is DER (binary); convert it with `openssl x509 -inform der -in FILE -out FILE.pem`"
-        )
-    if b"PRIVATE KEY-----" in data:
-        raise CertificateError(f"{where} contains a private key; give only the certificate and its chain")
-    try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as e:
-        raise CertificateError(f"{where} holds a damaged PEM certificate: {e}") from None
-    if not certs:
-        raise CertificateError(f"{where} holds no certificate")
-    return certs
-
-
-def check_chain_order(certs: list[x509.Certificate], where: str = "the chain") -> None:
-    """Refuse a chain that is not leaf first, each certificate followed by the one that signed it."""
-    for i, (child, parent) in enumerate(itertools.pairwise(certs)):
-        try:
-            child.verify_directly_issued_by(parent)
-        except (ValueError, TypeError, InvalidSignature):
-            raise CertificateError(
-                f"{where} is not in order: certificate #{i + 2} ({parent.subject.rfc4514_string()}) "
-                f"did not sign certificate #{i + 1} ({child.subject.rfc4514_string()}); "
-                "put the server certificate first, then each issuer in turn"
-            ) from None
-
-
-def to_pem(certs: list[x509.Certificate]) -> bytes:
-    return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
 def public_key_matches(key: PrivateKey, cert: x509.Certificate) -> bool:
     fmt = serialization.PublicFormat.SubjectPublicKeyInfo
     enc = serialization.Encoding.DER
     return bool(key.public_key().public_bytes(enc, fmt) == cert.public_key().public_bytes(enc, fmt))
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -1,6 +1,6 @@
 """Deploy an MTA's current certificates to its targets, verify, record.
 
-The deployers install and roll back; :mod:`certmgr.deploying` proves over
+The deployers install and roll back; :mod:`certmgr.deploy.verify` proves over
 STARTTLS that the new certificate is served.  This module picks what to deploy,
 claims the work (so two processes never reload one MTA at once) and records
 every deployment in the store.  The unit is the deploy target: every [[mta]]
@@ -19,12 +19,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from certmgr import dane, policy
-from certmgr.config import MtaConfig
-from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
+from certmgr.config.model import MtaConfig
+from certmgr.deploy.verify import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.errors import CertmgrError
 from certmgr.faults import checkpoint
 from certmgr.interfaces import CertBundle, DeployRequest, HostBundles, SeveralHostnames, VerifyTarget
+from certmgr.probe import dane
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, Deployment, ManagedCert, utcnow
 
@@ -64,23 +64,6 @@ def current(rt: Runtime, mta: MtaConfig) -> list[tuple[ManagedCert, CertVersion]
         if version is not None:
             out.append((slot, version))
     return out
-
-
-def needs_deploy(rt: Runtime, mta: MtaConfig, now: datetime) -> bool:
-    """True when a current certificate has no verified deployment and the back-off allows a try."""
-    if not mta.deploy:
-        return False
-    for slot, version in current(rt, mta):
-        assert slot.id is not None
-        tries = [d for d in rt.store.deployments(slot.id) if d.version_id == version.id]
-        if any(d.result == "verified" for d in tries):
-            continue
-        if not tries:
-            return True
-        failures = len(tries)
-        if now >= tries[0].started_at + policy.backoff_delay(failures):
-            return True
-    return False
 
 
 def deploy_mtas(rt: Runtime, mtas: Sequence[MtaConfig]) -> list[DeployReport]:

@@ -12,7 +12,7 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certmgr.fsutil import ensure_private_dir, ensure_state_root
+from certmgr.store.files import ensure_private_dir, ensure_state_root
 
 
 class StateDir:

@@ -1,7 +1,7 @@
 """The daemon's jobs (renew, probe, remind, ARI refresh) and the metrics it serves.
 
 Each job is a plain function of a :class:`~certmgr.runtime.Runtime`; the
-scheduler (:mod:`certmgr.daemon`) runs them and records their state.  Every
+scheduler (:mod:`certmgr.service.daemon`) runs them and records their state.  Every
 action is one log line (journald keeps them); nothing secret is logged.
 """
 
@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from certmgr import reminders
 from certmgr.errors import CertmgrError
 from certmgr.interfaces import IssueContext, RenewalInfoSource
+from certmgr.notify import outbox, reminders
 from certmgr.runtime import Runtime
 from certmgr.store import queue, utcnow
 
@@ -29,7 +29,7 @@ StopCheck = Callable[[], bool]
 
 
 def renew_job(rt: Runtime, should_stop: StopCheck) -> str:
-    from certmgr.renewal import renew_many
+    from certmgr.lifecycle.renew import renew_many
 
     outcomes = renew_many(rt, [])
     counts: dict[str, int] = {}
@@ -59,8 +59,8 @@ def remind_job(rt: Runtime, should_stop: StopCheck) -> str:
 
 def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
     """Probe every configured MTA; a change to WARNING/CRITICAL (or back to OK) notifies people."""
-    from certmgr.checking import probe_all
-    from certmgr.probe_alerts import queue_probe_notices
+    from certmgr.notify.alerts import queue_probe_notices
+    from certmgr.probe.check import probe_all
 
     now = now or utcnow()
     reports = probe_all(rt, now)
@@ -75,8 +75,8 @@ def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) 
     log.info("probe: %d targets: %s; %d notices queued", len(reports), summary, queued)
     if should_stop():
         return summary
-    out: list[reminders.ReminderOutcome] = []
-    reminders.send_pending(rt, now, out, should_stop)
+    out: list[outbox.ReminderOutcome] = []
+    outbox.send_pending(rt, now, out, should_stop)
     failed = sum(1 for o in out if o.failed)
     if failed:
         raise CertmgrError(f"{failed} notice(s) could not be sent and stay queued")
@@ -85,8 +85,8 @@ def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) 
 
 def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
     """Ask the CA for renewal windows (RFC 9773) where it offers them and the last answer is stale."""
-    from certmgr.config import KEY_TYPES
-    from certmgr.lifecycle import renew_at_for
+    from certmgr.lifecycle.issue import renew_at_for
+    from certmgr.pki.keytypes import KEY_TYPES
 
     now = now or utcnow()
     asked = changed = 0
@@ -143,8 +143,8 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
 
 def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegistry:
     """Current facts of every configured certificate and job, as a Prometheus registry."""
-    from certmgr.config import KEY_TYPES
-    from certmgr.metrics import CertMetrics, JobMetrics, build_registry
+    from certmgr.pki.keytypes import KEY_TYPES
+    from certmgr.service.metrics import CertMetrics, JobMetrics, build_registry
 
     now = now or utcnow()
     wanted = {(m.hostname, KEY_TYPES[k][0]) for m in rt.config.mtas for k in m.key_types}

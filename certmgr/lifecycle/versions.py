@@ -16,20 +16,11 @@ from pathlib import Path
 from cryptography import x509
 
 from certmgr.errors import ImportRejected
-from certmgr.fsutil import write_new
-from certmgr.keys import (
-    CertFacts,
-    CertificateError,
-    PrivateKey,
-    cert_facts,
-    check_chain_order,
-    parse_chain,
-    public_key_matches,
-    to_pem,
-    weak_key_reason,
-)
-from certmgr.statedir import StateDir
+from certmgr.pki.certs import CertFacts, CertificateError, cert_facts, check_chain_order, parse_chain, to_pem
+from certmgr.pki.keys import PrivateKey, public_key_matches, weak_key_reason
 from certmgr.store import CertVersion, ManagedCert, utcnow
+from certmgr.store.files import write_new
+from certmgr.store.statedir import StateDir
 
 
 def check_chain(

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from icalendar import Alarm, Calendar, Event, vCalAddress, vText
 
-from certmgr.messages import CertFacts, fix_commands
+from certmgr.notify.messages import CertFacts, fix_commands
 
 PRODID = "-//certmgr//certificate renewals//EN"
 #: fixed namespace for uuid5: the same MTA certificate always gets the same UID
