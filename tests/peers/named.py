@@ -254,19 +254,34 @@ zone "{self.zone}" {{
         raise RuntimeError("a secondary takes no updates; update the primary")
 
 
-def _free_loopback_53() -> str:
-    """A 127.0.0.x address whose port 53 (UDP and TCP) is free."""
+def free_loopback_address(port: int = 53) -> str:
+    """A 127.0.53.x address whose ``port`` (UDP and TCP) is free, for servers that must
+    listen on a well-known port (a resolver on 53, an MTA-STS web server on 443)."""
     for last in range(53, 254):
         addr = f"127.0.53.{last}"
+        if subprocess.run(["ip", "-4", "addr", "show", "to", f"{addr}/32"], capture_output=True,
+                          text=True).stdout.strip():
+            continue  # another test's server holds it
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
                     socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                u.bind((addr, 53))
-                t.bind((addr, 53))
+                u.bind((addr, port))
+                t.bind((addr, port))
         except OSError:
             continue
         return addr
-    raise RuntimeError("no free 127.0.53.x:53 for a resolver")
+    raise RuntimeError(f"no free 127.0.53.x:{port}")
+
+
+def add_loopback_address(address: str) -> bool:
+    """Give ``lo`` this address (servers such as named listen only on interface addresses);
+    True when it was added here and must be removed with ``remove_loopback_address``."""
+    ip = require_binary("ip")
+    return subprocess.run([ip, "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True).returncode == 0
+
+
+def remove_loopback_address(address: str) -> None:
+    subprocess.run([require_binary("ip"), "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True)
 
 
 class ValidatingResolver:
@@ -278,7 +293,7 @@ class ValidatingResolver:
         self.workdir = workdir
         self.primary = primary
         self.via = via or primary
-        self.address = _free_loopback_53()
+        self.address = free_loopback_address(53)
         self.proc: subprocess.Popen[bytes] | None = None
         self._added_address = False
 
@@ -314,10 +329,7 @@ zone "{zone}" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {self.
         )
         # named listens only on addresses of an interface: 127.0.0.1/8 on lo is routed but
         # not an address of its own, so give lo this one for the resolver's lifetime
-        ip = require_binary("ip")
-        self._added_address = subprocess.run(
-            [ip, "addr", "add", f"{self.address}/32", "dev", "lo"], capture_output=True
-        ).returncode == 0
+        self._added_address = add_loopback_address(self.address)
         log = open(d / "named.log", "ab")
         self.proc = subprocess.Popen(
             [require_binary("named"), "-g", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, cwd=d
@@ -350,28 +362,30 @@ zone "{zone}" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {self.
         stop_process(self.proc, 10)
         self.proc = None
         if self._added_address:
-            subprocess.run([require_binary("ip"), "addr", "del", f"{self.address}/32", "dev", "lo"],
-                           capture_output=True)
+            remove_loopback_address(self.address)
             self._added_address = False
+
+
+def with_resolver(resolver: ValidatingResolver, cmd: list[str], *, timeout: float = 60.0,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` so that the system resolver (``/etc/resolv.conf``) is ``resolver``: in a
+    private mount namespace (``unshare --mount``) with a private resolv.conf bind-mounted
+    over it, so nothing outside the test sees the change.  ``trust-ad`` makes glibc pass
+    the AD flag on (Postfix needs it for DANE)."""
+    conf = resolver.workdir / "resolv.conf"
+    conf.write_text(f"nameserver {resolver.address}\noptions trust-ad edns0\n")
+    script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+    full = [require_binary("unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(conf), *cmd]
+    return subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "LANG": "C", **(env or {})})
 
 
 def posttls_finger(resolver: ValidatingResolver, host: str, port: int, *, level: str = "dane",
                    timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Postfix's ``posttls-finger -l LEVEL [host]:port`` resolving through ``resolver``.
-
-    posttls-finger reads ``/etc/resolv.conf``; it runs in its own mount namespace
-    (``unshare --mount``) with a private resolv.conf bind-mounted over it, so nothing
-    outside the test sees the change.  ``trust-ad`` makes glibc pass the AD flag on.
-    """
-    conf = resolver.workdir / "resolv.conf"
-    conf.write_text(f"nameserver {resolver.address}\noptions trust-ad edns0\n")
-    finger = require_binary("posttls-finger")
-    script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
-    cmd = [require_binary("unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-           str(conf), finger, "-o", "inet_protocols=ipv4", "-t30", "-T60", "-c", "-l", level,
-           "-P", "/etc/ssl/certs", f"[{host}]:{port}"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "LANG": "C"})
+    """Postfix's ``posttls-finger -l LEVEL [host]:port`` resolving through ``resolver``."""
+    return with_resolver(resolver, [require_binary("posttls-finger"), "-o", "inet_protocols=ipv4", "-t30", "-T60",
+                                    "-c", "-l", level, "-P", "/etc/ssl/certs", f"[{host}]:{port}"], timeout=timeout)
 
 
 def dane_verified(result: subprocess.CompletedProcess[str]) -> bool:
