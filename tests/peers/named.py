@@ -117,7 +117,7 @@ zone "{self.zone}" {{
                     raise RuntimeError(f"named did not serve {self.zone}; see {self.workdir / 'named.log'}")
                 time.sleep(0.05)
             if self.dnssec:
-                self._wait_signed(deadline + 20)
+                self._wait_signed(time.monotonic() + 60)
         except BaseException:
             self.stop()
             raise
@@ -231,7 +231,7 @@ zone "{self.zone}" {{
         super().start()
         self.sync()
 
-    def sync(self, timeout: float = 20.0) -> None:
+    def sync(self, timeout: float = 60.0) -> None:
         """Catch up with the primary now (NOTIFY, then wait for its serial)."""
         want = self.primary.serial()
         deadline = time.monotonic() + timeout
