@@ -199,3 +199,58 @@ def test_forced_renewals_with_sigkill_at_every_step_never_break_dane(world: Worl
         print(f"children={children} kills={len(killed_at)} waits_on_lag={waits_on_lag}")
     finally:
         peer.stop()
+
+
+def test_ta_and_ee_records_keep_dane_working_across_renewals(world: World, tmp_path: Path) -> None:
+    """usage "3 1 1 + 2 1 1": the issuing intermediate's record is published beside the keys'."""
+    ca = TestCA()
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    old = ca.leaf(MX, key_type="ecdsa-p256")
+    peer = PostfixPeer(tmp_path / "postfix", hostname=MX, chain_files=write_chain_files(cert_dir, [old])).start()
+    env = ProviderEnv(config_dir=tmp_path, state_dir=tmp_path)
+    publisher = load_publisher("corp", {
+        "type": "rfc2136", "server": world.primary.server, "zone": world.primary.zone,
+        "tsig_key_file": str(world.primary.key_file), "ttl": 2,
+        "nameservers": [world.primary.server, world.secondary.server], "timeout": 2,
+    }, env, base_dir=tmp_path)
+    deployer = PostfixDeployer.from_config("mx1", Options(
+        {"config_dir": str(peer.config_dir), "cert_dir": str(cert_dir)}, where="deploy.mx1", base_dir=tmp_path), env)
+    issuer = make_issuer({
+        "directory": world.pebble.directory_url, "ca_bundle": str(world.pebble.ca_bundle), "timeout": 60,
+        "challenge": {"type": "dns-01", "provider": "rfc2136", "server": world.primary.server,
+                      "tsig_key_file": str(world.primary.key_file), "nameservers": [world.primary.server]},
+    }, tmp_path)
+    accounts = AccountStore()
+
+    def issue(key_type: str, key_pem: bytes, names: tuple[str, ...]) -> bytes:
+        req = CertRequest(hostname=names[0], names=names, key_type=key_type, csr_pem=make_csr(key_pem, names))
+        return bytes(issuer.issue(req, accounts.context(names[0])).fullchain_pem)
+
+    mta = DaneMta(state_dir=tmp_path / "state", hostname=MX, publisher=publisher, issue=issue,
+                  deploy=deployer.install, verify=VerifyTarget("127.0.0.1", peer.port),
+                  usages=("3 1 1", "2 1 1"), port=peer.port)
+    try:
+        leaf = x509.load_pem_x509_certificate(old.cert_pem)
+        publisher.replace(f"_{peer.port}._tcp.{MX}", "TLSA", [ee_record(leaf.public_key())])
+        world.secondary.sync()
+        mta.adopt([[leaf]])
+        _finger_ok(world, peer.port, "before certmgr started")
+        for renewal in range(2):
+            mta.renew(datetime.now(UTC))
+            for _ in range(200):
+                d = mta.step(datetime.now(UTC))
+                _finger_ok(world, peer.port, f"after {d.step.value} of renewal {renewal}")
+                if d.step is Step.WAIT_VISIBLE:
+                    world.secondary.sync()
+                if d.step is Step.IDLE and not d.state.pending and not d.state.retiring:
+                    break
+                if d.step in (Step.WAIT_TTL, Step.IDLE):
+                    time.sleep(0.5)
+            state = mta.load()
+            assert len(state.current) == 2 and {r[:5] for r in state.current} == {"3 1 1", "2 1 1"}, state
+        published = publisher.query(("127.0.0.1", world.primary.port),
+                                    f"_{peer.port}._tcp.{MX}", "TLSA").values
+        assert sum(v.startswith("2 1 1") for v in published) == 1  # one intermediate, kept across renewals
+    finally:
+        peer.stop()
