@@ -1,0 +1,98 @@
+"""Real mail between private Postfix instances, for tests that read MTA logs.
+
+``MailFlow`` starts three ``PostfixPeer``s on loopback:
+
+- ``mx`` (the server under watch): accepts mail from ``swaks`` with or without
+  STARTTLS (inbound sessions) and relays it by recipient domain (outbound):
+  ``verified.test`` at ``smtp_tls_security_level = verify`` with the receiver's
+  name matched, ``trusted.test`` at ``may`` with the CA trusted, ``untrusted.test``
+  at ``may`` with no CA, ``plain.test`` to a receiver without STARTTLS;
+- ``tls`` and ``plain``: receivers that discard what they accept.
+
+Each outbound session is logged in ``mx``'s log with the trust level Postfix
+saw, and the inbound one in the receiver's log.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from tests.peers.postfix import PostfixPeer, write_chain_files
+from tests.peers.testca import TestCA
+from tests.peers.util import require_binary
+
+DOMAINS = ("verified.test", "trusted.test", "untrusted.test", "plain.test")
+EXPECTED_LEVEL = {"verified.test": "Verified", "trusted.test": "Trusted", "untrusted.test": "Untrusted",
+                  "plain.test": "none"}
+_DISCARD = "default_transport = discard:\nrelay_transport = discard:\n"
+
+
+class MailFlow:
+    def __init__(self, root: Path) -> None:
+        require_binary("swaks")
+        self.root = root
+        self.ca = TestCA("mailflow")
+        trust = self.ca.write_root(root / "root.pem")
+        certs = root / "certs"
+        certs.mkdir(parents=True, exist_ok=True)
+        rx = write_chain_files(certs, [self.ca.leaf("mx.tls.test")])
+        mx = write_chain_files(certs, [self.ca.leaf("mx.watch.test")])
+        self.tls = PostfixPeer(root / "tls", hostname="mx.tls.test", chain_files=rx, extra_main=_DISCARD)
+        self.plain = PostfixPeer(root / "plain", hostname="mx.plain.test", starttls=False, extra_main=_DISCARD)
+        self.mx = PostfixPeer(root / "mx", hostname="mx.watch.test", chain_files=mx)
+        self._trust = trust
+
+    def start(self) -> MailFlow:
+        self.tls.start()
+        self.plain.start()
+        t, p = self.tls.port, self.plain.port
+        self.mx.extra_main = (
+            f"smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\nsmtp_tls_CAfile = {self._trust}\n"
+            f"transport_maps = inline:{{ verified.test=smtpv:[127.0.0.1]:{t}, trusted.test=smtp:[127.0.0.1]:{t}, "
+            f"untrusted.test=smtpu:[127.0.0.1]:{t}, plain.test=smtp:[127.0.0.1]:{p} }}\n"
+        )
+        self.mx.extra_master = (
+            "smtpv unix - - n - - smtp -o smtp_tls_security_level=verify -o smtp_tls_verify_cert_match=mx.tls.test\n"
+            "smtpu unix - - n - - smtp -o smtp_tls_CAfile=\n"
+        )
+        self.mx.start()
+        return self
+
+    def stop(self) -> None:
+        for peer in (self.mx, self.tls, self.plain):
+            peer.stop()
+
+    def send(self, domain: str, *, starttls: bool, rcpts: int = 1) -> None:
+        """One SMTP session into ``mx`` (one message, ``rcpts`` recipients at ``domain``)."""
+        cmd = ["swaks", "--server", f"127.0.0.1:{self.mx.port}", "--from", "sender@watch.test",
+               "--helo", "client.example", "--to", ",".join(f"u{i}@{domain}" for i in range(rcpts))]
+        if starttls:
+            cmd.append("--tls")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"swaks to {domain} failed ({proc.returncode}): {proc.stdout[-1500:]}")
+
+    def wait_delivered(self, count: int, timeout: float = 60.0) -> None:
+        """Until ``mx`` has logged ``count`` final deliveries (``status=sent``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            done = sum(_sent_lines(p) for p in self.mx_logs())
+            if done >= count:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"mx delivered {done} of {count} messages in {timeout}s")
+            time.sleep(0.2)
+
+    def mx_logs(self) -> list[Path]:
+        """The live log and any rotated copies (plain or gzipped)."""
+        return sorted(self.mx.log.parent.glob(self.mx.log.name + "*"))
+
+
+def _sent_lines(path: Path) -> int:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", errors="replace") as f:
+        return sum(1 for line in f if "postfix/smtp[" in line and "status=sent" in line)
