@@ -1,0 +1,112 @@
+"""Where the collector keeps its read positions and hourly aggregates.
+
+A contract, not a class: ``MonitorStorage``.  The one rule that makes the
+collector exactly-once: ``commit`` adds the counts of a batch and moves the
+read position *in one transaction* — after a crash either both happened or
+neither did.
+
+``SqliteMonitorStorage`` is a standalone implementation (stdlib ``sqlite3``);
+the tables are small: one row per hour, direction, domain, level and protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True, order=True)
+class SessionKey:
+    hour: str  # ISO 8601 UTC, truncated to the hour: "2026-11-30T03:00:00+00:00"
+    direction: str
+    domain: str
+    level: str
+    protocol: str
+
+
+@dataclass(frozen=True)
+class HourCount:
+    key: SessionKey
+    sessions: int
+
+
+class MonitorStorage(Protocol):
+    def load_position(self, source: str) -> dict[str, Any] | None:
+        """The position ``commit`` stored last for ``source``, or None."""
+        ...
+
+    def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
+               unparsed: int) -> None:
+        """Add ``counts`` and ``unparsed``, and store ``position``: all or nothing."""
+        ...
+
+    def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
+        """The hourly counts with ``since <= hour < until``."""
+        ...
+
+    def unparsed(self) -> dict[str, int]:
+        """Unparsed lines per source, ever."""
+        ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS monitor_position (source TEXT PRIMARY KEY, position TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS monitor_unparsed (source TEXT PRIMARY KEY, lines INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS monitor_sessions (
+    hour TEXT NOT NULL, direction TEXT NOT NULL, domain TEXT NOT NULL, level TEXT NOT NULL,
+    protocol TEXT NOT NULL, sessions INTEGER NOT NULL,
+    PRIMARY KEY (hour, direction, domain, level, protocol));
+"""
+
+
+class SqliteMonitorStorage:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def load_position(self, source: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT position FROM monitor_position WHERE source = ?", (source,)).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
+               unparsed: int) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(
+                "INSERT INTO monitor_sessions VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+                "(hour, direction, domain, level, protocol) DO UPDATE SET sessions = sessions + excluded.sessions",
+                [(k.hour, k.direction, k.domain, k.level, k.protocol, n) for k, n in counts.items()],
+            )
+            db.execute("INSERT INTO monitor_unparsed VALUES (?, ?) ON CONFLICT (source) "
+                       "DO UPDATE SET lines = lines + excluded.lines", (source, unparsed))
+            db.execute("INSERT INTO monitor_position VALUES (?, ?) ON CONFLICT (source) "
+                       "DO UPDATE SET position = excluded.position", (source, json.dumps(position)))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
+        rows = self._db.execute(
+            "SELECT hour, direction, domain, level, protocol, sessions FROM monitor_sessions "
+            "WHERE hour >= ? AND hour < ? ORDER BY hour", (hour_of(since), hour_of(until)))
+        for hour, direction, domain, level, protocol, n in rows:
+            yield HourCount(SessionKey(hour, direction, domain, level, protocol), n)
+
+    def unparsed(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT source, lines FROM monitor_unparsed").fetchall())
+
+
+def hour_of(when: datetime) -> str:
+    """The aggregation bucket of a session time (UTC, truncated to the hour)."""
+    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
