@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from certmgr.monitor.tlsrpt import TlsReport
+
 
 @dataclass(frozen=True, order=True)
 class SessionKey:
@@ -53,6 +55,22 @@ class MonitorStorage(Protocol):
         """Unparsed lines per source, ever."""
         ...
 
+    def add_tlsrpt(self, report: TlsReport, received: datetime) -> bool:
+        """Store a TLS report; False (and nothing stored) when its report-id is known."""
+        ...
+
+    def tlsrpt(self, since: datetime, until: datetime) -> TlsRptSummary:
+        """Reports whose date range ends in ``[since, until)``."""
+        ...
+
+
+@dataclass(frozen=True)
+class TlsRptSummary:
+    reports: int
+    successful: int
+    failures: dict[str, int]  # result-type → failed sessions
+    by_policy: dict[str, dict[str, int]]  # policy-type → {"successful": n, "failed": n}
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS monitor_position (source TEXT PRIMARY KEY, position TEXT NOT NULL);
@@ -61,6 +79,12 @@ CREATE TABLE IF NOT EXISTS monitor_sessions (
     hour TEXT NOT NULL, direction TEXT NOT NULL, domain TEXT NOT NULL, level TEXT NOT NULL,
     protocol TEXT NOT NULL, sessions INTEGER NOT NULL,
     PRIMARY KEY (hour, direction, domain, level, protocol));
+CREATE TABLE IF NOT EXISTS monitor_tlsrpt (
+    report_id TEXT PRIMARY KEY, organization TEXT NOT NULL, start TEXT NOT NULL, "end" TEXT NOT NULL,
+    received TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS monitor_tlsrpt_result (
+    report_id TEXT NOT NULL REFERENCES monitor_tlsrpt (report_id), policy_type TEXT NOT NULL,
+    policy_domain TEXT NOT NULL, result_type TEXT NOT NULL, sessions INTEGER NOT NULL);
 """
 
 
@@ -105,6 +129,55 @@ class SqliteMonitorStorage:
 
     def unparsed(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT source, lines FROM monitor_unparsed").fetchall())
+
+
+    def add_tlsrpt(self, report: TlsReport, received: datetime) -> bool:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if db.execute("SELECT 1 FROM monitor_tlsrpt WHERE report_id = ?", (report.report_id,)).fetchone():
+                db.execute("ROLLBACK")
+                return False
+            db.execute("INSERT INTO monitor_tlsrpt VALUES (?, ?, ?, ?, ?)",
+                       (report.report_id, report.organization, _utc(report.start), _utc(report.end), _utc(received)))
+            rows = []
+            for p in report.policies:
+                rows.append((report.report_id, p.policy_type, p.policy_domain, "success", p.successful))
+                rows += [(report.report_id, p.policy_type, p.policy_domain, f.result_type, f.sessions)
+                         for f in p.failures]
+                # failures the sender counted but did not detail
+                undetailed = p.failed - sum(f.sessions for f in p.failures)
+                if undetailed > 0:
+                    rows.append((report.report_id, p.policy_type, p.policy_domain, "unspecified", undetailed))
+            db.executemany("INSERT INTO monitor_tlsrpt_result VALUES (?, ?, ?, ?, ?)", rows)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return True
+
+    def tlsrpt(self, since: datetime, until: datetime) -> TlsRptSummary:
+        window = (_utc(since), _utc(until))
+        (reports,) = self._db.execute(
+            'SELECT count(*) FROM monitor_tlsrpt WHERE "end" >= ? AND "end" < ?', window).fetchone()
+        successful, failures = 0, dict[str, int]()
+        by_policy: dict[str, dict[str, int]] = {}
+        for ptype, rtype, n in self._db.execute(
+                "SELECT r.policy_type, r.result_type, sum(r.sessions) FROM monitor_tlsrpt_result r "
+                'JOIN monitor_tlsrpt t USING (report_id) WHERE t."end" >= ? AND t."end" < ? '
+                "GROUP BY r.policy_type, r.result_type", window):
+            counts = by_policy.setdefault(ptype, {"successful": 0, "failed": 0})
+            if rtype == "success":
+                successful += n
+                counts["successful"] += n
+            else:
+                failures[rtype] = failures.get(rtype, 0) + n
+                counts["failed"] += n
+        return TlsRptSummary(reports, successful, failures, by_policy)
+
+
+def _utc(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat()
 
 
 def hour_of(when: datetime) -> str:

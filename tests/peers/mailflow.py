@@ -15,6 +15,7 @@ saw, and the inbound one in the receiver's log.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -96,3 +97,51 @@ def _sent_lines(path: Path) -> int:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", errors="replace") as f:
         return sum(1 for line in f if "postfix/smtp[" in line and "status=sent" in line)
+
+
+class MaildirMailbox:
+    """A private Postfix that delivers every mail for ``rcpt`` into ``maildir``
+    (Postfix's own ``virtual`` delivery agent, as user ``nobody``)."""
+
+    def __init__(self, root: Path, rcpt: str = "tlsrpt@reports.test") -> None:
+        import pwd
+
+        require_binary("swaks")
+        self.rcpt = rcpt
+        nobody = pwd.getpwnam("nobody")
+        self.peer = PostfixPeer(root, hostname="mx.reports.test", starttls=False,
+                                extra_master="virtual unix - n n - - virtual\n")
+        base = self.peer.run_dir / "vmail"
+        base.mkdir()
+        os.chown(base, nobody.pw_uid, nobody.pw_gid)
+        self.maildir = base / "tlsrpt"
+        self.peer.extra_main = (
+            f"virtual_mailbox_domains = {rcpt.partition('@')[2]}\nvirtual_mailbox_base = {base}\n"
+            f"virtual_mailbox_maps = inline:{{ {rcpt}=tlsrpt/ }}\n"
+            f"virtual_uid_maps = static:{nobody.pw_uid}\nvirtual_gid_maps = static:{nobody.pw_gid}\n"
+        )
+
+    def start(self) -> MaildirMailbox:
+        self.peer.start()
+        return self
+
+    def stop(self) -> None:
+        self.peer.stop()
+
+    def mail_attachment(self, body: bytes, media_type: str, filename: str) -> None:
+        """A report mail as a reporting MTA sends it: the report as a MIME attachment."""
+        att = self.peer.root / filename
+        att.write_bytes(body)
+        cmd = ["swaks", "--server", f"127.0.0.1:{self.peer.port}", "--from", "noreply@reporter.test",
+               "--to", self.rcpt, "--header", "Subject: Report Domain: reports.test",
+               "--attach-type", media_type, "--attach-name", filename, "--attach", f"@{att}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"swaks failed ({proc.returncode}): {proc.stdout[-1500:]}")
+
+    def wait_messages(self, count: int, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(list((self.maildir / "new").glob("*"))) + len(list((self.maildir / "cur").glob("*"))) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fewer than {count} messages in {self.maildir} after {timeout}s")
+            time.sleep(0.2)
