@@ -5,6 +5,7 @@ same database) before every run."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections import Counter
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from certmgr.monitor.collector import CollectResult, collect_postfix
+from certmgr.monitor.report import build_report
 from certmgr.monitor.storage import SqliteMonitorStorage
 from tests.peers.mailflow import MailFlow
 
@@ -110,3 +112,20 @@ def test_rotations_and_restarts_lose_and_double_nothing(flow: MailFlow, tmp_path
     assert collect(flow, db).sessions == 0
     assert counted(db) == (sent.inbound, sent.outbound)
     assert sum(sent.inbound.values()) == 8 * len(TLS_DOMAINS)
+
+    # the report's numbers are the sessions sent
+    store = SqliteMonitorStorage(db)
+    now = datetime.now(UTC)
+    rep = json.loads(json.dumps(build_report(store, now - timedelta(days=7), now + timedelta(hours=1))))
+    store.close()
+    inbound, outbound = rep["inbound"], rep["outbound"]
+    assert (inbound["sessions"], inbound["tls"], inbound["plaintext"]) == (
+        sum(sent.inbound.values()), sent.inbound[True], sent.inbound[False])
+    assert inbound["by_level"] == {"Anonymous": sent.inbound[True], "none": sent.inbound[False]}
+    assert outbound["plaintext"] == 0 and outbound["sessions"] == sum(sent.outbound.values())
+    assert {d: c["by_level"] for d, c in outbound["domains"].items()} == {
+        d: {lvl: n} for (d, lvl), n in sent.outbound.items()}
+    assert set(outbound["by_protocol"]) <= {"TLSv1.2", "TLSv1.3"}
+    assert sum(h[1] for h in outbound["hourly"]) == outbound["sessions"]
+    assert rep["tlsrpt"]["reports"] == 0
+    assert [a["kind"] for a in rep["alerts"]] == ["tls-share-low"]  # a third of inbound in plaintext
