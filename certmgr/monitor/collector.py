@@ -1,4 +1,4 @@
-"""Read what is new in a mail log, exactly once, across rotations and restarts.
+"""Read what is new in a mail log (Postfix or Exim), exactly once, across rotations and restarts.
 
 The stored read position of a log is the file's identity (device, inode), the
 byte offset of the first unread line and the SHA-256 of the last line read.
@@ -27,13 +27,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from certmgr.monitor.postfix_log import PostfixLogParser
+from certmgr.monitor.exim_log import EximLogParser
+from certmgr.monitor.postfix_log import PostfixLogParser, Session
 from certmgr.monitor.storage import MonitorStorage, SessionKey, hour_of
 
 
@@ -107,13 +108,27 @@ def _lines(path: Path, start: int, *, live: bool) -> Iterator[tuple[bytes, int]]
             yield line, offset
 
 
-def collect_postfix(log: Path, storage: MonitorStorage, *, source: str | None = None) -> CollectResult:
-    """Read what is new in the Postfix log ``log``, add it to ``storage``, move the position."""
+class LogParser(Protocol):
+    year: int
+    unparsed: int
+
+    def feed(self, line: str) -> Session | None: ...
+    def state(self) -> dict[str, Any]: ...
+    def restore(self, state: dict[str, Any]) -> None: ...
+
+
+PARSERS: dict[str, Callable[[int], LogParser]] = {"postfix": PostfixLogParser, "exim": EximLogParser}
+
+
+def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix",
+                source: str | None = None) -> CollectResult:
+    """Read what is new in the mail log ``log`` (``log_type``: a key of ``PARSERS``),
+    add it to ``storage``, move the position."""
     source = source or str(log)
     result = CollectResult(source)
     pos = storage.load_position(source)
     plan, result.position_lost = _plan(log, pos)
-    parser = PostfixLogParser(year=datetime.now(UTC).year)
+    parser = PARSERS[log_type](datetime.now(UTC).year)
     if pos is not None and not result.position_lost:
         parser.restore(pos.get("parser", {}))
     counts: Counter[SessionKey] = Counter()

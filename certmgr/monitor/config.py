@@ -3,7 +3,7 @@ when the report goes out and when to alert.
 
 ```toml
 [monitor]
-logs   = [{ type = "postfix", path = "/var/log/mail.log" }]   # type: postfix
+logs   = [{ type = "postfix", path = "/var/log/mail.log" }]   # type: postfix | exim
 tlsrpt = { maildir = "/var/mail/tlsrpt" }
 report = { notify = ["mailops"], every = "weekly" }           # daily | weekly | off
 alerts = { tls_share = 0.9, min_sessions = 20, tlsrpt_failures = 1 }
@@ -20,7 +20,7 @@ from typing import Any
 from certmgr.errors import ConfigError
 from certmgr.monitor.alerts import Thresholds
 
-LOG_TYPES = ("postfix",)
+LOG_TYPES = ("postfix", "exim")
 EVERY = ("daily", "weekly", "off")
 TABLE = "monitor"
 

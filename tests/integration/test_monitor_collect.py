@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.monitor.collector import CollectResult, collect_postfix
+from certmgr.monitor.collector import CollectResult, collect_log
 from certmgr.monitor.report import build_report
 from certmgr.monitor.storage import SqliteMonitorStorage
 from tests.peers.mailflow import MailFlow
@@ -66,7 +66,7 @@ def counted(db: Path) -> tuple[Counter[bool], Counter[tuple[str, str]]]:
 def collect(flow: MailFlow, db: Path) -> CollectResult:
     store = SqliteMonitorStorage(db)  # a fresh process each time: a restart
     try:
-        result = collect_postfix(flow.mx.log, store)
+        result = collect_log(flow.mx.log, store)
     finally:
         store.close()
     assert not result.position_lost, result

@@ -59,8 +59,11 @@ def exim_env() -> dict[str, str]:
 
 
 class EximPeer:
-    def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str]) -> None:
-        """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm)."""
+    def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str],
+                 routes: str | None = None) -> None:
+        """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm).
+        ``routes``: main options, ACLs, routers and transports that replace the
+        default (every recipient refused), for a test that relays real mail."""
         self.binary = exim_binary()
         self.root = root
         self.conf = root / "exim.conf"
@@ -74,6 +77,7 @@ class EximPeer:
         self.cert_dir.mkdir(mode=0o755)
         self.certs = [self.cert_dir / c for c in certs]
         self.keys = [self.cert_dir / k for k in keys]
+        self.routes = routes
 
     def write_config(self) -> None:
         spool = self.run_dir / "spool"
@@ -89,8 +93,8 @@ class EximPeer:
             "tls_advertise_hosts = *\n"
             f"tls_certificate = {' : '.join(map(str, self.certs))}\n"
             f"tls_privatekey = {' : '.join(map(str, self.keys))}\n"
-            "acl_smtp_rcpt = acl_check_rcpt\n"
-            "begin acl\nacl_check_rcpt:\n  deny\n"
+            + (self.routes if self.routes is not None else
+               "acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  deny\n")
         )
 
     @property
@@ -116,6 +120,14 @@ class EximPeer:
     @property
     def reload_command(self) -> list[str]:
         return [sys.executable, "-m", "tests.peers.exim", "restart", str(self.state_file)]
+
+    def run_queue(self) -> None:
+        """Deliver what is queued, in this process's own queue run: with ``queue_only``
+        (see ``routes``) nothing depends on the daemon re-executing /usr/sbin/exim4."""
+        proc = subprocess.run([str(self.binary), "-C", str(self.conf), "-qff"], env=exim_env(),
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exim -qff failed: {proc.stderr}{proc.stdout}")
 
     def install_key(self, path: Path, data: bytes) -> None:
         """Write a key the way a Debian admin would: 0640 root:Debian-exim."""

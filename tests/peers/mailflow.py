@@ -34,6 +34,7 @@ class MailFlow:
     def __init__(self, root: Path) -> None:
         require_binary("swaks")
         self.root = root
+        root.mkdir(parents=True, exist_ok=True)
         self.ca = TestCA("mailflow")
         trust = self.ca.write_root(root / "root.pem")
         certs = root / "certs"
@@ -145,3 +146,80 @@ class MaildirMailbox:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"fewer than {count} messages in {self.maildir} after {timeout}s")
             time.sleep(0.2)
+
+
+_EXIM_ROUTES = """queue_only = true
+acl_smtp_rcpt = acl_check_rcpt
+begin acl
+acl_check_rcpt:
+  accept
+begin routers
+verified:
+  driver = manualroute
+  domains = verified.test
+  transport = smtp_verify
+  route_list = * 127.0.0.1::{tls}
+  self = send
+untrusted:
+  driver = manualroute
+  domains = untrusted.test
+  transport = smtp_try
+  route_list = * 127.0.0.1::{tls}
+  self = send
+plain:
+  driver = manualroute
+  domains = plain.test
+  transport = smtp_try
+  route_list = * 127.0.0.1::{plain}
+  self = send
+begin transports
+smtp_verify:
+  driver = smtp
+  allow_localhost
+  hosts_require_tls = *
+  tls_verify_certificates = {ca}
+  tls_verify_hosts = *
+  # the route is an address: no name to match (Exim still logs CV=yes for the chain)
+  tls_verify_cert_hostnames =
+smtp_try:
+  driver = smtp
+  allow_localhost
+  tls_try_verify_hosts = :
+"""
+
+
+class EximFlow:
+    """A private Exim as the server under watch, relaying to the Postfix receivers of a
+    ``MailFlow`` (``verified.test`` verified, ``untrusted.test`` unverified, ``plain.test``
+    without STARTTLS).  Exim queues what it receives; ``deliver()`` runs the queue."""
+
+    def __init__(self, root: Path, flow: MailFlow) -> None:
+        from tests.peers.exim import EximPeer
+
+        root.mkdir(parents=True, exist_ok=True)
+        self.peer = EximPeer(root, hostname="mx.exim.test", certs=["mx.pem"], keys=["mx.key"])
+        leaf = flow.ca.leaf("mx.exim.test")
+        (self.peer.cert_dir / "mx.pem").write_bytes(leaf.cert_pem + leaf.chain_pem)
+        self.peer.install_key(self.peer.cert_dir / "mx.key", leaf.key_pem)
+        ca = self.peer.cert_dir / "ca.pem"
+        ca.write_bytes(flow.ca.root_pem)
+        self.peer.routes = _EXIM_ROUTES.format(tls=flow.tls.port, plain=flow.plain.port, ca=ca)
+
+    def start(self) -> EximFlow:
+        self.peer.start()
+        return self
+
+    def stop(self) -> None:
+        self.peer.stop()
+
+    def send(self, domain: str, *, starttls: bool) -> None:
+        cmd = ["swaks", "--server", f"127.0.0.1:{self.peer.port}", "--from", "sender@exim.test",
+               "--helo", "client.example", "--to", f"u@{domain}"]
+        if starttls:
+            cmd.append("--tls")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"swaks to {domain} via exim failed ({proc.returncode}): {proc.stdout[-1500:]}")
+
+    def deliver(self) -> None:
+        self.peer.run_queue()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.monitor.collector import collect_postfix
+from certmgr.monitor.collector import collect_log
 from certmgr.monitor.storage import SessionKey, SqliteMonitorStorage
 
 H = "2026-11-30T03:00:00+00:00"
@@ -41,7 +41,7 @@ def test_rotated_while_empty_and_a_partial_line(tmp_path: Path) -> None:
     log = tmp_path / "maillog"
     store = SqliteMonitorStorage(tmp_path / "db")
     log.write_text("")
-    assert collect_postfix(log, store).sessions == 0  # position: offset 0 of an empty file
+    assert collect_log(log, store).sessions == 0  # position: offset 0 of an empty file
     write(log, range(1, 4))
     with gzip.open(tmp_path / "maillog.20261130-040000.gz", "wb") as gz:
         gz.write(log.read_bytes())
@@ -49,9 +49,9 @@ def test_rotated_while_empty_and_a_partial_line(tmp_path: Path) -> None:
     write(log, range(4, 6))
     with open(log, "a") as f:
         f.write(LINE.format(pid=6).rstrip("\n"))  # still being written
-    r = collect_postfix(log, store)
+    r = collect_log(log, store)
     assert (r.sessions, r.files, r.position_lost) == (5, ["maillog.20261130-040000.gz", "maillog"], False)
     with open(log, "a") as f:
         f.write("\n")
-    assert collect_postfix(log, store).sessions == 1
+    assert collect_log(log, store).sessions == 1
     assert total(store) == 6
