@@ -131,9 +131,10 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
     parser = PARSERS[log_type](datetime.now(UTC).year)
     if pos is not None and not result.position_lost:
         parser.restore(pos.get("parser", {}))
-    counts: Counter[SessionKey] = Counter()
+    counts: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, domain, level, proto)
     offset, tail = 0, b""
-    last_time = pos.get("last_time") if pos else None
+    last: datetime | None = None
+    feed = parser.feed
     for path, start in plan:
         live = path == log
         parser.year = datetime.fromtimestamp(path.stat().st_mtime, UTC).year
@@ -142,11 +143,18 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
         for line, offset in _lines(path, start, live=live):  # noqa: B007 - offset is the position kept
             tail = line
             result.lines += 1
-            s = parser.feed(line.decode("utf-8", "replace"))
+            s = feed(line.decode("utf-8", "replace"))
             if s is not None:
-                counts[SessionKey(hour_of(s.when), s.direction, s.domain, s.level, s.protocol)] += 1
+                counts[(int(s.when.timestamp()) // 3600, s.direction, s.domain, s.level, s.protocol)] += 1
                 result.sessions += 1
-                last_time = s.when.isoformat()
+                last = s.when
+    hours: dict[int, str] = {}
+    keyed: Counter[SessionKey] = Counter()
+    for (h, *rest), n in counts.items():
+        if h not in hours:
+            hours[h] = hour_of(datetime.fromtimestamp(h * 3600, UTC))
+        keyed[SessionKey(hours[h], *rest)] += n
+    last_time = last.isoformat() if last else pos.get("last_time") if pos else None
     st = log.stat()
     if tail:
         new_pos = {"dev": st.st_dev, "ino": st.st_ino, "offset": offset, "tail_len": len(tail),
@@ -159,6 +167,6 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
     new_pos["parser"] = parser.state()
     new_pos["last_time"] = last_time
     result.unparsed = parser.unparsed
-    storage.commit(source, new_pos, counts, result.unparsed)
+    storage.commit(source, new_pos, keyed, result.unparsed)
     return result
 

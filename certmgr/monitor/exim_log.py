@@ -15,8 +15,8 @@ Trust levels in Postfix's words: outbound ``CV=yes`` or ``CV=dane`` (the
 certificate verified; with Exim's default ``tls_verify_cert_hostnames`` also
 its name) is Verified, otherwise Untrusted; inbound a verified client
 certificate is Trusted, one not verified (``DN=`` without ``CV=yes``) Untrusted,
-none Anonymous.  The domain: outbound the recipient's, inbound the client's
-verified reverse name, else its HELO name, else its address.
+none Anonymous.  The domain: outbound the recipient's, inbound the domain of
+the client's verified reverse name, else of its HELO name, else its address.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from certmgr.monitor.postfix_log import PLAINTEXT, Session
+from certmgr.monitor.postfix_log import PLAINTEXT, Session, client_domain
 
 _LINE = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.\d+)?(?: (?P<tz>[+-]\d{4}))?(?: \[\d+\])? "
@@ -86,11 +86,11 @@ class EximLogParser:
             level = "Verified" if cv in ("yes", "dane") else "Untrusted"
         name = host["name"] or ""
         if inbound:
-            domain = name or (host["helo"] or "") or host["ip"]
+            domain = client_domain(name or (host["helo"] or "") or host["ip"])
         else:
-            domain = msg["addr"].rpartition("@")[2]
+            domain = msg["addr"].rpartition("@")[2].lower().rstrip(".")
         return Session(
             when=when, direction="inbound" if inbound else "outbound", host=name or host["helo"] or "",
-            address=host["ip"], domain=domain.lower().rstrip("."), tls=tls is not None, level=level,
+            address=host["ip"], domain=domain, tls=tls is not None, level=level,
             protocol=_protocol(tls["proto"]) if tls else "", cipher=tls["cipher"] if tls else "",
         )

@@ -15,9 +15,9 @@ What Postfix logs (3.7, ``smtpd_tls_loglevel = 1`` / ``smtp_tls_loglevel = 1``):
   the same process without a new TLS line went in plaintext.  A delivery over
   a cached connection says ``conn_use=N`` (N > 1): same session, not a new one.
 
-The domain of a session: outbound, the recipient's domain; inbound, the client's
-reverse name (Postfix does not log the HELO name of accepted mail), or its
-address when the name is ``unknown``.
+The domain of a session: outbound, the recipient's domain; inbound, the domain
+of the client's reverse name (``client_domain``: Postfix does not log the HELO
+name of accepted mail), or its address when the name is ``unknown``.
 
 The parser is a state machine fed line by line; ``state()``/``restore()`` carry
 the open sessions across a restart, so a session split by a checkpoint is
@@ -44,6 +44,7 @@ _LINE = re.compile(
     r"|(?P<iso>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)?))"
     r" \S+ (?P<prog>[^\s\[]+)\[(?P<pid>\d+)\]: (?P<msg>.*)$"
 )
+_HEAD = re.compile(r"[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d |\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 _TLS = re.compile(
     r"(?P<level>Anonymous|Untrusted|Trusted|Verified) TLS connection established (?P<dir>from|to) "
     r"(?P<host>[^\s\[]+)\[(?P<addr>[^\]]+)\](?::\d+)?: (?P<proto>\S+) with cipher (?P<cipher>\S+)"
@@ -74,12 +75,26 @@ def _domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower().rstrip(".")
 
 
+def client_domain(name: str) -> str:
+    """The domain an inbound client counts under: the last two labels of its name
+    (three under a two-letter country code with a short second level, as in
+    ``co.uk``), so that a provider's thousand hosts are one domain and the
+    aggregates stay small; an address stays an address."""
+    name = name.lower().rstrip(".")
+    if ":" in name or name.replace(".", "").isdigit():
+        return name
+    labels = name.split(".")
+    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and len(labels[-2]) <= 3 else 2
+    return ".".join(labels[-keep:])
+
+
 class PostfixLogParser:
     """Feed lines in order; get back the sessions they complete.
 
     ``year``: the year of timestamps without one (classic syslog); the caller
     knows it from the file's time, the parser must not guess from the clock.
-    ``unparsed`` counts lines that are not syslog lines at all; lines of other
+    ``unparsed`` counts lines that are not syslog lines at all (no syslog time
+    stamp, or an SMTP line without the ``host prog[pid]:`` header); lines of other
     programs and Postfix lines about other things are simply not sessions.
     """
 
@@ -88,6 +103,7 @@ class PostfixLogParser:
         self.unparsed = 0
         self._inbound: dict[str, dict[str, Any]] = {}  # pid → open smtpd session
         self._outbound: dict[str, dict[str, Any]] = {}  # pid → TLS state / last delivery of an smtp process
+        self._times: dict[tuple[str, str, str, int], datetime] = {}
 
     # -- persistence across restarts -------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -102,13 +118,24 @@ class PostfixLogParser:
     def _when(self, m: re.Match[str]) -> datetime:
         iso = m["iso"]
         if iso:
-            when = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-            return when if when.tzinfo else when.replace(tzinfo=UTC)
-        h, mi, s = m["hms"].split(":")
-        return datetime(self.year, _MONTHS[m["mon"]], int(m["day"]), int(h), int(mi), int(s), tzinfo=UTC)
+            stamp = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+            return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        key = (m["mon"], m["day"], m["hms"], self.year)
+        when = self._times.get(key)
+        if when is None:  # many lines share a second: parse each second once
+            if len(self._times) > 4096:
+                self._times.clear()
+            h, mi, s = m["hms"].split(":")
+            when = datetime(self.year, _MONTHS[m["mon"]], int(m["day"]), int(h), int(mi), int(s), tzinfo=UTC)
+            self._times[key] = when
+        return when
 
     def feed(self, line: str) -> Session | None:
-        m = _LINE.match(line.rstrip("\n"))
+        if "/smtp" not in line:  # the cheap path for most lines: only "is it a syslog line?"
+            if _HEAD.match(line) is None and line.strip():
+                self.unparsed += 1
+            return None
+        m = _LINE.match(line)  # "$" also matches before the line's newline
         if m is None or (m["mon"] and m["mon"] not in _MONTHS):
             if line.strip():
                 self.unparsed += 1
@@ -137,7 +164,7 @@ class PostfixLogParser:
             name = d["host"] if d["host"] != "unknown" else d["addr"]
             return Session(
                 when=self._when(m), direction="inbound", host=d["host"], address=d["addr"],
-                domain=name.lower().rstrip("."), tls=tls is not None,
+                domain=client_domain(name), tls=tls is not None,
                 level=tls["level"] if tls else PLAINTEXT, protocol=tls["proto"] if tls else "",
                 cipher=tls["cipher"] if tls else "",
             )

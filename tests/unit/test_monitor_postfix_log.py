@@ -51,3 +51,13 @@ def test_reused_connection_is_the_same_session() -> None:
     b = p.feed("Nov 30 03:58:50 mx postfix/smtp[6]: B2: to=<u@plain.test>, relay=rx[192.0.2.9]:25, "
                "conn_use=2, delay=0.01, dsn=2.0.0, status=sent (250 ok)")
     assert a is not None and not a.tls and b is None
+
+
+def test_client_domain() -> None:
+    from certmgr.monitor.postfix_log import client_domain
+
+    assert client_domain("Mail-Out12.Sender.Example.") == "sender.example"
+    assert client_domain("mx.bigcorp.co.uk") == "bigcorp.co.uk"
+    assert client_domain("localhost") == "localhost"
+    assert client_domain("192.0.2.1") == "192.0.2.1"
+    assert client_domain("2001:db8::1") == "2001:db8::1"
