@@ -91,7 +91,8 @@ CREATE TABLE IF NOT EXISTS monitor_tlsrpt_result (
 class SqliteMonitorStorage:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)  # transactions are explicit
+        # transactions are explicit; callers from several threads serialize (the HTTPS endpoint locks)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
