@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 
@@ -69,4 +70,36 @@ def evaluate(current: Counts, previous: Counts, *, tlsrpt_failures: Mapping[str,
         worst = max(tlsrpt_failures, key=lambda k: tlsrpt_failures[k])
         alerts.append(Alert("tlsrpt-failures", "inbound", "",
                             f"TLS reports show {failed} failed sessions ({worst}: {tlsrpt_failures[worst]})"))
+    return alerts
+
+
+@dataclass(frozen=True)
+class Deployment:
+    host: str  # the MTA's name, as TLS reports give it in receiving-mx-hostname
+    serial: str
+    at: datetime
+
+
+def failures_after_deployments(deployments: Iterable[Deployment], failures: Iterable[Any]) -> list[Alert]:
+    """TLS-RPT failures at an MTA in reports ending after its latest deployment, one alert per
+    deployment, reporting organization and result type: "since serial 4c64… was deployed on
+    mx2 at 10:02, 312 sessions from google.com failed with certificate-host-mismatch".
+    ``failures``: ``TlsRptFailure``s (organization, mx_host, result_type, sessions, end)."""
+    latest: dict[str, Deployment] = {}
+    for d in deployments:
+        host = d.host.lower().rstrip(".")
+        if host not in latest or d.at > latest[host].at:
+            latest[host] = d
+    totals: dict[tuple[str, str, str], int] = {}
+    for f in failures:
+        dep = latest.get(f.mx_host)
+        if dep is not None and f.end > dep.at:
+            key = (f.mx_host, f.organization, f.result_type)
+            totals[key] = totals.get(key, 0) + f.sessions
+    alerts = []
+    for (host, org, result_type), n in sorted(totals.items(), key=lambda kv: -kv[1]):
+        d = latest[host]
+        alerts.append(Alert("tlsrpt-after-deployment", "inbound", host,
+                            f"since serial {d.serial[:8]}… was deployed on {host} at {d.at:%Y-%m-%d %H:%M} UTC, "
+                            f"{n} sessions from {org} failed with {result_type}"))
     return alerts

@@ -63,6 +63,19 @@ class MonitorStorage(Protocol):
         """Reports whose date range ends in ``[since, until)``."""
         ...
 
+    def tlsrpt_failures(self, since: datetime) -> list[TlsRptFailure]:
+        """Failed sessions of reports whose date range ends after ``since``."""
+        ...
+
+
+@dataclass(frozen=True)
+class TlsRptFailure:
+    organization: str
+    mx_host: str  # receiving-mx-hostname, "" when the report does not say
+    result_type: str
+    sessions: int
+    end: datetime  # end of the report's date range
+
 
 @dataclass(frozen=True)
 class TlsRptSummary:
@@ -84,7 +97,8 @@ CREATE TABLE IF NOT EXISTS monitor_tlsrpt (
     received TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS monitor_tlsrpt_result (
     report_id TEXT NOT NULL REFERENCES monitor_tlsrpt (report_id), policy_type TEXT NOT NULL,
-    policy_domain TEXT NOT NULL, result_type TEXT NOT NULL, sessions INTEGER NOT NULL);
+    policy_domain TEXT NOT NULL, result_type TEXT NOT NULL, sessions INTEGER NOT NULL,
+    mx_host TEXT NOT NULL DEFAULT '');
 """
 
 
@@ -143,14 +157,14 @@ class SqliteMonitorStorage:
                        (report.report_id, report.organization, _utc(report.start), _utc(report.end), _utc(received)))
             rows = []
             for p in report.policies:
-                rows.append((report.report_id, p.policy_type, p.policy_domain, "success", p.successful))
-                rows += [(report.report_id, p.policy_type, p.policy_domain, f.result_type, f.sessions)
-                         for f in p.failures]
+                rows.append((report.report_id, p.policy_type, p.policy_domain, "success", p.successful, ""))
+                rows += [(report.report_id, p.policy_type, p.policy_domain, f.result_type, f.sessions,
+                          f.receiving_mx_hostname.lower().rstrip(".")) for f in p.failures]
                 # failures the sender counted but did not detail
                 undetailed = p.failed - sum(f.sessions for f in p.failures)
                 if undetailed > 0:
-                    rows.append((report.report_id, p.policy_type, p.policy_domain, "unspecified", undetailed))
-            db.executemany("INSERT INTO monitor_tlsrpt_result VALUES (?, ?, ?, ?, ?)", rows)
+                    rows.append((report.report_id, p.policy_type, p.policy_domain, "unspecified", undetailed, ""))
+            db.executemany("INSERT INTO monitor_tlsrpt_result VALUES (?, ?, ?, ?, ?, ?)", rows)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -175,6 +189,13 @@ class SqliteMonitorStorage:
                 failures[rtype] = failures.get(rtype, 0) + n
                 counts["failed"] += n
         return TlsRptSummary(reports, successful, failures, by_policy)
+
+    def tlsrpt_failures(self, since: datetime) -> list[TlsRptFailure]:
+        rows = self._db.execute(
+            'SELECT t.organization, r.mx_host, r.result_type, sum(r.sessions), t."end" FROM monitor_tlsrpt_result r '
+            'JOIN monitor_tlsrpt t USING (report_id) WHERE t."end" > ? AND r.result_type != ? '
+            'GROUP BY t.report_id, r.mx_host, r.result_type ORDER BY t."end"', (_utc(since), "success"))
+        return [TlsRptFailure(org, mx, rt, n, datetime.fromisoformat(end)) for org, mx, rt, n, end in rows]
 
 
 def _utc(when: datetime) -> str:
