@@ -22,11 +22,11 @@ from typing import Any
 
 from cryptography import x509
 
-from certmgr import dane
 from certmgr.partners.model import AddressFacts, PartnerFacts, StsPolicy
 from certmgr.partners.mtasts import mx_allowed
-from certmgr.probe_assess import CRITICAL, OK, UNKNOWN, WARNING, days_left
-from certmgr.probe_facts import covers, normalize_name
+from certmgr.probe import dane
+from certmgr.probe.assess import CRITICAL, OK, UNKNOWN, WARNING, days_left
+from certmgr.probe.facts import covers, normalize_name
 
 #: as ``certmgr check``: a check that could not be made ranks below a finding
 _RANK = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from certmgr.probe_assess import CRITICAL, WARNING
-from certmgr.probe_facts import normalize_name
+from certmgr.probe.assess import CRITICAL, WARNING
+from certmgr.probe.facts import normalize_name
 
 PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 OBSOLETE = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from certmgr.partners import discover, mtasts
 from certmgr.partners.model import AddressFacts, PartnerFacts, PartnerSpec
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from certmgr.dane import Tlsa
-from certmgr.dnscheck import make_resolver
 from certmgr.partners.model import DaneFacts, MxLookup
+from certmgr.probe.dane import Tlsa
+from certmgr.probe.dns import make_resolver
 
 if TYPE_CHECKING:
     import dns.resolver

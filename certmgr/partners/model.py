@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from certmgr.dane import Tlsa
-from certmgr.probe import ProbeResult
+from certmgr.probe.client import ProbeResult
+from certmgr.probe.dane import Tlsa
 
 #: Postfix TLS security levels a partner may require, weakest first
 LEVELS = ("encrypt", "verify", "secure", "dane", "dane-only")

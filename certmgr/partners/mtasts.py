@@ -15,7 +15,7 @@ from pathlib import Path
 
 from certmgr.partners.discover import Resolver, lookup_addresses, lookup_txt, tags
 from certmgr.partners.model import StsPolicy
-from certmgr.probe_facts import covers, normalize_name
+from certmgr.probe.facts import covers, normalize_name
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 3.3: senders may limit the size

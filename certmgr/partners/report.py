@@ -8,7 +8,7 @@ from typing import Any
 
 from certmgr.partners.assess import to_json, worst
 from certmgr.partners.model import PartnerFacts
-from certmgr.probe_assess import EXIT_CODES
+from certmgr.probe.assess import EXIT_CODES
 
 HEADERS = ("domain", "require", "status", "mx", "address", "starttls", "tls", "days", "meets", "problems")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from certmgr.partners.assess import judge, meets_level, verdict
 from certmgr.partners.model import PartnerFacts
-from certmgr.probe_assess import EXIT_CODES
+from certmgr.probe.assess import EXIT_CODES
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

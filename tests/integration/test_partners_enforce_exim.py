@@ -25,7 +25,7 @@ from certmgr.partners.model import PartnerSpec
 from providers.deployers.exim import EximDeployer
 from tests.peers.exim import EximPeer, exim_env
 from tests.peers.partners import PartnerWorld, partner_world
-from tests.peers.util import free_loopback_address
+from tests.peers.util import random_loopback_address
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ class Sender:
 @pytest.fixture(scope="module")
 def sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sender]:
     root = tmp_path_factory.mktemp("enforce-exim")
-    dns = free_loopback_address(53)
+    dns = random_loopback_address(53)
     with partner_world(root / "partners", defects=("good", "selfsigned", "nostarttls"), dns_address=dns) as world:
         resolv = root / "resolv.conf"
         resolv.write_text(f"nameserver {dns}\noptions attempts:1 timeout:2\n")

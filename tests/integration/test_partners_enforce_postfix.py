@@ -28,7 +28,7 @@ from certmgr.partners.model import PartnerSpec
 from providers.deployers.postfix import PostfixDeployer
 from tests.peers.partners import PartnerWorld, partner_world
 from tests.peers.postfix import PostfixPeer, wait_until
-from tests.peers.util import free_loopback_address
+from tests.peers.util import random_loopback_address
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +65,7 @@ class Sender:
 @pytest.fixture(scope="module")
 def sender(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sender]:
     root = tmp_path_factory.mktemp("enforce")
-    dns = free_loopback_address(53)
+    dns = random_loopback_address(53)
     with partner_world(root / "partners", dns_address=dns) as world:
         resolv = root / "resolv.conf"
         resolv.write_text(f"nameserver {dns}\noptions attempts:1 timeout:2\n")

@@ -18,7 +18,7 @@ from certmgr.partners.model import PartnerSpec
 from tests.peers.https import serving_https
 from tests.peers.partners import ZONE, PartnerWorld, partner_world
 from tests.peers.pebble import AccountStore, make_csr, make_issuer, running_pebble
-from tests.peers.util import free_loopback_address
+from tests.peers.util import random_loopback_address
 
 pytestmark = pytest.mark.integration
 POLICY = "version: STSv1\r\nmode: {mode}\r\n{mx}max_age: 86400\r\n"
@@ -59,7 +59,7 @@ def _pebble_certificate(root: Path, names: list[str]) -> tuple[Path, Path, bytes
 @pytest.fixture(scope="module")
 def sts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sts]:
     root = tmp_path_factory.mktemp("mtasts")
-    web = free_loopback_address(443)
+    web = random_loopback_address(443)
     records = (
         f'_mta-sts.good IN TXT "v=STSv1; id=20261130T01"\nmta-sts.good IN A {web}\n'
         '_smtp._tls.good IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@good.partners.test,https://r.good.partners.test/"\n'

@@ -13,9 +13,9 @@ import pytest
 from certmgr.partners.assess import to_json, worst
 from certmgr.partners.check import CheckOptions, check_partners
 from certmgr.partners.model import PartnerSpec
-from certmgr.probe_assess import EXIT_CODES
+from certmgr.probe.assess import EXIT_CODES
 from tests.peers.partners import PartnerWorld, finger_meets, partner_world, posttls_finger
-from tests.peers.util import free_loopback_address
+from tests.peers.util import random_loopback_address
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartnerWorld]:
     # DNS on port 53 of an address of its own, so posttls-finger can resolve through it too
-    with partner_world(tmp_path_factory.mktemp("partners"), dns_address=free_loopback_address(53)) as w:
+    with partner_world(tmp_path_factory.mktemp("partners"), dns_address=random_loopback_address(53)) as w:
         yield w
 
 

@@ -131,6 +131,14 @@ class EximPeer:
     def reload_command(self) -> list[str]:
         return [sys.executable, "-m", "tests.peers.exim", "restart", str(self.state_file)]
 
+    def run_queue(self) -> None:
+        """Deliver what is queued, in this process's own queue run: with ``queue_only``
+        (see ``routes``) nothing depends on the daemon re-executing /usr/sbin/exim4."""
+        proc = subprocess.run([str(self.binary), "-C", str(self.conf), "-qff"], env=exim_env(),
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exim -qff failed: {proc.stderr}{proc.stdout}")
+
     def install_key(self, path: Path, data: bytes) -> None:
         """Write a key the way a Debian admin would: 0640 root:Debian-exim."""
         path.write_bytes(data)

@@ -24,7 +24,7 @@ from pathlib import Path
 from tests.peers.named import Named
 from tests.peers.postfix import PostfixPeer, write_chain_files
 from tests.peers.testca import TestCA
-from tests.peers.util import free_loopback_address
+from tests.peers.util import random_loopback_address
 
 ZONE = "partners.test"
 DEFECTS = ("good", "nostarttls", "expired", "wrongname", "selfsigned", "tls10")
@@ -88,7 +88,7 @@ def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str =
     ca = TestCA("partner")
     root.mkdir(parents=True, exist_ok=True)
     trust = ca.write_root(root / "partner-root.pem")
-    addresses = {d: free_loopback_address(25) for d in defects}
+    addresses = {d: random_loopback_address(25) for d in defects}
     with ExitStack() as stack:
         named = Named(root / "named", zone, records=_zone_records(zone, addresses, records), wildcard=False,
                       **({"address": dns_address, "port": 53} if dns_address else {}))

@@ -108,14 +108,15 @@ class PostfixPeer:
 
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
                  chain_files: list[Path] | None = None, starttls: bool = True,
-                 seclevel0: bool = False, extra_ports: int = 0, address: str = "127.0.0.1",
-                 port: int | None = None, extra_main: str = "", resolv_conf: Path | None = None) -> None:
+                 seclevel0: bool = False, extra_ports: int = 0, extra_main: str = "",
+                 extra_master: str = "", address: str = "127.0.0.1", port: int | None = None,
+                 resolv_conf: Path | None = None) -> None:
         """``extra_ports``: more smtpd listeners of the same instance (a second ``inet`` line in
         master.cf, as a submission service on 587 would be), in :attr:`ports` after :attr:`port`.
-        ``address``/``port``: where smtpd listens (a partner MTA: its own 127.0.0.x, port 25);
-        ``extra_main``: more ``main.cf`` lines (last wins, as in Postfix); ``resolv_conf``:
-        the instance runs in a mount namespace where this file is ``/etc/resolv.conf``, so its
-        SMTP client finds MX records in a test zone."""
+        ``extra_main``/``extra_master``: appended to main.cf / master.cf (transports, maps, client
+        TLS settings of a test).  ``address``/``port``: where smtpd listens (a partner MTA: its
+        own 127.x address, port 25).  ``resolv_conf``: the instance runs in a mount namespace
+        where this file is ``/etc/resolv.conf``, so its SMTP client finds MX records in a test zone."""
         require_binary("postfix")
         self.root = root
         self.config_dir = root / "etc"
@@ -126,10 +127,12 @@ class PostfixPeer:
         self.chain_files = chain_files or []
         self.starttls = starttls
         self.seclevel0 = seclevel0
+        # appended to main.cf / master.cf: transports, maps, client TLS settings of a test
+        self.extra_main = extra_main
+        self.extra_master = extra_master
         self.address = address
         self.port = port or free_port()
         self.ports = [self.port, *(free_port() for _ in range(extra_ports))]
-        self.extra_main = extra_main
         self.resolv_conf = resolv_conf
         self.running = False
 
@@ -165,7 +168,8 @@ class PostfixPeer:
             "smtpd_tls_loglevel = 1\n" + tls + self.extra_main
         )
         extra = "".join(f"{self.address}:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
-        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(address=self.address, port=self.port))
+        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(address=self.address, port=self.port)
+                                                   + self.extra_master)
 
     def _postfix(self, *args: str) -> None:
         argv = ["postfix", "-c", str(self.config_dir), *args]

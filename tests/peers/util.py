@@ -19,7 +19,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def free_loopback_address(port: int = 25) -> str:
+def random_loopback_address(port: int = 25) -> str:
     """A 127.x.y.z address (not 127.0.0.1) where ``port`` is free right now: a partner MTA of
     its own on port 25, as on the Internet.  Random, so parallel test runs rarely collide."""
     import random

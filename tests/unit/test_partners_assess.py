@@ -9,13 +9,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certmgr.dane import Tlsa, record_for
 from certmgr.partners.assess import accepted_names, judge, meets_level, name_matches
 from certmgr.partners.model import AddressFacts, DaneFacts, MxLookup, PartnerFacts, PartnerSpec, StsPolicy
 from certmgr.partners.mtasts import mx_allowed, parse_policy
 from certmgr.partners.policymap import plan
-from certmgr.probe import ProbeResult
-from certmgr.probe_facts import CertFacts
+from certmgr.probe.client import ProbeResult
+from certmgr.probe.dane import Tlsa, record_for
+from certmgr.probe.facts import CertFacts
 from providers.deployers.tlspolicy import POSTFIX_HEADER, postfix_line, render_postfix_map
 from tests.peers.testca import TestCA
 
