@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from certmgr.config.model import PartnerSpec
 from certmgr.partners.assess import judge
 from certmgr.partners.check import CheckOptions, check_partners
-from certmgr.partners.model import PartnerSpec
 from tests.peers.partners import partner_world
 
 LIMIT_S = 10.0

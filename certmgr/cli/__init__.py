@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "renew": ("cmd_renew", "renew what is due (or named/forced), deploy, verify"),
     "deploy": ("cmd_deploy", "(re)deploy the current certificates and verify them over STARTTLS"),
     "check": ("cmd_check", "STARTTLS probe (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"),
+    "partners": ("cmd_partners", "probe partners' MX hosts: does each meet its required TLS level (exit as check)"),
     "csr": ("cmd_manual", "print the CSR for a host whose CA has no ACME"),
     "import": ("cmd_manual", "import a certificate issued for `certmgr csr` (checked first)"),
     "revoke": ("cmd_revoke", "revoke the current certificate of a host"),
@@ -60,6 +61,9 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
     elif name == "check":
         sp.add_argument("targets", nargs="*", metavar="HOST[:PORT]")
+        sp.add_argument("--json", action="store_true", help="print a JSON array")
+    elif name == "partners":
+        sp.add_argument("domains", nargs="*", metavar="DOMAIN")
         sp.add_argument("--json", action="store_true", help="print a JSON array")
     elif name == "csr":
         sp.add_argument("host", metavar="HOST")

@@ -18,12 +18,15 @@ from typing import Any
 
 from certmgr.config.model import (
     DEFAULT_CONFIG,
+    DEFAULT_PARTNER_LEVEL,
     DEFAULT_REMINDERS,
     DEFAULT_STATE_DIR,
+    PARTNER_LEVELS,
     Config,
     DaemonSettings,
     MtaConfig,
     NotifyConfig,
+    PartnerSpec,
     ProviderConfig,
     Settings,
 )
@@ -107,7 +110,7 @@ def load_config(path: Path | str) -> Config:
 
 
 def _parse(ld: Loader, data: dict[str, Any]) -> Config:
-    allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta"}
+    allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta", "partner"}
     for key in data:
         if key not in allowed_top:
             raise ld.error(f"unknown table (allowed: {', '.join(sorted(allowed_top))})", key, None)
@@ -135,7 +138,54 @@ def _parse(ld: Loader, data: dict[str, Any]) -> Config:
         mtas.append(mta)
     daemon = _parse_daemon(ld, data.get("daemon", {}), settings)
     primaries = _parse_primaries(ld, deploys, mtas)
-    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries)
+    partners = _parse_partners(ld, data.get("partner", []), deploys, notifies)
+    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries,
+                  partners)
+
+
+#: deployers that can install the outbound TLS policy for partners
+PARTNER_DEPLOYERS = ("postfix", "exim")
+
+
+def _parse_partners(ld: Loader, raw: Any, deploys: Mapping[str, ProviderConfig],
+                    notifies: Mapping[str, NotifyConfig]) -> tuple[PartnerSpec, ...]:
+    if not isinstance(raw, list):
+        raise ld.error("must be an array of tables: write each partner as [[partner]]", "partner", None)
+    out: list[PartnerSpec] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        t = Table(ld, item, f"partner #{i + 1}")
+        try:
+            domain = normalize_hostname(t.get("domain", str, required=True))
+        except NameError_ as e:
+            raise t.err("domain", f"{e}") from e
+        if domain in seen:
+            raise t.err("domain", f"duplicate partner {domain} (also [[partner]] #{seen[domain]})")
+        seen[domain] = i + 1
+        require = t.get("require", str, DEFAULT_PARTNER_LEVEL)
+        if require not in PARTNER_LEVELS:
+            raise t.err("require", f"must be one of {', '.join(PARTNER_LEVELS)} (Postfix TLS levels), got {require!r}")
+        match: list[str] = []
+        for name in t.str_list("match"):
+            dot = "." if name.startswith(".") else ""
+            try:
+                match.append(dot + normalize_hostname(name[len(dot):]))
+            except NameError_ as e:
+                raise t.err("match", f"{e}") from e
+        if match and require not in ("verify", "secure"):
+            raise t.err("match", f"names certificates for verify or secure only, not for {require!r}")
+        deploy = t.str_list("deploy")
+        _check_refs(t, "deploy", deploy, deploys)
+        for target in deploy:
+            if deploys[target].type not in PARTNER_DEPLOYERS:
+                raise t.err("deploy", f"[deploy.{target}] is a {deploys[target].type} deployer; the TLS policy for "
+                                      f"partners goes to an outbound MTA ({' or '.join(PARTNER_DEPLOYERS)})")
+        notify = t.str_list("notify")
+        _check_refs(t, "notify", notify, notifies)
+        force = t.get("force", bool, False)
+        t.finish()
+        out.append(PartnerSpec(domain, require, tuple(match), tuple(deploy), tuple(notify), force))
+    return tuple(out)
 
 
 def _parse_primaries(ld: Loader, deploys: dict[str, ProviderConfig],

@@ -10,17 +10,17 @@ from certmgr.errors import ConfigError
 
 
 def find_line(text: str, table: str | None, key: str | None) -> int | None:
-    """Best-effort line of ``key`` inside ``[table]`` (or ``[[mta]] #n``) in TOML text."""
+    """Best-effort line of ``key`` inside ``[table]`` (or ``[[mta]] #n``, ``[[partner]] #n``) in TOML text."""
     if not text or not table:
         return None
     lines = text.splitlines()
     start = 0
-    m = re.match(r"^mta #(\d+)", table)
+    m = re.match(r"^(mta|partner) #(\d+)", table)
     if m:
-        nth = int(m.group(1))
+        array, nth = m.group(1), int(m.group(2))
         seen = 0
         for i, ln in enumerate(lines):
-            if re.match(r"^\s*\[\[\s*mta\s*\]\]", ln):
+            if re.match(r"^\s*\[\[\s*" + array + r"\s*\]\]", ln):
                 seen += 1
                 if seen == nth:
                     start = i

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from certmgr.config.model import PartnerSpec
 from certmgr.partners import discover, mtasts
-from certmgr.partners.model import AddressFacts, PartnerFacts, PartnerSpec
+from certmgr.partners.model import AddressFacts, PartnerFacts
 from certmgr.probe.client import probe
 
 T = TypeVar("T")

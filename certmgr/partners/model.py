@@ -1,32 +1,12 @@
-"""What a partner is (from the config) and what probing it found."""
+"""What probing a partner found (the partner itself is ``PartnerSpec``, from the config)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from certmgr.config.model import PartnerSpec
 from certmgr.probe.client import ProbeResult
 from certmgr.probe.dane import Tlsa
-
-#: Postfix TLS security levels a partner may require, weakest first
-LEVELS = ("encrypt", "verify", "secure", "dane", "dane-only")
-DEFAULT_LEVEL = "verify"
-
-
-@dataclass(frozen=True)
-class PartnerSpec:
-    """One ``[[partner]]`` table."""
-
-    domain: str  # IDNA, lower case, no trailing dot
-    require: str = DEFAULT_LEVEL
-    #: names accepted in the certificate (verify/secure); a leading dot accepts any subdomain
-    match: tuple[str, ...] = ()
-    deploy: tuple[str, ...] = ()
-    notify: tuple[str, ...] = ()
-    force: bool = False
-
-    def __post_init__(self) -> None:
-        if self.require not in LEVELS:
-            raise ValueError(f"require must be one of {', '.join(LEVELS)}, not {self.require!r}")
 
 
 @dataclass(frozen=True)

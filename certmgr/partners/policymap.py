@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from certmgr.config.model import PartnerSpec
 from certmgr.interfaces import Installed
-from certmgr.partners.model import PartnerSpec
 
 #: (domain, level, match), what a deployer's ``install_tls_policy`` takes
 Entry = tuple[str, str, tuple[str, ...]]

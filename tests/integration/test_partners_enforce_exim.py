@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from certmgr.config.model import PartnerSpec
 from certmgr.interfaces import Options, ProviderEnv
 from certmgr.partners.check import CheckOptions, check_partners
 from certmgr.partners.enforce import enforce
-from certmgr.partners.model import PartnerSpec
 from providers.deployers.exim import EximDeployer
 from tests.peers.exim import EximPeer, exim_env
 from tests.peers.partners import PartnerWorld, partner_world

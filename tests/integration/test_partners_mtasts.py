@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
+from certmgr.config.model import PartnerSpec
 from certmgr.interfaces import CertRequest
 from certmgr.partners.assess import to_json
 from certmgr.partners.check import CheckOptions, check_partners
-from certmgr.partners.model import PartnerSpec
 from tests.peers.https import serving_https
 from tests.peers.partners import ZONE, PartnerWorld, partner_world
 from tests.peers.pebble import AccountStore, make_csr, make_issuer, running_pebble

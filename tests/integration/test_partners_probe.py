@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from certmgr.config.model import PartnerSpec
 from certmgr.partners.assess import to_json, worst
 from certmgr.partners.check import CheckOptions, check_partners
-from certmgr.partners.model import PartnerSpec
 from certmgr.probe.assess import EXIT_CODES
 from tests.peers.partners import PartnerWorld, finger_meets, partner_world, posttls_finger
 from tests.peers.util import random_loopback_address

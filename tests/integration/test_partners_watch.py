@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from certmgr.config.model import PartnerSpec
 from certmgr.partners.check import CheckOptions, check_partners
-from certmgr.partners.model import PartnerFacts, PartnerSpec
+from certmgr.partners.model import PartnerFacts
 from certmgr.partners.watch import add_metrics, current_verdicts, degradations
 from tests.peers.partners import PartnerWorld, partner_world
 from tests.peers.postfix import chain_file_pem, postconf, wait_until

@@ -9,8 +9,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from certmgr.config.model import PartnerSpec
 from certmgr.partners.assess import accepted_names, judge, meets_level, name_matches
-from certmgr.partners.model import AddressFacts, DaneFacts, MxLookup, PartnerFacts, PartnerSpec, StsPolicy
+from certmgr.partners.model import AddressFacts, DaneFacts, MxLookup, PartnerFacts, StsPolicy
 from certmgr.partners.mtasts import mx_allowed, parse_policy
 from certmgr.partners.policymap import plan
 from certmgr.probe.client import ProbeResult
