@@ -279,3 +279,7 @@ class PostfixDeployer(MailDeployer):
     def read_file(self, path: str) -> bytes | None:
         """A file on the MTA host (a certificate its settings name), None when absent."""
         return self.host.read(path)
+
+    def tls_policy_present(self) -> bool:
+        """Does this MTA hold a partner TLS policy written before (to be updated, or emptied)?"""
+        return self.host.read(self.tls_policy_map) is not None

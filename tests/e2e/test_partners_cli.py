@@ -81,3 +81,47 @@ def test_bad_partner_tables_exit_2_naming_the_key(tmp_path: Path, world: Partner
     r = cli("partners", check=2)
     assert "partner #1" in r.stderr and key in r.stderr and says in r.stderr, r.stderr
     assert cli("validate", check=2).stderr.split(": ", 1)[1] == r.stderr.split(": ", 1)[1]
+
+
+def test_deploy_applies_the_partner_policy(tmp_path: Path, world: PartnerWorld) -> None:
+    """`certmgr deploy` writes the outbound Postfix's policy map for the partners that meet their
+    level, refuses the one that does not (exit 1, naming the MX), and drops a removed partner."""
+    from tests.peers.postfix import PostfixPeer
+
+    out = PostfixPeer(tmp_path / "out", hostname="out.sender.test", starttls=False)
+    out.start()
+    try:
+        cert_dir = tmp_path / "certmgr-out"
+        cert_dir.mkdir()
+        partners = f"""
+[[partner]]
+domain = "{world.domain('good')}"
+deploy = ["out"]
+
+[[partner]]
+domain = "{world.domain('multi')}"
+deploy = ["out"]
+
+[deploy.out]
+type = "postfix"
+config_dir = "{out.config_dir}"
+cert_dir = "{cert_dir}"
+manage_config = true
+"""
+        cli = _cli(tmp_path, world, partners)
+        r = cli("deploy", "--json", check=1)
+        [row] = json.loads(r.stdout)
+        assert (row["target"], row["changed"], row["enforced"]) == ("out", True, [world.domain("good")])
+        assert row["refused"][0].startswith(
+            f"not enforcing 'verify' for {world.domain('multi')} (its current policy stays): {world.mx('nostarttls')} "
+            f"({world.mtas['nostarttls'].address}) does not offer STARTTLS")
+        policy = cert_dir / "tls_policy"
+        assert policy.read_text().splitlines()[-1] == f"{world.domain('good')} verify match=hostname"
+        assert (cert_dir / "tls_policy.db").exists()
+        # the partner removed from the config leaves the map
+        text = cli.config.read_text()
+        cli.config.write_text(text.replace(f'[[partner]]\ndomain = "{world.domain("good")}"\ndeploy = ["out"]\n', ""))
+        cli("deploy", "--json", check=1)  # multi is still refused
+        assert world.domain("good") not in policy.read_text()
+    finally:
+        out.stop()
