@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "renew": ("cmd_renew", "renew what is due (or named/forced), deploy, verify"),
     "deploy": ("cmd_deploy", "(re)deploy the current certificates and verify them over STARTTLS"),
     "check": ("cmd_check", "STARTTLS probe (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"),
+    "audit": ("cmd_audit", "read each MTA's effective TLS settings; is opportunistic TLS on for everyone?"),
     "partners": ("cmd_partners", "probe partners' MX hosts: does each meet its required TLS level (exit as check)"),
     "csr": ("cmd_manual", "print the CSR for a host whose CA has no ACME"),
     "import": ("cmd_manual", "import a certificate issued for `certmgr csr` (checked first)"),
@@ -61,6 +62,11 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
     elif name == "check":
         sp.add_argument("targets", nargs="*", metavar="HOST[:PORT]")
+        sp.add_argument("--json", action="store_true", help="print a JSON array")
+    elif name == "audit":
+        sp.add_argument("hosts", nargs="*", metavar="HOST")
+        sp.add_argument("--source", action="append", metavar="ADDR",
+                        help="probe from this local address too (give two or more to compare what each is offered)")
         sp.add_argument("--json", action="store_true", help="print a JSON array")
     elif name == "partners":
         sp.add_argument("domains", nargs="*", metavar="DOMAIN")

@@ -161,3 +161,7 @@ class EximDeployer(MailDeployer):
     def tls_policy_present(self) -> bool:
         """Does this MTA hold a partner TLS policy written before (to be updated, or emptied)?"""
         return self.host.read(self.tls_policy_file) is not None
+
+    def cert_files(self, hostname: str, key_algs: Sequence[str]) -> list[str]:
+        """The certificate files certmgr writes for ``hostname`` (what tls_certificate should name)."""
+        return [cert_path(self.cert_dir, hostname, alg, "crt") for alg in key_algs]

@@ -283,3 +283,7 @@ class PostfixDeployer(MailDeployer):
     def tls_policy_present(self) -> bool:
         """Does this MTA hold a partner TLS policy written before (to be updated, or emptied)?"""
         return self.host.read(self.tls_policy_map) is not None
+
+    def cert_files(self, hostname: str, key_algs: Sequence[str]) -> list[str]:
+        """The files certmgr writes for ``hostname`` (what main.cf should serve)."""
+        return [cert_path(self.cert_dir, hostname, alg, "pem") for alg in key_algs]
