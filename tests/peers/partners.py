@@ -81,17 +81,18 @@ def _peer(root: Path, ca: TestCA, defect: str, zone: str, address: str) -> Postf
 
 @contextmanager
 def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str = ZONE, records: str = "",
-                  dns_address: str | None = None) -> Iterator[PartnerWorld]:
+                  dns_address: str | None = None, dnssec: bool = False) -> Iterator[PartnerWorld]:
     """Start named and one Postfix per defect; ``records``: more zone lines (``{good}`` etc. stand
     for the partner MTAs' addresses); ``dns_address``:
-    serve DNS on port 53 of that address (for a Postfix whose resolv.conf points there)."""
+    serve DNS on port 53 of that address (for a Postfix whose resolv.conf points there);
+    ``dnssec``: BIND signs the zone (put a ``ValidatingResolver`` in front of it for the AD bit)."""
     ca = TestCA("partner")
     root.mkdir(parents=True, exist_ok=True)
     trust = ca.write_root(root / "partner-root.pem")
     addresses = {d: random_loopback_address(25) for d in defects}
     with ExitStack() as stack:
         named = Named(root / "named", zone, records=_zone_records(zone, addresses, records), wildcard=False,
-                      **({"address": dns_address, "port": 53} if dns_address else {}))
+                      dnssec=dnssec, **({"address": dns_address, "port": 53} if dns_address else {}))
         named.start()
         stack.callback(named.stop)
         world = PartnerWorld(zone, named, ca, trust)
