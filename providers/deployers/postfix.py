@@ -32,11 +32,12 @@ and a deployment that finds otherwise changes nothing and says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Self
 
-from certmgr.errors import DeployError
+from certmgr.errors import ConfigError, DeployError
 from certmgr.interfaces import DeployRequest, Options, ProviderEnv
 from providers.deployers.base import (
     Command,
@@ -70,11 +71,18 @@ class PostfixDeployer(MailDeployer):
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
         # Paths name files on the MTA host, which may be remote: taken as given, not resolved here.
         config_dir = options.str("config_dir").rstrip("/") or "/"
+        cert_dir = options.str("cert_dir", f"{config_dir}/certmgr")
+        if re.search(r"[\s,]", cert_dir):
+            # smtpd_tls_chain_files and the SNI map's "name file,file" split at whitespace and
+            # commas: Postfix would look for pieces of the path and serve no certificate at all
+            raise ConfigError(f"{cert_dir!r} contains whitespace or a comma, which Postfix reads as a list "
+                              "separator in smtpd_tls_chain_files; choose a directory without them",
+                              table=options.where, key="cert_dir")
         deployer = cls(
             name,
             read_host_options(options),
             config_dir=config_dir,
-            cert_dir=options.str("cert_dir", f"{config_dir}/certmgr"),
+            cert_dir=cert_dir,
             manage_config=options.bool("manage_config", False),
             reload_command=options.command("reload_command", ["postfix", "-c", config_dir, "reload"]),
             sni_map_type=options.str("sni_map_type", "hash", choices=tuple(_MAP_SUFFIX)),
