@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from certmgr import dane
+from certmgr.config import _host_port
 from certmgr.dnscheck import DnsFacts, address_problem, resolve
 from certmgr.errors import StateError, UsageError
 from certmgr.interfaces import protocol_for
@@ -54,11 +55,15 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
         return out
     out = []
     for spec in specs:
-        host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
-        try:
-            port = int(port_s) if port_s else None
-        except ValueError:
-            raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
+        if spec.startswith("[") or spec.count(":") > 1:  # [IPv6]:PORT, [IPv6] or a bare IPv6 address
+            host, given = _host_port(spec, 25, lambda m, spec=spec: UsageError(f"{spec}: {m}"))
+            port = given if "]:" in spec else None  # the config's parser: one meaning of "[::1]:25"
+        else:
+            host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+            try:
+                port = int(port_s) if port_s else None
+            except ValueError:
+                raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
         known = next((m for m in rt.config.mtas if m.hostname == host.lower().rstrip(".")), None)
         if known is not None and port in (None, known.smtp_port):
             out.append(Target(known.smtp_host, known.smtp_port, known.hostname, known.hostname, None,
