@@ -18,7 +18,7 @@ from typing import Any
 from cryptography import x509
 
 from certmgr import dane
-from certmgr.config import _host_port
+from certmgr.config import _host_port, hostname_key
 from certmgr.dnscheck import DnsFacts, address_problem, resolve
 from certmgr.errors import StateError, UsageError
 from certmgr.interfaces import protocol_for
@@ -64,7 +64,7 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
                 port = int(port_s) if port_s else None
             except ValueError:
                 raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
-        known = next((m for m in rt.config.mtas if m.hostname == host.lower().rstrip(".")), None)
+        known = next((m for m in rt.config.mtas if m.hostname == hostname_key(host)), None)
         if known is not None and port in (None, known.smtp_port):
             out.append(Target(known.smtp_host, known.smtp_port, known.hostname, known.hostname, None,
                               known.probe_protocol, known.probe_implicit_tls))

@@ -135,7 +135,7 @@ class Config:
         return tuple(mtas)
 
     def mta(self, hostname: str) -> MtaConfig:
-        want = hostname.lower().rstrip(".")
+        want = hostname_key(hostname)
         for m in self.mtas:
             if m.hostname == want:
                 return m
@@ -466,6 +466,15 @@ def _check_refs(t: Table, key: str, refs: list[str], defined: Mapping[str, Any])
         if ref not in defined:
             known = ", ".join(defined) or "none"
             raise t.err(key, f"refers to [{key}.{ref}], which is not defined (defined: {known})")
+
+
+def hostname_key(given: str) -> str:
+    """A hostname from the command line as the config stores it: an IDN written as in the
+    config (U-labels) finds its MTA, like upper case and a trailing dot do."""
+    try:
+        return normalize_hostname(given)
+    except NameError_:
+        return given.lower().rstrip(".")
 
 
 def _host_port(value: str, default_port: int, err: Any) -> tuple[str, int]:

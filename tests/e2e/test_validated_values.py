@@ -49,6 +49,14 @@ def test_a_cn_longer_than_64_from_the_ca_is_read_without_warnings(tmp_path: Path
         assert "Warning" not in result.stderr, result.stderr
 
 
+def test_an_idn_hostname_is_named_on_the_command_line_as_in_the_config(tmp_path: Path, pebble: Pebble) -> None:
+    # the config says "MX.Bücher.example." (stored as xn--bcher-kva): the admin types it as written
+    cli = Cli(acme_config(tmp_path, pebble, '[[mta]]\nhostname = "MX.Bücher.example."\nissuer = "pebble"\n'))
+    out = cli.json("renew", "--json", "mx.bücher.example")
+    assert [(o["hostname"], o["action"]) for o in out] == [("mx.xn--bcher-kva.example", "issued")], out
+    assert "revoked serial" in cli("revoke", "MX.Bücher.example.").stdout
+
+
 def test_renew_before_longer_than_the_lifetime_does_not_renew_every_run(tmp_path: Path) -> None:
     # pebble's certificates live one day here; renew_before asks for 200 days
     with running_pebble(tmp_path / "pebble", validity_seconds=86400) as p:
