@@ -117,3 +117,12 @@ def _to_alabel(label: str) -> str:
         return str(idna.encode(label, uts46=True).decode("ascii"))
     except idna.IDNAError as e:
         raise ValueError(str(e)) from e
+
+
+def hostname_key(given: str) -> str:
+    """A hostname from the command line as the config stores it: an IDN written as in the
+    config (U-labels) finds its MTA, like upper case and a trailing dot do."""
+    try:
+        return normalize_hostname(given)
+    except NameError_:
+        return given.lower().rstrip(".")
