@@ -227,8 +227,7 @@ def test_certificate_replaced_behind_certmgr_is_not_called_deployed(tmp_path: Pa
     assert all(r["deployed"] for r in cli.json("status", "--json"))
     write_chain_files(mta.cert_dir, mta.old)
     mta.peer.reload()
-    for bundle in mta.old:
-        wait_until(lambda b=bundle: mta.served(b.key_alg) == b.sha256, what="the old certificate served")
+    wait_until(lambda: all(mta.served(b.key_alg) == b.sha256 for b in mta.old), what="the old certificate served")
     cli("check", check=None)
     rows = cli.json("status", "--json")
     assert all(r["state"] == "not_served" and not r["deployed"] for r in rows), rows
