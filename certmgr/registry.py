@@ -153,6 +153,12 @@ class Providers:
                     f"{p.type} instance would serve all of them, but {why}; give each [[mta]] a deploy "
                     "table of its own", table=p.table, key="type"))
 
+    def __enter__(self) -> Providers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         for obj in self._cache.values():
             close = getattr(obj, "close", None)
