@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from certmgr.errors import CertmgrError
+from certmgr.errors import CertmgrError, ConfigErrors
 
 #: command -> (module under certmgr.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -78,6 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"certmgr.cli.{COMMANDS[args.command][0]}")
     try:
         return int(module.run(args))
+    except ConfigErrors as e:
+        for err in e.errors:
+            print(f"certmgr {args.command}: error: {err}", file=sys.stderr)
+        print(f"certmgr {args.command}: {len(e.errors)} errors in the config", file=sys.stderr)
+        return e.exit_code
     except CertmgrError as e:
         print(f"certmgr {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
