@@ -12,7 +12,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from certmgr.config.model import Config, ProviderConfig
-from certmgr.errors import ConfigError
+from certmgr.errors import ConfigError, raise_all
 from certmgr.interfaces import ChallengeSolver, MtaInstance, Options, ProviderEnv, SeveralHostnames
 
 GROUPS = {
@@ -110,13 +110,15 @@ class Providers:
         return self._build(self.config.notifies[name])
 
     def build_all(self) -> None:
-        """Build every configured provider (what `certmgr validate` checks)."""
-        for name in self.config.issuers:
-            self.issuer(name)
-        for name in self.config.deploys:
-            self.deployer(name)
-        for name in self.config.notifies:
-            self.notifier(name)
+        """Build every configured provider (what `certmgr validate` checks); the errors of
+        all of them are raised together."""
+        errors: list[ConfigError] = []
+        for p in (*self.config.issuers.values(), *self.config.deploys.values(), *self.config.notifies.values()):
+            try:
+                self._build(p)
+            except ConfigError as e:
+                errors.append(e)
+        raise_all(errors, list(self.config.texts))
         self.check_shared_targets()
         self.check_one_table_per_instance()
 
@@ -152,6 +154,12 @@ class Providers:
                     f"is listed by several [[mta]] tables ({', '.join(m.hostname for m in mtas)}), so one "
                     f"{p.type} instance would serve all of them, but {why}; give each [[mta]] a deploy "
                     "table of its own", table=p.table, key="type"))
+
+    def __enter__(self) -> Providers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         for obj in self._cache.values():

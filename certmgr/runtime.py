@@ -51,7 +51,14 @@ class Runtime:
         self.node = node or node_id()
         self._synced = False
 
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Close the providers, then the store; ``with Runtime(...) as rt:`` calls it."""
         self.providers.close()
         self.store.close()
 
