@@ -25,7 +25,7 @@ from datetime import datetime
 
 from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError
-from certmgr.interfaces import Message
+from certmgr.interfaces import HasDestinations, Message, renews_automatically
 from certmgr.notify import messages
 from certmgr.notify.invitations import BUSY, Invitation, cancel_removed, invitation_for
 from certmgr.notify.outbox import (
@@ -97,7 +97,7 @@ def _queue_due(ctx: Ctx) -> None:
     for mta, group in by_mta.values():
         group.sort(key=lambda s: s.id or 0)  # the first slot of an MTA (lowest id) holds its shared rows
         if mta.issuer not in automatic:
-            automatic[mta.issuer] = bool(getattr(rt.providers.issuer(mta.issuer), "automatic", True))
+            automatic[mta.issuer] = renews_automatically(rt.providers.issuer(mta.issuer))
         auto = automatic[mta.issuer]
         certs = [Cert(s, versions.get(s.current_version_id or -1)) for s in group]
         for cert in certs:
@@ -144,10 +144,10 @@ def _queue_due(ctx: Ctx) -> None:
 def _destinations(rt: Runtime, name: str) -> frozenset[str]:
     """Where [notify.NAME] delivers (empty when its provider does not say)."""
     try:
-        dests: object = getattr(rt.providers.notifier(name), "destinations", frozenset())
+        notifier = rt.providers.notifier(name)
     except CertmgrError:
         return frozenset()  # it cannot be built: sending says why, and keeps the message queued
-    return dests if isinstance(dests, frozenset) else frozenset()
+    return frozenset(notifier.destinations) if isinstance(notifier, HasDestinations) else frozenset()
 
 
 def _reached(reached: dict[str, set[str]], kinds: set[str], dests: frozenset[str], name: str,
