@@ -30,10 +30,9 @@ from certmgr.config.model import (
 from certmgr.config.toml import Loader, Table, find_line
 from certmgr.errors import ConfigError
 from certmgr.interfaces import PROTOCOLS, protocol_for
-from certmgr.pki.keytypes import KEY_TYPES
+from certmgr.pki.keytypes import KEY_TYPES, is_weak_key_type_name
 from certmgr.pki.names import NameError_, normalize_hostname
 
-_WEAK_KEY = re.compile(r"^(rsa-(512|768|1024|1536)|ecdsa-p(160|192|224)|dsa.*|rsa-\d+)$")
 #: keys whose values are secrets: they must come from <key>_file or <key>_env
 _SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|hmac|hmac_key|token|tsig_key|api_key)$")
 
@@ -289,7 +288,7 @@ def parse_key_types(value: str | list[str], err: Any) -> tuple[str, ...]:
         kt = item.strip().lower()
         if kt not in KEY_TYPES:
             allowed = ", ".join(KEY_TYPES)
-            if _WEAK_KEY.match(kt):
+            if is_weak_key_type_name(kt):
                 raise err(f"{item!r} is weaker than certmgr allows (RSA-2048 / P-256 at least); use one of {allowed}")
             raise err(f"{item!r} is not a supported key type; use one of {allowed}")
         alg = KEY_TYPES[kt][0]

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from certmgr.pki.keytypes import is_weak
 from certmgr.probe.client import ProbeResult
 from certmgr.probe.facts import CertFacts, covers, normalize_name
 
@@ -19,8 +20,6 @@ OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 _RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 #: exit codes of the monitoring-plugin convention
 EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}
-#: weaker than this is refused (DESIGN practice 2)
-MIN_BITS = {"rsa": 2048, "ecdsa": 256, "dsa": 1 << 30}
 
 
 def days_left(not_after: datetime, now: datetime) -> int:
@@ -61,7 +60,7 @@ def _cert_problems(cert: CertFacts, host: str, now: datetime, warn_days: int,
         found.append((CRITICAL, "certificate is self-signed"))
     elif not cert.chain_valid:
         found.append((CRITICAL, f"certificate chain does not verify: {cert.chain_error}"))
-    if cert.key_bits < MIN_BITS.get(cert.key_type, 0):
+    if is_weak(cert.key_type, cert.key_bits):
         found.append((CRITICAL, f"certificate has a weak {cert.key_type.upper()}-{cert.key_bits} key"))
     if not covers(cert.sans, host):
         found.append((CRITICAL, f"certificate does not cover {host}"))
