@@ -9,6 +9,7 @@ from typing import Any
 
 from certmgr.config.toml import find_line
 from certmgr.errors import ConfigError
+from certmgr.pki.names import comparable_name
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
 DEFAULT_STATE_DIR = "/var/lib/certmgr"
@@ -112,7 +113,7 @@ class Config:
         return tuple(mtas)
 
     def mta(self, hostname: str) -> MtaConfig:
-        want = hostname.lower().rstrip(".")
+        want = comparable_name(hostname)
         for m in self.mtas:
             if m.hostname == want:
                 return m

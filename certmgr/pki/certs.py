@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -55,8 +55,19 @@ def cert_facts(cert: x509.Certificate) -> CertFacts:
         not_after=cert.not_valid_after_utc,
         sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
         issuer_cn=common_name(cert.issuer),
-        self_signed=cert.issuer == cert.subject,
+        self_signed=is_self_signed(cert),
     )
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """Issued by itself: its issuer is its subject and its own key verifies its signature."""
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def parse_chain(data: bytes, where: str = "input") -> list[x509.Certificate]:
@@ -97,7 +108,3 @@ def check_chain_order(certs: list[x509.Certificate], where: str = "the chain") -
 
 def to_pem(certs: list[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from certmgr.pki.keytypes import is_weak
+from certmgr.pki.names import comparable_name, covers
 from certmgr.probe.client import ProbeResult
-from certmgr.probe.facts import CertFacts, covers, normalize_name
+from certmgr.probe.facts import CertFacts
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 _RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
@@ -28,14 +29,14 @@ def days_left(not_after: datetime, now: datetime) -> int:
 
 
 def _hostname(result: ProbeResult, expected_hostname: str | None) -> str:
-    return normalize_name(expected_hostname or result.target.rsplit(":", 1)[0])
+    return comparable_name(expected_hostname or result.target.rsplit(":", 1)[0])
 
 
 def banner_match(result: ProbeResult, expected_hostname: str | None) -> bool | None:
     """Does the SMTP banner announce the MTA hostname?  None when there is no banner host."""
     if result.banner_host is None:
         return None
-    return normalize_name(result.banner_host) == _hostname(result, expected_hostname)
+    return comparable_name(result.banner_host) == _hostname(result, expected_hostname)
 
 
 def matches_managed(result: ProbeResult, managed_sha256s: Collection[str] | None) -> bool | None:

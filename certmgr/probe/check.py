@@ -19,6 +19,7 @@ from cryptography import x509
 
 from certmgr.errors import StateError, UsageError
 from certmgr.interfaces import protocol_for
+from certmgr.pki.names import comparable_name
 from certmgr.probe import dane
 from certmgr.probe.assess import to_json
 from certmgr.probe.client import probe
@@ -59,7 +60,7 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
             port = int(port_s) if port_s else None
         except ValueError:
             raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
-        known = next((m for m in rt.config.mtas if m.hostname == host.lower().rstrip(".")), None)
+        known = next((m for m in rt.config.mtas if m.hostname == comparable_name(host)), None)
         if known is not None and port in (None, known.smtp_port):
             out.append(Target(known.smtp_host, known.smtp_port, known.hostname, known.hostname, None,
                               known.probe_protocol, known.probe_implicit_tls))
@@ -67,7 +68,7 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
             assert port is not None
             out.append(Target(known.smtp_host, port, known.hostname, known.hostname, None, *protocol_for(port)))
         else:
-            out.append(Target(host, port or 25, host.lower().rstrip("."), None, None, *protocol_for(port or 25)))
+            out.append(Target(host, port or 25, comparable_name(host), None, None, *protocol_for(port or 25)))
     return out
 
 

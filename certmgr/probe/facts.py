@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from certmgr.pki.certs import common_name
+from certmgr.pki.certs import common_name, is_self_signed
 from certmgr.pki.keys import key_type_of
 from certmgr.pki.trust import trust_anchors
 
@@ -37,44 +36,12 @@ class CertFacts:
     chain_error: str | None
 
 
-def normalize_name(name: str) -> str:
-    """Case-insensitive, trailing dot dropped, IDN in IDNA form (how names are compared)."""
-    name = name.strip().rstrip(".").lower()
-    try:
-        return name.encode("idna").decode("ascii")
-    except UnicodeError:
-        return name
-
-
-def covers(names: tuple[str, ...], hostname: str) -> bool:
-    """Does a certificate with these SANs cover ``hostname``?  ``*.`` matches one label."""
-    host = normalize_name(hostname)
-    for raw in names:
-        name = normalize_name(raw)
-        if name == host:
-            return True
-        if name.startswith("*.") and "." in host:
-            if host.split(".", 1)[1] == name[2:]:
-                return True
-    return False
-
-
 def _sans(cert: x509.Certificate) -> tuple[str, ...]:
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return ()
     return tuple(ext.value.get_values_for_type(x509.DNSName))
-
-
-def _is_self_signed(cert: x509.Certificate) -> bool:
-    if cert.issuer != cert.subject:
-        return False
-    try:
-        cert.verify_directly_issued_by(cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def verify_chain(leaf: x509.Certificate, intermediates: list[x509.Certificate],
@@ -115,7 +82,7 @@ def certificate_facts(leaf_der: bytes, chain_der: tuple[bytes, ...], *, trust_fi
     leaf = x509.load_der_x509_certificate(leaf_der)
     intermediates = [x509.load_der_x509_certificate(d) for d in chain_der if d != leaf_der]
     key_type, key_bits = key_type_of(leaf.public_key())
-    self_signed = _is_self_signed(leaf)
+    self_signed = is_self_signed(leaf)
     error = "the certificate is self-signed" if self_signed else verify_chain(
         leaf, intermediates, trust_anchors(trust_file), now or datetime.now(UTC))
     return CertFacts(

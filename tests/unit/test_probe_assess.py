@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from certmgr.pki.names import covers
 from certmgr.probe.assess import EXIT_CODES, assess, to_json
 from certmgr.probe.client import ProbeResult
-from certmgr.probe.facts import CertFacts, covers
+from certmgr.probe.facts import CertFacts
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOST = "mx1.example.com"
