@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from certmgr.config.load import config_path, load_config
@@ -31,10 +30,6 @@ def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Any:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
-
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
 
 
 def print_json(data: Any) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from icalendar import Alarm, Calendar, Event, vCalAddress, vText
 
 from certmgr.notify.messages import CertFacts, fix_commands
+from certmgr.times import utc_text
 
 PRODID = "-//certmgr//certificate renewals//EN"
 #: fixed namespace for uuid5: the same MTA certificate always gets the same UID
@@ -186,7 +187,7 @@ def _description(certs: Sequence[CertFacts]) -> str:
     lines = []
     for f in certs:
         what = f"{f.key_alg.upper()} TLS certificate" if len(certs) > 1 else "TLS certificate"
-        when = _expiry_of(f).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = utc_text(_expiry_of(f))
         lines.append(f"The {what} of the mail server {f.hostname} expires on {when}.")
     lines.append(f"Names: {', '.join(facts.names) or facts.hostname}")
     lines += [f"Key: {f.key_type}; issuer: {f.issuer}; serial: {f.serial or 'none'}" for f in certs]

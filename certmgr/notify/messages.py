@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certmgr.interfaces import Message
+from certmgr.times import utc_text
 
 #: at or below this many days left, every message is critical
 CRITICAL_DAYS = 3
@@ -122,7 +123,7 @@ def reminder_message(certs: Certs, threshold_days: int, now: datetime) -> Messag
             due = min((f.renew_at for f in all_ if f.renew_at is not None), default=None)
             intro.append(
                 f"certmgr should have renewed it through the issuer '{facts.issuer}'"
-                + (f" from {_utc(due)}" if due else "")
+                + (f" from {utc_text(due)}" if due else "")
                 + " but has not tried: check that the daemon (`certmgr run`) is running and "
                 "`certmgr status`."
             )
@@ -165,7 +166,7 @@ def failure_message(certs: Certs, error: str, escalation_level: int, now: dateti
         intro.append("This error repeats until someone fixes its cause: retrying alone does not help.")
         label = "Once the cause is fixed, renew it by hand:"
     elif facts.next_retry is not None and facts.automatic:
-        intro.append(f"certmgr retries by itself at {_utc(facts.next_retry)}.")
+        intro.append(f"certmgr retries by itself at {utc_text(facts.next_retry)}.")
     extra = {"error": error, "escalation_level": escalation_level, "permanent": permanent}
     severity = severity_for(facts, escalated=escalation_level > 0 or permanent)
     return _build(all_, "failure", subject, intro, severity, now, extra, commands_label=label)
@@ -221,7 +222,7 @@ def success_message(new: Sequence[NewCert], deployed: Deployed, now: datetime) -
     for n in new:
         line = f"The new {_label(n.facts, all_)}certificate (serial {n.facts.serial}) expires {_when(n.facts)}"
         if n.replaced_not_after is not None:
-            line += f"; the previous one would have expired {_utc(n.replaced_not_after)}"
+            line += f"; the previous one would have expired {utc_text(n.replaced_not_after)}"
         intro.append(line + ".")
     intro += where
     extra = {
@@ -287,7 +288,7 @@ def probe_message(hostname: str, kind: str, status: str, findings: list[ProbeFin
     if kind == "probe:recovered":
         subject = f"[certmgr] RECOVERED: {hostname} passes the TLS probe again"
         intro = [f"The mail server {hostname} serves a good certificate over TLS again.",
-                 f"The problem was first seen at {_utc(since)}."]
+                 f"The problem was first seen at {utc_text(since)}."]
         severity = "info"
     else:
         again = kind.startswith("probe:critical:")
@@ -297,19 +298,19 @@ def probe_message(hostname: str, kind: str, status: str, findings: list[ProbeFin
                  f"{'a problem' if len(problems) == 1 else 'problems'} that senders see too:"]
         intro += [f"- {p}" for p in problems]
         if again:
-            intro.append(f"This has been so since {_utc(since)}; nobody has fixed it yet.")
+            intro.append(f"This has been so since {utc_text(since)}; nobody has fixed it yet.")
         severity = "critical" if status == "critical" else "warning"
     rows = [(f.target, f"{f.status.upper()}" + (f": {'; '.join(f.problems)}" if f.problems else ""))
             for f in findings]
     command = f"certmgr -c {cfg} check {host}"
     text = [*intro, "", *(f"{k + ':':<24}{v}" for k, v in rows), "", "To probe it again by hand:", "",
-            f"    {command}", "", f"-- certmgr, {_utc(now)}"]
+            f"    {command}", "", f"-- certmgr, {utc_text(now)}"]
     esc = html.escape
     table = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n<body>\n"
             + "\n".join(f"<p>{esc(p)}</p>" for p in intro)
             + f"\n<table>{table}</table>\n<p>To probe it again by hand:</p><pre>{esc(command)}</pre>\n"
-            + f"<p><small>certmgr, {esc(_utc(now))}</small></p>\n</body></html>\n")
+            + f"<p><small>certmgr, {esc(utc_text(now))}</small></p>\n</body></html>\n")
     return Message(subject=subject, text="\n".join(text) + "\n", html=page, severity=severity, hostname=hostname,
                    facts={"kind": kind, "hostname": hostname, "status": status, "since": since.isoformat(),
                           "findings": [{"target": f.target, "status": f.status, "problems": list(f.problems)}
@@ -326,11 +327,11 @@ def database_lost_message(node: str, what: str, state_dir: str, config_path: str
              "(new keys, broken DANE records). Until the inventory is rebuilt, every command that writes "
              "refuses to run.",
              f"The keys and certificates are still in {state_dir}; rebuild the inventory from them:"]
-    text = [*intro, "", *(f"    {c}" for c in commands), "", f"-- certmgr, {_utc(now)}"]
+    text = [*intro, "", *(f"    {c}" for c in commands), "", f"-- certmgr, {utc_text(now)}"]
     esc = html.escape
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n<body>\n"
             + "\n".join(f"<p>{esc(p)}</p>" for p in intro)
-            + f"\n<pre>{esc(chr(10).join(commands))}</pre>\n<p><small>certmgr, {esc(_utc(now))}</small></p>\n"
+            + f"\n<pre>{esc(chr(10).join(commands))}</pre>\n<p><small>certmgr, {esc(utc_text(now))}</small></p>\n"
             + "</body></html>\n")
     return Message(subject=subject, text="\n".join(text) + "\n", html=page, severity="critical", hostname=None,
                    facts={"kind": "database_lost", "node": node, "what": what, "fix_commands": commands})
@@ -359,14 +360,14 @@ def _build(
     text_parts = [*intro, "", *(f"{k + ':':<16}{v}" for k, v in details)]
     if commands:
         text_parts += ["", commands_label, "", *(f"    {c}" for c in commands)]
-    text_parts += ["", f"-- certmgr, {_utc(now)}"]
+    text_parts += ["", f"-- certmgr, {utc_text(now)}"]
 
     esc = html.escape
     rows = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in details)
     html_parts = [*(f"<p>{esc(p)}</p>" for p in intro), f"<table>{rows}</table>"]
     if commands:
         html_parts.append(f"<p>{esc(commands_label)}</p><pre>" + esc("\n".join(commands)) + "</pre>")
-    html_parts.append(f"<p><small>certmgr, {esc(_utc(now))}</small></p>")
+    html_parts.append(f"<p><small>certmgr, {esc(utc_text(now))}</small></p>")
     body = "\n".join(html_parts)
     page = f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n"
     page += f"<body>\n{body}\n</body></html>\n"
@@ -431,7 +432,7 @@ def _details(certs: Sequence[CertFacts]) -> list[tuple[str, str]]:
             rows += [(f"{alg} attempts", f"{f.attempts} failed since the last success"),
                      (f"{alg} last error", f.last_error or "none")]
         if f.next_retry is not None:
-            rows.append((f"{alg} next retry", _utc(f.next_retry)))
+            rows.append((f"{alg} next retry", utc_text(f.next_retry)))
     rows.append(("Config", first.config_path))
     return rows
 
@@ -449,7 +450,7 @@ def _details_one(facts: CertFacts) -> list[tuple[str, str]]:
         ("Last error", facts.last_error or "none"),
     ]
     if facts.next_retry is not None:
-        rows.append(("Next retry", _utc(facts.next_retry)))
+        rows.append(("Next retry", utc_text(facts.next_retry)))
     rows.append(("Config", facts.config_path))
     return rows
 
@@ -471,10 +472,6 @@ def _facts_json(facts: CertFacts) -> dict[str, Any]:
     }
 
 
-def _utc(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _date(when: datetime | None) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d") if when else "unknown"
 
@@ -491,6 +488,6 @@ def _when(facts: CertFacts) -> str:
     if facts.not_after is None:
         return "(no certificate issued yet)"
     if facts.days_left is not None and facts.days_left < 0:
-        return f"on {_utc(facts.not_after)} (already EXPIRED {-facts.days_left} days ago)"
-    return f"on {_utc(facts.not_after)} ({_days(facts)} left)"
+        return f"on {utc_text(facts.not_after)} (already EXPIRED {-facts.days_left} days ago)"
+    return f"on {utc_text(facts.not_after)} ({_days(facts)} left)"
 

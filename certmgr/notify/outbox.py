@@ -24,6 +24,7 @@ from certmgr.notify.policy import ReminderFacts
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, queue, utcnow
 from certmgr.store.models import Reminder
+from certmgr.times import days_left
 
 log = logging.getLogger("certmgr.reminders")
 
@@ -77,7 +78,7 @@ def facts_for(rt: Runtime, slot: ManagedCert, version: CertVersion | None, autom
         issuer=slot.issuer,
         serial=version.serial if version else None,
         not_after=version.not_after if version else None,
-        days_left=int((version.not_after - now).total_seconds() // 86400) if version else None,
+        days_left=days_left(version.not_after, now) if version else None,
         state=slot.state,
         last_error=slot.last_error,
         attempts=slot.attempts,

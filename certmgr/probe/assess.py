@@ -16,16 +16,12 @@ from certmgr.pki.keytypes import is_weak
 from certmgr.pki.names import comparable_name, covers
 from certmgr.probe.client import ProbeResult
 from certmgr.probe.facts import CertFacts
+from certmgr.times import days_left, iso
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 _RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 #: exit codes of the monitoring-plugin convention
 EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}
-
-
-def days_left(not_after: datetime, now: datetime) -> int:
-    """Whole days until expiry (negative once expired)."""
-    return int((not_after - now).total_seconds() // 86400)
 
 
 def _hostname(result: ProbeResult, expected_hostname: str | None) -> str:
@@ -122,7 +118,7 @@ def to_json(
         certificate = {
             "subject_cn": cert.subject_cn,
             "sans": list(cert.sans),
-            "not_after": cert.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "not_after": iso(cert.not_after),
             "days_left": days_left(cert.not_after, now),
             "key_type": cert.key_type,
             "key_bits": cert.key_bits,

@@ -19,6 +19,7 @@ from certmgr.interfaces import IssueContext, RenewalInfoSource
 from certmgr.notify import outbox, reminders
 from certmgr.runtime import Runtime
 from certmgr.store import queue, utcnow
+from certmgr.times import days_until
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -159,7 +160,7 @@ def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegis
             probes[s.hostname] = p.status if p else None
         certs.append(CertMetrics(
             hostname=s.hostname, key_type=s.key_alg, not_after=v.not_after if v else None,
-            days_left=(v.not_after - now).total_seconds() / 86400 if v else None, state=s.state,
+            days_left=days_until(v.not_after, now) if v else None, state=s.state,
             last_attempt=s.last_attempt_at, last_result=s.last_result, probe_status=probes[s.hostname],
         ))
     jobs = [JobMetrics(name, j.last_success) for name, j in sorted(queue.job_states(rt.store).items())]
