@@ -8,7 +8,6 @@ the claim (lock, re-check, act), so a racing process finds it done or busy.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -67,7 +66,7 @@ def why_due(rt: Runtime, mta: MtaConfig, slot: ManagedCert, now: datetime) -> st
         return "no certificate yet"
     if version.key_type != slot.key_type:
         return f"key type changed to {slot.key_type}"
-    if sorted(json.loads(version.names)) != sorted(mta.all_names):
+    if sorted(version.all_names) != sorted(mta.all_names):
         return "names changed"
     if version.revoked_at is not None:
         return "certificate revoked"

@@ -1,4 +1,5 @@
-"""Key types and the one key-strength rule, for the config, imports and probes alike.
+"""Key types, the one key-strength rule (for the config, imports and probes alike), and the
+slot identity (hostname, key algorithm).
 
 Pure data and functions: no cryptography import, so loading the config stays fast.
 """
@@ -6,6 +7,7 @@ Pure data and functions: no cryptography import, so loading the config stays fas
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 #: the key types certmgr issues: name -> (algorithm, bits or curve size)
 KEY_TYPES: dict[str, tuple[str, int]] = {
@@ -15,6 +17,21 @@ KEY_TYPES: dict[str, tuple[str, int]] = {
     "ecdsa-p256": ("ecdsa", 256),
     "ecdsa-p384": ("ecdsa", 384),
 }
+
+
+class SlotKey(NamedTuple):
+    """What identifies one certificate slot: an MTA hostname and a key algorithm ("rsa" | "ecdsa").
+    A dual MTA has two slots; the store keeps one row per key."""
+
+    hostname: str
+    key_alg: str
+
+
+def slot_key(hostname: str, key_type: str) -> SlotKey:
+    """The slot of ``hostname`` that holds a ``key_type`` (``rsa-2048`` ...) certificate."""
+    return SlotKey(hostname, KEY_TYPES[key_type][0])
+
+
 #: the weakest key accepted, per algorithm (bits; curve size for ECDSA).  DSA is weak at any size.
 MIN_KEY_BITS: dict[str, int] = {"rsa": 2048, "ecdsa": 256}
 

@@ -87,13 +87,12 @@ def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) 
 def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
     """Ask the CA for renewal windows (RFC 9773) where it offers them and the last answer is stale."""
     from certmgr.lifecycle.issue import renew_at_for
-    from certmgr.pki.keytypes import KEY_TYPES
 
     now = now or utcnow()
     asked = changed = 0
-    config = {(m.hostname, KEY_TYPES[k][0]): m for m in rt.config.mtas for k in m.key_types}
+    config = {key: m for m in rt.config.mtas for key in m.slot_keys}
     for slot in rt.store.slots():
-        mta = config.get((slot.hostname, slot.key_alg))
+        mta = config.get(slot.slot_key)
         if mta is None or slot.issuer != mta.issuer:
             continue  # not configured (any more), or not synced yet: the renew job handles it
         if should_stop():
@@ -144,12 +143,11 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
 
 def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegistry:
     """Current facts of every configured certificate and job, as a Prometheus registry."""
-    from certmgr.pki.keytypes import KEY_TYPES
     from certmgr.service.metrics import CertMetrics, JobMetrics, build_registry
 
     now = now or utcnow()
-    wanted = {(m.hostname, KEY_TYPES[k][0]) for m in rt.config.mtas for k in m.key_types}
-    slots = [s for s in rt.store.slots() if (s.hostname, s.key_alg) in wanted]
+    wanted = {key for m in rt.config.mtas for key in m.slot_keys}
+    slots = [s for s in rt.store.slots() if s.slot_key in wanted]
     versions = queue.current_versions(rt.store, (s.current_version_id for s in slots))
     probes: dict[str, str | None] = {}
     certs = []
