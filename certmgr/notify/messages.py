@@ -27,8 +27,9 @@ CRITICAL_DAYS = 3
 
 
 @dataclass(frozen=True)
-class CertFacts:
-    """What the messages, the calendar and the metrics need to know about one certificate."""
+class CertStatus:
+    """Where one managed certificate stands (state, expiry, errors): what the messages and the
+    calendar say about it.  What a certificate itself says is :class:`certmgr.pki.certs.CertFacts`."""
 
     hostname: str
     names: tuple[str, ...]
@@ -56,14 +57,14 @@ class CertFacts:
 
 
 #: one certificate, or all those of one MTA that a message is about
-Certs = CertFacts | Sequence[CertFacts]
+Certs = CertStatus | Sequence[CertStatus]
 
 
 @dataclass(frozen=True)
 class NewCert:
     """One new certificate of a success notice: how it came and what it replaced."""
 
-    facts: CertFacts
+    facts: CertStatus
     source: str = "acme"  # acme | import
     replaced_not_after: datetime | None = None  # None: the first certificate of this MTA and algorithm
 
@@ -82,7 +83,7 @@ class Deployed:
         return all(t in self.results for t in self.targets)
 
 
-def fix_commands(facts: CertFacts) -> list[str]:
+def fix_commands(facts: CertStatus) -> list[str]:
     """The shell commands a person runs to renew this certificate by hand."""
     cfg = shlex.quote(facts.config_path)
     host = shlex.quote(facts.hostname)
@@ -95,7 +96,7 @@ def fix_commands(facts: CertFacts) -> list[str]:
     ]
 
 
-def severity_for(facts: CertFacts, *, escalated: bool = False) -> str:
+def severity_for(facts: CertStatus, *, escalated: bool = False) -> str:
     if escalated or (facts.days_left is not None and facts.days_left <= CRITICAL_DAYS):
         return "critical"
     return "warning"
@@ -242,7 +243,7 @@ def _how(new: Sequence[NewCert]) -> str:
     return "renewed"
 
 
-def _deployment_words(certs: Sequence[CertFacts], d: Deployed) -> tuple[str, list[str], str, list[str], str]:
+def _deployment_words(certs: Sequence[CertStatus], d: Deployed) -> tuple[str, list[str], str, list[str], str]:
     """(subject suffix, sentences, severity, commands, their label) saying where new certificates went."""
     host, cfg = shlex.quote(certs[0].hostname), shlex.quote(certs[0].config_path)
     it = "them" if len(certs) > 1 else "it"
@@ -341,7 +342,7 @@ def database_lost_message(node: str, what: str, state_dir: str, config_path: str
 
 
 def _build(
-    certs: Sequence[CertFacts],
+    certs: Sequence[CertStatus],
     kind: str,
     subject: str,
     intro: list[str],
@@ -383,35 +384,35 @@ def _build(
     )
 
 
-def _sort_key(f: CertFacts) -> tuple[int, datetime]:
+def _sort_key(f: CertStatus) -> tuple[int, datetime]:
     """Most urgent first: no certificate yet, then the earliest expiry."""
     return (0, datetime.min.replace(tzinfo=UTC)) if f.not_after is None else (1, f.not_after)
 
 
-def _sorted(certs: Certs) -> list[CertFacts]:
-    listed = [certs] if isinstance(certs, CertFacts) else list(certs)
+def _sorted(certs: Certs) -> list[CertStatus]:
+    listed = [certs] if isinstance(certs, CertStatus) else list(certs)
     if not listed:
         raise ValueError("a message needs at least one certificate")
     return sorted(listed, key=_sort_key)
 
 
-def _what(certs: Sequence[CertFacts]) -> str:
+def _what(certs: Sequence[CertStatus]) -> str:
     """"certificate", or "certificates (rsa, ecdsa)" for several."""
     if len(certs) == 1:
         return "certificate"
     return f"certificates ({', '.join(f.key_alg for f in certs)})"
 
 
-def _verb(certs: Sequence[CertFacts], one: str, many: str) -> str:
+def _verb(certs: Sequence[CertStatus], one: str, many: str) -> str:
     return one if len(certs) == 1 else many
 
 
-def _label(facts: CertFacts, certs: Sequence[CertFacts]) -> str:
+def _label(facts: CertStatus, certs: Sequence[CertStatus]) -> str:
     """"RSA " when the message covers several certificates, else nothing."""
     return f"{facts.key_alg.upper()} " if len(certs) > 1 else ""
 
 
-def _details(certs: Sequence[CertFacts]) -> list[tuple[str, str]]:
+def _details(certs: Sequence[CertStatus]) -> list[tuple[str, str]]:
     if len(certs) == 1:
         return _details_one(certs[0])
     first = certs[0]
@@ -437,7 +438,7 @@ def _details(certs: Sequence[CertFacts]) -> list[tuple[str, str]]:
     return rows
 
 
-def _details_one(facts: CertFacts) -> list[tuple[str, str]]:
+def _details_one(facts: CertStatus) -> list[tuple[str, str]]:
     rows = [
         ("MTA", facts.hostname),
         ("Names", ", ".join(facts.names) or facts.hostname),
@@ -455,7 +456,7 @@ def _details_one(facts: CertFacts) -> list[tuple[str, str]]:
     return rows
 
 
-def _facts_json(facts: CertFacts) -> dict[str, Any]:
+def _facts_json(facts: CertStatus) -> dict[str, Any]:
     return {
         "hostname": facts.hostname,
         "names": list(facts.names),
@@ -476,7 +477,7 @@ def _date(when: datetime | None) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d") if when else "unknown"
 
 
-def _days(facts: CertFacts) -> str:
+def _days(facts: CertStatus) -> str:
     if facts.days_left is None:
         return "an unknown number of days"
     if facts.days_left < 0:
@@ -484,7 +485,7 @@ def _days(facts: CertFacts) -> str:
     return f"{facts.days_left} day" + ("" if facts.days_left == 1 else "s")
 
 
-def _when(facts: CertFacts) -> str:
+def _when(facts: CertStatus) -> str:
     if facts.not_after is None:
         return "(no certificate issued yet)"
     if facts.days_left is not None and facts.days_left < 0:

@@ -62,7 +62,7 @@ class Cert:
 
     slot: ManagedCert
     version: CertVersion | None
-    facts: messages.CertFacts | None = None
+    facts: messages.CertStatus | None = None
     rf: ReminderFacts | None = None
 
     @property
@@ -71,8 +71,8 @@ class Cert:
 
 
 def facts_for(rt: Runtime, slot: ManagedCert, version: CertVersion | None, automatic: bool,
-              now: datetime) -> messages.CertFacts:
-    return messages.CertFacts(
+              now: datetime) -> messages.CertStatus:
+    return messages.CertStatus(
         hostname=slot.hostname,
         names=version.all_names if version else slot.all_names,
         key_type=slot.key_type,

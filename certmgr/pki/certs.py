@@ -38,12 +38,18 @@ def common_name(name: x509.Name) -> str | None:
     return str(attrs[0].value) if attrs else None
 
 
-def cert_facts(cert: x509.Certificate) -> CertFacts:
+def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's DNS subjectAltNames, lower case, in their order."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
-        names = ()
+        return ()
+    return tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
+
+
+def cert_facts(cert: x509.Certificate) -> CertFacts:
+    """What a certificate says about itself (names, key, validity, fingerprint, issuer)."""
+    names = dns_names(cert)
     alg, bits = key_type_of(cert.public_key())
     return CertFacts(
         serial=format(cert.serial_number, "x"),

@@ -15,7 +15,7 @@ from typing import Any
 from certmgr.pki.keytypes import is_weak
 from certmgr.pki.names import comparable_name, covers
 from certmgr.probe.client import ProbeResult
-from certmgr.probe.facts import CertFacts
+from certmgr.probe.facts import ServedCert
 from certmgr.times import days_left, iso
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
@@ -41,7 +41,7 @@ def matches_managed(result: ProbeResult, managed_sha256s: Collection[str] | None
     return result.certificate.sha256.lower() in {s.lower() for s in managed_sha256s}
 
 
-def _cert_problems(cert: CertFacts, host: str, now: datetime, warn_days: int,
+def _cert_problems(cert: ServedCert, host: str, now: datetime, warn_days: int,
                    crit_days: int) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     left = days_left(cert.not_after, now)
@@ -57,9 +57,9 @@ def _cert_problems(cert: CertFacts, host: str, now: datetime, warn_days: int,
         found.append((CRITICAL, "certificate is self-signed"))
     elif not cert.chain_valid:
         found.append((CRITICAL, f"certificate chain does not verify: {cert.chain_error}"))
-    if is_weak(cert.key_type, cert.key_bits):
-        found.append((CRITICAL, f"certificate has a weak {cert.key_type.upper()}-{cert.key_bits} key"))
-    if not covers(cert.sans, host):
+    if is_weak(cert.key_alg, cert.key_bits):
+        found.append((CRITICAL, f"certificate has a weak {cert.key_alg.upper()}-{cert.key_bits} key"))
+    if not covers(cert.names, host):
         found.append((CRITICAL, f"certificate does not cover {host}"))
     return found
 
@@ -86,8 +86,8 @@ def assess(
     if cert is not None:
         found.extend(_cert_problems(cert, host, now, warn_days, crit_days))
     if banner_match(result, expected_hostname) is False and result.banner_host is not None:
-        if cert is not None and not covers(cert.sans, result.banner_host):
-            covered = ", ".join(cert.sans) or "no names"
+        if cert is not None and not covers(cert.names, result.banner_host):
+            covered = ", ".join(cert.names) or "no names"
             found.append(
                 (WARNING, f"banner announces {result.banner_host} but the certificate covers {covered}")
             )
@@ -117,14 +117,14 @@ def to_json(
     if cert is not None:
         certificate = {
             "subject_cn": cert.subject_cn,
-            "sans": list(cert.sans),
+            "sans": list(cert.names),
             "not_after": iso(cert.not_after),
             "days_left": days_left(cert.not_after, now),
-            "key_type": cert.key_type,
+            "key_type": cert.key_alg,
             "key_bits": cert.key_bits,
             "sha256": cert.sha256,
             "chain_valid": cert.chain_valid,
-            "name_match": covers(cert.sans, _hostname(result, expected_hostname)),
+            "name_match": covers(cert.names, _hostname(result, expected_hostname)),
         }
     return {
         "target": result.target,

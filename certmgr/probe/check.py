@@ -26,7 +26,7 @@ from certmgr.probe.client import probe
 from certmgr.probe.dns import DnsFacts, address_problem, resolve
 from certmgr.runtime import Runtime
 from certmgr.store import utcnow
-from certmgr.store.models import ProbeResult
+from certmgr.store.models import ProbeRecord
 
 log = logging.getLogger("certmgr.checking")
 
@@ -104,7 +104,7 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
             if rt.config.mta(t.managed).dane and result.leaf_der:
                 _add_dane(report, t.managed, result.leaf_der, result.chain_der, s.resolver)
         if not not_stored:
-            _store(rt, ProbeResult(
+            _store(rt, ProbeRecord(
                 hostname=t.managed, target=report["target"], ts=now, status=report["status"],
                 problems=json.dumps(report["problems"]),
                 served_sha256=(report.get("certificate") or {}).get("sha256"), report=json.dumps(report),
@@ -115,7 +115,7 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
         return list(pool.map(one, todo))
 
 
-def _store(rt: Runtime, row: ProbeResult) -> None:
+def _store(rt: Runtime, row: ProbeRecord) -> None:
     """Keep the result for `status`; a probe that worked is still reported when the disk fails."""
     try:
         rt.store.add_probe(row)

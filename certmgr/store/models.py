@@ -157,7 +157,10 @@ class Deployment(SQLModel, table=True):
     verified_at: datetime | None = None
 
 
-class ProbeResult(SQLModel, table=True):
+class ProbeRecord(SQLModel, table=True):
+    """One stored probe of an MTA: its status, problems and report (what the probe saw is
+    :class:`certmgr.probe.client.ProbeResult`)."""
+
     __tablename__ = "probe_result"
 
     id: int | None = Field(default=None, primary_key=True)

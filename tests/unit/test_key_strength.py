@@ -39,7 +39,7 @@ def test_config_import_and_probe_agree(alg: str, bits: int, weak: bool) -> None:
     name = {"rsa": f"rsa-{bits}", "ecdsa": f"ecdsa-p{bits}", "dsa": f"dsa-{bits}"}[alg]
     assert _config_refuses_as_weak(name) is weak
     # probe: a served certificate with that key is CRITICAL for it
-    served = dataclasses.replace(GOOD, certificate=dataclasses.replace(GOOD_CERT, key_type=alg, key_bits=bits))
+    served = dataclasses.replace(GOOD, certificate=dataclasses.replace(GOOD_CERT, key_alg=alg, key_bits=bits))
     status, problems = assess(served, expected_hostname=HOST, managed_sha256s=None, now=NOW)
     assert any("weak" in p for p in problems) is weak
     assert (status == "critical") is weak

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certmgr.config.load import load_config
-from certmgr.pki.certs import cert_facts, is_self_signed
+from certmgr.pki.certs import CertFacts, cert_facts, is_self_signed
 from certmgr.pki.names import comparable_name, normalize_hostname
 from certmgr.probe.facts import certificate_facts
 
@@ -54,3 +55,13 @@ def test_self_signed_means_the_same_for_imports_and_probes() -> None:
         assert is_self_signed(cert) is expected
         assert cert_facts(cert).self_signed is expected
         assert certificate_facts(der, (), trust_file=None).self_signed is expected
+
+
+def test_the_probe_reads_a_certificate_with_the_one_facts_reader() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _cert("MX1.example.com", "Test CA", key, key)
+    served = certificate_facts(cert.public_bytes(serialization.Encoding.DER), (), trust_file=None)
+    assert isinstance(served, CertFacts)
+    assert dataclasses.replace(served) == served
+    assert {f.name: getattr(served, f.name) for f in dataclasses.fields(CertFacts)} == vars(cert_facts(cert))
+    assert served.names == ("mx1.example.com",) and not served.chain_valid
