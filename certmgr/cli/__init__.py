@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from certmgr.errors import CertmgrError
@@ -86,6 +87,9 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # CAs write a CN longer than the 64 characters X.509 allows when the only name is that long;
+    # cryptography then warns at every read of the subject, which would reach cron mail and journald
+    warnings.filterwarnings("ignore", message="Attribute's length must be", category=UserWarning)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

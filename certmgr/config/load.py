@@ -354,6 +354,7 @@ def _check_refs(t: Table, key: str, refs: list[str], defined: Mapping[str, Any])
             raise t.err(key, f"refers to [{key}.{ref}], which is not defined (defined: {known})")
 
 
+
 def _host_port(value: str, default_port: int, err: Any) -> tuple[str, int]:
     if value.count(":") > 1 and not value.startswith("["):
         # a bare IPv6 address has no port: "::1" is the address ::1, not "::" port 1

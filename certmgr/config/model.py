@@ -10,7 +10,7 @@ from typing import Any
 from certmgr.config.toml import find_line
 from certmgr.errors import ConfigError
 from certmgr.pki.keytypes import SlotKey, slot_key
-from certmgr.pki.names import comparable_name
+from certmgr.pki.names import hostname_key
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
 DEFAULT_STATE_DIR = "/var/lib/certmgr"
@@ -119,7 +119,7 @@ class Config:
         return tuple(mtas)
 
     def mta(self, hostname: str) -> MtaConfig:
-        want = comparable_name(hostname)
+        want = hostname_key(hostname)
         for m in self.mtas:
             if m.hostname == want:
                 return m

@@ -144,3 +144,12 @@ def covers(names: tuple[str, ...], hostname: str) -> bool:
             if host.split(".", 1)[1] == name[2:]:
                 return True
     return False
+
+
+def hostname_key(given: str) -> str:
+    """A hostname from the command line as the config stores it: an IDN written as in the
+    config (U-labels) finds its MTA, like upper case and a trailing dot do."""
+    try:
+        return normalize_hostname(given)
+    except NameError_:
+        return comparable_name(given)

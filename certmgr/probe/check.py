@@ -17,9 +17,10 @@ from typing import Any
 
 from cryptography import x509
 
+from certmgr.config.load import _host_port
 from certmgr.errors import StateError, UsageError
 from certmgr.interfaces import protocol_for
-from certmgr.pki.names import comparable_name
+from certmgr.pki.names import comparable_name, hostname_key
 from certmgr.probe import dane
 from certmgr.probe.assess import to_json
 from certmgr.probe.client import probe
@@ -55,12 +56,16 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
         return out
     out = []
     for spec in specs:
-        host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
-        try:
-            port = int(port_s) if port_s else None
-        except ValueError:
-            raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
-        known = next((m for m in rt.config.mtas if m.hostname == comparable_name(host)), None)
+        if spec.startswith("[") or spec.count(":") > 1:  # [IPv6]:PORT, [IPv6] or a bare IPv6 address
+            host, given = _host_port(spec, 25, lambda m, spec=spec: UsageError(f"{spec}: {m}"))
+            port = given if "]:" in spec else None  # the config's parser: one meaning of "[::1]:25"
+        else:
+            host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+            try:
+                port = int(port_s) if port_s else None
+            except ValueError:
+                raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
+        known = next((m for m in rt.config.mtas if m.hostname == hostname_key(host)), None)
         if known is not None and port in (None, known.smtp_port):
             out.append(Target(known.smtp_host, known.smtp_port, known.hostname, known.hostname, None,
                               known.probe_protocol, known.probe_implicit_tls))

@@ -4,6 +4,7 @@ is rolled back and shown in `status`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,24 @@ smtp = "127.0.0.1:{mta.peer.port}"
     path = acme_config(tmp_path, pebble, mtas, extra)
     path.write_text(path.read_text().replace("[certmgr]\n", f'[certmgr]\ntrust = "{trust}"\n'))
     return Cli(path)
+
+
+def test_check_an_ipv6_target_in_brackets(tmp_path: Path, pebble: Pebble, mta: Mta) -> None:
+    # `check [::1]:PORT`, the form `smtp` takes in the config, probes that port over IPv6
+    from tests.peers.postfix import postconf
+    from tests.peers.util import free_port, wait_port
+
+    port = free_port()
+    postconf(mta.peer, "inet_protocols = all")
+    with open(mta.peer.config_dir / "master.cf", "a") as f:
+        f.write(f"[::1]:{port} inet n - n - - smtpd\n")
+    mta.peer.reload()
+    wait_port(port, host="::1")
+    cli = config(tmp_path, pebble, mta)
+    r = cli("check", "--json", f"[::1]:{port}", check=2)  # CRITICAL: the old CA is not trusted
+    (rep,) = json.loads(r.stdout)
+    assert rep["target"] == f"[::1]:{port}" and rep["starttls"] and rep["banner_host"] == HOST, rep
+    assert rep["certificate"]["sha256"] in {b.sha256 for b in mta.old}, rep
 
 
 def test_renew_deploys_and_check_says_ok(tmp_path: Path, pebble: Pebble, mta: Mta) -> None:
