@@ -25,6 +25,7 @@ from certmgr.interfaces import (
     MtaInstance,
     Notifier,
     Options,
+    ProviderEnv,
     RenewalInfoSource,
     Revoker,
     SeveralHostnames,
@@ -128,3 +129,16 @@ def test_an_object_that_is_not_its_protocol_is_refused_naming_what_it_lacks() ->
         check_protocol(HalfDeployer(), "deploy", "half", "deploy.x")
     assert "is not a Deployer: it lacks rollback" in str(e.value)
     assert e.value.table == "deploy.x" and e.value.key == "type"
+
+
+def test_every_dns_publisher_entry_point_satisfies_its_protocol(tmp_path: Path) -> None:
+    """The certmgr.dns group (TLSA and MTA-STS publishing) is built by its own loader."""
+    from certmgr.dns.publisher import GROUP, DnsPublisher, load_publisher
+
+    (tmp_path / "tsig.key").write_text('key "acme" { algorithm hmac-sha256; secret "c2VjcmV0c2VjcmV0"; };\n')
+    minimal = {"rfc2136": {"server": "127.0.0.1:53", "zone": "example.com", "tsig_key_file": "tsig.key"}}
+    assert {ep.name for ep in entry_points(group=GROUP)} == set(minimal)
+    for name, table in minimal.items():
+        built = load_publisher("x", {"type": name, **table}, ProviderEnv(config_dir=tmp_path, state_dir=tmp_path),
+                               base_dir=tmp_path)
+        assert isinstance(built, DnsPublisher)
