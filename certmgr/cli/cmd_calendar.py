@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from certmgr.cli.common import runtime
+from certmgr.interfaces import renews_automatically
 from certmgr.notify.calendar import feed_ics
 from certmgr.notify.outbox import facts_for
 from certmgr.store import queue, utcnow
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         versions = queue.current_versions(rt.store, (s.current_version_id for _, s in pairs))
         facts = [
             facts_for(rt, slot, versions.get(slot.current_version_id or -1),
-                      bool(getattr(rt.providers.issuer(mta.issuer), "automatic", True)), now)
+                      renews_automatically(rt.providers.issuer(mta.issuer)), now)
             for mta, slot in pairs
         ]
     data = feed_ics(facts, now)

@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from certmgr.config.load import config_path, load_config
@@ -39,10 +38,6 @@ def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
-
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
 
 
 def print_json(data: Any) -> None:

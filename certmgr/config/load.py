@@ -37,12 +37,11 @@ from certmgr.config.toml import Loader, Table
 from certmgr.errors import ConfigError, raise_all
 from certmgr.interfaces import PROTOCOLS, protocol_for
 from certmgr.options import did_you_mean, unknown_key
-from certmgr.pki.keytypes import KEY_TYPES
+from certmgr.pki.keytypes import KEY_TYPES, is_weak_key_type_name
 from certmgr.pki.names import NameError_, normalize_hostname
 
-_WEAK_KEY = re.compile(r"^(rsa-(512|768|1024|1536)|ecdsa-p(160|192|224)|dsa.*|rsa-\d+)$")
-#: keys whose values are secrets: they must come from <key>_file or <key>_env
 T = TypeVar("T")
+#: keys whose values are secrets: they must come from <key>_file or <key>_env
 _SECRET_KEY = re.compile(r"(^|_)(password|passwd|secret|hmac|hmac_key|token|tsig_key|api_key)$")
 
 def config_path(cli_value: str | None) -> Path:
@@ -439,7 +438,7 @@ def parse_key_types(value: str | list[str], err: Any) -> tuple[str, ...]:
         kt = item.strip().lower()
         if kt not in KEY_TYPES:
             allowed = ", ".join(KEY_TYPES)
-            if _WEAK_KEY.match(kt):
+            if is_weak_key_type_name(kt):
                 raise err(f"{item!r} is weaker than certmgr allows (RSA-2048 / P-256 at least); use one of {allowed}")
             raise err(f"{item!r} is not a supported key type; use one of {allowed}")
         alg = KEY_TYPES[kt][0]

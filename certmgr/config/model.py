@@ -9,6 +9,7 @@ from typing import Any
 
 from certmgr.config.toml import find_line
 from certmgr.errors import ConfigError, ConfigErrors
+from certmgr.pki.keytypes import SlotKey, slot_key
 from certmgr.pki.names import hostname_key
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
@@ -64,6 +65,11 @@ class MtaConfig:
     @property
     def all_names(self) -> tuple[str, ...]:
         return (self.hostname, *self.names)
+
+    @property
+    def slot_keys(self) -> tuple[SlotKey, ...]:
+        """One slot per configured key type, in the order of ``key_types``."""
+        return tuple(slot_key(self.hostname, kt) for kt in self.key_types)
 
 
 @dataclass(frozen=True)
