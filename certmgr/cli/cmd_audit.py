@@ -7,16 +7,20 @@ import argparse
 from certmgr.cli.common import print_json, print_table, runtime
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("hosts", nargs="*", metavar="HOST")
+    parser.add_argument("--source", action="append", metavar="ADDR",
+                        help="probe from this local address too (give two or more to compare what each is offered)")
+    parser.add_argument("--json", action="store_true", help="print a JSON array")
+
+
 def run(args: argparse.Namespace) -> int:
     from certmgr.partners.auditing import audit_mta
     from certmgr.probe.assess import EXIT_CODES
 
-    rt = runtime(args, read_only=True)
-    try:
+    with runtime(args, read_only=True) as rt:
         mtas = [rt.config.mta(h) for h in args.hosts] if args.hosts else list(rt.config.mtas)
         reports = [audit_mta(rt.config, m, rt.providers.deployer, args.source or []) for m in mtas]
-    finally:
-        rt.close()
     if args.json:
         print_json(reports)
     else:

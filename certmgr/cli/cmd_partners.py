@@ -30,6 +30,11 @@ def _selected(partners: tuple[PartnerSpec, ...], domains: list[str]) -> list[Par
     return out
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("domains", nargs="*", metavar="DOMAIN")
+    parser.add_argument("--json", action="store_true", help="print a JSON array")
+
+
 def run(args: argparse.Namespace) -> int:
     from certmgr.partners.check import CheckOptions, check_partners
     from certmgr.partners.report import exit_code, reports, rows

@@ -24,9 +24,10 @@ from cryptography import x509
 
 from certmgr.partners.model import AddressFacts, PartnerFacts, StsPolicy
 from certmgr.partners.mtasts import mx_allowed
+from certmgr.pki.names import comparable_name, covers
 from certmgr.probe import dane
-from certmgr.probe.assess import CRITICAL, OK, UNKNOWN, WARNING, days_left
-from certmgr.probe.facts import covers, normalize_name
+from certmgr.probe.assess import CRITICAL, OK, UNKNOWN, WARNING
+from certmgr.times import days_left, iso
 
 #: as ``certmgr check``: a check that could not be made ranks below a finding
 _RANK = {OK: 0, UNKNOWN: 1, WARNING: 2, CRITICAL: 3}
@@ -38,7 +39,7 @@ WARN_DAYS = 14
 def accepted_names(level: str, host: str, domain: str, match: tuple[str, ...]) -> tuple[str, ...]:
     """The names a certificate must carry at ``level`` (a leading dot: any subdomain)."""
     if match:
-        return tuple(normalize_name(m) if not m.startswith(".") else "." + normalize_name(m[1:]) for m in match)
+        return tuple(comparable_name(m) if not m.startswith(".") else "." + comparable_name(m[1:]) for m in match)
     if level == "secure":
         return (domain, "." + domain)
     return (host,)
@@ -49,7 +50,7 @@ def name_matches(sans: tuple[str, ...], names: tuple[str, ...]) -> bool:
     for name in names:
         if name.startswith("."):
             # Postfix "dot-nexthop": any name under the domain, wildcards included
-            if any(normalize_name(s).endswith(name) for s in sans):
+            if any(comparable_name(s).endswith(name) for s in sans):
                 return True
         elif covers(sans, name):
             return True
@@ -100,8 +101,8 @@ def judge_address(a: AddressFacts, *, level: str, domain: str, match: tuple[str,
             found.append((CRITICAL, f"{where} presents a certificate not valid before "
                                     f"{cert.not_before:%Y-%m-%d}: {deferred}"))
         names = accepted_names(level, a.host, domain, match)
-        if not name_matches(cert.sans, names):
-            found.append((CRITICAL, f"{where} presents a certificate for {', '.join(cert.sans) or 'no name'}, "
+        if not name_matches(cert.names, names):
+            found.append((CRITICAL, f"{where} presents a certificate for {', '.join(cert.names) or 'no name'}, "
                                     f"which matches none of {', '.join(names)}: {deferred}"))
     if level in ("dane", "dane-only"):
         found.extend(_dane_problems(a, level, where, deferred))
@@ -207,11 +208,11 @@ def to_json(facts: PartnerFacts, now: datetime) -> dict[str, Any]:
             "tls_version": p.tls_version if p else None,
             "certificate": None if cert is None else {
                 "subject_cn": cert.subject_cn,
-                "sans": list(cert.sans),
-                "not_after": cert.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "sans": list(cert.names),
+                "not_after": iso(cert.not_after),
                 "days_left": days_left(cert.not_after, now),
                 "chain_valid": cert.chain_valid,
-                "name_match": name_matches(cert.sans, names),
+                "name_match": name_matches(cert.names, names),
             },
             "dane": dane_json(a),
             "meets_level": meets,

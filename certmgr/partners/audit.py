@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from certmgr.pki.names import comparable_name
 from certmgr.probe.assess import CRITICAL, WARNING
-from certmgr.probe.facts import normalize_name
 
 PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 OBSOLETE = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1")
@@ -156,7 +156,7 @@ def _served_problems(where: str, served: Sequence[str], managed: Sequence[str]) 
 
 def _banner_problem(where: str, banner: str, hostname: str) -> list[Finding]:
     words = banner.split()
-    if not words or normalize_name(words[0]) != normalize_name(hostname):
+    if not words or comparable_name(words[0]) != comparable_name(hostname):
         return [Finding(WARNING, f"{where} greets with '220 {banner}', not its hostname {hostname}")]
     return []
 

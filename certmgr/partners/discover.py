@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from certmgr.partners.model import DaneFacts, MxLookup
+from certmgr.pki.names import comparable_name
 from certmgr.probe.dane import Tlsa
 from certmgr.probe.dns import make_resolver
 
@@ -56,7 +57,7 @@ def lookup_mx(domain: str, resolver: Resolver, timeout: float = 5.0) -> MxLookup
         return MxLookup(nxdomain=True)
     except (dns.resolver.NoNameservers, dns.exception.Timeout) as e:
         return MxLookup(error=_dns_error(domain, "MX", e, timeout))
-    records = sorted((r.preference, r.exchange.to_text().rstrip(".").lower()) for r in answer)
+    records = sorted((r.preference, comparable_name(r.exchange.to_text())) for r in answer)
     if any(host == "" for _, host in records):
         # RFC 7505: "0 ." (alone) says the domain accepts no mail
         return MxLookup(null_mx=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from certmgr.partners.discover import Resolver, lookup_addresses, lookup_txt, tags
 from certmgr.partners.model import StsPolicy
-from certmgr.probe.facts import covers, normalize_name
+from certmgr.pki.names import comparable_name, covers
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 3.3: senders may limit the size
@@ -44,7 +44,7 @@ def parse_policy(text: str) -> tuple[dict[str, list[str]], list[str]]:
 
 def mx_allowed(patterns: tuple[str, ...], host: str) -> bool:
     """Does an ``mx`` pattern of the policy match ``host`` (``*.`` is one leftmost label)?"""
-    return covers(patterns, normalize_name(host))
+    return covers(patterns, comparable_name(host))
 
 
 def fetch_policy(domain: str, resolver: Resolver, trust_file: Path | None, timeout: float = 10.0) -> str:

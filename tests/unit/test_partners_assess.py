@@ -16,7 +16,7 @@ from certmgr.partners.mtasts import mx_allowed, parse_policy
 from certmgr.partners.policymap import plan
 from certmgr.probe.client import ProbeResult
 from certmgr.probe.dane import Tlsa, record_for
-from certmgr.probe.facts import CertFacts
+from certmgr.probe.facts import ServedCert
 from providers.deployers.tlspolicy import POSTFIX_HEADER, postfix_line, render_postfix_map
 from tests.peers.testca import TestCA
 
@@ -25,13 +25,14 @@ HOST = "mx1.bank.example"
 
 
 def cert(sans: tuple[str, ...] = (HOST,), *, days: int = 60, chain_valid: bool = True,
-         self_signed: bool = False) -> CertFacts:
-    return CertFacts(sans[0] if sans else None, sans, "ca", NOW - timedelta(days=10), NOW + timedelta(days=days),
-                     "rsa", 2048, "00", "1", self_signed, chain_valid and not self_signed,
-                     None if chain_valid and not self_signed else "untrusted")
+         self_signed: bool = False) -> ServedCert:
+    return ServedCert(serial="1", subject_cn=sans[0] if sans else None, names=sans, key_alg="rsa", key_bits=2048,
+                      not_before=NOW - timedelta(days=10), not_after=NOW + timedelta(days=days), sha256="00",
+                      issuer_cn="ca", self_signed=self_signed, chain_valid=chain_valid and not self_signed,
+                      chain_error=None if chain_valid and not self_signed else "untrusted")
 
 
-def probed(c: CertFacts | None = None, *, starttls: bool = True, version: str = "TLSv1.3",
+def probed(c: ServedCert | None = None, *, starttls: bool = True, version: str = "TLSv1.3",
            error: str | None = None, unreachable: bool = False, leaf: bytes | None = None) -> ProbeResult:
     return ProbeResult("192.0.2.1:25", "smtp", False, None, starttls=starttls,
                        tls_version=version if starttls and not error else None, certificate=c, error=error,
