@@ -20,6 +20,7 @@ GROUPS = {
     "challenge": "certmgr.challenges",
     "deploy": "certmgr.deployers",
     "notify": "certmgr.notifiers",
+    "dns": "certmgr.dns",
 }
 
 
@@ -109,6 +110,17 @@ class Providers:
     def notifier(self, name: str) -> Any:
         return self._build(self.config.notifies[name])
 
+    def dns(self, name: str) -> Any:
+        """The publisher of ``[dns.NAME]``: a provider implementing ``certmgr.dns.publisher.DnsPublisher``."""
+        from certmgr.dns.publisher import DnsPublisher  # dnspython: only when a zone is configured
+
+        p = self.config.dns[name]
+        publisher = self._build(p)
+        if not isinstance(publisher, DnsPublisher):
+            raise self.config.locate(ConfigError(f"DNS provider {p.type!r} does not implement publishing",
+                                                 table=p.table, key="type"))
+        return publisher
+
     def build_all(self) -> None:
         """Build every configured provider (what `certmgr validate` checks)."""
         for name in self.config.issuers:
@@ -117,6 +129,8 @@ class Providers:
             self.deployer(name)
         for name in self.config.notifies:
             self.notifier(name)
+        for name in self.config.dns:
+            self.dns(name)
         self.check_shared_targets()
         self.check_one_table_per_instance()
 

@@ -14,7 +14,7 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certmgr.config.model import (
     DEFAULT_CONFIG,
@@ -32,6 +32,9 @@ from certmgr.errors import ConfigError
 from certmgr.interfaces import PROTOCOLS, protocol_for
 from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.pki.names import NameError_, normalize_hostname
+
+if TYPE_CHECKING:
+    from certmgr.dns.settings import DaneSettings, MtaStsSettings
 
 _WEAK_KEY = re.compile(r"^(rsa-(512|768|1024|1536)|ecdsa-p(160|192|224)|dsa.*|rsa-\d+)$")
 #: keys whose values are secrets: they must come from <key>_file or <key>_env
@@ -107,7 +110,7 @@ def load_config(path: Path | str) -> Config:
 
 
 def _parse(ld: Loader, data: dict[str, Any]) -> Config:
-    allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta"}
+    allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta", "dns", "mta_sts"}
     for key in data:
         if key not in allowed_top:
             raise ld.error(f"unknown table (allowed: {', '.join(sorted(allowed_top))})", key, None)
@@ -117,13 +120,14 @@ def _parse(ld: Loader, data: dict[str, Any]) -> Config:
     notifies = {
         name: _notify_config(ld, p) for name, p in _parse_providers(ld, data.get("notify", {}), "notify").items()
     }
+    dns = _parse_providers(ld, data.get("dns", {}), "dns")
     raw_mtas = data.get("mta", [])
     if not isinstance(raw_mtas, list):
         raise ld.error("must be an array of tables: write each MTA as [[mta]]", "mta", None)
     mtas: list[MtaConfig] = []
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_mtas):
-        mta = _parse_mta(ld, raw, i + 1, issuers, deploys, notifies)
+        mta = _parse_mta(ld, raw, i + 1, issuers, deploys, notifies, dns)
         if mta.hostname in seen:
             raise ld.error(
                 f"duplicate hostname {mta.hostname} (also [[mta]] #{seen[mta.hostname]}); "
@@ -135,7 +139,35 @@ def _parse(ld: Loader, data: dict[str, Any]) -> Config:
         mtas.append(mta)
     daemon = _parse_daemon(ld, data.get("daemon", {}), settings)
     primaries = _parse_primaries(ld, deploys, mtas)
-    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries)
+    mta_sts = _parse_mta_sts(ld, data.get("mta_sts", {}), dns, deploys, issuers)
+    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries, dns,
+                  mta_sts)
+
+
+def _located(ld: Loader, e: ConfigError) -> ConfigError:
+    return ld.error(e.message, e.table, e.key)
+
+
+def _parse_mta_sts(ld: Loader, raw: Any, dns: Mapping[str, ProviderConfig], deploys: Mapping[str, ProviderConfig],
+                   issuers: Mapping[str, ProviderConfig]) -> dict[str, MtaStsSettings]:
+    """``[mta_sts."example.com"]`` tables, one per domain (checked by :mod:`certmgr.dns.settings`)."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise ld.error('must be tables like [mta_sts."example.com"]', "mta_sts", None)
+    from certmgr.dns.settings import parse_mta_sts  # cryptography and dnspython: only when configured
+
+    out: dict[str, MtaStsSettings] = {}
+    for name, table in raw.items():
+        try:
+            domain = normalize_hostname(name)
+        except NameError_ as e:
+            raise ld.error(f"is not a domain name: {e}", f'mta_sts."{name}"', None) from e
+        try:
+            out[domain] = parse_mta_sts(domain, table, dns_tables=dns, deploy_targets=deploys, issuers=issuers)
+        except ConfigError as e:
+            raise _located(ld, e) from e
+    return out
 
 
 def _parse_primaries(ld: Loader, deploys: dict[str, ProviderConfig],
@@ -307,6 +339,7 @@ def _parse_mta(
     issuers: Mapping[str, ProviderConfig],
     deploys: Mapping[str, ProviderConfig],
     notifies: Mapping[str, NotifyConfig],
+    dns: Mapping[str, ProviderConfig],
 ) -> MtaConfig:
     t = Table(ld, raw, f"mta #{index}")
     try:
@@ -340,12 +373,24 @@ def _parse_mta(
         # no public CA issues for longer than 398 days; a longer lead time is a mistake
         raise t.err("renew_before", f"must be a number of days between 0 and 365, got {renew_before}")
     reuse_key = t.get("reuse_key", bool, False)
-    dane = t.get("dane", bool, True)
+    dane_value = t.get("dane", (bool, dict), True)
+    dane, dane_publish = (dane_value, None) if isinstance(dane_value, bool) else (True, _dane(ld, t, dane_value, dns))
     t.finish()
     return MtaConfig(
         hostname, tuple(names), key_types, issuer, tuple(deploy), smtp_host, smtp_port, probe_protocol,
         probe_implicit, tuple(notify), float(renew_before) if renew_before is not None else None, reuse_key, dane,
+        dane_publish,
     )
+
+
+def _dane(ld: Loader, t: Table, value: dict[str, Any], dns: Mapping[str, ProviderConfig]) -> DaneSettings | None:
+    """``dane = { publish = "NAME", usage = "3 1 1" }``: checked by :mod:`certmgr.dns.settings`."""
+    from certmgr.dns.settings import parse_dane  # cryptography: only when DANE publishing is configured
+
+    try:
+        return parse_dane(value, table=t.table, dns_tables=dns)
+    except ConfigError as e:
+        raise _located(ld, e) from e
 
 
 def _check_refs(t: Table, key: str, refs: list[str], defined: Mapping[str, Any]) -> None:

@@ -28,7 +28,8 @@ def find_line(text: str, table: str | None, key: str | None) -> int | None:
         else:
             return None
     else:
-        head = table.split(".")
+        quoted = re.match(r'^([A-Za-z0-9_-]+)\."([^"]+)"$', table)  # [mta_sts."example.com"]
+        head = [quoted.group(1), f'"{quoted.group(2)}"'] if quoted else table.split(".")
         pat = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(h) for h in head[:2]) + r"\s*\]")
         for i, ln in enumerate(lines):
             if pat.match(ln):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,8 +21,6 @@ import dns.rdatatype
 
 from certmgr.errors import ConfigError
 from certmgr.interfaces import Options, ProviderEnv
-
-GROUP = "certmgr.dns"
 
 Server = tuple[str, int]
 
@@ -91,11 +88,9 @@ def load_publisher(name: str, table: Mapping[str, Any], env: ProviderEnv, *, bas
     kind = table.get("type")
     if not isinstance(kind, str):
         raise ConfigError("is required (the DNS provider, e.g. \"rfc2136\")", table=where, key="type")
-    found = {ep.name: ep for ep in entry_points(group=GROUP)}
-    if kind not in found:
-        known = ", ".join(sorted(found)) or "none"
-        raise ConfigError(f"unknown DNS provider {kind!r} (installed: {known})", table=where, key="type")
-    cls = found[kind].load()
+    from certmgr.registry import load_class
+
+    cls = load_class("dns", kind, table=where)
     rest = {k: v for k, v in table.items() if k != "type"}
     publisher = cls.from_config(name, Options(rest, where=where, base_dir=base_dir), env)
     if not isinstance(publisher, DnsPublisher):
