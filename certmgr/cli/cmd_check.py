@@ -6,8 +6,10 @@ import argparse
 import sys
 
 from certmgr.cli.common import print_json, print_table, runtime
+from certmgr.dns.status import add_rollover
 from certmgr.errors import CertmgrError
 from certmgr.probe.check import EXIT, check, exit_code
+from certmgr.store import utcnow
 
 
 def run(args: argparse.Namespace) -> int:
@@ -15,6 +17,9 @@ def run(args: argparse.Namespace) -> int:
         rt = runtime(args, read_only=True)
         try:
             reports = check(rt, args.targets)
+            for report in reports:
+                if report.get("hostname"):
+                    add_rollover(report, rt.config, utcnow())
         finally:
             rt.close()
     except CertmgrError as e:

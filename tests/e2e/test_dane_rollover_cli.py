@@ -119,6 +119,7 @@ def test_forced_renewals_wait_for_dns_and_never_break_dane(world: World, tmp_pat
         world.secondary.sync()
         finger_ok("before certmgr started")
         seen = [served()]
+        current = first
         for renewal in range(2):
             out = json.loads(cli("renew", "--force", "--json").stdout)
             actions = [o["action"] for o in out]
@@ -127,6 +128,8 @@ def test_forced_renewals_wait_for_dns_and_never_break_dane(world: World, tmp_pat
             assert served() == seen[-1], "nothing is deployed while its record is not visible everywhere"
             rows = cli.json("status", "--json")
             assert rows[0]["state"] == "deploy_waiting" and "waiting for DANE" in rows[0]["last_error"], rows
+            assert rows[0]["dane"]["step"] == "waiting" and rows[0]["dane"]["owner"] == owner, rows[0]["dane"]
+            assert rows[0]["dane"]["current"] == [str(record_for(current))] and not rows[0]["dane"]["late"]
             new = x509.load_pem_x509_certificate(
                 (tmp_path / "state" / "certs" / MX / "ecdsa" / rows[0]["serial"] / "cert.pem").read_bytes())
             assert str(record_for(new)) in published(), "the new key's record is published beside the old one"
@@ -158,6 +161,11 @@ def test_forced_renewals_wait_for_dns_and_never_break_dane(world: World, tmp_pat
                 pytest.fail(f"the old record was not retired: {published()}")
             world.secondary.sync()
             finger_ok(f"after renewal {renewal} retired the old record")
+            current = new
+            dane = cli.json("status", "--json")[0]["dane"]
+            assert dane["step"] == "idle" and dane["current"] == [str(record_for(new))], dane
+            report = json.loads(cli("check", "--json", check=None).stdout)[0]
+            assert report["dane_rollover"]["step"] == "idle" and report["mta_sts"] == [], report
         assert len(set(seen)) == 3
     finally:
         peer.stop()
