@@ -29,6 +29,7 @@ from certmgr.dns.rollover import begin as begin_pending
 from certmgr.dns.settings import DaneSettings
 from certmgr.errors import PermanentError, RetryableError
 from certmgr.interfaces import CertBundle
+from certmgr.times import utc_text
 
 if TYPE_CHECKING:
     from certmgr.runtime import Runtime
@@ -107,7 +108,7 @@ class DaneRollover:
                 continue
             if d.step is Step.DEPLOY:
                 return Gate(True, reason=d.why)
-            until = f" (next look after {d.until.isoformat(timespec='seconds')})" if d.until else ""
+            until = f" (next look after {utc_text(d.until)})" if d.until else ""
             return Gate(False, waiting=True, reason=f"waiting for DANE: {d.why}{until}")
         return Gate(False, waiting=True, reason=f"waiting for DANE: {st.owner} TLSA not yet as wanted")
 

@@ -10,7 +10,6 @@ Record values are in presentation format (``"3 1 1 ab12…"``, TXT as ``'"v=STSv
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -25,14 +24,25 @@ from certmgr.interfaces import Options, ProviderEnv
 Server = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class Seen:
-    """What one authoritative server answers for an owner and type."""
+class Seen(Protocol):
+    """What one authoritative server answers for an owner and type (a provider returns its own
+    class of this shape: providers do not import this package)."""
 
-    server: str  # "host:port"
-    values: frozenset[str]  # canonical presentation
-    ttl: int | None  # None when the RRset is absent
-    error: str | None = None  # the server did not answer (timeout, refused)
+    @property
+    def server(self) -> str:  # "host:port"
+        ...
+
+    @property
+    def values(self) -> frozenset[str]:  # canonical presentation
+        ...
+
+    @property
+    def ttl(self) -> int | None:  # None when the RRset is absent
+        ...
+
+    @property
+    def error(self) -> str | None:  # the server did not answer (timeout, refused)
+        ...
 
 
 @runtime_checkable

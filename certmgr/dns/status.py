@@ -11,6 +11,7 @@ from typing import Any
 from certmgr.config.model import Config, MtaConfig
 from certmgr.dns.dane_run import journal_dir
 from certmgr.dns.rollover import Rollover
+from certmgr.times import utc_text
 
 #: a rollover waiting on DNS for longer than this is a warning: a person should look at the secondaries
 EXPECTED_WAIT = timedelta(hours=1)
@@ -57,6 +58,7 @@ def add_rollover(report: dict[str, Any], config: Config, now: datetime) -> None:
     report["dane_rollover"] = state
     report["mta_sts"] = mta_sts_state(config.settings.state_dir, config, mta.hostname)
     if state and state["late"]:
-        report["problems"].append(f"DANE rollover of {state['owner']} has waited on DNS since "
-                                  f"{state['waiting_since']}: an authoritative server does not serve the new record")
+        since = utc_text(datetime.fromisoformat(state["waiting_since"]))
+        report["problems"].append(f"DANE rollover of {state['owner']} has waited on DNS since {since}: "
+                                  "an authoritative server does not serve the new record")
         raise_status(report, "warning")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from certmgr.config.load import load_config
-from certmgr.errors import ConfigError
+from certmgr.errors import ConfigError, ConfigErrors
 from certmgr.registry import Providers
 from tests.e2e.conftest import Cli
 
@@ -116,3 +116,44 @@ def test_bad_dns_table_is_refused_by_validate_naming_its_key(tmp_path: Path) -> 
     path = write(tmp_path, HEAD.replace('type = "rfc2136"', 'type = "route53"'))
     r = Cli(path)("validate", check=2)
     assert "[dns.corp]" in r.stderr and "route53" in r.stderr, r.stderr
+
+
+def test_every_dane_and_mta_sts_error_comes_out_in_one_run(tmp_path: Path) -> None:
+    text = (HEAD + MTA.replace("{dane}", '{ publish = "nowhere" }')
+            + STS.replace('"enforce"', '"strict"') + MTA.replace("mx1", "mx2").replace("{dane}", '"yes"'))
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigErrors) as info:
+        load_config(path)
+    found = {(e.table, e.key, e.line) for e in info.value.errors}
+    assert found == {("mta #1", "dane.publish", line_of(text, 'dane = { publish = "nowhere"')),
+                     ('mta_sts."example.com"', "mode", line_of(text, 'mode = "strict"')),
+                     ("mta #2", "dane", line_of(text, 'dane = "yes"'))}, info.value
+
+
+def test_dns_zone_from_an_included_file_and_dane_from_defaults(tmp_path: Path) -> None:
+    main, _, zone = HEAD.partition("[dns.corp]")
+    (tmp_path / "conf.d").mkdir()
+    write(tmp_path, "[dns.corp]" + zone)
+    (tmp_path / "certmgr.toml").rename(tmp_path / "conf.d" / "zones.toml")
+    text = (main.replace("[certmgr]\n", '[certmgr]\ninclude = ["conf.d/*.toml"]\n')
+            + '\n[defaults]\ndane = { publish = "corp" }\n'
+            + MTA.replace("dane = {dane}\n", "") + STS)
+    cfg = load_config(write(tmp_path, text))
+    (mx1,) = cfg.mtas
+    assert set(cfg.dns) == {"corp"} and cfg.dns["corp"].file == str(tmp_path / "conf.d" / "zones.toml")
+    assert mx1.dane and mx1.dane_publish is not None and mx1.dane_publish.publish == "corp"
+    providers = Providers(cfg)
+    try:
+        providers.build_all()
+        assert providers.dns("corp").zone == "example.com"
+    finally:
+        providers.close()
+
+
+def test_mta_sts_is_refused_in_an_included_file(tmp_path: Path) -> None:
+    (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / "sts.toml").write_text(STS)
+    text = HEAD.replace("[certmgr]\n", '[certmgr]\ninclude = ["conf.d/*.toml"]\n') + MTA.replace("{dane}", "true")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert info.value.table == "mta_sts" and "only in the main config file" in info.value.message
