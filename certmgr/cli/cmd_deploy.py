@@ -22,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
         print_json([asdict(r) for r in reports])
     else:
         print_table("Deployment", ["hostname", "target", "result", "detail"],
-                    [(r.hostname, r.target, "verified" if r.ok else ("rolled back" if r.rolled_back else "failed"),
+                    [(r.hostname, r.target, "verified" if r.ok else ("waiting" if r.waiting else
+                                                 "rolled back" if r.rolled_back else "failed"),
                       r.message) for r in reports])
-    return 0 if all(r.ok for r in reports) else 1
+    return 0 if all(r.ok or r.waiting for r in reports) else 1
