@@ -12,6 +12,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any, cast
 
 from certmgr.config.model import Config, ProviderConfig
+from certmgr.dns.publisher import DnsPublisher
 from certmgr.errors import ConfigError, raise_all
 from certmgr.interfaces import (
     ChallengeSolver,
@@ -30,6 +31,7 @@ GROUPS = {
     "challenge": "certmgr.challenges",
     "deploy": "certmgr.deployers",
     "notify": "certmgr.notifiers",
+    "dns": "certmgr.dns",
 }
 #: the protocol every provider of a kind satisfies (checked when it is built)
 PROTOCOLS: dict[str, type[Any]] = {
@@ -37,6 +39,7 @@ PROTOCOLS: dict[str, type[Any]] = {
     "challenge": ChallengeSolver,
     "deploy": Deployer,
     "notify": Notifier,
+    "dns": DnsPublisher,
 }
 
 
@@ -149,11 +152,16 @@ class Providers:
     def notifier(self, name: str) -> Notifier:
         return cast(Notifier, self._build(self.config.notifies[name]))
 
+    def dns(self, name: str) -> DnsPublisher:
+        """The publisher of ``[dns.NAME]``."""
+        return cast(DnsPublisher, self._build(self.config.dns[name]))
+
     def build_all(self) -> None:
         """Build every configured provider (what `certmgr validate` checks); the errors of
         all of them are raised together."""
         errors: list[ConfigError] = []
-        for p in (*self.config.issuers.values(), *self.config.deploys.values(), *self.config.notifies.values()):
+        for p in (*self.config.issuers.values(), *self.config.deploys.values(), *self.config.notifies.values(),
+                  *self.config.dns.values()):
             try:
                 self._build(p)
             except ConfigError as e:

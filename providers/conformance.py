@@ -9,6 +9,7 @@ these lists and against the protocols themselves.
 
 from __future__ import annotations
 
+from certmgr.dns.publisher import DnsPublisher
 from certmgr.interfaces import (
     AutoRenewing,
     ChallengeSolver,
@@ -28,6 +29,7 @@ from providers.deployers.exchange import ExchangeDeployer
 from providers.deployers.exec import ExecDeployer
 from providers.deployers.exim import EximDeployer
 from providers.deployers.postfix import PostfixDeployer
+from providers.dns.rfc2136 import Rfc2136Publisher
 from providers.issuers.acme import AcmeIssuer
 from providers.issuers.manual import ManualIssuer
 from providers.notifiers.email import EmailNotifier
@@ -39,6 +41,7 @@ CHALLENGES: tuple[type[ChallengeSolver], ...] = (Http01Solver, Rfc2136Solver, Ex
 DEPLOYERS: tuple[type[Deployer], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
                                          ExchangeDeployer)
 NOTIFIERS: tuple[type[Notifier], ...] = (EmailNotifier, WebhookNotifier)
+DNS_PUBLISHERS: tuple[type[DnsPublisher], ...] = (Rfc2136Publisher,)
 
 #: optional capabilities the built-ins claim
 AUTO_RENEWING: tuple[type[AutoRenewing], ...] = (AcmeIssuer, ManualIssuer)

@@ -24,12 +24,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([asdict(r) for r in reports] + [{**asdict(p), "hostname": "partners"} for p in partners])
     else:
-        rows = [(r.hostname, r.target, "verified" if r.ok else ("rolled back" if r.rolled_back else "failed"),
+        rows = [(r.hostname, r.target, "verified" if r.ok else ("waiting" if r.waiting else
+                                             "rolled back" if r.rolled_back else "failed"),
                  r.message) for r in reports]
         rows += [("partners", p.target, _result(p), "; ".join(([p.error] if p.error else []) + list(p.refused))
                   or f"enforced: {', '.join(p.enforced) or 'none'}") for p in partners]
         print_table("Deployment", ["hostname", "target", "result", "detail"], rows)
-    return 0 if all(r.ok for r in reports) and all(p.ok for p in partners) else 1
+    return 0 if all(r.ok or r.waiting for r in reports) and all(p.ok for p in partners) else 1
 
 
 def _partners(rt: Any) -> list[Any]:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 # tomli, compiled, reads a large config twice as fast as tomllib (the same parser in pure Python)
 from tomli import TOMLDecodeError
@@ -42,6 +42,9 @@ from certmgr.interfaces import PROTOCOLS, protocol_for
 from certmgr.options import did_you_mean, unknown_key
 from certmgr.pki.keytypes import KEY_TYPES, is_weak_key_type_name
 from certmgr.pki.names import NameError_, normalize_hostname
+
+if TYPE_CHECKING:
+    from certmgr.dns.settings import DaneSettings, MtaStsSettings
 
 T = TypeVar("T")
 #: keys whose values are secrets: they must come from <key>_file or <key>_env
@@ -128,10 +131,10 @@ MTA_KEYS = frozenset({"hostname", "names", "key", "issuer", "deploy", "notify", 
                       "reuse_key", "dane"})
 #: the [[mta]] keys [defaults] may set; the others name one MTA
 DEFAULT_KEYS = MTA_KEYS - {"hostname", "names", "smtp"}
-PROVIDER_KINDS = ("issuer", "deploy", "notify")
+PROVIDER_KINDS = ("issuer", "deploy", "notify", "dns")
 PARTNER_KEYS = frozenset({"domain", "require", "match", "deploy", "notify", "force"})
 #: the tables of the main file; an included file holds only [[mta]], [[partner]] and provider tables
-MAIN_TABLES = frozenset({"certmgr", "daemon", "defaults", *PROVIDER_KINDS, "mta", "partner"})
+MAIN_TABLES = frozenset({"certmgr", "daemon", "defaults", *PROVIDER_KINDS, "mta", "mta_sts", "partner"})
 INCLUDED_TABLES = frozenset({*PROVIDER_KINDS, "mta", "partner"})
 
 
@@ -174,7 +177,7 @@ def _check_tables(ld: Loader, data: dict[str, Any], allowed: frozenset[str]) -> 
             continue
         if key in MAIN_TABLES:
             ld.report(ld.error("is allowed only in the main config file; an included file holds [[mta]], "
-                               "[[partner]], [issuer.*], [deploy.*] and [notify.*] tables", key, None))
+                               "[[partner]], [issuer.*], [deploy.*], [notify.*] and [dns.*] tables", key, None))
         else:
             ld.report(ld.error(unknown_key(key, allowed, "table"), key, None))
 
@@ -263,12 +266,36 @@ def _parse(sources: list[tuple[Loader, dict[str, Any]]]) -> Config | None:
     listen = settings.metrics_listen if settings else Settings.metrics_listen
     daemon = _guard(main, lambda: _parse_daemon(main, data.get("daemon", {}), listen))
     primaries = _parse_primaries(loaders, deploys, mtas)
+    mta_sts = _parse_mta_sts(main, data["mta_sts"], refs) if "mta_sts" in data else {}
     partners = _parse_partners(sources, deploys, refs)
     if main.errors or settings is None or daemon is None:
         return None
     texts = {ld.file: ld.text for ld, _ in sources}
-    return Config(main.path, settings, issuers, deploys, notifies, tuple(mtas), main.text, daemon, primaries, texts,
-                  partners)
+    return Config(main.path, settings, issuers, deploys, notifies, tuple(mtas), main.text, daemon, primaries,
+                  providers["dns"], mta_sts, texts, partners)
+
+
+def _parse_mta_sts(ld: Loader, raw: Any, refs: Mapping[str, Collection[str]]) -> dict[str, MtaStsSettings]:
+    """``[mta_sts."example.com"]`` tables, one per domain (checked by :mod:`certmgr.dns.settings`);
+    each wrong table is reported."""
+    if not isinstance(raw, dict):
+        ld.report(ld.error('must be tables like [mta_sts."example.com"]', "mta_sts", None))
+        return {}
+    from certmgr.dns.settings import parse_mta_sts  # cryptography and dnspython: only when configured
+
+    out: dict[str, MtaStsSettings] = {}
+    for name, table in raw.items():
+        try:
+            domain = normalize_hostname(name)
+        except NameError_ as e:
+            ld.report(ld.error(f"is not a domain name: {e}", f'mta_sts."{name}"', None))
+            continue
+        try:
+            out[domain] = parse_mta_sts(domain, table, dns_tables=refs["dns"], deploy_targets=refs["deploy"],
+                                        issuers=refs["issuer"])
+        except ConfigError as e:
+            ld.report(ld.error(e.message, e.table, e.key))
+    return out
 
 
 #: deployers that can install the outbound TLS policy for partners
@@ -607,8 +634,22 @@ _MTA_FIELDS: dict[str, Callable[[Table, Mapping[str, Collection[str]]], Any]] = 
     "protocol": _protocol,
     "renew_before": _renew_before,
     "reuse_key": lambda t, refs: t.get("reuse_key", bool, False),
-    "dane": lambda t, refs: t.get("dane", bool, True),
+    "dane": lambda t, refs: _dane(t, refs),
 }
+
+
+def _dane(t: Table, refs: Mapping[str, Collection[str]]) -> tuple[bool, DaneSettings | None]:
+    """``dane = false`` or ``dane = { publish = "NAME", usage = "3 1 1" }`` (checked by
+    :mod:`certmgr.dns.settings`): (DANE probed, how its TLSA records are published)."""
+    value = t.get("dane", (bool, dict), True)
+    if isinstance(value, bool):
+        return value, None
+    from certmgr.dns.settings import parse_dane  # cryptography: only when DANE publishing is configured
+
+    try:
+        return True, parse_dane(value, table=t.table, dns_tables=refs["dns"])
+    except ConfigError as e:
+        raise t.loader.error(e.message, e.table, e.key) from e
 
 
 @cache
@@ -647,7 +688,7 @@ def _parse_mta(ld: Loader, raw: Any, index: int, refs: Mapping[str, Collection[s
     probe_protocol, probe_implicit = protocol_for(smtp_port, values["protocol"])
     return MtaConfig(
         hostname, names, values["key"], values["issuer"], values["deploy"], smtp_host, smtp_port, probe_protocol,
-        probe_implicit, values["notify"], values["renew_before"], values["reuse_key"], values["dane"],
+        probe_implicit, values["notify"], values["renew_before"], values["reuse_key"], *values["dane"],
     )
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certmgr.config.toml import find_line
 from certmgr.errors import ConfigError, ConfigErrors
 from certmgr.pki.keytypes import SlotKey, slot_key
 from certmgr.pki.names import hostname_key
+
+if TYPE_CHECKING:
+    from certmgr.dns.settings import DaneSettings, MtaStsSettings
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
 DEFAULT_STATE_DIR = "/var/lib/certmgr"
@@ -61,6 +64,8 @@ class MtaConfig:
     reuse_key: bool = False
     #: check the MTA's TLSA records: never deploy a certificate they do not match
     dane: bool = True
+    #: ``dane = { publish = "NAME", ... }``: certmgr publishes the TLSA records in [dns.NAME] and rolls them over
+    dane_publish: DaneSettings | None = None
 
     @property
     def all_names(self) -> tuple[str, ...]:
@@ -133,6 +138,10 @@ class Config:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     #: deploy target -> the ``primary = "host"`` of its table (the certificate served without SNI)
     primaries: Mapping[str, str] = field(default_factory=dict)
+    #: ``[dns.NAME]``: zones certmgr may update (kind "dns", built by the registry)
+    dns: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    #: ``[mta_sts."domain"]``
+    mta_sts: Mapping[str, MtaStsSettings] = field(default_factory=dict)
     #: file -> text of every config file read, the main file first, then the included ones
     texts: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: the ``[[partner]]`` tables

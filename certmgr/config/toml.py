@@ -41,7 +41,8 @@ def _find_line(lines: list[str], table: str | None, key: str | None, mta_starts:
             return None
         start = starts[nth - 1]
     else:
-        head = table.split(".")
+        quoted = re.match(r'^([A-Za-z0-9_-]+)\."([^"]+)"$', table)  # [mta_sts."example.com"]
+        head = [quoted.group(1), f'"{quoted.group(2)}"'] if quoted else table.split(".")
         pat = re.compile(r"^\s*\[\s*" + r"\s*\.\s*".join(re.escape(h) for h in head[:2]) + r"\s*\]")
         for i, ln in enumerate(lines):
             if pat.match(ln):

@@ -6,6 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from certmgr.dns import status as dns_status
 from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion
@@ -50,6 +51,8 @@ def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
             "sha256": v.sha256 if v else None,
             "last_probe": {"status": probe.status, "at": iso(probe.ts), "problems": json.loads(probe.problems)}
             if probe else None,
+            "dane": dns_status.dane_state(rt.config.settings.state_dir, mta, now),
+            "mta_sts": dns_status.mta_sts_state(rt.config.settings.state_dir, rt.config, mta.hostname),
         })
     return rows
 

@@ -225,8 +225,8 @@ def _deployed(rt: Runtime, mta: MtaConfig, certs: list[Cert]) -> messages.Deploy
         seen: set[str] = set()
         for d in rt.store.deployments(cert.slot.id):  # newest first
             target = d.target.split(":", 1)[0]
-            if d.version_id != cert.version.id or target in seen:
-                continue
+            if d.version_id != cert.version.id or target in seen or d.result == "waiting":
+                continue  # waiting on DNS (DANE rollover): not settled yet, not a failure
             seen.add(target)
             if results.get(target, ("verified", None))[0] == "verified":
                 results[target] = (d.result, d.reason)

@@ -128,14 +128,19 @@ def _store(rt: Runtime, row: ProbeRecord) -> None:
         log.warning("probe result of %s not stored: %s", row.target, e)
 
 
+def raise_status(report: dict[str, Any], status: str) -> None:
+    """Make a report's status at least ``status`` (never lower it)."""
+    if _RANK.index(report["status"]) < _RANK.index(status):
+        report["status"] = status
+
+
 def _add_dns(report: dict[str, Any], facts: DnsFacts, probed_host: str) -> None:
     """Practice 3: certificate, banner and DNS must agree; a name that does not resolve is a warning."""
     problem = facts.problem or address_problem(facts, probed_host)
     report["dns"] = {"hostname": facts.hostname, "addresses": list(facts.addresses), "resolves": not facts.problem}
     if problem:
         report["problems"].append(problem)
-        if _RANK.index(report["status"]) < _RANK.index("warning"):
-            report["status"] = "warning"
+        raise_status(report, "warning")
 
 
 def _add_dane(report: dict[str, Any], hostname: str, leaf_der: bytes, chain_der: tuple[bytes, ...],

@@ -333,7 +333,7 @@ class Store:
             key = (managed_id, version_id)
             if result == "verified":
                 verified.add(key)
-            else:
+            elif result != "waiting":  # waiting on DNS (DANE rollover) is not a failure
                 counts[key] = counts.get(key, 0) + 1
         return {k: n for k, n in counts.items() if k not in verified}
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from certmgr.config.load import load_config
+from certmgr.dns.publisher import DnsPublisher
 from certmgr.errors import ConfigError
 from certmgr.interfaces import (
     AutoRenewing,
@@ -25,7 +26,6 @@ from certmgr.interfaces import (
     MtaInstance,
     Notifier,
     Options,
-    ProviderEnv,
     RenewalInfoSource,
     Revoker,
     SeveralHostnames,
@@ -51,9 +51,11 @@ MINIMAL: dict[tuple[str, str], str] = {
                             'pfx_password_env = "PFX_PW"',
     ("notify", "email"): 'smtp = "127.0.0.1:25"\nfrom = "certmgr@example.com"\nto = ["ops@example.com"]',
     ("notify", "webhook"): 'url = "https://hooks.example.com/certmgr"',
+    ("dns", "rfc2136"): 'server = "127.0.0.1:53"\nzone = "example.com"\ntsig_key_file = "tsig.key"',
 }
 LISTED = {"issuer": conformance.ISSUERS, "challenge": conformance.CHALLENGES,
-          "deploy": conformance.DEPLOYERS, "notify": conformance.NOTIFIERS}
+          "deploy": conformance.DEPLOYERS, "notify": conformance.NOTIFIERS,
+          "dns": conformance.DNS_PUBLISHERS}
 
 
 def registered(kind: str) -> dict[str, Any]:
@@ -68,13 +70,15 @@ def build(kind: str, name: str, tmp_path: Path) -> object:
         providers = Providers(load_config(write_config(tmp_path, "")))
         options = tomllib.loads(MINIMAL[(kind, name)])
         return providers.env.make_challenge(Options(options, where="issuer.x.challenge", base_dir=tmp_path))
-    tables = {"issuer": "", "deploy": "", "notify": ""}
+    tables = {"issuer": "", "deploy": "", "notify": "", "dns": ""}
     tables[kind] = f'\n[{kind}.t]\ntype = "{name}"\n{MINIMAL[(kind, name)]}\n'
     providers = Providers(load_config(write_config(tmp_path, "".join(tables.values()))))
     if kind == "issuer":
         return providers.issuer("t")
     if kind == "deploy":
         return providers.deployer("t")
+    if kind == "dns":
+        return providers.dns("t")
     return providers.notifier("t")
 
 
@@ -100,7 +104,7 @@ def test_each_registered_provider_satisfies_its_protocol(kind: str, name: str, t
     built = build(kind, name, tmp_path)
     assert isinstance(built, PROTOCOLS[kind])
     assert isinstance(built, {"issuer": Issuer, "challenge": ChallengeSolver, "deploy": Deployer,
-                              "notify": Notifier}[kind])
+                              "notify": Notifier, "dns": DnsPublisher}[kind])
 
 
 def test_optional_capabilities(tmp_path: Path) -> None:
@@ -131,14 +135,8 @@ def test_an_object_that_is_not_its_protocol_is_refused_naming_what_it_lacks() ->
     assert e.value.table == "deploy.x" and e.value.key == "type"
 
 
-def test_every_dns_publisher_entry_point_satisfies_its_protocol(tmp_path: Path) -> None:
-    """The certmgr.dns group (TLSA and MTA-STS publishing) is built by its own loader."""
-    from certmgr.dns.publisher import GROUP, DnsPublisher, load_publisher
-
-    (tmp_path / "tsig.key").write_text('key "acme" { algorithm hmac-sha256; secret "c2VjcmV0c2VjcmV0"; };\n')
-    minimal = {"rfc2136": {"server": "127.0.0.1:53", "zone": "example.com", "tsig_key_file": "tsig.key"}}
-    assert {ep.name for ep in entry_points(group=GROUP)} == set(minimal)
-    for name, table in minimal.items():
-        built = load_publisher("x", {"type": name, **table}, ProviderEnv(config_dir=tmp_path, state_dir=tmp_path),
-                               base_dir=tmp_path)
-        assert isinstance(built, DnsPublisher)
+def test_the_dns_group_is_built_and_checked_by_the_registry() -> None:
+    """The certmgr.dns group (TLSA and MTA-STS publishing) is a registry kind like the others:
+    its entry points are covered by the parametrized tests above, checked against DnsPublisher."""
+    assert GROUPS["dns"] == "certmgr.dns"
+    assert PROTOCOLS["dns"] is DnsPublisher

@@ -146,3 +146,18 @@ def test_only_the_lease_holder_records_an_issued_certificate(tmp_path: Path) -> 
     assert store.record_issued(slot.id, order, "node-b", fields, {"serial": "02"})
     assert store.slot(slot.id).state == "issued" and store.orders(slot.id)[0].state == "issued"
     assert [e.detail for e in store.events(kind="issued")] == ['{"serial": "02"}']
+
+
+def test_waiting_on_dns_is_not_a_failed_deployment(tmp_path: Path) -> None:
+    from certmgr.store import CertVersion, Deployment
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slot = store.sync_slot("mx1.example.com", "ecdsa", "ecdsa-p256", ["mx1.example.com"], "le")
+    assert slot.id is not None
+    v = store.add_version(CertVersion(managed_id=slot.id, serial="01", not_before=utcnow(),
+                                      not_after=utcnow() + timedelta(days=90), sha256="ab" * 32, created_at=utcnow()))
+    assert v.id is not None
+    for result in ("waiting", "waiting", "blocked"):
+        store.add_deployment(Deployment(managed_id=slot.id, version_id=v.id, target="mx1", result=result,
+                                        reason="r", started_at=utcnow(), verified_at=None))
+    assert store.failed_deployments([slot.id]) == {(slot.id, v.id): 1}
