@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calendar": ("cmd_calendar", "iCalendar feed of expiry and renewal events"),
     "metrics": ("cmd_metrics", "Prometheus text format (for the textfile collector)"),
     "run": ("cmd_run", "the daemon: renew, probe, remind on a schedule"),
+    "collect": ("cmd_collect", "read what is new in the mail logs and TLS reports of [monitor]"),
+    "report": ("cmd_report", "how much mail used TLS, and at what trust level (collects first)"),
     "recover": ("cmd_recover", "rebuild the inventory from the state directory after the database was lost"),
 }
 
@@ -73,6 +75,13 @@ def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
     elif name == "remind":
         sp.add_argument("--dry-run", action="store_true", help="list what is due and queued; send nothing")
         sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    elif name == "collect":
+        sp.add_argument("--json", action="store_true", help="print what was read as JSON")
+    elif name == "report":
+        sp.add_argument("--since", default="7d", help="the period: 7d, 24h, 90m, 2w (default 7d)")
+        out = sp.add_mutually_exclusive_group()
+        out.add_argument("--json", action="store_true", help="print the report as JSON")
+        out.add_argument("--html", metavar="FILE", help="write the report with its chart as an HTML page")
     elif name == "recover":
         sp.add_argument("--json", action="store_true", help="print what was recovered as JSON")
     elif name in ("calendar", "metrics"):

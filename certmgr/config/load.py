@@ -30,6 +30,7 @@ from certmgr.config.model import (
 from certmgr.config.toml import Loader, Table, find_line
 from certmgr.errors import ConfigError
 from certmgr.interfaces import PROTOCOLS, protocol_for
+from certmgr.monitor.config import MonitorConfig, parse_monitor
 from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.pki.names import NameError_, normalize_hostname
 
@@ -107,7 +108,7 @@ def load_config(path: Path | str) -> Config:
 
 
 def _parse(ld: Loader, data: dict[str, Any]) -> Config:
-    allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta"}
+    allowed_top = {"certmgr", "daemon", "issuer", "deploy", "notify", "mta", "monitor"}
     for key in data:
         if key not in allowed_top:
             raise ld.error(f"unknown table (allowed: {', '.join(sorted(allowed_top))})", key, None)
@@ -135,7 +136,23 @@ def _parse(ld: Loader, data: dict[str, Any]) -> Config:
         mtas.append(mta)
     daemon = _parse_daemon(ld, data.get("daemon", {}), settings)
     primaries = _parse_primaries(ld, deploys, mtas)
-    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries)
+    monitor = _parse_monitor(ld, data["monitor"], notifies) if "monitor" in data else None
+    return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries, monitor)
+
+
+def _parse_monitor(ld: Loader, raw: Any, notifies: Mapping[str, NotifyConfig]) -> MonitorConfig:
+    """The ``[monitor]`` table, its errors located at the line of the key (``logs[0].path`` → ``logs``)."""
+    try:
+        monitor = parse_monitor(raw, file=str(ld.path))
+    except ConfigError as e:
+        key = e.key or None
+        line = find_line(ld.text, "monitor", re.sub(r"\[\d+\]", "", key) if key else None)
+        raise ConfigError(e.message, file=str(ld.path), table="monitor", key=key, line=line) from None
+    for name in monitor.report_notify:
+        if name not in notifies:
+            known = ", ".join(sorted(notifies)) or "none"
+            raise ld.error(f"{name!r} is not a [notify.*] table (configured: {known})", "monitor", "report.notify")
+    return monitor
 
 
 def _parse_primaries(ld: Loader, deploys: dict[str, ProviderConfig],

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certmgr.config.toml import find_line
 from certmgr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from certmgr.monitor.config import MonitorConfig
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
 DEFAULT_STATE_DIR = "/var/lib/certmgr"
@@ -102,6 +105,8 @@ class Config:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     #: deploy target -> the ``primary = "host"`` of its table (the certificate served without SNI)
     primaries: Mapping[str, str] = field(default_factory=dict)
+    #: the ``[monitor]`` table (mail logs, TLS reports, the report mail); None when absent
+    monitor: MonitorConfig | None = None
 
     def target_mtas(self, target: str) -> tuple[MtaConfig, ...]:
         """The MTAs a deploy target serves, its primary first (``primary`` on the deploy table,
