@@ -13,6 +13,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,8 @@ def _parse(ld: Loader, data: dict[str, Any]) -> Config:
     daemon = _parse_daemon(ld, data.get("daemon", {}), settings)
     primaries = _parse_primaries(ld, deploys, mtas)
     monitor = _parse_monitor(ld, data["monitor"], notifies) if "monitor" in data else None
+    if monitor is None:
+        daemon = replace(daemon, collect_interval=0)  # nothing to collect
     return Config(ld.path, settings, issuers, deploys, notifies, tuple(mtas), ld.text, daemon, primaries, monitor)
 
 
@@ -181,10 +184,11 @@ def _parse_daemon(ld: Loader, raw: Any, settings: Settings) -> DaemonSettings:
     t = Table(ld, raw, "daemon")
     defaults = DaemonSettings()
     intervals: dict[str, int] = {}
-    for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval"):
+    for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval", "collect_interval"):
         value = t.get(key, int, getattr(defaults, key))
-        # probing and ARI may be switched off (0): monitoring runs `certmgr check`, the CA has no ARI
-        low = 0 if key in ("probe_interval", "ari_interval") else 1
+        # probing, ARI and collecting may be switched off (0): monitoring runs `certmgr check`, the CA
+        # has no ARI, cron runs `certmgr collect`
+        low = 0 if key in ("probe_interval", "ari_interval", "collect_interval") else 1
         if not low <= value <= 7 * 86400:
             raise t.err(key, f"must be a number of seconds between {low} and 604800, got {value}")
         intervals[key] = value

@@ -88,6 +88,8 @@ class DaemonSettings:
     probe_interval: int = 900
     remind_interval: int = 300
     ari_interval: int = 3600
+    #: reading the mail logs and TLS reports of ``[monitor]`` (0 when there is no such table)
+    collect_interval: int = 300
     #: loopback address:port of the /metrics endpoint; "" turns it off
     metrics_listen: str = "127.0.0.1:9420"
 

@@ -60,6 +60,14 @@ def test_collect_twice_then_report_counts_the_sessions_sent(flow: MailFlow, tmp_
         levels[EXPECTED_LEVEL[domain]] = levels.get(EXPECTED_LEVEL[domain], 0) + 1
     assert {d: c["by_level"] for d, c in outbound["domains"].items()} == want
 
+    # the same counts as Prometheus series on `certmgr metrics`, beside the certificates'
+    metrics = cli("metrics").stdout
+    assert f'certmgr_mail_sessions_total{{direction="inbound",level="none"}} {len(sent) - tls_in}.0' in metrics
+    assert f'certmgr_mail_sessions_total{{direction="inbound",level="Anonymous"}} {tls_in}.0' in metrics
+    assert 'certmgr_mail_sessions_total{direction="outbound",level="Verified"} 2.0' in metrics
+    assert f'certmgr_mail_unparsed_lines_total{{source="{flow.mx.log}"}} 0.0' in metrics
+    assert f'certmgr_mail_collector_lag_seconds{{source="{flow.mx.log}"}}' in metrics
+
     # the report collected first: nothing new, the numbers stay; the words and the page say the same
     assert cli.json("report", "--json")["inbound"]["sessions"] == len(sent)
     text = cli("report").stdout
