@@ -157,7 +157,11 @@ def collect_job(rt: Runtime, should_stop: StopCheck) -> str:
     log.info("collect: %d sessions from %d new lines, %d TLS reports", sessions, lines, stored)
     if summary.errors:
         raise CertmgrError("; ".join(summary.errors))
-    return f"{sessions} sessions, {stored} TLS reports"
+    # the periodic report goes out after the collect that makes it due, with what it read
+    from certmgr.notify.tls_report import send_if_due
+
+    sent = send_if_due(rt, utcnow())
+    return f"{sessions} sessions, {stored} TLS reports" + (f"; {sent}" if sent else "")
 
 
 # ---------------------------------------------------------------------- metrics

@@ -1,5 +1,6 @@
 """`certmgr run` collects the mail logs of ``[monitor]`` on its own schedule: real mail
-through a real Postfix is counted by the daemon, once, without `certmgr collect`."""
+through a real Postfix is counted by the daemon, once, without `certmgr collect`, and the
+periodic report goes out once through the configured notifier, as a mail with the numbers."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import pytest
 from certmgr.store import Store
 from certmgr.store.monitor import MonitorStore
 from tests.peers.mailflow import MailFlow
+from tests.peers.smtpd import SmtpServer
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +42,21 @@ def counted(db: Path) -> tuple[int, int]:
             sum(r.sessions for r in rows if r.key.direction == "outbound"))
 
 
-def test_daemon_collects_the_sessions_sent_once(flow: MailFlow, tmp_path: Path) -> None:
+def test_daemon_collects_the_sessions_sent_once_and_mails_the_report(flow: MailFlow, tmp_path: Path) -> None:
+    smtpd = SmtpServer(tmp_path)
+    smtpd.start()
     config = tmp_path / "certmgr.toml"
     config.write_text(f"""
 [certmgr]
 state_dir = "{tmp_path / 'state'}"
+trust = "{smtpd.ca_file}"
+
+[notify.mailops]
+type = "email"
+smtp = "localhost:{smtpd.port}"
+from = "certmgr@example.com"
+to = ["mailops@example.com"]
+timeout = 5
 
 [daemon]
 collect_interval = 1
@@ -56,7 +68,12 @@ metrics_listen = ""
 
 [monitor]
 logs = [{{ type = "postfix", path = "{flow.mx.log}" }}]
+report = {{ notify = ["mailops"], every = "daily" }}
 """)
+    sent = [("verified.test", True), ("plain.test", False), ("trusted.test", True)]
+    for domain, starttls in sent:  # before the daemon starts: its first collect reads them, then reports
+        flow.send(domain, starttls=starttls)
+    flow.wait_delivered(len(sent))
     log = tmp_path / "daemon.log"
     env = {k: v for k, v in os.environ.items() if k not in ("CERTMGR_CONFIG", "NOTIFY_SOCKET", "WATCHDOG_USEC")}
     with open(log, "wb") as err:
@@ -64,10 +81,6 @@ logs = [{{ type = "postfix", path = "{flow.mx.log}" }}]
                                 stdout=subprocess.DEVNULL, stderr=err, env=env)
     db = tmp_path / "state" / "certmgr.db"
     try:
-        sent = [("verified.test", True), ("plain.test", False), ("trusted.test", True)]
-        for domain, starttls in sent:
-            flow.send(domain, starttls=starttls)
-        flow.wait_delivered(len(sent))
         deadline = time.monotonic() + 60
         while not db.exists() or counted(db) != (len(sent), len(sent)):
             assert proc.poll() is None, log.read_text()
@@ -76,6 +89,20 @@ logs = [{{ type = "postfix", path = "{flow.mx.log}" }}]
         time.sleep(3)  # more runs of the job: nothing is counted twice
         assert counted(db) == (len(sent), len(sent))
         assert "collect: 0 sessions from 0 new lines" in log.read_text()
+
+        # the daily report went out once (the next is due tomorrow), with the numbers sent
+        assert len(smtpd.messages) == 1, log.read_text()
+        mail = smtpd.messages[0].message
+        assert str(mail["Subject"]) == "TLS report: inbound 66.7%, outbound 66.7% with TLS"
+        assert smtpd.messages[0].rcpt_tos == ["mailops@example.com"]
+        text = mail.get_body(("plain",)).get_content()
+        assert "Inbound: 2 of 3 sessions used TLS" in text and "Outbound: 2 of 3 sessions used TLS" in text
+        assert "still in plaintext: plain.test (1)" in text
+        html = mail.get_body(("html",)).get_content()
+        assert "<svg" in html and "2 of 3 sessions used TLS" in html
+        names = {p.get_filename() for p in mail.iter_attachments()}
+        assert {"tls-trend.svg", "tls-report.json"} <= names
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()
+        smtpd.stop()
