@@ -158,10 +158,13 @@ def collect_job(rt: Runtime, should_stop: StopCheck) -> str:
     if summary.errors:
         raise CertmgrError("; ".join(summary.errors))
     # the periodic report goes out after the collect that makes it due, with what it read
+    from certmgr.notify.tls_alerts import send_alerts
     from certmgr.notify.tls_report import send_if_due
 
+    alerts = send_alerts(rt, utcnow())
     sent = send_if_due(rt, utcnow())
-    return f"{sessions} sessions, {stored} TLS reports" + (f"; {sent}" if sent else "")
+    return (f"{sessions} sessions, {stored} TLS reports" + (f", {alerts} alerts sent" if alerts else "")
+            + (f"; {sent}" if sent else ""))
 
 
 # ---------------------------------------------------------------------- metrics

@@ -69,6 +69,7 @@ metrics_listen = ""
 [monitor]
 logs = [{{ type = "postfix", path = "{flow.mx.log}" }}]
 report = {{ notify = ["mailops"], every = "daily" }}
+alerts = {{ min_sessions = 3 }}
 """)
     sent = [("verified.test", True), ("plain.test", False), ("trusted.test", True)]
     for domain, starttls in sent:  # before the daemon starts: its first collect reads them, then reports
@@ -90,11 +91,15 @@ report = {{ notify = ["mailops"], every = "daily" }}
         assert counted(db) == (len(sent), len(sent))
         assert "collect: 0 sessions from 0 new lines" in log.read_text()
 
-        # the daily report went out once (the next is due tomorrow), with the numbers sent
-        assert len(smtpd.messages) == 1, log.read_text()
-        mail = smtpd.messages[0].message
-        assert str(mail["Subject"]) == "TLS report: inbound 66.7%, outbound 66.7% with TLS"
-        assert smtpd.messages[0].rcpt_tos == ["mailops@example.com"]
+        # the daily report went out once (the next is due tomorrow), with the numbers sent,
+        # and each alert once (a third of the sessions in plaintext, below the 90% threshold)
+        subjects = sorted(str(m.message["Subject"]) for m in smtpd.messages)
+        assert subjects == [
+            "TLS alert: inbound TLS share 66.7% is below 90% (1 of 3 sessions in plaintext)",
+            "TLS alert: outbound TLS share 66.7% is below 90% (1 of 3 sessions in plaintext)",
+            "TLS report: inbound 66.7%, outbound 66.7% with TLS"], log.read_text()
+        assert all(m.rcpt_tos == ["mailops@example.com"] for m in smtpd.messages)
+        mail = next(m.message for m in smtpd.messages if str(m.message["Subject"]).startswith("TLS report"))
         text = mail.get_body(("plain",)).get_content()
         assert "Inbound: 2 of 3 sessions used TLS" in text and "Outbound: 2 of 3 sessions used TLS" in text
         assert "still in plaintext: plain.test (1)" in text
