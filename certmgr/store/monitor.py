@@ -40,7 +40,12 @@ class MonitorStore:
     @classmethod
     def at(cls, path: Path) -> MonitorStore:
         """The tables in the SQLite database ``path`` (made and migrated when new)."""
-        return cls(Store(f"sqlite:///{path}"), owned=True)
+        return cls.open(f"sqlite:///{path}")
+
+    @classmethod
+    def open(cls, url: str) -> MonitorStore:
+        """The tables in the database ``url``, on an engine of their own (closed by :meth:`close`)."""
+        return cls(Store(url), owned=True)
 
     def close(self) -> None:
         if self._owned:

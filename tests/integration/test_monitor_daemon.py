@@ -14,11 +14,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
 from certmgr.store import Store
 from certmgr.store.monitor import MonitorStore
 from tests.peers.mailflow import MailFlow
 from tests.peers.smtpd import SmtpServer
+from tests.peers.testca import TestCA
+from tests.peers.util import free_port
+from tests.tlsrpt_reports import as_gzip, report
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +49,11 @@ def counted(db: Path) -> tuple[int, int]:
 def test_daemon_collects_the_sessions_sent_once_and_mails_the_report(flow: MailFlow, tmp_path: Path) -> None:
     smtpd = SmtpServer(tmp_path)
     smtpd.start()
+    ca = TestCA("tlsrpt")
+    leaf = ca.leaf("localhost")
+    (tmp_path / "tlsrpt.pem").write_bytes(leaf.cert_pem + leaf.chain_pem)
+    (tmp_path / "tlsrpt.key").write_bytes(leaf.key_pem)
+    port = free_port()
     config = tmp_path / "certmgr.toml"
     config.write_text(f"""
 [certmgr]
@@ -70,6 +79,7 @@ metrics_listen = ""
 logs = [{{ type = "postfix", path = "{flow.mx.log}" }}]
 report = {{ notify = ["mailops"], every = "daily" }}
 alerts = {{ min_sessions = 3 }}
+tlsrpt = {{ listen = "127.0.0.1:{port}", cert = "{tmp_path / 'tlsrpt.pem'}", key = "{tmp_path / 'tlsrpt.key'}" }}
 """)
     sent = [("verified.test", True), ("plain.test", False), ("trusted.test", True)]
     for domain, starttls in sent:  # before the daemon starts: its first collect reads them, then reports
@@ -107,6 +117,23 @@ alerts = {{ min_sessions = 3 }}
         assert "<svg" in html and "2 of 3 sessions used TLS" in html
         names = {p.get_filename() for p in mail.iter_attachments()}
         assert {"tls-trend.svg", "tls-report.json"} <= names
+
+        # TLS reports POSTed to the daemon's HTTPS endpoint (RFC 8460 section 3) land in the store, once
+        def post(body: bytes) -> requests.Response:
+            return requests.post(f"https://localhost:{port}/", data=body, timeout=30,
+                                 headers={"Content-Type": "application/tlsrpt+gzip"},
+                                 verify=str(ca.write_root(tmp_path / "root.pem")))
+        first = post(as_gzip(report("posted-1")))
+        assert first.status_code == 201, first.text
+        assert post(as_gzip(report("posted-1"))).status_code == 200
+        bad = post(b"\x1f\x8b not gzip")
+        assert bad.status_code == 400, bad.text
+        store = Store(f"sqlite:///{db}", read_only=True)
+        try:
+            now = datetime.now(UTC)
+            assert MonitorStore(store).tlsrpt(now - timedelta(days=3650), now + timedelta(days=3650)).reports == 1
+        finally:
+            store.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, log.read_text()
