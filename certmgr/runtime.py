@@ -10,7 +10,7 @@ from pathlib import Path
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
-from certmgr.pki.keytypes import KEY_TYPES
+from certmgr.pki.keytypes import slot_key
 from certmgr.registry import Providers
 from certmgr.store import AcmeAccount, CertVersion, ManagedCert, Store
 from certmgr.store.files import atomic_write
@@ -51,7 +51,14 @@ class Runtime:
         self.node = node or node_id()
         self._synced = False
 
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Close the providers, then the store; ``with Runtime(...) as rt:`` calls it."""
         self.providers.close()
         self.store.close()
 
@@ -66,20 +73,21 @@ class Runtime:
         if not self._synced:
             for mta in self.config.mtas:
                 for kt in mta.key_types:
-                    self.store.sync_slot(mta.hostname, KEY_TYPES[kt][0], kt, mta.all_names, mta.issuer)
+                    alg = slot_key(mta.hostname, kt).key_alg
+                    self.store.sync_slot(mta.hostname, alg, kt, mta.all_names, mta.issuer)
             self._synced = True
-        rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
-        return [(mta, rows[(mta.hostname, KEY_TYPES[kt][0])]) for mta in self.config.mtas for kt in mta.key_types]
+        rows = {s.slot_key: s for s in self.store.slots()}
+        return [(mta, rows[key]) for mta in self.config.mtas for key in mta.slot_keys]
 
     def _read_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
         """sync_inventory without writing: a slot not in the store yet is shown as planned."""
-        rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
+        rows = {s.slot_key: s for s in self.store.slots()}
         out = []
         for mta in self.config.mtas:
             for kt in mta.key_types:
-                alg = KEY_TYPES[kt][0]
-                slot = rows.get((mta.hostname, alg)) or ManagedCert(
-                    hostname=mta.hostname, key_alg=alg, key_type=kt, names=json.dumps(list(mta.all_names)),
+                key = slot_key(mta.hostname, kt)
+                slot = rows.get(key) or ManagedCert(
+                    hostname=mta.hostname, key_alg=key.key_alg, key_type=kt, names=json.dumps(list(mta.all_names)),
                     issuer=mta.issuer, state="planned")
                 out.append((mta, slot))
         return out

@@ -23,15 +23,15 @@ def summary_json(s: CollectSummary) -> dict[str, object]:
     }
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--json", action="store_true", help="print what was read as JSON")
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     mon = monitor_config(cfg)  # before the state dir or the database is touched
-    rt = runtime(args, cfg=cfg)
-    try:
-        storage = MonitorStore(rt.store)
-        summary = collect(mon, storage, now=datetime.now(UTC))
-    finally:
-        rt.close()
+    with runtime(args, cfg=cfg) as rt:
+        summary = collect(mon, MonitorStore(rt.store), now=datetime.now(UTC))
     if args.json:
         print_json(summary_json(summary))
     else:

@@ -13,16 +13,19 @@ from certmgr.monitor.commands import parse_since, report
 from certmgr.store.monitor import MonitorStore
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--since", default="7d", help="the period: 7d, 24h, 90m, 2w (default 7d)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument("--html", metavar="FILE", help="write the report with its chart as an HTML page")
+
+
 def run(args: argparse.Namespace) -> int:
     since = parse_since(args.since)  # a usage error before anything is read
     cfg = config(args)
     mon = monitor_config(cfg)  # before the state dir or the database is touched
-    rt = runtime(args, cfg=cfg)
-    try:
-        storage = MonitorStore(rt.store)
-        rep, summary = report(mon, storage, since=since, now=datetime.now(UTC))
-    finally:
-        rt.close()
+    with runtime(args, cfg=cfg) as rt:
+        rep, summary = report(mon, MonitorStore(rt.store), since=since, now=datetime.now(UTC))
     for err in summary.errors:
         print(f"certmgr report: {err}", file=sys.stderr)
     if args.json:

@@ -10,7 +10,6 @@ rolled back and recorded together.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ class DeployReport:
 def bundle_for(slot: ManagedCert, version: CertVersion) -> CertBundle:
     return CertBundle(
         hostname=slot.hostname,
-        names=tuple(json.loads(version.names)),
+        names=version.all_names,
         key_type=slot.key_type,
         key_alg=version.key_alg,
         key_pem=Path(version.key_path).read_bytes(),

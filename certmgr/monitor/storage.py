@@ -13,26 +13,20 @@ per hour, direction, domain, level and protocol.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
-from certmgr.monitor.tlsrpt import TlsReport
+# the value types live beside their tables, so the store never imports the monitor
+from certmgr.store.monitor_types import (
+    HourCount,
+    SessionKey,
+    TlsReport,
+    TlsRptFailure,
+    TlsRptSummary,
+    hour_of,
+)
 
-
-@dataclass(frozen=True, order=True)
-class SessionKey:
-    hour: str  # ISO 8601 UTC, truncated to the hour: "2026-11-30T03:00:00+00:00"
-    direction: str
-    domain: str
-    level: str
-    protocol: str
-
-
-@dataclass(frozen=True)
-class HourCount:
-    key: SessionKey
-    sessions: int
+__all__ = ["HourCount", "MonitorStorage", "SessionKey", "TlsRptFailure", "TlsRptSummary", "hour_of"]
 
 
 class MonitorStorage(Protocol):
@@ -64,25 +58,3 @@ class MonitorStorage(Protocol):
     def tlsrpt_failures(self, since: datetime) -> list[TlsRptFailure]:
         """Failed sessions of reports whose date range ends after ``since``."""
         ...
-
-
-@dataclass(frozen=True)
-class TlsRptFailure:
-    organization: str
-    mx_host: str  # receiving-mx-hostname, "" when the report does not say
-    result_type: str
-    sessions: int
-    end: datetime  # end of the report's date range
-
-
-@dataclass(frozen=True)
-class TlsRptSummary:
-    reports: int
-    successful: int
-    failures: dict[str, int]  # result-type → failed sessions
-    by_policy: dict[str, dict[str, int]]  # policy-type → {"successful": n, "failed": n}
-
-
-def hour_of(when: datetime) -> str:
-    """The aggregation bucket of a session time (UTC, truncated to the hour)."""
-    return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0).isoformat()

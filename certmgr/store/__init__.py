@@ -35,7 +35,7 @@ from certmgr.store.models import (
     Event,
     ManagedCert,
     OrderAttempt,
-    ProbeResult,
+    ProbeRecord,
 )
 
 __all__ = ["AcmeAccount", "CertVersion", "Deployment", "Event", "ManagedCert", "OrderAttempt", "Store"]
@@ -337,23 +337,23 @@ class Store:
                 counts[key] = counts.get(key, 0) + 1
         return {k: n for k, n in counts.items() if k not in verified}
 
-    def add_probe(self, row: ProbeResult) -> None:
+    def add_probe(self, row: ProbeRecord) -> None:
         """Store a probe result (also from a read-only store: `check` keeps what it saw when it can)."""
         if self.read_only and self._writer is None:
             self._writer = make_engine(self.url)
         with session_scope(self._writer or self.engine) as s:
             s.add(row)
 
-    def probes(self, hostname: str, limit: int) -> list[ProbeResult]:
+    def probes(self, hostname: str, limit: int) -> list[ProbeRecord]:
         """The newest ``limit`` probe results of ``hostname``, newest first."""
         with session_scope(self.engine) as s:
-            q = (select(ProbeResult).where(ProbeResult.hostname == hostname)
-                 .order_by(col(ProbeResult.id).desc()).limit(limit))
+            q = (select(ProbeRecord).where(ProbeRecord.hostname == hostname)
+                 .order_by(col(ProbeRecord.id).desc()).limit(limit))
             return list(s.exec(q))
 
-    def last_probe(self, hostname: str) -> ProbeResult | None:
+    def last_probe(self, hostname: str) -> ProbeRecord | None:
         with session_scope(self.engine) as s:
-            q = select(ProbeResult).where(ProbeResult.hostname == hostname).order_by(col(ProbeResult.id).desc())
+            q = select(ProbeRecord).where(ProbeRecord.hostname == hostname).order_by(col(ProbeRecord.id).desc())
             return s.exec(q).first()
 
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy import select as sa_select  # sqlmodel's select types at most four columns
@@ -20,13 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from certmgr.errors import StateError
-from certmgr.monitor.storage import HourCount, SessionKey, TlsRptFailure, TlsRptSummary, hour_of
+from certmgr.pki.names import comparable_name
 from certmgr.store import Store
 from certmgr.store.db import session_scope
 from certmgr.store.models import MonitorPosition, MonitorSessions, MonitorTlsReport, MonitorTlsResult
-
-if TYPE_CHECKING:
-    from certmgr.monitor.tlsrpt import TlsReport
+from certmgr.store.monitor_types import HourCount, SessionKey, TlsReport, TlsRptFailure, TlsRptSummary, hour_of
 
 
 class MonitorStore:
@@ -119,7 +117,7 @@ class MonitorStore:
                         s.add(MonitorTlsResult(report_id=report.report_id, policy_type=p.policy_type,
                                                policy_domain=p.policy_domain, result_type=f.result_type,
                                                sessions=f.sessions,
-                                               mx_host=f.receiving_mx_hostname.lower().rstrip(".")))
+                                               mx_host=comparable_name(f.receiving_mx_hostname)))
                     undetailed = p.failed - sum(f.sessions for f in p.failures)  # counted, not detailed
                     if undetailed > 0:
                         s.add(MonitorTlsResult(report_id=report.report_id, policy_type=p.policy_type,
