@@ -43,6 +43,10 @@ def test_command_arguments_reach_the_command() -> None:
     assert args.hosts == ["mx1.example.com"] and args.source == ["127.0.0.1", "127.0.0.2"] and args.json
     args = parse_args(["partners", "bank.example", "--json"])
     assert args.domains == ["bank.example"] and args.json
+    args = parse_args(["report", "--since", "24h", "--json"])
+    assert args.since == "24h" and args.json and args.html is None
+    args = parse_args(["collect", "--json"])
+    assert args.command == "collect" and args.json
 
 
 def test_help_imports_no_command_module() -> None:

@@ -278,3 +278,22 @@ def test_partner_defined_twice_across_files(tmp_path: Path) -> None:
     assert len(errs) == 1, errs
     assert errs[0].startswith(f"{tmp_path}/conf.d/a.toml:3 [partner #1] domain: duplicate partner bank.example "
                               f"(also the [[partner]] at {main}:11)"), errs
+
+
+# -- [monitor] -----------------------------------------------------------------------
+
+
+def test_monitor_errors_come_out_with_the_others(tmp_path: Path) -> None:
+    main = setup(tmp_path, certmgr="concurrency = 0\n",
+                 rest='\n[daemon]\ncollect_interval = -1\n\n[monitor]\nreport = { notify = ["mailop"] }\n')
+    errs = errors(validate(main))
+    assert len(errs) == 3, errs
+    assert "[certmgr] concurrency" in errs[0]
+    assert "[daemon] collect_interval: must be a number of seconds between 0" in errs[1], errs
+    assert "[monitor] report.notify: 'mailop' is not a [notify.*] table" in errs[2], errs
+
+
+def test_monitor_table_only_in_the_main_file(tmp_path: Path) -> None:
+    main = setup(tmp_path, files={"conf.d/a.toml": '[monitor]\nlogs = []\n'})
+    (err,) = errors(validate(main))
+    assert err.startswith(f"{tmp_path}/conf.d/a.toml:1 ") and "only in the main config file" in err, err
