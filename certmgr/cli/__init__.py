@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "renew": ("cmd_renew", "renew what is due (or named/forced), deploy, verify"),
     "deploy": ("cmd_deploy", "(re)deploy the current certificates and verify them over STARTTLS"),
     "check": ("cmd_check", "STARTTLS probe (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)"),
+    "audit": ("cmd_audit", "read each MTA's effective TLS settings; is opportunistic TLS on for everyone?"),
+    "partners": ("cmd_partners", "probe partners' MX hosts: does each meet its required TLS level (exit as check)"),
     "csr": ("cmd_manual", "print the CSR for a host whose CA has no ACME"),
     "import": ("cmd_manual", "import a certificate issued for `certmgr csr` (checked first)"),
     "revoke": ("cmd_revoke", "revoke the current certificate of a host"),

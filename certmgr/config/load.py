@@ -24,12 +24,15 @@ from tomli import loads as toml_loads
 
 from certmgr.config.model import (
     DEFAULT_CONFIG,
+    DEFAULT_PARTNER_LEVEL,
     DEFAULT_REMINDERS,
     DEFAULT_STATE_DIR,
+    PARTNER_LEVELS,
     Config,
     DaemonSettings,
     MtaConfig,
     NotifyConfig,
+    PartnerSpec,
     ProviderConfig,
     Settings,
 )
@@ -131,9 +134,10 @@ MTA_KEYS = frozenset({"hostname", "names", "key", "issuer", "deploy", "notify", 
 #: the [[mta]] keys [defaults] may set; the others name one MTA
 DEFAULT_KEYS = MTA_KEYS - {"hostname", "names", "smtp"}
 PROVIDER_KINDS = ("issuer", "deploy", "notify", "dns")
-#: the tables of the main file; an included file holds only [[mta]] and provider tables
-MAIN_TABLES = frozenset({"certmgr", "daemon", "defaults", *PROVIDER_KINDS, "mta", "mta_sts", "monitor"})
-INCLUDED_TABLES = frozenset({*PROVIDER_KINDS, "mta"})
+PARTNER_KEYS = frozenset({"domain", "require", "match", "deploy", "notify", "force"})
+#: the tables of the main file; an included file holds only [[mta]], [[partner]] and provider tables
+MAIN_TABLES = frozenset({"certmgr", "daemon", "defaults", *PROVIDER_KINDS, "mta", "mta_sts", "monitor", "partner"})
+INCLUDED_TABLES = frozenset({*PROVIDER_KINDS, "mta", "partner"})
 
 
 def load_config(path: Path | str) -> Config:
@@ -175,7 +179,7 @@ def _check_tables(ld: Loader, data: dict[str, Any], allowed: frozenset[str]) -> 
             continue
         if key in MAIN_TABLES:
             ld.report(ld.error("is allowed only in the main config file; an included file holds [[mta]], "
-                               "[issuer.*], [deploy.*], [notify.*] and [dns.*] tables", key, None))
+                               "[[partner]], [issuer.*], [deploy.*], [notify.*] and [dns.*] tables", key, None))
         else:
             ld.report(ld.error(unknown_key(key, allowed, "table"), key, None))
 
@@ -266,13 +270,14 @@ def _parse(sources: list[tuple[Loader, dict[str, Any]]]) -> Config | None:
     primaries = _parse_primaries(loaders, deploys, mtas)
     mta_sts = _parse_mta_sts(main, data["mta_sts"], refs) if "mta_sts" in data else {}
     monitor = _parse_monitor(main, data["monitor"], refs["notify"]) if "monitor" in data else None
+    partners = _parse_partners(sources, deploys, refs)
     if main.errors or settings is None or daemon is None:
         return None
     if monitor is None:
         daemon = replace(daemon, collect_interval=0)  # nothing to collect
     texts = {ld.file: ld.text for ld, _ in sources}
     return Config(main.path, settings, issuers, deploys, notifies, tuple(mtas), main.text, daemon, primaries,
-                  providers["dns"], mta_sts, texts, monitor)
+                  providers["dns"], mta_sts, texts, monitor=monitor, partners=partners)
 
 
 def _parse_monitor(ld: Loader, raw: Any, notifies: Collection[str]) -> MonitorConfig | None:
@@ -316,6 +321,85 @@ def _parse_mta_sts(ld: Loader, raw: Any, refs: Mapping[str, Collection[str]]) ->
     return out
 
 
+#: deployers that can install the outbound TLS policy for partners
+PARTNER_DEPLOYERS = ("postfix", "exim")
+
+
+def _parse_partners(sources: list[tuple[Loader, dict[str, Any]]], deploys: Mapping[str, ProviderConfig],
+                    refs: Mapping[str, Collection[str]]) -> tuple[PartnerSpec, ...]:
+    """The [[partner]] tables of every file; each wrong value is reported, the table left out."""
+    out: list[PartnerSpec] = []
+    seen: dict[str, tuple[Loader, int]] = {}
+    for ld, d in sources:
+        raw = d.get("partner", [])
+        if not isinstance(raw, list):
+            ld.report(ld.error("must be an array of tables: write each partner as [[partner]]", "partner", None))
+            continue
+        for i, item in enumerate(raw):
+            spec = _guard(ld, partial(_parse_partner, ld, item, i + 1, deploys, refs))
+            if spec is None:
+                continue
+            if spec.domain in seen:
+                first, index = seen[spec.domain]
+                ld.report(ld.error(f"duplicate partner {spec.domain} (also the [[partner]] at {first.file}:"
+                                   f"{first.line(f'partner #{index}', 'domain')})", f"partner #{i + 1}", "domain"))
+                continue
+            seen[spec.domain] = (ld, i + 1)
+            out.append(spec)
+    return tuple(out)
+
+
+def _parse_partner(ld: Loader, raw: Any, index: int, deploys: Mapping[str, ProviderConfig],
+                   refs: Mapping[str, Collection[str]]) -> PartnerSpec | None:
+    t = Table(ld, raw, f"partner #{index}", allowed=PARTNER_KEYS)
+    domain = t.check(partial(_hostname_key, t, "domain"))
+    require = t.check(partial(_partner_level, t), DEFAULT_PARTNER_LEVEL)
+    none: tuple[str, ...] = ()
+    match = t.check(partial(_partner_match, t, require), none)
+    deploy = t.check(partial(_partner_deploy, t, deploys, refs["deploy"]), none)
+    notify = t.check(partial(_ref_list("notify"), t, refs), none)
+    force = t.check(lambda: bool(t.get("force", bool, False)), False)
+    if t.failed or domain is None:
+        return None
+    return PartnerSpec(domain, require, match, deploy, notify, force)
+
+
+def _hostname_key(t: Table, key: str) -> str:
+    try:
+        return normalize_hostname(t.get(key, str, required=True))
+    except NameError_ as e:
+        raise t.err(key, f"{e}") from e
+
+
+def _partner_level(t: Table) -> str:
+    require: str = t.get("require", str, DEFAULT_PARTNER_LEVEL)
+    if require not in PARTNER_LEVELS:
+        raise t.err("require", f"must be one of {', '.join(PARTNER_LEVELS)} (Postfix TLS levels), got {require!r}"
+                               f"{did_you_mean(require, PARTNER_LEVELS)}")
+    return require
+
+
+def _partner_match(t: Table, require: str) -> tuple[str, ...]:
+    match: list[str] = []
+    for name in t.str_list("match"):
+        dot = "." if name.startswith(".") else ""
+        try:
+            match.append(dot + normalize_hostname(name[len(dot):]))
+        except NameError_ as e:
+            raise t.err("match", f"{e}") from e
+    if match and require not in ("verify", "secure"):
+        raise t.err("match", f"names certificates for verify or secure only, not for {require!r}")
+    return tuple(match)
+
+
+def _partner_deploy(t: Table, deploys: Mapping[str, ProviderConfig], defined: Collection[str]) -> tuple[str, ...]:
+    deploy = t.str_list("deploy")
+    _check_refs(t, "deploy", deploy, defined)
+    for target in deploy:
+        if target in deploys and deploys[target].type not in PARTNER_DEPLOYERS:
+            raise t.err("deploy", f"[deploy.{target}] is a {deploys[target].type} deployer; the TLS policy for "
+                                  f"partners goes to an outbound MTA ({' or '.join(PARTNER_DEPLOYERS)})")
+    return tuple(deploy)
 
 
 def _guard(ld: Loader, parse: Callable[[], T]) -> T | None:

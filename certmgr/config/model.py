@@ -106,6 +106,28 @@ class DaemonSettings:
     metrics_listen: str = "127.0.0.1:9420"
 
 
+#: Postfix TLS security levels a partner may require, weakest first
+PARTNER_LEVELS = ("encrypt", "verify", "secure", "dane", "dane-only")
+DEFAULT_PARTNER_LEVEL = "verify"
+
+
+@dataclass(frozen=True)
+class PartnerSpec:
+    """One ``[[partner]]`` table: a recipient domain that must get TLS at ``require``."""
+
+    domain: str  # IDNA, lower case, no trailing dot
+    require: str = DEFAULT_PARTNER_LEVEL
+    #: names accepted in the certificate (verify/secure); a leading dot accepts any subdomain
+    match: tuple[str, ...] = ()
+    deploy: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        if self.require not in PARTNER_LEVELS:
+            raise ValueError(f"require must be one of {', '.join(PARTNER_LEVELS)}, not {self.require!r}")
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -127,6 +149,8 @@ class Config:
     texts: Mapping[str, str] = field(default_factory=dict, repr=False)
     #: the ``[monitor]`` table (mail logs, TLS reports, the report mail); None when absent
     monitor: MonitorConfig | None = None
+    #: the ``[[partner]]`` tables
+    partners: tuple[PartnerSpec, ...] = ()
 
     def target_mtas(self, target: str) -> tuple[MtaConfig, ...]:
         """The MTAs a deploy target serves, its primary first (``primary`` on the deploy table,

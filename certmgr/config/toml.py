@@ -16,10 +16,11 @@ from certmgr.options import unknown_key
 
 T = TypeVar("T")
 _MTA_HEADER = re.compile(r"^\s*\[\[\s*mta\s*\]\]")
+_PARTNER_HEADER = re.compile(r"^\s*\[\[\s*partner\s*\]\]")
 
 
 def find_line(text: str, table: str | None, key: str | None) -> int | None:
-    """Best-effort line of ``key`` inside ``[table]`` (or ``[[mta]] #n``) in TOML text."""
+    """Best-effort line of ``key`` inside ``[table]`` (or ``[[mta]] #n``, ``[[partner]] #n``) in TOML text."""
     return _find_line(text.splitlines(), table, key, None) if text else None
 
 
@@ -27,14 +28,18 @@ def _find_line(lines: list[str], table: str | None, key: str | None, mta_starts:
     if not table:
         return None
     start = 0
-    m = re.match(r"^mta #(\d+)", table)
+    m = re.match(r"^(mta|partner) #(\d+)", table)
     if m:
-        nth = int(m.group(1))
-        if mta_starts is None:
-            mta_starts = [i for i, ln in enumerate(lines) if _MTA_HEADER.match(ln)]
-        if not 0 < nth <= len(mta_starts):
+        array, nth = m.group(1), int(m.group(2))
+        if array == "partner":
+            starts = [i for i, ln in enumerate(lines) if _PARTNER_HEADER.match(ln)]
+        else:
+            if mta_starts is None:
+                mta_starts = [i for i, ln in enumerate(lines) if _MTA_HEADER.match(ln)]
+            starts = mta_starts
+        if not 0 < nth <= len(starts):
             return None
-        start = mta_starts[nth - 1]
+        start = starts[nth - 1]
     else:
         quoted = re.match(r'^([A-Za-z0-9_-]+)\."([^"]+)"$', table)  # [mta_sts."example.com"]
         head = [quoted.group(1), f'"{quoted.group(2)}"'] if quoted else table.split(".")

@@ -216,8 +216,10 @@ def probe(
     trust_file: Path | None = None,
     timeout: float = 10.0,
     key_alg: str | None = None,
+    source: str | None = None,
 ) -> ProbeResult:
-    """Probe ``host:port``; never raises for what the server does (errors are in the result)."""
+    """Probe ``host:port``; never raises for what the server does (errors are in the result).
+    ``source``: connect from this local address (an MTA may treat clients differently by address)."""
     if protocol not in _GREETINGS:
         raise ValueError(f"unknown probe protocol {protocol!r}")
     if key_alg not in (None, "rsa", "ecdsa"):
@@ -228,7 +230,8 @@ def probe(
     # servername "" sends no SNI at all (how most SMTP senders connect): the server's default
     sni = (servername or None) if servername is not None else (host if not _is_ip(host) else None)
     try:
-        raw = socket.create_connection((host, port), timeout=timeout)
+        raw = socket.create_connection((host, port), timeout=timeout,
+                                       source_address=(source, 0) if source else None)
     except OSError as e:
         return result(error=f"cannot connect to {target}: {_reason(e)}", unreachable=True)
     greeting: str | None = None

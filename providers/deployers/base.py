@@ -245,32 +245,36 @@ class MailDeployer(ABC):
             extra = self.extra_backups(request)
         except DeployError as e:
             raise DeployError(f"{self.target}: {e}; nothing was changed") from e
+        backup = self.install_files(files, extra_backups=extra, configure=self.configure(request),
+                                    what=", ".join(h.hostname for h in request.all_hosts),
+                                    backup_what=request.hostname)
+        return Installed(target=self.target, verify=self._verify_plan(request), backup=backup)
+
+    def install_files(self, files: Sequence[FileSpec], *, extra_backups: Sequence[str],
+                      configure: Sequence[Command], what: str, backup_what: str | None = None) -> dict[str, Any]:
+        """Back up, write ``files``, run ``configure``, test, reload; undo it all on failure.
+        Returns what :meth:`rollback` needs (``Installed.backup``)."""
         paths = [f.path for f in files]
         secret = {f.path: f.secret for f in files}
         try:
-            saved, meta = self._backup([*paths, *extra])
+            saved, meta = self._backup([*paths, *extra_backups])
         except DeployError as e:
             raise DeployError(f"{self.target}: cannot back up the current files before deploying "
-                              f"{request.hostname}, so nothing was changed: {e}") from e
+                              f"{backup_what or what}, so nothing was changed: {e}") from e
         try:
             for f in files:
                 self.host.write(f.path, f.data, mode=self._mode(secret=f.secret), group=self.group)
-            for command in self.configure(request):
+            for command in configure:
                 self._run(command, f"{self.kind} configuration")
-            self._keep_owner(extra, meta)
+            self._keep_owner(extra_backups, meta)
             check = self.check()
             if check is not None:
                 self._run(check, f"{self.kind} config test")
             self._reload(paths)
         except DeployError as e:
             restored = self._undo(saved, secret, meta, paths)
-            names = ", ".join(h.hostname for h in request.all_hosts)
-            raise DeployError(f"{self.target}: deploying {names} failed: {e}; {restored}") from e
-        return Installed(
-            target=self.target,
-            verify=self._verify_plan(request),
-            backup={"files": saved, "secret": secret, "paths": paths, "meta": meta},
-        )
+            raise DeployError(f"{self.target}: deploying {what} failed: {e}; {restored}") from e
+        return {"files": saved, "secret": secret, "paths": paths, "meta": meta}
 
     def _undo(self, saved: Mapping[str, str | None], secret: Mapping[str, bool], meta: Mapping[str, FileMeta],
               paths: Sequence[str]) -> str:

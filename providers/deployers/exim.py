@@ -8,7 +8,13 @@ Debian ``Debian-exim``: Exim reads its key as that user, so keys become 0640
 root:Debian-exim), plus the shared host options.
 
 Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.crt`` (leaf + chain) and ``.key``.
-The Exim config names them; with dual RSA+ECDSA keys both settings are
+Partner TLS policy: ``tls_policy_file`` (default ``<cert_dir>/tls_policy``), an
+lsearch file of ``domain: level`` lines that the smtp transport reads (see the
+README for the transport options); then ``exim -bV`` and the reload, undone on
+failure.  Exim verifies certificates against the MX host name only, so partners
+with ``require = "secure"`` or ``match`` are refused for Exim targets.
+
+The Exim config names the certificate files; with dual RSA+ECDSA keys both settings are
 colon-separated lists in the same order (Exim 4.92 and later)::
 
     tls_certificate = /etc/exim4/certmgr/mx1.example.com.rsa.crt : /etc/exim4/certmgr/mx1.example.com.ecdsa.crt
@@ -26,10 +32,11 @@ then choose by the name the client sent, the primary's files when it sent none
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Self
 
-from certmgr.interfaces import DeployRequest, Options, ProviderEnv
+from certmgr.errors import DeployError
+from certmgr.interfaces import DeployRequest, Installed, Options, ProviderEnv
 from providers.deployers.base import (
     Command,
     FileSpec,
@@ -39,6 +46,7 @@ from providers.deployers.base import (
     cert_path,
     read_host_options,
 )
+from providers.deployers.tlspolicy import Entry, exim_problem, render_exim_map
 
 
 class EximDeployer(MailDeployer):
@@ -46,9 +54,11 @@ class EximDeployer(MailDeployer):
     kind = "exim"
 
     def __init__(self, name: str, hosting: HostOptions, *, cert_dir: str, exim_binary: str,
-                 config_file: str | None, reload_command: Sequence[str], tls_config: str | None = None) -> None:
+                 config_file: str | None, reload_command: Sequence[str], tls_config: str | None = None,
+                 tls_policy_file: str | None = None) -> None:
         super().__init__(name, hosting)
         self.tls_config = tls_config
+        self.tls_policy_file = tls_policy_file or f"{cert_dir}/tls_policy"
         self.cert_dir = cert_dir
         self.exim_binary = exim_binary
         self.config_file = config_file
@@ -56,14 +66,16 @@ class EximDeployer(MailDeployer):
 
     @classmethod
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
+        cert_dir = options.str("cert_dir")
         deployer = cls(
             name,
             read_host_options(options),
-            cert_dir=options.str("cert_dir"),
+            cert_dir=cert_dir,
             exim_binary=options.str("exim_binary", "exim4"),
             config_file=options.str("config_file", None),
             reload_command=options.command("reload_command", ["systemctl", "reload", "exim4"]),
             tls_config=options.str("tls_config", None),
+            tls_policy_file=options.str("tls_policy_file", f"{cert_dir}/tls_policy"),
         )
         options.finish()
         return deployer
@@ -114,3 +126,42 @@ class EximDeployer(MailDeployer):
 
     def reload(self, paths: Sequence[str]) -> list[Command]:
         return [Command(self.reload_command)]
+
+    def install_tls_policy(self, entries: Sequence[Entry], keep: Collection[str]) -> Installed | None:
+        """Write the partner TLS policy file, test, reload; undo on failure.  None when the file
+        already says exactly this; nothing is written when an entry cannot be enforced by Exim."""
+        problems = [p for p in map(exim_problem, entries) if p]
+        if problems:
+            raise DeployError(f"{self.target}: the partner TLS policy was not changed: " + "; ".join(problems))
+        old = self.host.read(self.tls_policy_file)
+        old_text = old.decode() if old is not None else ""
+        text = render_exim_map(entries, keep, old_text)
+        if old is not None and text == old_text:
+            return None
+        backup = self.install_files([FileSpec(self.tls_policy_file, text.encode(), secret=False)],
+                                    extra_backups=[], configure=[], what="the partner TLS policy")
+        return Installed(target=self.target, verify=(), backup=backup)
+
+    def _bp(self, *what: str) -> str:
+        config = ["-C", self.config_file] if self.config_file else []
+        result = self.host.run((self.exim_binary, *config, "-bP", *what))
+        if result.returncode != 0:
+            raise DeployError(f"{self.target}: exim -bP {' '.join(what)} failed: {result.output.strip()}")
+        return result.stdout
+
+    def effective_settings(self) -> tuple[str, dict[str, str]]:
+        """(``exim -bP`` main options, transport name → ``exim -bP transport NAME``), as text to parse."""
+        transports = {name: self._bp("transport", name) for name in self._bp("transport_list").split()}
+        return self._bp(), transports
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file on the MTA host (a certificate its settings name), None when absent."""
+        return self.host.read(path)
+
+    def tls_policy_present(self) -> bool:
+        """Does this MTA hold a partner TLS policy written before (to be updated, or emptied)?"""
+        return self.host.read(self.tls_policy_file) is not None
+
+    def cert_files(self, hostname: str, key_algs: Sequence[str]) -> list[str]:
+        """The certificate files certmgr writes for ``hostname`` (what tls_certificate should name)."""
+        return [cert_path(self.cert_dir, hostname, alg, "crt") for alg in key_algs]

@@ -28,7 +28,9 @@ from certmgr.errors import ConfigError, DeployError
 @dataclass(frozen=True)
 class Completed:
     returncode: int
-    output: str  # stdout and stderr, for error messages
+    output: str  # stdout and stderr, for error messages (the tail of a long one)
+    #: the whole standard output, for commands whose answer is read (postconf -x, exim -bP)
+    stdout: str = ""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class LocalHost:
         except subprocess.TimeoutExpired:
             return Completed(124, f"{argv[0]} did not finish within {timeout:.0f}s")
         out = (proc.stdout + proc.stderr).decode("utf-8", "replace")
-        return Completed(proc.returncode, _tail(out))
+        return Completed(proc.returncode, _tail(out), proc.stdout.decode("utf-8", "replace"))
 
     def read(self, path: str) -> bytes | None:
         try:
@@ -186,7 +188,7 @@ class SshHost:
         if proc.returncode == 255:
             raise DeployError(f"cannot reach {self.label} over ssh: {_tail(out)} "
                               "(check the key, known_hosts and that sshd runs)")
-        return Completed(proc.returncode, _tail(out))
+        return Completed(proc.returncode, _tail(out), proc.stdout.decode("utf-8", "replace"))
 
     def run(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
             stdin: bytes | None = None, timeout: float = 120.0) -> Completed:

@@ -8,6 +8,11 @@ main.cf must already point at the files: one that names other files is said befo
 is changed), ``reload_command`` (default
 ``postfix -c <config_dir> reload``), ``group``, plus the shared host options.
 
+Partner TLS policy: ``tls_policy_map`` (default ``<cert_dir>/tls_policy``) is written
+with one line per enforced partner, indexed with ``postmap`` using the MTA's
+``default_database_type``, and (with ``manage_config``) named in
+``smtp_tls_policy_maps``; then the same check, reload and undo as certificates.
+
 Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.pem``, each holding key, leaf and
 chain, for ``smtpd_tls_chain_files``: key and certificate change in one rename,
 so a reload never sees a mismatched pair.  Config test: ``postfix -c <dir> check`` when the
@@ -34,12 +39,12 @@ and a deployment that finds otherwise changes nothing and says so.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import PurePosixPath
 from typing import Self
 
 from certmgr.errors import ConfigError, DeployError
-from certmgr.interfaces import DeployRequest, Options, ProviderEnv
+from certmgr.interfaces import DeployRequest, Installed, Options, ProviderEnv
 from providers.deployers.base import (
     Command,
     FileSpec,
@@ -49,6 +54,7 @@ from providers.deployers.base import (
     read_host_options,
     split_bundles,
 )
+from providers.deployers.tlspolicy import Entry, render_postfix_map
 
 #: the file postmap makes from a source file, per map type
 _MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
@@ -60,8 +66,10 @@ class PostfixDeployer(MailDeployer):
     kind = "postfix"
 
     def __init__(self, name: str, hosting: HostOptions, *, config_dir: str, cert_dir: str,
-                 manage_config: bool, reload_command: Sequence[str], sni_map_type: str = "hash") -> None:
+                 manage_config: bool, reload_command: Sequence[str], sni_map_type: str = "hash",
+                 tls_policy_map: str | None = None) -> None:
         super().__init__(name, hosting)
+        self.tls_policy_map = tls_policy_map or f"{cert_dir}/tls_policy"
         self.config_dir = config_dir
         self.cert_dir = cert_dir
         self.manage_config = manage_config
@@ -87,6 +95,7 @@ class PostfixDeployer(MailDeployer):
             manage_config=options.bool("manage_config", False),
             reload_command=options.command("reload_command", ["postfix", "-c", config_dir, "reload"]),
             sni_map_type=options.str("sni_map_type", "hash", choices=tuple(_MAP_SUFFIX)),
+            tls_policy_map=options.str("tls_policy_map", f"{cert_dir}/tls_policy"),
         )
         options.finish()
         return deployer
@@ -242,3 +251,64 @@ class PostfixDeployer(MailDeployer):
 
     def reload(self, paths: Sequence[str]) -> list[Command]:
         return [Command(self.reload_command)]
+
+    def database_type(self) -> str:
+        """The MTA's ``default_database_type`` (hash on Debian, lmdb on some others)."""
+        result = self.host.run(("postconf", "-c", self.config_dir, "-h", "default_database_type"))
+        value = result.stdout.strip()
+        if result.returncode != 0 or not value.isidentifier():
+            raise DeployError(f"{self.target}: cannot read default_database_type with postconf: "
+                              f"{result.output.strip() or result.returncode}")
+        return value
+
+    def install_tls_policy(self, entries: Sequence[Entry], keep: Collection[str]) -> Installed | None:
+        """Write the partner TLS policy map, ``postmap`` it, (set smtp_tls_policy_maps), check,
+        reload; undo on failure.  None when the map already says exactly this."""
+        old = self.host.read(self.tls_policy_map)
+        old_text = old.decode() if old is not None else ""
+        text = render_postfix_map(entries, keep, old_text)
+        dbtype = self.database_type()
+        table = f"{dbtype}:{self.tls_policy_map}"
+        if old is not None and text == old_text and not self._needs_policy_setting(table):
+            return None
+        indexed = [self.tls_policy_map + _MAP_SUFFIX[dbtype]] if dbtype in _MAP_SUFFIX else []
+        commands = [Command(("postmap", "-c", self.config_dir, table))]
+        if self.manage_config:
+            commands.append(Command(("postconf", "-c", self.config_dir, "-e", f"smtp_tls_policy_maps = {table}")))
+        backup = self.install_files(
+            [FileSpec(self.tls_policy_map, text.encode(), secret=False)],
+            extra_backups=[*indexed, *([f"{self.config_dir}/main.cf"] if self.manage_config else [])],
+            configure=commands, what="the partner TLS policy")
+        return Installed(target=self.target, verify=(), backup=backup)
+
+    def _needs_policy_setting(self, table: str) -> bool:
+        if not self.manage_config:
+            return False
+        result = self.host.run(("postconf", "-c", self.config_dir, "-h", "smtp_tls_policy_maps"))
+        return result.returncode != 0 or result.stdout.strip() != table
+
+    def effective_settings(self, names: Sequence[str]) -> dict[str, str]:
+        """``postconf -x NAME…``: the values Postfix uses, defaults included and ``$name`` expanded."""
+        result = self.host.run(("postconf", "-c", self.config_dir, "-x", *names))
+        if result.returncode != 0:
+            raise DeployError(f"{self.target}: postconf -x failed: {result.output.strip()}")
+        out: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            name, sep, value = line.partition(" = ")
+            if sep:
+                out[name.strip()] = value.strip()
+            elif line.strip().endswith(" ="):
+                out[line.strip()[:-2].strip()] = ""
+        return out
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file on the MTA host (a certificate its settings name), None when absent."""
+        return self.host.read(path)
+
+    def tls_policy_present(self) -> bool:
+        """Does this MTA hold a partner TLS policy written before (to be updated, or emptied)?"""
+        return self.host.read(self.tls_policy_map) is not None
+
+    def cert_files(self, hostname: str, key_algs: Sequence[str]) -> list[str]:
+        """The files certmgr writes for ``hostname`` (what main.cf should serve)."""
+        return [cert_path(self.cert_dir, hostname, alg, "pem") for alg in key_algs]

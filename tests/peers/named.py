@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -40,17 +41,25 @@ KEY_NAME = "certmgr-test"
 
 
 class Named:
-    def __init__(self, workdir: Path, zone: str = "example.test", *, dnssec: bool = False) -> None:
+    def __init__(self, workdir: Path, zone: str = "example.test", *, dnssec: bool = False, records: str = "",
+                 wildcard: bool = True, address: str = "127.0.0.1", port: int | None = None) -> None:
+        """``records``: extra zone-file lines (relative to the zone); ``wildcard=False`` drops the
+        catch-all A record so names without records do not exist; ``address``/``port`` where it
+        listens (port 53 on a 127.0.0.x address serves a private ``resolv.conf``)."""
         self.workdir = workdir
         self.zone = zone.rstrip(".")
-        self.port = free_port()
+        self.records = records
+        self.wildcard = wildcard
+        self.address = address
+        self.port = port or free_port()
         self.key_file = workdir / "tsig.key"
         self.dnssec = dnssec
         self.proc: subprocess.Popen[bytes] | None = None
+        self._added_address = False
 
     @property
     def server(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     def _write(self) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +76,8 @@ class Named:
             f"@ IN NS ns1\n"
             f"ns1 IN A 127.0.0.1\n"
             f"@ IN A 127.0.0.1\n"
-            f"* IN A 127.0.0.1\n"
+            + ("* IN A 127.0.0.1\n" if self.wildcard else "")
+            + self.records
         )
         d = self.workdir
         conf = d / "named.conf"
@@ -77,7 +87,7 @@ class Named:
     pid-file "{d}/named.pid";
     session-keyfile "{d}/session.key";
     managed-keys-directory "{d}";
-    listen-on port {self.port} {{ 127.0.0.1; }};
+    listen-on port {self.port} {{ {self.address}; }};
     listen-on-v6 {{ none; }};
     recursion no;
     dnssec-validation no;
@@ -100,6 +110,8 @@ zone "{self.zone}" {{
     def start(self) -> None:
         named = require_binary("named")
         conf = self._write()
+        if self.address != "127.0.0.1":
+            self._added_address = add_loopback_address(self.address)
         log = open(self.workdir / "named.log", "ab")
         # -g: foreground, log to stderr; runs as the current user (root here) in workdir
         self.proc = subprocess.Popen(
@@ -110,7 +122,7 @@ zone "{self.zone}" {{
         )
         log.close()
         try:
-            wait_port(self.port, timeout=20)
+            wait_port(self.port, host=self.address, timeout=20)
             deadline = time.monotonic() + 20
             while not self.query("TXT", f"nothing.{self.zone}") and not self._has_soa():
                 if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -131,7 +143,7 @@ zone "{self.zone}" {{
     def _signed(self, name: str) -> bool:
         q = dns.message.make_query(name, "SOA", want_dnssec=True)
         try:
-            r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=2)
+            r = dns.query.udp(q, self.address, port=self.port, timeout=2)
         except Exception:
             return False
         return any(rrset.rdtype == dns.rdatatype.RRSIG for rrset in r.answer)
@@ -151,7 +163,7 @@ zone "{self.zone}" {{
         """Answers of this server for ``name`` (TXT values unquoted)."""
         q = dns.message.make_query(name, rdtype)
         try:
-            r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=2)
+            r = dns.query.udp(q, self.address, port=self.port, timeout=2)
         except Exception:
             return []
         out: list[str] = []
@@ -180,12 +192,15 @@ zone "{self.zone}" {{
         upd.delete(name, rdtype)
         for v in values:
             upd.add(name, ttl, rdtype, v)
-        r = dns.query.tcp(upd, "127.0.0.1", port=self.port, timeout=5)
+        r = dns.query.tcp(upd, self.address, port=self.port, timeout=5)
         assert r.rcode() == 0, f"named refused the update of {name} {rdtype}: rcode {r.rcode()}"
 
     def stop(self) -> None:
         stop_process(self.proc, 10)
         self.proc = None
+        if self._added_address:
+            remove_loopback_address(self.address)
+            self._added_address = False
 
 
 class SecondaryNamed(Named):
@@ -406,8 +421,8 @@ def resume(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 @contextmanager
-def running_named(workdir: Path, zone: str = "example.test", *, dnssec: bool = False) -> Iterator[Named]:
-    server = Named(workdir, zone, dnssec=dnssec)
+def running_named(workdir: Path, zone: str = "example.test", **options: Any) -> Iterator[Named]:
+    server = Named(workdir, zone, **options)
     server.start()
     try:
         yield server

@@ -35,7 +35,7 @@ GLOBAL_MAIN_CF = Path("/etc/postfix/main.cf")
 _LOCK = Path("/etc/postfix/.certmgr-tests.lock")
 
 _MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
+{address}:{port} inet n - n - - smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -109,11 +109,14 @@ class PostfixPeer:
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
                  chain_files: list[Path] | None = None, starttls: bool = True,
                  seclevel0: bool = False, extra_ports: int = 0, extra_main: str = "",
-                 extra_master: str = "") -> None:
+                 extra_master: str = "", address: str = "127.0.0.1", port: int | None = None,
+                 resolv_conf: Path | None = None) -> None:
         """``extra_ports``: more smtpd listeners of the same instance (a second ``inet`` line in
         master.cf, as a submission service on 587 would be), in :attr:`ports` after :attr:`port`.
         ``extra_main``/``extra_master``: appended to main.cf / master.cf (transports, maps, client
-        TLS settings of a test)."""
+        TLS settings of a test).  ``address``/``port``: where smtpd listens (a partner MTA: its
+        own 127.x address, port 25).  ``resolv_conf``: the instance runs in a mount namespace
+        where this file is ``/etc/resolv.conf``, so its SMTP client finds MX records in a test zone."""
         require_binary("postfix")
         self.root = root
         self.config_dir = root / "etc"
@@ -127,8 +130,10 @@ class PostfixPeer:
         # appended to main.cf / master.cf: transports, maps, client TLS settings of a test
         self.extra_main = extra_main
         self.extra_master = extra_master
-        self.port = free_port()
+        self.address = address
+        self.port = port or free_port()
         self.ports = [self.port, *(free_port() for _ in range(extra_ports))]
+        self.resolv_conf = resolv_conf
         self.running = False
 
     @property
@@ -162,12 +167,18 @@ class PostfixPeer:
             f"import_environment = {env}\n"
             "smtpd_tls_loglevel = 1\n" + tls + self.extra_main
         )
-        extra = "".join(f"127.0.0.1:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
-        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(port=self.port) + self.extra_master)
+        extra = "".join(f"{self.address}:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
+        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(address=self.address, port=self.port)
+                                                   + self.extra_master)
 
     def _postfix(self, *args: str) -> None:
-        proc = subprocess.run(["postfix", "-c", str(self.config_dir), *args], capture_output=True, text=True,
-                              timeout=60)
+        argv = ["postfix", "-c", str(self.config_dir), *args]
+        if self.resolv_conf is not None and args == ("start",):
+            # the master and every daemon it forks stay in the namespace, so reload/stop from
+            # outside still reach them
+            argv = ["unshare", "--mount", "sh", "-c",
+                    'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(self.resolv_conf), *argv]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             tail = self.log.read_text()[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"postfix {' '.join(args)} failed: {proc.stderr}{proc.stdout}\n{tail}")
@@ -181,7 +192,7 @@ class PostfixPeer:
             self._postfix("start")
             self.running = True
             for port in self.ports:
-                wait_port(port)
+                wait_port(port, host=self.address)
         except BaseException:
             self.stop()
             raise

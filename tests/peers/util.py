@@ -19,6 +19,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def random_loopback_address(port: int = 25) -> str:
+    """A 127.x.y.z address (not 127.0.0.1) where ``port`` is free right now: a partner MTA of
+    its own on port 25, as on the Internet.  Random, so parallel test runs rarely collide."""
+    import random
+
+    for _ in range(200):
+        address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(2, 254)}"
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((address, port))
+            except OSError:
+                continue
+            return address
+    raise RuntimeError(f"no free loopback address for port {port}")
+
+
 def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None:
     """Wait until something accepts TCP connections on host:port."""
     deadline = time.monotonic() + timeout

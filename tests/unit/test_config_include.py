@@ -1,7 +1,7 @@
 """Config at provider scale, through the real CLI (`certmgr validate`):
 
 - ``include = ["conf.d/*.toml"]`` in [certmgr]: files read in sorted order, relative to the
-  main file; they may hold [[mta]] and provider tables, nothing else; a glob matching nothing
+  main file; they may hold [[mta]], [[partner]] and provider tables, nothing else; a glob matching nothing
   is fine, a missing named file is an error; an error names the included file and its line;
 - a [defaults] table for MTA fields;
 - every error of a run is reported, sorted by file and line;
@@ -240,6 +240,44 @@ def test_errors_of_several_providers_are_all_reported(tmp_path: Path) -> None:
     assert len(errs) == 2, errs
     assert "[issuer.corp] color" in errs[0] and "[notify.ops] timout" in errs[1]
     assert "did you mean timeout?" in errs[1], errs
+
+
+# -- [[partner]] ------------------------------------------------------------------
+
+def partner(domain: str, extra: str = "") -> str:
+    return f'\n[[partner]]\ndomain = "{domain}"\n' + extra
+
+
+def test_included_file_may_hold_partners(tmp_path: Path) -> None:
+    from certmgr.config.load import load_config
+
+    main = setup(tmp_path, rest=partner("bank.example"), files={
+        "conf.d/a.toml": partner("Insurer.Example.", 'require = "encrypt"\n') + mta("mx1.example.com"),
+    })
+    assert validate(main).returncode == 0
+    cfg = load_config(main)
+    assert [(p.domain, p.require) for p in cfg.partners] == [("bank.example", "verify"),
+                                                              ("insurer.example", "encrypt")]
+
+
+def test_every_partner_error_is_reported_with_the_others(tmp_path: Path) -> None:
+    main = setup(tmp_path, rest=partner("bank.example", 'require = "verfy"\nnotify = ["nope"]\n'), files={
+        "conf.d/a.toml": mta("mx1.example.com", 'reuse_key = "yes"\n') + partner("BANK.example", 'colour = 1\n'),
+    })
+    errs = errors(validate(main))
+    assert len(errs) == 4, errs
+    assert "[partner #1] require: must be one of" in errs[0] and "did you mean verify?" in errs[0]
+    assert "[partner #1] notify: refers to [notify.nope]" in errs[1]
+    assert errs[2].startswith(f"{tmp_path}/conf.d/a.toml:5 [mta #1] reuse_key")
+    assert errs[3].startswith(f"{tmp_path}/conf.d/a.toml:") and "[partner #1] colour" in errs[3], errs
+
+
+def test_partner_defined_twice_across_files(tmp_path: Path) -> None:
+    main = setup(tmp_path, rest=partner("bank.example"), files={"conf.d/a.toml": partner("BANK.example.")})
+    errs = errors(validate(main))
+    assert len(errs) == 1, errs
+    assert errs[0].startswith(f"{tmp_path}/conf.d/a.toml:3 [partner #1] domain: duplicate partner bank.example "
+                              f"(also the [[partner]] at {main}:11)"), errs
 
 
 # -- [monitor] -----------------------------------------------------------------------
