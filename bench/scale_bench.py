@@ -124,28 +124,37 @@ def seed(config: Path, n: int, ca: TestCA) -> float:
     return time.perf_counter() - t0
 
 
+CPU: list[float] = []  # CPU seconds of each process timed() ran, for the rows' CPU column
+
+
 def timed(argv: list[str], *, ok: tuple[int, ...] = (0,)) -> float:
+    """Wall seconds of one fresh process (its CPU seconds go to CPU: the machine may be shared)."""
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "CERTMGR_CONFIG")}
+    cpu0 = children_cpu()
     t0 = time.perf_counter()
     r = subprocess.run(argv, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
+    CPU.append(children_cpu() - cpu0)
     if r.returncode not in ok:
         raise RuntimeError(f"{' '.join(argv[2:])} exited {r.returncode}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     return wall
 
 
-def report(label: str, samples: list[float], unit: str = "s", scale: float = 1.0) -> None:
+def report(label: str, samples: list[float], unit: str = "s", scale: float = 1.0,
+           cpu: list[float] | None = None) -> None:
+    cpu_col = f"   CPU median {statistics.median(cpu) * scale:7.3f} {unit}" if cpu else ""
     print(f"  {label:<46} median {statistics.median(samples) * scale:8.3f} {unit}   "
-          f"best {min(samples) * scale:8.3f} {unit}   ({len(samples)} runs)", flush=True)
+          f"best {min(samples) * scale:8.3f} {unit}{cpu_col}   ({len(samples)} runs)", flush=True)
 
 
 def measure(label: str, runs: int, fn: Callable[[], float]) -> list[float]:
+    CPU.clear()
     try:
         samples = [fn() for _ in range(runs)]
     except RuntimeError as e:
         print(f"  {label:<46} FAILED: {str(e).splitlines()[0]}", flush=True)
         return []
-    report(label, samples)
+    report(label, samples, cpu=list(CPU))
     return samples
 
 
@@ -201,13 +210,12 @@ def pebble_rows(tmp: Path, runs: int, skip_1000: bool) -> None:
                 d = tmp / f"pebble-{n}-{run}"
                 d.mkdir()
                 path = pebble_config(d, pebble, n, key)
-                cpu0 = children_cpu()
                 try:
                     walls.append(timed([*CERTMGR, "-c", str(path), "renew", "--json"]))
                 except RuntimeError as e:
                     print(f"  {label:<46} FAILED: {str(e)[:500]}", flush=True)
                     break
-                cpus.append(children_cpu() - cpu0)
+                cpus.append(CPU[-1])
             if walls:
                 report(label, walls)
                 report(f"  certmgr CPU per certificate ({n})", [c / n for c in cpus], "ms", 1000.0)
