@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from certmgr.config import load_config
-from certmgr.reminders import process
-from certmgr.renewal import renew_many
+from certmgr.config.load import load_config
+from certmgr.lifecycle.renew import renew_many
+from certmgr.notify.reminders import process
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, Store, utcnow
 

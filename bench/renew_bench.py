@@ -52,8 +52,8 @@ def renew(path: Path) -> tuple[float, list[dict[str, str]]]:
 
 def renew_in_process(path: Path) -> float:
     """The same renewal inside one process (as the daemon runs it): no interpreter start, no imports."""
-    from certmgr.config import load_config
-    from certmgr.renewal import renew_many
+    from certmgr.config.load import load_config
+    from certmgr.lifecycle.renew import renew_many
     from certmgr.runtime import Runtime
 
     rt = Runtime(load_config(path))
@@ -92,7 +92,7 @@ def main() -> None:
             print(f"  {n:3d} certificate(s), in one running process: wall median {inproc[len(inproc) // 2]:.2f} s "
                   f"(best {inproc[0]:.2f} s)")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import certmgr.store, certmgr.lifecycle, providers.issuers.acme"],
+    subprocess.run([sys.executable, "-c", "import certmgr.store, certmgr.lifecycle.issue, providers.issuers.acme"],
                    check=True)
     print(f"  for reference: starting Python and importing the store and the ACME client takes "
           f"{time.perf_counter() - t0:.2f} s")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
-from certmgr.config import Config, ProviderConfig
+from certmgr.config.model import Config, ProviderConfig
 from certmgr.errors import ConfigError
 from certmgr.interfaces import ChallengeSolver, MtaInstance, Options, ProviderEnv, SeveralHostnames
 

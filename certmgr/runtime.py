@@ -8,13 +8,13 @@ import os
 import socket
 from pathlib import Path
 
-from certmgr.config import KEY_TYPES, Config, MtaConfig
-from certmgr.fsutil import atomic_write
+from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
+from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.registry import Providers
-from certmgr.statedir import StateDir
 from certmgr.store import AcmeAccount, CertVersion, ManagedCert, Store
-from certmgr.versions import IssuedBy
+from certmgr.store.files import atomic_write
+from certmgr.store.statedir import StateDir
 
 log = logging.getLogger("certmgr.runtime")
 
@@ -120,12 +120,6 @@ class Runtime:
                 if record is not None and record.directory == version.directory:
                     return record
         return self.load_account(issuer)
-
-    def issued_by(self, issuer: str) -> IssuedBy:
-        """The issuer ``issuer`` of the config as a version records it (with the account used now)."""
-        cfg = self.config.issuers[issuer]
-        account = self.load_account(issuer) if cfg.type == "acme" else None
-        return IssuedBy(issuer, cfg.type, self._directory(issuer) or None, account.uri if account else None)
 
     def save_account(self, record: AccountRecord) -> None:
         path = self.state.account_key_path(record.issuer, record.directory)

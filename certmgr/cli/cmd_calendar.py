@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from certmgr.calendar import feed_ics
 from certmgr.cli.common import runtime
-from certmgr.fsutil import atomic_write
-from certmgr.reminders import facts_for
+from certmgr.notify.calendar import feed_ics
+from certmgr.notify.outbox import facts_for
 from certmgr.store import queue, utcnow
+from certmgr.store.files import atomic_write
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from certmgr.checking import EXIT, check, exit_code
 from certmgr.cli.common import print_json, print_table, runtime
 from certmgr.errors import CertmgrError
+from certmgr.probe.check import EXIT, check, exit_code
 
 
 def run(args: argparse.Namespace) -> int:

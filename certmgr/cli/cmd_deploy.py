@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict
 
 from certmgr.cli.common import print_json, print_table, runtime
-from certmgr.deployment import deploy_mtas
+from certmgr.deploy.orchestrate import deploy_mtas
 
 
 def run(args: argparse.Namespace) -> int:

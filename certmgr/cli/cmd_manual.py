@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from certmgr.cli.common import runtime
-from certmgr.manual import export_csr, import_certificate
+from certmgr.lifecycle.manual import export_csr, import_certificate
 
 
 def run(args: argparse.Namespace) -> int:

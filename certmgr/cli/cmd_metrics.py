@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from certmgr.cli.common import runtime
-from certmgr.daemon_jobs import metrics_registry
-from certmgr.metrics import render_text, write_textfile
+from certmgr.service.jobs import metrics_registry
+from certmgr.service.metrics import render_text, write_textfile
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import asdict
 
 from certmgr.cli.common import config, print_json, print_table
-from certmgr.recovery import recover
+from certmgr.lifecycle.recover import recover
 from certmgr.runtime import Runtime
 from certmgr.store import utcnow
 

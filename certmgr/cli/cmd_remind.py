@@ -10,7 +10,7 @@ import sys
 from dataclasses import asdict
 
 from certmgr.cli.common import print_json, print_table, runtime
-from certmgr.reminders import process
+from certmgr.notify.reminders import process
 
 
 def run(args: argparse.Namespace) -> int:

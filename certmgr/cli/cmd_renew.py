@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import asdict
 
 from certmgr.cli.common import is_tty, print_json, print_table, runtime
-from certmgr.lifecycle import Outcome
-from certmgr.reminders import process
-from certmgr.renewal import Progress, renew_many
+from certmgr.lifecycle.issue import Outcome
+from certmgr.lifecycle.renew import Progress, renew_many
+from certmgr.notify.reminders import process
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from certmgr.cli.common import runtime
-from certmgr.revocation import revoke_host
+from certmgr.lifecycle.revoke import revoke_host
 
 
 def run(args: argparse.Namespace) -> int:

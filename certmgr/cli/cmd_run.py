@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 
-from certmgr.config import config_path
+from certmgr.config.load import config_path
 
 
 def run(args: argparse.Namespace) -> int:
-    from certmgr.daemon import run_daemon
+    from certmgr.service.daemon import run_daemon
 
     # the daemon logs one line per action to stderr (journald), whatever -v says
     logging.getLogger("certmgr").setLevel(logging.DEBUG if args.verbose else logging.INFO)

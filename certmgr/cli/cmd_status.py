@@ -13,14 +13,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from certmgr.cli.common import is_tty, print_json, print_table, runtime
-from certmgr.inventory import status_rows
+from certmgr.lifecycle.inventory import status_rows
 from certmgr.store import utcnow
 
 COLUMNS = ["hostname", "key", "issuer", "serial", "expires", "days", "state", "renew at", "deployed", "last error"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from certmgr.recovery import lost_inventory
+    from certmgr.lifecycle.recover import lost_inventory
 
     rt = runtime(args, read_only=True)
     try:

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from certmgr.config import Config, config_path, load_config
+from certmgr.config.load import config_path, load_config
+from certmgr.config.model import Config
 
 
 def config(args: argparse.Namespace) -> Config:
@@ -22,7 +23,7 @@ def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Any:
 
     rt = Runtime(config(args), read_only=read_only)
     if not read_only:
-        from certmgr.recovery import refuse_if_lost
+        from certmgr.lifecycle.recover import refuse_if_lost
 
         refuse_if_lost(rt)  # a deleted database must not make everything be ordered again
     return rt

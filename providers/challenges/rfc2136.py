@@ -11,78 +11,23 @@ lookup at ``server``), ``ttl`` (default 60), ``propagation_timeout`` (default 12
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Self
 
 import dns.exception
 import dns.message
 import dns.name
 import dns.query
-import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TXT
-import dns.tsig
 import dns.update
 
-from certmgr.errors import ChallengeError, ConfigError
+from certmgr.errors import ChallengeError
 from certmgr.interfaces import Options, ProviderEnv
 from providers.challenges.dns01 import Dns01Solver, Server, parse_server
+from providers.dnsupdate import TsigKey, UpdateClient, UpdateRefused, parse_tsig_key, tsig_key_option
 
-_ALGORITHMS = {
-    "hmac-md5": dns.tsig.HMAC_MD5,
-    "hmac-sha1": dns.tsig.HMAC_SHA1,
-    "hmac-sha224": dns.tsig.HMAC_SHA224,
-    "hmac-sha256": dns.tsig.HMAC_SHA256,
-    "hmac-sha384": dns.tsig.HMAC_SHA384,
-    "hmac-sha512": dns.tsig.HMAC_SHA512,
-}
-
-_KEY_RE = re.compile(r'key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;', re.S)
-_ALG_RE = re.compile(r"algorithm\s+\"?([A-Za-z0-9-]+)\"?\s*;")
-_SECRET_RE = re.compile(r'secret\s+"([^"]+)"\s*;')
-
-
-@dataclass(frozen=True)
-class TsigKey:
-    name: str
-    algorithm: str
-    secret: bytes
-
-    def keyring(self) -> dict[dns.name.Name, dns.tsig.Key]:
-        name = dns.name.from_text(self.name)
-        return {name: dns.tsig.Key(name, self.secret, _ALGORITHMS[self.algorithm])}
-
-
-def parse_tsig_key(text: str, *, source: str = "key file") -> TsigKey:
-    """The first ``key "name" { algorithm ...; secret "..."; };`` of a BIND key file."""
-    text = re.sub(r"(#|//)[^\n]*", "", text)
-    m = _KEY_RE.search(text)
-    if m is None:
-        raise ValueError(f'{source}: no `key "name" {{ algorithm ...; secret "..."; }};` block found')
-    name, body = m.group(1), m.group(2)
-    alg_m, secret_m = _ALG_RE.search(body), _SECRET_RE.search(body)
-    if alg_m is None:
-        raise ValueError(f"{source}: key {name} has no algorithm")
-    if secret_m is None:
-        raise ValueError(f"{source}: key {name} has no secret")
-    algorithm = alg_m.group(1).lower()
-    if algorithm not in _ALGORITHMS:
-        raise ValueError(
-            f"{source}: key {name} uses unsupported algorithm {algorithm} "
-            f"(supported: {', '.join(sorted(_ALGORITHMS))})"
-        )
-    try:
-        secret = base64.b64decode(secret_m.group(1), validate=True)
-    except binascii.Error as e:
-        raise ValueError(f"{source}: key {name} has a secret that is not base64") from e
-    if not secret:
-        raise ValueError(f"{source}: key {name} has an empty secret")
-    return TsigKey(name=name, algorithm=algorithm, secret=secret)
+__all__ = ["Rfc2136Solver", "TsigKey", "parse_tsig_key"]
 
 
 class Rfc2136Solver(Dns01Solver):
@@ -114,20 +59,7 @@ class Rfc2136Solver(Dns01Solver):
         options.str("provider", "rfc2136", choices=["rfc2136"])
         where = options.where
         server = parse_server(options.str("server"), table=where)
-        for inline in ("tsig_secret", "tsig_key", "secret"):
-            if options.has(inline):
-                options.raw(inline)
-                raise ConfigError(
-                    "secrets are not accepted inline; put the key in a BIND key file "
-                    "(tsig-keygen) and set tsig_key_file",
-                    table=where,
-                    key=inline,
-                )
-        key_file: Path = options.path("tsig_key_file", must_exist=True)
-        try:
-            key = parse_tsig_key(key_file.read_text(), source=str(key_file))
-        except (OSError, ValueError) as e:
-            raise ConfigError(str(e), table=where, key="tsig_key_file") from e
+        key = tsig_key_option(options)
         zone = options.str("zone", None)
         ttl = options.int("ttl", 60, min=1, max=86400)
         propagation_timeout = options.float("propagation_timeout", 120.0, min=1.0)
@@ -184,25 +116,19 @@ class Rfc2136Solver(Dns01Solver):
 
     def _send(self, update: dns.update.UpdateMessage, what: str, fqdn: str) -> None:
         try:
-            resp = dns.query.tcp(update, self.server[0], port=self.server[1], timeout=self.timeout)
+            UpdateClient(self.server, self.key, timeout=self.timeout).send(update)
         except (dns.exception.DNSException, OSError) as e:
             raise ChallengeError(
                 f"{self._where()}: {what} TXT {fqdn} failed: {e}; check server and TSIG key"
             ) from e
-        rcode = resp.rcode()
-        if rcode != dns.rcode.NOERROR:
+        except UpdateRefused as e:
             raise ChallengeError(
-                f"{self._where()}: {what} TXT {fqdn} refused with {dns.rcode.to_text(rcode)}; "
+                f"{self._where()}: {what} TXT {fqdn} refused with {e.rcode}; "
                 f"check that key {self.key.name} may update this zone (update-policy / allow-update)"
-            )
+            ) from e
 
     def _update(self, zone: str) -> dns.update.UpdateMessage:
-        return dns.update.UpdateMessage(
-            zone,
-            keyring=self.key.keyring(),
-            keyname=dns.name.from_text(self.key.name),
-            keyalgorithm=_ALGORITHMS[self.key.algorithm],
-        )
+        return UpdateClient(self.server, self.key, timeout=self.timeout).new(zone)
 
     def _rdata(self, value: str) -> dns.rdtypes.ANY.TXT.TXT:
         return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [value.encode("ascii")])

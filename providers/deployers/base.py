@@ -20,7 +20,7 @@ every hostname's files in :meth:`layout`, and is verified per hostname with SNI 
 per endpoint without SNI (the primary's certificate).
 
 Verification (probing the MTA after the reload) is the core's job
-(``certmgr.deploying``); it calls :meth:`MailDeployer.rollback` when the new
+(``certmgr.deploy.verify``); it calls :meth:`MailDeployer.rollback` when the new
 certificate is not served.  Common options of every deployer: ``host``
 (``ssh://user@host[:port]``, default this machine), ``ssh_identity``,
 ``ssh_known_hosts``, ``group``.

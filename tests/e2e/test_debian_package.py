@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from tests.peers.dovecot import DovecotPeer
 from tests.peers.pebble import Pebble
 from tests.peers.postfix import PostfixPeer, chain_file_pem, wait_until, write_chain_files

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble
 from tests.peers.postfix import PostfixPeer, wait_until, write_chain_files
@@ -134,7 +134,7 @@ def test_dane_records_guard_the_deployment(tmp_path: Path, pebble: Pebble, mta: 
 
     from cryptography import x509
 
-    from certmgr.dane import record_for
+    from certmgr.probe.dane import record_for
     from tests.peers.named import running_named
 
     cli = config(tmp_path, pebble, mta)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble
 from tests.peers.postfix import PostfixPeer, write_chain_files

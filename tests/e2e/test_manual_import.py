@@ -301,8 +301,8 @@ def test_chain_with_the_root_is_stored_without_it(cli: Cli, ca: TestCA, tmp_path
 
 
 def test_status_says_expired_once_the_certificate_has_expired(cli: Cli, ca: TestCA, tmp_path: Path) -> None:
-    from certmgr.config import load_config
-    from certmgr.inventory import status_rows
+    from certmgr.config.load import load_config
+    from certmgr.lifecycle.inventory import status_rows
     from certmgr.runtime import Runtime
 
     f = tmp_path / "c.pem"

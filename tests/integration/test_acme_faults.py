@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from certmgr.config import load_config
+from certmgr.config.load import load_config
 from certmgr.store import Store
 from tests.peers.faultproxy import FaultProxy, running_faultproxy
 from tests.peers.pebble import Pebble, running_pebble

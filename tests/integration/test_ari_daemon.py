@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.config import load_config
-from certmgr.daemon_jobs import ari_job, renew_job
+from certmgr.config.load import load_config
 from certmgr.runtime import Runtime
+from certmgr.service.jobs import ari_job, renew_job
 from certmgr.store import ManagedCert, utcnow
 from providers.issuers.acme_net import ari_cert_id
 from tests.peers.faultproxy import FaultProxy, running_faultproxy

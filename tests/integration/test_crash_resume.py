@@ -27,7 +27,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certmgr.keys import load_key
+from certmgr.pki.keys import load_key
 from certmgr.store import ManagedCert, Store, utcnow
 from tests.peers.pebble import Pebble, running_pebble
 

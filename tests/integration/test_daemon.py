@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from certmgr.config import load_config
+from certmgr.config.load import load_config
 from certmgr.store import Store, queue
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble, running_pebble

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
+from certmgr.deploy.verify import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.interfaces import CertBundle, DeployRequest, Options, ProviderEnv, VerifyTarget
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from providers.deployers.dovecot import DovecotDeployer
 from tests.peers.dovecot import DovecotPeer
 from tests.peers.testca import TestCA

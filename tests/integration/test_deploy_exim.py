@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
+from certmgr.deploy.verify import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.interfaces import CertBundle, DeployRequest, Options, ProviderEnv, VerifyTarget
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from providers.deployers.exim import EximDeployer
 from tests.peers.exim import EximPeer, exim_env
 from tests.peers.testca import TestCA

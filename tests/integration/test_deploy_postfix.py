@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from certmgr.deploying import deploy_and_verify, make_probe_fn
+from certmgr.deploy.verify import deploy_and_verify, make_probe_fn
 from certmgr.interfaces import CertBundle, DeployRequest, Options, ProviderEnv, VerifyTarget
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from providers.deployers.postfix import PostfixDeployer
 from tests.peers.postfix import PostfixPeer, chain_file_pem, wait_until, write_chain_files
 from tests.peers.testca import TestCA

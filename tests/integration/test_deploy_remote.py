@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from certmgr.deploying import DeployOutcome, deploy_and_verify, make_probe_fn
+from certmgr.deploy.verify import DeployOutcome, deploy_and_verify, make_probe_fn
 from certmgr.errors import DeployError
 from certmgr.interfaces import CertBundle, DeployRequest, Options, ProviderEnv, VerifyTarget
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from providers.deployers.hosts import SshHost
 from providers.deployers.postfix import PostfixDeployer
 from tests.peers.postfix import PostfixPeer, chain_file_pem

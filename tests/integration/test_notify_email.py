@@ -11,10 +11,10 @@ from typing import Any
 import icalendar
 import pytest
 
-from certmgr.calendar import renewal_event_ics
 from certmgr.errors import ConfigError, NotifyError
 from certmgr.interfaces import Attachment, Message, Options, ProviderEnv
-from certmgr.messages import CertFacts, reminder_message
+from certmgr.notify.calendar import renewal_event_ics
+from certmgr.notify.messages import CertFacts, reminder_message
 from providers.notifiers.email import EmailNotifier
 from tests.peers.smtpd import SmtpServer
 

@@ -16,7 +16,7 @@ import pytest
 
 from certmgr.errors import ConfigError, NotifyError
 from certmgr.interfaces import Message, Options, ProviderEnv
-from certmgr.messages import CertFacts, failure_message
+from certmgr.notify.messages import CertFacts, failure_message
 from providers.notifiers.webhook import WebhookNotifier
 from tests.peers.smtpd import make_ca_and_server_cert
 

@@ -16,10 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from certmgr.config import load_config
-from certmgr.daemon_jobs import probe_job
-from certmgr.manual import export_csr, import_certificate
+from certmgr.config.load import load_config
+from certmgr.lifecycle.manual import export_csr, import_certificate
 from certmgr.runtime import Runtime
+from certmgr.service.jobs import probe_job
 from certmgr.store import utcnow
 from tests.peers.named import running_named
 from tests.peers.postfix import PostfixPeer, postconf, wait_until

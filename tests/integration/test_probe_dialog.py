@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.probe import ProbeResult, probe
-from certmgr.probe_assess import assess
+from certmgr.probe.assess import assess
+from certmgr.probe.client import ProbeResult, probe
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration

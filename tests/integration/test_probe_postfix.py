@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from certmgr.interfaces import CertBundle
-from certmgr.probe import ProbeResult, probe
-from certmgr.probe_assess import assess, to_json
+from certmgr.probe.assess import assess, to_json
+from certmgr.probe.client import ProbeResult, probe
 from tests.peers.postfix import PostfixPeer, chain_file_pem, postconf, wait_until
 from tests.peers.testca import TestCA
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.probe import probe
+from certmgr.probe.client import probe
 from tests.peers.postfix import PostfixPeer, chain_file_pem
 from tests.peers.testca import TestCA
 

@@ -17,11 +17,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from certmgr.calendar import event_uid
-from certmgr.config import load_config
-from certmgr.manual import export_csr, import_certificate
-from certmgr.reminders import process
-from certmgr.renewal import renew_many
+from certmgr.config.load import load_config
+from certmgr.lifecycle.manual import export_csr, import_certificate
+from certmgr.lifecycle.renew import renew_many
+from certmgr.notify.calendar import event_uid
+from certmgr.notify.reminders import process
 from certmgr.runtime import Runtime
 from certmgr.store import queue
 from tests.e2e.conftest import Cli

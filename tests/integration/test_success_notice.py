@@ -14,9 +14,9 @@ from typing import Any
 import icalendar
 import pytest
 
-from certmgr.config import load_config
-from certmgr.reminders import process
-from certmgr.renewal import renew_many
+from certmgr.config.load import load_config
+from certmgr.lifecycle.renew import renew_many
+from certmgr.notify.reminders import process
 from certmgr.runtime import Runtime
 from tests.peers.pebble import Pebble, running_pebble
 from tests.peers.smtpd import Received, SmtpServer

@@ -60,10 +60,12 @@ def exim_env() -> dict[str, str]:
 
 class EximPeer:
     def __init__(self, root: Path, *, hostname: str, certs: list[str], keys: list[str],
-                 include_tls: bool = False) -> None:
+                 include_tls: bool = False, routes: str | None = None) -> None:
         """``certs``/``keys``: file names inside :attr:`cert_dir` (one per algorithm).
         ``include_tls``: the two TLS settings live in :attr:`tls_config`, ``.include``d from the
-        config (the file the exim deployer's ``tls_config`` option rewrites)."""
+        config (the file the exim deployer's ``tls_config`` option rewrites).
+        ``routes``: main options, ACLs, routers and transports that replace the
+        default (every recipient refused), for a test that relays real mail."""
         self.binary = exim_binary()
         self.root = root
         self.conf = root / "exim.conf"
@@ -78,6 +80,7 @@ class EximPeer:
         self.certs = [self.cert_dir / c for c in certs]
         self.keys = [self.cert_dir / k for k in keys]
         self.tls_config = root / "exim-tls.conf" if include_tls else None
+        self.routes = routes
 
     def write_config(self) -> None:
         spool = self.run_dir / "spool"
@@ -92,8 +95,8 @@ class EximPeer:
             f"pid_file_path = {self.run_dir}/exim.pid\n"
             "tls_advertise_hosts = *\n"
             + self._tls_settings()
-            + "acl_smtp_rcpt = acl_check_rcpt\n"
-            "begin acl\nacl_check_rcpt:\n  deny\n"
+            + (self.routes if self.routes is not None else
+               "acl_smtp_rcpt = acl_check_rcpt\nbegin acl\nacl_check_rcpt:\n  deny\n")
         )
 
     def _tls_settings(self) -> str:
@@ -127,6 +130,14 @@ class EximPeer:
     @property
     def reload_command(self) -> list[str]:
         return [sys.executable, "-m", "tests.peers.exim", "restart", str(self.state_file)]
+
+    def run_queue(self) -> None:
+        """Deliver what is queued, in this process's own queue run: with ``queue_only``
+        (see ``routes``) nothing depends on the daemon re-executing /usr/sbin/exim4."""
+        proc = subprocess.run([str(self.binary), "-C", str(self.conf), "-qff"], env=exim_env(),
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"exim -qff failed: {proc.stderr}{proc.stdout}")
 
     def install_key(self, path: Path, data: bytes) -> None:
         """Write a key the way a Debian admin would: 0640 root:Debian-exim."""

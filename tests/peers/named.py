@@ -3,17 +3,34 @@ accepts TSIG-signed dynamic updates of TXT records.
 
 Every name in the zone resolves to 127.0.0.1 (wildcard A), so pebble pointed at this
 server also finds test hosts.
+
+For DANE and MTA-STS (all optional, the defaults keep the plain unsigned zone):
+- ``Named(..., dnssec=True)``: BIND signs the dynamic zone itself (``dnssec-policy
+  default``: algorithm 13, RRSIGs within seconds of start and of every update).
+- ``SecondaryNamed(workdir, primary)``: a second authoritative server for the zone that
+  transfers it from the primary only when told (``sync()``); until then it keeps
+  serving the old records, as a lagging secondary does.
+- ``ValidatingResolver(workdir, primary)``: a recursive ``named`` on ``127.0.0.x:53``
+  that validates the zone against a static trust anchor (the primary's KSK) and
+  forwards only to the primary.
+- ``posttls_finger(resolver, ...)``: Postfix's own TLS/DANE client, run in a private
+  mount namespace whose ``/etc/resolv.conf`` names that resolver.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rdatatype
 
@@ -23,11 +40,12 @@ KEY_NAME = "certmgr-test"
 
 
 class Named:
-    def __init__(self, workdir: Path, zone: str = "example.test") -> None:
+    def __init__(self, workdir: Path, zone: str = "example.test", *, dnssec: bool = False) -> None:
         self.workdir = workdir
         self.zone = zone.rstrip(".")
         self.port = free_port()
         self.key_file = workdir / "tsig.key"
+        self.dnssec = dnssec
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -71,7 +89,9 @@ include "{self.key_file}";
 zone "{self.zone}" {{
     type primary;
     file "{zone_file}";
-    update-policy {{ grant {KEY_NAME} zonesub TXT TLSA A; }};
+    update-policy {{ grant {KEY_NAME} zonesub TXT TLSA A MX; }};
+    allow-transfer {{ 127.0.0.1; }};
+{"    dnssec-policy default;" if self.dnssec else ""}
 }};
 """
         )
@@ -96,9 +116,33 @@ zone "{self.zone}" {{
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"named did not serve {self.zone}; see {self.workdir / 'named.log'}")
                 time.sleep(0.05)
+            if self.dnssec:
+                self._wait_signed(time.monotonic() + 60)
         except BaseException:
             self.stop()
             raise
+
+    def _wait_signed(self, deadline: float) -> None:
+        while not (self.ksk() and self._signed(self.zone)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"named did not sign {self.zone}; see {self.workdir / 'named.log'}")
+            time.sleep(0.1)
+
+    def _signed(self, name: str) -> bool:
+        q = dns.message.make_query(name, "SOA", want_dnssec=True)
+        try:
+            r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=2)
+        except Exception:
+            return False
+        return any(rrset.rdtype == dns.rdatatype.RRSIG for rrset in r.answer)
+
+    def ksk(self) -> str | None:
+        """The zone's key-signing key as ``257 3 13 <base64>`` (None while unsigned)."""
+        return next((k for k in self.query("DNSKEY", self.zone) if k.startswith("257 ")), None)
+
+    def serial(self) -> int:
+        soa = self.query("SOA", self.zone)
+        return int(soa[0].split()[2]) if soa else -1
 
     def _has_soa(self) -> bool:
         return bool(self.query("SOA", self.zone))
@@ -144,9 +188,226 @@ zone "{self.zone}" {{
         self.proc = None
 
 
+class SecondaryNamed(Named):
+    """A second authoritative server for ``primary``'s zone that lags until ``sync()``.
+
+    The primary sends no NOTIFY and the SOA refresh is an hour, so this server keeps
+    the records of its last transfer; ``sync()`` notifies it and waits for the serial.
+    """
+
+    def __init__(self, workdir: Path, primary: Named) -> None:
+        super().__init__(workdir, primary.zone, dnssec=False)
+        self.primary = primary
+
+    def _write(self) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        d = self.workdir
+        conf = d / "named.conf"
+        conf.write_text(
+            f"""options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    listen-on port {self.port} {{ 127.0.0.1; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    allow-query {{ any; }};
+    notify no;
+}};
+controls {{ }};
+zone "{self.zone}" {{
+    type secondary;
+    file "{d}/{self.zone}.secondary";
+    primaries {{ 127.0.0.1 port {self.primary.port}; }};
+    allow-notify {{ 127.0.0.1; }};
+}};
+"""
+        )
+        return conf
+
+    def start(self) -> None:
+        super().start()
+        self.sync()
+
+    def sync(self, timeout: float = 60.0) -> None:
+        """Catch up with the primary now (NOTIFY, then wait for its serial)."""
+        want = self.primary.serial()
+        deadline = time.monotonic() + timeout
+        while self.serial() < want:
+            notify = dns.message.make_query(self.zone, "SOA")
+            notify.set_opcode(dns.opcode.NOTIFY)
+            notify.flags |= dns.flags.AA
+            try:
+                dns.query.udp(notify, "127.0.0.1", port=self.port, timeout=2)
+            except Exception:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"secondary stuck at serial {self.serial()} < {want}")
+            time.sleep(0.2)
+
+    def _has_soa(self) -> bool:
+        return True  # up as soon as it answers; the first transfer is sync()'s job
+
+    def replace(self, name: str, rdtype: str, values: list[str], ttl: int = 60) -> None:
+        raise RuntimeError("a secondary takes no updates; update the primary")
+
+
+def free_loopback_address(port: int = 53) -> str:
+    """A 127.0.53.x address whose ``port`` (UDP and TCP) is free, for servers that must
+    listen on a well-known port (a resolver on 53, an MTA-STS web server on 443)."""
+    for last in range(53, 254):
+        addr = f"127.0.53.{last}"
+        if subprocess.run(["ip", "-4", "addr", "show", "to", f"{addr}/32"], capture_output=True,
+                          text=True).stdout.strip():
+            continue  # another test's server holds it
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind((addr, port))
+                t.bind((addr, port))
+        except OSError:
+            continue
+        return addr
+    raise RuntimeError(f"no free 127.0.53.x:{port}")
+
+
+def add_loopback_address(address: str) -> bool:
+    """Give ``lo`` this address (servers such as named listen only on interface addresses);
+    True when it was added here and must be removed with ``remove_loopback_address``."""
+    ip = require_binary("ip")
+    return subprocess.run([ip, "addr", "add", f"{address}/32", "dev", "lo"], capture_output=True).returncode == 0
+
+
+def remove_loopback_address(address: str) -> None:
+    subprocess.run([require_binary("ip"), "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True)
+
+
+class ValidatingResolver:
+    """A recursive ``named`` on ``<address>:53`` validating ``primary``'s signed zone with
+    a static trust anchor, forwarding only to the primary (or to ``via``, e.g. a
+    secondary, to see the zone as that server serves it)."""
+
+    def __init__(self, workdir: Path, primary: Named, *, via: Named | None = None) -> None:
+        self.workdir = workdir
+        self.primary = primary
+        self.via = via or primary
+        self.address = free_loopback_address(53)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._added_address = False
+
+    def start(self) -> None:
+        ksk = self.primary.ksk()
+        if ksk is None:
+            raise RuntimeError(f"{self.primary.zone} is not signed: start the primary with dnssec=True")
+        flags, proto, alg, *key = ksk.split()
+        anchor = f'{flags} {proto} {alg} "{"".join(key)}"'
+        d = self.workdir
+        d.mkdir(parents=True, exist_ok=True)
+        zone = self.primary.zone
+        conf = d / "named.conf"
+        conf.write_text(
+            f"""options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    listen-on port 53 {{ {self.address}; }};
+    listen-on-v6 {{ none; }};
+    recursion yes;
+    allow-recursion {{ 127.0.0.0/8; }};
+    allow-query {{ 127.0.0.0/8; }};
+    dnssec-validation yes;
+    max-cache-ttl 1;
+    max-ncache-ttl 1;
+}};
+controls {{ }};
+trust-anchors {{ "{zone}." static-key {anchor}; }};
+zone "{zone}" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {self.via.port}; }}; }};
+"""
+        )
+        # named listens only on addresses of an interface: 127.0.0.1/8 on lo is routed but
+        # not an address of its own, so give lo this one for the resolver's lifetime
+        self._added_address = add_loopback_address(self.address)
+        log = open(d / "named.log", "ab")
+        self.proc = subprocess.Popen(
+            [require_binary("named"), "-g", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, cwd=d
+        )
+        log.close()
+        try:
+            wait_port(53, host=self.address, timeout=20)
+            deadline = time.monotonic() + 20
+            while not self.validated("SOA", zone):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"resolver does not validate {zone}; see {d / 'named.log'}")
+                time.sleep(0.1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def validated(self, rdtype: str, name: str) -> list[str]:
+        """Answers that carry the AD flag (validated); [] when insecure, bogus or empty."""
+        q = dns.message.make_query(name, rdtype, want_dnssec=True)
+        q.flags |= dns.flags.AD
+        try:
+            r = dns.query.udp(q, self.address, port=53, timeout=3)
+        except Exception:
+            return []
+        if not r.flags & dns.flags.AD:
+            return []
+        return [rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype) for rd in rrset]
+
+    def stop(self) -> None:
+        stop_process(self.proc, 10)
+        self.proc = None
+        if self._added_address:
+            remove_loopback_address(self.address)
+            self._added_address = False
+
+
+def with_resolver(resolver: ValidatingResolver, cmd: list[str], *, timeout: float = 60.0,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` so that the system resolver (``/etc/resolv.conf``) is ``resolver``: in a
+    private mount namespace (``unshare --mount``) with a private resolv.conf bind-mounted
+    over it, so nothing outside the test sees the change.  ``trust-ad`` makes glibc pass
+    the AD flag on (Postfix needs it for DANE)."""
+    conf = resolver.workdir / "resolv.conf"
+    conf.write_text(f"nameserver {resolver.address}\noptions trust-ad edns0\n")
+    script = 'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"'
+    full = [require_binary("unshare"), "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(conf), *cmd]
+    return subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "LANG": "C", **(env or {})})
+
+
+def posttls_finger(resolver: ValidatingResolver, host: str, port: int, *, level: str = "dane",
+                   timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Postfix's ``posttls-finger -l LEVEL [host]:port`` resolving through ``resolver``."""
+    return with_resolver(resolver, [require_binary("posttls-finger"), "-o", "inet_protocols=ipv4", "-t30", "-T60",
+                                    "-c", "-l", level, "-P", "/etc/ssl/certs", f"[{host}]:{port}"], timeout=timeout)
+
+
+def dane_verified(result: subprocess.CompletedProcess[str]) -> bool:
+    """Did posttls-finger at level dane verify the server by its TLSA records?"""
+    out = result.stdout + result.stderr
+    return "Verified TLS connection established" in out and "dane" in out.lower()
+
+
+def pause(proc: subprocess.Popen[bytes] | None) -> None:
+    """Freeze a named (SIGSTOP): it neither answers nor transfers until ``resume``."""
+    if proc is not None:
+        proc.send_signal(signal.SIGSTOP)
+
+
+def resume(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None:
+        proc.send_signal(signal.SIGCONT)
+
+
 @contextmanager
-def running_named(workdir: Path, zone: str = "example.test") -> Iterator[Named]:
-    server = Named(workdir, zone)
+def running_named(workdir: Path, zone: str = "example.test", *, dnssec: bool = False) -> Iterator[Named]:
+    server = Named(workdir, zone, dnssec=dnssec)
     server.start()
     try:
         yield server

@@ -108,9 +108,12 @@ class PostfixPeer:
 
     def __init__(self, root: Path, *, hostname: str, banner_host: str | None = None,
                  chain_files: list[Path] | None = None, starttls: bool = True,
-                 seclevel0: bool = False, extra_ports: int = 0) -> None:
+                 seclevel0: bool = False, extra_ports: int = 0, extra_main: str = "",
+                 extra_master: str = "") -> None:
         """``extra_ports``: more smtpd listeners of the same instance (a second ``inet`` line in
-        master.cf, as a submission service on 587 would be), in :attr:`ports` after :attr:`port`."""
+        master.cf, as a submission service on 587 would be), in :attr:`ports` after :attr:`port`.
+        ``extra_main``/``extra_master``: appended to main.cf / master.cf (transports, maps, client
+        TLS settings of a test)."""
         require_binary("postfix")
         self.root = root
         self.config_dir = root / "etc"
@@ -121,6 +124,9 @@ class PostfixPeer:
         self.chain_files = chain_files or []
         self.starttls = starttls
         self.seclevel0 = seclevel0
+        # appended to main.cf / master.cf: transports, maps, client TLS settings of a test
+        self.extra_main = extra_main
+        self.extra_master = extra_master
         self.port = free_port()
         self.ports = [self.port, *(free_port() for _ in range(extra_ports))]
         self.running = False
@@ -154,10 +160,10 @@ class PostfixPeer:
             "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n"
             f"maillog_file = {self.log}\nmaillog_file_prefixes = {self.run_dir}\n"
             f"import_environment = {env}\n"
-            "smtpd_tls_loglevel = 1\n" + tls
+            "smtpd_tls_loglevel = 1\n" + tls + self.extra_main
         )
         extra = "".join(f"127.0.0.1:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
-        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(port=self.port))
+        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(port=self.port) + self.extra_master)
 
     def _postfix(self, *args: str) -> None:
         proc = subprocess.run(["postfix", "-c", str(self.config_dir), *args], capture_output=True, text=True,

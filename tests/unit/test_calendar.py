@@ -9,8 +9,8 @@ from typing import Any
 import icalendar
 import pytest
 
-from certmgr.calendar import alarm_before, feed_ics, renewal_event_ics, renewal_start
-from certmgr.messages import CertFacts
+from certmgr.notify.calendar import alarm_before, feed_ics, renewal_event_ics, renewal_start
+from certmgr.notify.messages import CertFacts
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EXPIRY = datetime(2025, 5, 30, 8, 30, 15, tzinfo=UTC)

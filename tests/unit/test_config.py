@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.config import load_config
+from certmgr.config.load import load_config
 from certmgr.errors import ConfigError
 
 GOOD = """

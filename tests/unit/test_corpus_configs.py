@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.config import load_config
+from certmgr.config.load import load_config
 from certmgr.errors import ConfigError
 from certmgr.registry import Providers
 

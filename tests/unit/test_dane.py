@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certmgr.dane import Tlsa, check_chain, matches, record_for
+from certmgr.probe.dane import Tlsa, check_chain, matches, record_for
 from tests.peers.testca import TestCA
 
 

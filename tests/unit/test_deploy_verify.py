@@ -11,10 +11,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from certmgr.deploying import DeployOutcome, deploy_and_verify
+from certmgr.deploy.verify import DeployOutcome, deploy_and_verify
 from certmgr.interfaces import CertBundle, DeployRequest, Options, ProviderEnv, VerifyTarget
-from certmgr.probe import ProbeResult
-from certmgr.probe_facts import certificate_facts
+from certmgr.probe.client import ProbeResult
+from certmgr.probe.facts import certificate_facts
 from providers.deployers.exec import ExecDeployer
 from tests.peers.testca import TestCA
 

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from certmgr.errors import StateError
-from certmgr.fsutil import atomic_write, write_new
-from certmgr.keys import generate_key, key_to_pem, key_type_of, load_key, make_csr
+from certmgr.pki.keys import generate_key, key_to_pem, key_type_of, load_key, make_csr
+from certmgr.store.files import atomic_write, write_new
 
 
 @pytest.mark.parametrize(

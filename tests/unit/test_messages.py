@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.messages import (
+from certmgr.notify.messages import (
     CertFacts,
     Deployed,
     NewCert,
@@ -164,7 +164,7 @@ def test_no_certificate_yet() -> None:
 
 
 def test_deploy_failure_says_why_and_how_to_deploy() -> None:
-    from certmgr.messages import deploy_failure_message
+    from certmgr.notify.messages import deploy_failure_message
 
     reason = "not deployed, DANE would break: publish `3 1 1 ab<cd>` there"
     m = deploy_failure_message(facts(), reason, 0, NOW)
@@ -197,7 +197,7 @@ DEPLOY_WORDS = [
 @pytest.mark.parametrize(("result", "said", "unsaid"), [c[1:] for c in DEPLOY_WORDS],
                          ids=[c[0] for c in DEPLOY_WORDS])
 def test_deploy_failure_says_what_the_mta_serves(result: str, said: list[str], unsaid: list[str]) -> None:
-    from certmgr.messages import deploy_failure_message
+    from certmgr.notify.messages import deploy_failure_message
 
     m = deploy_failure_message(facts(), "reload failed", 0, NOW,
                                Deployed(("postfix",), {"postfix": (result, "reload failed")}))

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from certmgr.metrics import CertMetrics, JobMetrics, build_registry, render_text, serve, write_textfile
+from certmgr.service.metrics import CertMetrics, JobMetrics, build_registry, render_text, serve, write_textfile
 from tests.peers.util import free_port
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -105,5 +105,5 @@ def test_serve_refuses_non_loopback(address: str) -> None:
 
 
 def test_import_does_not_load_prometheus_client() -> None:
-    code = "import sys, certmgr.metrics; sys.exit('prometheus_client' in sys.modules)"
+    code = "import sys, certmgr.service.metrics; sys.exit('prometheus_client' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr import policy
-from certmgr.policy import RenewalFacts, backoff_delay, next_retry, reminder_threshold_due, renewal_time
+from certmgr.lifecycle import policy
+from certmgr.lifecycle.policy import RenewalFacts, backoff_delay, next_retry, reminder_threshold_due, renewal_time
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 D = timedelta(days=1)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.probe_alert_policy import episode_key, probe_notice_due, worst
+from certmgr.notify.alert_policy import episode_key, probe_notice_due, worst
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)

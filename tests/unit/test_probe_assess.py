@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.probe import ProbeResult
-from certmgr.probe_assess import EXIT_CODES, assess, to_json
-from certmgr.probe_facts import CertFacts, covers
+from certmgr.probe.assess import EXIT_CODES, assess, to_json
+from certmgr.probe.client import ProbeResult
+from certmgr.probe.facts import CertFacts, covers
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOST = "mx1.example.com"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.reminder_policy import ReminderFacts, due_reminders, escalation_level, needs_person
+from certmgr.notify.policy import ReminderFacts, due_reminders, escalation_level, needs_person
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 DAYS = (30, 14, 7, 3, 1)

@@ -78,7 +78,7 @@ def test_rows_of_one_and_of_both_certificates_count_for_each(tmp_path: Path) -> 
     """Rows about one certificate keep the old key (slot, serial); a row about both of an MTA's
     certificates lives on its first slot keyed alg:serial+alg:serial. Each certificate sees
     the kinds of every row that covers it, so nothing is queued twice, old rows included."""
-    from certmgr.reminders import _per_certificate
+    from certmgr.notify.reminders import _per_certificate
 
     store, rsa = store_with_slot(tmp_path)
     ecdsa_slot = store.sync_slot("mx1.example.com", "ecdsa", "ecdsa-p256", ["mx1.example.com"], "corp")

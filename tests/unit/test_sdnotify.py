@@ -7,7 +7,7 @@ import socket
 import uuid
 from pathlib import Path
 
-from certmgr.sdnotify import SdNotify
+from certmgr.service.sdnotify import SdNotify
 
 
 def _listen(address: str) -> socket.socket:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.config import load_config
+from certmgr.config.load import load_config
 
 
 def config(tmp_path: Path, deploy: str, *, primary: str = "") -> Path:
@@ -96,8 +96,8 @@ def test_two_tables_for_one_postfix_are_refused(tmp_path: Path) -> None:
 
 
 def test_mtas_sharing_a_target_are_renewed_and_deployed_by_one_worker() -> None:
-    from certmgr.config import MtaConfig
-    from certmgr.deployment import deploy_units
+    from certmgr.config.model import MtaConfig
+    from certmgr.deploy.orchestrate import deploy_units
 
     def mta(host: str, *deploy: str) -> MtaConfig:
         return MtaConfig(host, (), ("rsa-2048",), "corp", deploy)

@@ -1,0 +1,1 @@
+"""Reading certmgr.toml: the TOML reader, the typed model and its validation."""

@@ -1,0 +1,127 @@
+"""The typed config: what ``certmgr.toml`` says once it is loaded and validated (:mod:`certmgr.config.load`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from certmgr.config.toml import find_line
+from certmgr.errors import ConfigError
+
+DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
+DEFAULT_STATE_DIR = "/var/lib/certmgr"
+
+
+DEFAULT_REMINDERS = (30, 14, 7, 3, 1)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """One ``[issuer.X]``, ``[deploy.X]`` or ``[notify.X]`` table."""
+
+    kind: str  # "issuer" | "deploy" | "notify"
+    name: str
+    type: str
+    options: Mapping[str, Any]
+    line: int | None = None
+
+    @property
+    def table(self) -> str:
+        return f"{self.kind}.{self.name}"
+
+
+@dataclass(frozen=True)
+class NotifyConfig(ProviderConfig):
+    reminders: tuple[int, ...] = DEFAULT_REMINDERS
+    calendar: bool = False
+    on_success: bool = False
+
+
+@dataclass(frozen=True)
+class MtaConfig:
+    hostname: str
+    names: tuple[str, ...]  # extra SANs (hostname not included)
+    key_types: tuple[str, ...]
+    issuer: str
+    deploy: tuple[str, ...] = ()
+    smtp_host: str = ""
+    smtp_port: int = 25
+    #: how the probe talks to smtp_host:smtp_port: "smtp" | "imap" | "pop3", STARTTLS or implicit TLS
+    probe_protocol: str = "smtp"
+    probe_implicit_tls: bool = False
+    notify: tuple[str, ...] = ()
+    renew_before_days: float | None = None
+    #: keep the same key across renewals (DANE "3 1 1" TLSA records pin it)
+    reuse_key: bool = False
+    #: check the MTA's TLSA records: never deploy a certificate they do not match
+    dane: bool = True
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        return (self.hostname, *self.names)
+
+
+@dataclass(frozen=True)
+class Settings:
+    state_dir: Path
+    database: str
+    trust: Path | None = None
+    concurrency: int = 16
+    warning_days: int = 21
+    critical_days: int = 7
+    metrics_listen: str = "127.0.0.1:9420"
+    #: where the name checks ask DNS ("host:port"); None: the system's resolver
+    resolver: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """The ``[daemon]`` table: how often `certmgr run` does each job (seconds; 0 switches
+    the probe or ARI job off)."""
+
+    renew_interval: int = 600
+    probe_interval: int = 900
+    remind_interval: int = 300
+    ari_interval: int = 3600
+    #: loopback address:port of the /metrics endpoint; "" turns it off
+    metrics_listen: str = "127.0.0.1:9420"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    settings: Settings
+    issuers: Mapping[str, ProviderConfig]
+    deploys: Mapping[str, ProviderConfig]
+    notifies: Mapping[str, NotifyConfig]
+    mtas: tuple[MtaConfig, ...]
+    #: the raw text, kept so provider errors can be given a line number
+    text: str = field(default="", repr=False)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    #: deploy target -> the ``primary = "host"`` of its table (the certificate served without SNI)
+    primaries: Mapping[str, str] = field(default_factory=dict)
+
+    def target_mtas(self, target: str) -> tuple[MtaConfig, ...]:
+        """The MTAs a deploy target serves, its primary first (``primary`` on the deploy table,
+        default the first [[mta]] that lists it): one MTA instance serving several hostnames."""
+        mtas = [m for m in self.mtas if target in m.deploy]
+        primary = self.primaries.get(target)
+        mtas.sort(key=lambda m: m.hostname != primary)
+        return tuple(mtas)
+
+    def mta(self, hostname: str) -> MtaConfig:
+        want = hostname.lower().rstrip(".")
+        for m in self.mtas:
+            if m.hostname == want:
+                return m
+        known = ", ".join(m.hostname for m in self.mtas) or "none"
+        from certmgr.errors import UsageError
+
+        raise UsageError(f"{hostname} is not a configured MTA (configured: {known})")
+
+    def locate(self, err: ConfigError) -> ConfigError:
+        """Fill in file and line for an error raised while building a provider."""
+        line = err.line or find_line(self.text, err.table, err.key)
+        return ConfigError(err.message, file=str(self.path), table=err.table, key=err.key, line=line)

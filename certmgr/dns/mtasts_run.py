@@ -1,0 +1,170 @@
+"""Carrying out MTA-STS steps for one domain, recording each before it acts.
+
+State under ``<state_dir>/mta-sts/<domain>/``: ``state.json`` (what went to the web
+target, what the published id stands for), ``mta-sts.key`` (0600) and ``mta-sts.pem``.
+The web target here is a webroot plus certificate and key files and a reload command
+(an argument list, never a shell): the policy goes to
+``<webroot>/.well-known/mta-sts.txt``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import dns.exception
+import dns.resolver
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from certmgr.dns.dane_run import IssueFn, _new_key, _write
+from certmgr.dns.mtasts import Decision, Published, Served, Step, Wanted, decide, policy_from_mx
+from certmgr.dns.publisher import DnsPublisher, txt
+from certmgr.errors import DeployError
+
+POLICY_PATH = "/.well-known/mta-sts.txt"
+
+
+@dataclass(frozen=True)
+class WebrootTarget:
+    webroot: Path
+    cert_file: Path  # full chain
+    key_file: Path
+    reload: Sequence[str]
+
+    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> None:
+        _write(self.key_file, key_pem, 0o600)
+        _write(self.cert_file, fullchain_pem, 0o644)
+        _write(self.webroot / POLICY_PATH.lstrip("/"), policy_text.encode(), 0o644)
+        proc = subprocess.run(list(self.reload), capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise DeployError(f"MTA-STS web target: {' '.join(self.reload)} failed: {proc.stderr.strip()}")
+
+
+def fetch_policy(domain: str, resolver: tuple[str, int] | None, trust_file: Path | None,
+                 timeout: float = 5.0) -> tuple[str | None, str | None]:
+    """(policy text, SHA-256 of the served certificate) as a sender fetches it: HTTPS on 443,
+    certificate verified for ``mta-sts.<domain>``; (None, None) when that fails."""
+    host = f"mta-sts.{domain}"
+    try:
+        res = dns.resolver.Resolver(configure=resolver is None)
+        if resolver is not None:
+            res.nameservers, res.port = [resolver[0]], resolver[1]
+        res.lifetime = timeout
+        address = str(res.resolve(host, "A", search=False)[0])
+        ctx = ssl.create_default_context(cafile=str(trust_file) if trust_file else None)
+        with socket.create_connection((address, 443), timeout=timeout) as raw, \
+                ctx.wrap_socket(raw, server_hostname=host) as tls:
+            der = tls.getpeercert(binary_form=True)
+            conn = http.client.HTTPConnection(host, timeout=timeout)
+            conn.sock = tls
+            conn.request("GET", POLICY_PATH, headers={"Host": host})
+            resp = conn.getresponse()
+            body = resp.read().decode("utf-8", "replace")
+            if resp.status != 200:
+                return None, None
+        return body, hashlib.sha256(der or b"").hexdigest()
+    except (OSError, ssl.SSLError, dns.exception.DNSException, http.client.HTTPException):
+        return None, None
+
+
+def _unquoted(values: frozenset[str]) -> tuple[str, ...]:
+    return tuple(sorted(v.strip('"') for v in values))
+
+
+class MtaStsDomain:
+    def __init__(self, *, state_dir: Path, domain: str, publisher: DnsPublisher, issue: IssueFn,
+                 web: WebrootTarget, mode: str = "testing", max_age: int = 604800,
+                 mx_patterns: Sequence[str] = (), rua: Sequence[str] = (), key_type: str = "ecdsa-p256",
+                 resolver: tuple[str, int] | None = None, trust_file: Path | None = None,
+                 mx_check: Callable[[str], str | None] = lambda host: None,
+                 checkpoint: Callable[[str], None] = lambda name: None) -> None:
+        self.dir = state_dir / "mta-sts" / domain
+        self.domain = domain
+        self.publisher = publisher
+        self.issue_fn = issue
+        self.web = web
+        self.mode, self.max_age = mode, max_age
+        self.mx_patterns, self.rua = tuple(mx_patterns), tuple(rua)
+        self.key_type = key_type
+        self.resolver, self.trust_file = resolver, trust_file
+        self.mx_check = mx_check
+        self.checkpoint = checkpoint
+
+    def load(self) -> Published:
+        f = self.dir / "state.json"
+        return Published(**json.loads(f.read_text())) if f.exists() else Published()
+
+    def record(self, rec: Published) -> None:
+        _write(self.dir / "state.json", json.dumps(asdict(rec), sort_keys=True).encode(), 0o644)
+        self.checkpoint("recorded")
+
+    def renew_certificate(self) -> None:
+        """Issue (again) the mta-sts.<domain> certificate with a fresh key."""
+        key_pem = _new_key(self.key_type)
+        fullchain = self.issue_fn(self.key_type, key_pem, (f"mta-sts.{self.domain}",))
+        _write(self.dir / "mta-sts.pem", key_pem + fullchain, 0o600)
+        self.checkpoint("issued")
+
+    def _cert(self) -> tuple[bytes, bytes, str]:
+        data = (self.dir / "mta-sts.pem").read_bytes()
+        cut = data.index(b"-----BEGIN CERTIFICATE-----")
+        leaf = x509.load_pem_x509_certificates(data[cut:])[0]
+        return data[:cut], data[cut:], hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    def live_mx(self) -> list[str]:
+        server = self.publisher.authoritative_servers()[0]
+        seen = self.publisher.query(server, self.domain, "MX")
+        return sorted(v.split()[1].rstrip(".").lower() for v in seen.values)
+
+    def _verify_served(self, text: str, sha: str, *, stable: int = 3, timeout: float = 15.0) -> None:
+        """Wait until ``stable`` fresh fetches in a row get this policy and certificate: after a
+        reload, old web server workers may still answer for a moment."""
+        deadline = time.monotonic() + timeout
+        good = 0
+        while good < stable:
+            served = fetch_policy(self.domain, self.resolver, self.trust_file)
+            good = good + 1 if served == (text, sha) else 0
+            if good < stable:
+                if time.monotonic() > deadline:
+                    raise DeployError(f"MTA-STS {self.domain}: the web server does not serve the new policy and "
+                                      f"certificate {timeout:.0f} s after the reload")
+                time.sleep(0.2)
+
+    def step(self, now: datetime) -> Decision:
+        if not (self.dir / "mta-sts.pem").exists():
+            self.renew_certificate()
+        key_pem, fullchain, sha = self._cert()
+        rec = self.load()
+        mx = self.live_mx()
+        policy = policy_from_mx(self.mode, self.max_age, mx, self.mx_patterns)
+        text, served_sha = fetch_policy(self.domain, self.resolver, self.trust_file)
+        server = self.publisher.authoritative_servers()[0]
+        sts = self.publisher.query(server, f"_mta-sts.{self.domain}", "TXT")
+        rpt = self.publisher.query(server, f"_smtp._tls.{self.domain}", "TXT")
+        served = Served(text, served_sha, _unquoted(sts.values), _unquoted(rpt.values))
+        d = decide(rec, Wanted(policy, sha, self.rua), served, mx, {h: self.mx_check(h) for h in mx}, now)
+        if d.step is Step.DEPLOY_WEB:  # recorded after: a crash before it deploys again
+            self.web.install(policy.text(), key_pem, fullchain)
+            self.checkpoint("deployed")
+            self._verify_served(policy.text(), sha)
+            self.record(d.record)
+            return d
+        if d.record != rec:
+            self.record(d.record)
+        if d.step is Step.PUBLISH_ID:
+            self.publisher.replace(f"_mta-sts.{self.domain}", "TXT", [txt(d.value)])
+            self.checkpoint("published")
+        elif d.step is Step.PUBLISH_TLSRPT:
+            self.publisher.replace(f"_smtp._tls.{self.domain}", "TXT", [txt(d.value)])
+            self.checkpoint("published")
+        return d

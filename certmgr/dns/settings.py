@@ -1,0 +1,98 @@
+"""The config contract of DANE publishing and MTA-STS, checked before anything runs.
+
+Per MTA: ``dane = { publish = "corp", usage = "3 1 1" }`` (``"3 1 1 + 2 1 1"`` for both;
+``max_records`` optional), ``publish`` naming a ``[dns.NAME]`` table.  Per domain:
+``[mta_sts."example.com"]`` with ``mode``, ``max_age``, ``dns``, ``web``, ``issuer``
+(and optional ``mx`` patterns and ``rua`` for TLS-RPT).  Errors name the table and key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from certmgr.dns.mtasts import check_settings
+from certmgr.dns.rollover import DEFAULT_MAX_RECORDS, parse_usage
+from certmgr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DaneSettings:
+    publish: str
+    usages: tuple[str, ...]
+    max_records: int = DEFAULT_MAX_RECORDS
+
+
+@dataclass(frozen=True)
+class MtaStsSettings:
+    domain: str
+    mode: str
+    max_age: int
+    dns: str
+    web: str
+    issuer: str
+    mx: tuple[str, ...] = ()
+    rua: tuple[str, ...] = ()
+
+
+def _unknown(value: Mapping[str, Any], known: Collection[str], table: str, prefix: str = "") -> None:
+    for key in value:
+        if key not in known:
+            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", table=table, key=prefix + key)
+
+
+def _str(value: Mapping[str, Any], key: str, table: str, prefix: str = "") -> str:
+    v = value.get(key)
+    if not isinstance(v, str) or not v:
+        raise ConfigError("is required and must be a non-empty string", table=table, key=prefix + key)
+    return v
+
+
+def parse_dane(value: Any, *, table: str, dns_tables: Collection[str]) -> DaneSettings | None:
+    """An MTA's ``dane`` value: false/absent (today's guard only) or the publishing table."""
+    if value is None or value is False or value is True:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError('must be true, false or { publish = "NAME", usage = "3 1 1" }', table=table, key="dane")
+    _unknown(value, ("publish", "usage", "max_records"), table, "dane.")
+    publish = _str(value, "publish", table, "dane.")
+    if publish not in dns_tables:
+        known = ", ".join(sorted(dns_tables)) or "none"
+        raise ConfigError(f"names no [dns.{publish}] table (defined: {known})", table=table, key="dane.publish")
+    usages = parse_usage(str(value.get("usage", "3 1 1")), table=table, key="dane.usage")
+    cap = value.get("max_records", DEFAULT_MAX_RECORDS)
+    if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= 32:
+        raise ConfigError("must be a whole number from 2 to 32", table=table, key="dane.max_records")
+    return DaneSettings(publish, usages, cap)
+
+
+def parse_mta_sts(domain: str, value: Any, *, dns_tables: Collection[str], deploy_targets: Collection[str],
+                  issuers: Collection[str]) -> MtaStsSettings:
+    table = f'mta_sts."{domain}"'
+    if not isinstance(value, Mapping):
+        raise ConfigError("must be a table", table=table)
+    _unknown(value, ("mode", "max_age", "dns", "web", "issuer", "mx", "rua"), table)
+    mode = str(value.get("mode", "testing"))
+    max_age = value.get("max_age", 604800)
+    if not isinstance(max_age, int) or isinstance(max_age, bool):
+        raise ConfigError("must be a whole number of seconds", table=table, key="max_age")
+    check_settings(mode, max_age, table=table)
+    refs = {"dns": ("dns", dns_tables), "web": ("deploy", deploy_targets), "issuer": ("issuer", issuers)}
+    names = {}
+    for key, (kind, known) in refs.items():
+        names[key] = _str(value, key, table)
+        if names[key] not in known:
+            raise ConfigError(f"names no [{kind}.{names[key]}] (defined: {', '.join(sorted(known)) or 'none'})",
+                              table=table, key=key)
+    lists = {}
+    for key in ("mx", "rua"):
+        v = value.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
+            raise ConfigError("must be a list of strings", table=table, key=key)
+        lists[key] = tuple(v)
+    bad_rua = [u for u in lists["rua"] if not u.startswith(("mailto:", "https:"))]
+    if bad_rua:
+        raise ConfigError(f"TLS-RPT addresses start with mailto: or https:, got {bad_rua[0]!r}", table=table, key="rua")
+    return MtaStsSettings(domain, mode, max_age, names["dns"], names["web"], names["issuer"], lists["mx"],
+                          lists["rua"])

@@ -1,0 +1,1 @@
+"""One certificate's life: when to renew, issuance, versions, manual import, revocation, recovery."""

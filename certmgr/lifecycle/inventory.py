@@ -1,0 +1,92 @@
+"""The status view of every managed certificate (the `status --json` contract)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from certmgr.pki.keytypes import KEY_TYPES
+from certmgr.runtime import Runtime
+from certmgr.store import CertVersion
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for mta, slot in rt.sync_inventory():
+        v = rt.store.version(slot.current_version_id)
+        dep = rt.store.last_deployment(slot.id) if slot.id is not None else None
+        probe = rt.store.last_probe(mta.hostname)
+        alg, bits = KEY_TYPES[slot.key_type]
+        # a slot not stored yet (a read-only run before the first write) has no history
+        history = rt.store.versions(slot.id) if slot.id is not None else []
+        served_sha, seen = (_served(rt, slot.id, slot.key_alg, len(mta.key_types) > 1, history)
+                            if slot.id is not None else (None, None))
+        served = next((h for h in history if h.sha256 == served_sha), None)
+        deployed = bool(v and served_sha == v.sha256 and v.revoked_at is None)
+        rows.append({
+            "hostname": slot.hostname,
+            "names": list(mta.all_names),
+            "key_type": v.key_alg if v else alg,
+            "key_bits": v.key_bits if v else bits,
+            "key_spec": slot.key_type,
+            # what issued the current certificate, as recorded then (the config may have renamed it since)
+            "issuer": v.issuer if v and v.issuer else slot.issuer,
+            "serial": v.serial if v else None,
+            "not_before": _iso(v.not_before) if v else None,
+            "not_after": _iso(v.not_after) if v else None,
+            "days_left": int((v.not_after - now).total_seconds() // 86400) if v else None,
+            "state": _state(slot.state, v, served, served_sha if seen else None, now),
+            "renew_at": _iso(slot.renew_at),
+            "deployed": deployed,
+            "revoked_at": _iso(v.revoked_at) if v else None,
+            "served_sha256": served_sha,
+            "deployment": {"target": dep.target, "result": dep.result, "reason": dep.reason,
+                           "verified_at": _iso(dep.verified_at)} if dep else None,
+            "last_error": slot.last_error,
+            "attempts": slot.attempts,
+            "next_retry_at": _iso(slot.next_retry_at),
+            "sha256": v.sha256 if v else None,
+            "last_probe": {"status": probe.status, "at": _iso(probe.ts), "problems": json.loads(probe.problems)}
+            if probe else None,
+        })
+    return rows
+
+
+def _served(rt: Runtime, slot_id: int, key_alg: str, dual: bool,
+            history: list[CertVersion]) -> tuple[str | None, bool]:
+    """(SHA-256 of the certificate the MTA serves for this slot as far as certmgr knows, whether
+    a probe saw it).  The last verified deployment, unless a later probe saw another certificate
+    (the file replaced by hand, a configuration reverted)."""
+    deployment = next((d for d in rt.store.deployments(slot_id) if d.result == "verified"), None)
+    deployed_at = (deployment.verified_at or deployment.started_at) if deployment else None
+    sha = next((h.sha256 for h in history if deployment and h.id == deployment.version_id), None)
+    hostname = rt.store.slot(slot_id).hostname
+    for probe in rt.store.probes(hostname, limit=4):
+        if deployed_at is not None and probe.ts <= deployed_at:
+            break
+        if dual and json.loads(probe.report).get("key_alg") != key_alg:
+            continue  # a probe of the MTA's other certificate
+        if probe.served_sha256:
+            return probe.served_sha256, True
+    return sha, False
+
+
+def _state(state: str, current: CertVersion | None, served: CertVersion | None, observed: str | None,
+           now: datetime) -> str:
+    """The slot's state, corrected by facts that outrank it: a revoked certificate stays
+    ``revoked`` until its replacement is served; a deployed certificate that a later probe did
+    not find served is ``not_served``; an expired one is ``expired``."""
+    if current is not None and current.revoked_at is not None:
+        return "revoked"
+    if served is not None and served.revoked_at is not None and (current is None or served.id != current.id):
+        return "revoked"  # replaced in the store, but the MTA still serves the revoked one
+    if observed and current is not None and observed != current.sha256 and state == "verified":
+        return "not_served"
+    if current is not None and now >= current.not_after and state not in ("key_ready", "order_pending", "failed"):
+        return "expired"
+    return state

@@ -1,0 +1,95 @@
+"""Renew many certificates at once: one worker per MTA, its slots in turn.
+
+Each MTA's slots are renewed sequentially (a dual MTA gets both certificates
+before it is deployed); different MTAs run concurrently.  MTAs that share a deploy
+target (several hostnames of one MTA instance) share one worker: their
+certificates are renewed first, then each target is deployed once, as one unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from datetime import datetime
+
+from certmgr.config.model import MtaConfig
+from certmgr.deploy.orchestrate import current, deploy_mtas, deploy_units
+from certmgr.lifecycle import policy
+from certmgr.lifecycle.issue import Outcome, renew_slot
+from certmgr.runtime import Runtime
+from certmgr.store import ManagedCert, utcnow
+
+Progress = Callable[[Outcome], None]
+
+
+def renew_many(
+    rt: Runtime,
+    hosts: list[str],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> list[Outcome]:
+    by_mta: dict[str, tuple[MtaConfig, list[ManagedCert]]] = {}
+    for mta, slot in rt.select(hosts):
+        by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
+    # naming a host limits the run to it and renews it if due, trying now despite a back-off
+    # (as certbot's `renew --cert-name`); only --force renews what is not due
+    retry_now = bool(hosts)
+
+    def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
+        out = []
+        for slot in slots:
+            outcome = renew_slot(rt, mta, slot, force=force, retry_now=retry_now, dry_run=dry_run)
+            if progress:
+                progress(outcome)
+            out.append(outcome)
+        return out
+
+    def one_unit(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> list[Outcome]:
+        out: list[Outcome] = []
+        due: list[MtaConfig] = []
+        for mta, slots in unit:
+            done = one_mta(mta, slots)
+            out += done
+            if not mta.deploy:
+                continue
+            issued = any(o.action == "issued" for o in done)
+            if dry_run:
+                if issued or any(o.action == "would-renew" for o in done) or needs_deploy(rt, mta, utcnow()):
+                    out.append(Outcome(mta.hostname, "all", "would-deploy", ", ".join(mta.deploy)))
+            elif issued or needs_deploy(rt, mta, utcnow()):
+                due.append(mta)
+        for report in deploy_mtas(rt, due) if due else []:
+            action = "deployed" if report.ok else ("rolled-back" if report.rolled_back else "deploy-failed")
+            out.append(Outcome(report.hostname, "all", action, f"{report.target}: {report.message}"))
+        return out
+
+    units = [[by_mta[m.hostname] for m in group]
+             for group in deploy_units([mta for mta, _ in by_mta.values()])]
+    results: list[Outcome] = []
+    workers = max(1, min(rt.config.settings.concurrency, len(units)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renew") as pool:
+        futures = [pool.submit(one_unit, u) for u in units]
+        for f in as_completed(futures):
+            results.extend(f.result())
+    order = {h: i for i, h in enumerate(by_mta)}
+    results.sort(key=lambda o: (order.get(o.hostname, len(order)), o.key_alg == "all", o.key_alg))
+    return results
+
+
+def needs_deploy(rt: Runtime, mta: MtaConfig, now: datetime) -> bool:
+    """True when a current certificate has no verified deployment and the back-off allows a try."""
+    if not mta.deploy:
+        return False
+    for slot, version in current(rt, mta):
+        assert slot.id is not None
+        tries = [d for d in rt.store.deployments(slot.id) if d.version_id == version.id]
+        if any(d.result == "verified" for d in tries):
+            continue
+        if not tries:
+            return True
+        failures = len(tries)
+        if now >= tries[0].started_at + policy.backoff_delay(failures):
+            return True
+    return False

@@ -1,0 +1,1 @@
+"""Tell people: reminders, failure, success and probe-alert messages, calendar invitations."""

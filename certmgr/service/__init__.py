@@ -1,0 +1,1 @@
+"""The long-running service: daemon, its jobs, systemd notify, metrics."""

@@ -1,0 +1,166 @@
+"""The daemon's jobs (renew, probe, remind, ARI refresh) and the metrics it serves.
+
+Each job is a plain function of a :class:`~certmgr.runtime.Runtime`; the
+scheduler (:mod:`certmgr.service.daemon`) runs them and records their state.  Every
+action is one log line (journald keeps them); nothing secret is logged.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from certmgr.errors import CertmgrError
+from certmgr.interfaces import IssueContext, RenewalInfoSource
+from certmgr.notify import outbox, reminders
+from certmgr.runtime import Runtime
+from certmgr.store import queue, utcnow
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+log = logging.getLogger("certmgr.daemon")
+
+StopCheck = Callable[[], bool]
+
+
+def renew_job(rt: Runtime, should_stop: StopCheck) -> str:
+    from certmgr.lifecycle.renew import renew_many
+
+    outcomes = renew_many(rt, [])
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.action] = counts.get(o.action, 0) + 1
+        if o.action not in ("not-due",):
+            log_fn = log.warning if o.failed else log.info
+            log_fn("renew: %s (%s): %s%s", o.hostname, o.key_alg, o.action, f": {o.message}" if o.message else "")
+    summary = ", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "nothing configured"
+    log.info("renew: %d certificates checked: %s", len(outcomes), summary)
+    # failed renewals are per certificate (status, metrics, reminders); the job itself ran
+    if not should_stop():
+        remind_job(rt, should_stop)
+    return summary
+
+
+def remind_job(rt: Runtime, should_stop: StopCheck) -> str:
+    out = reminders.process(rt, should_stop=should_stop)
+    sent = sum(1 for o in out if o.action == "sent")
+    failed = sum(1 for o in out if o.failed)
+    if out:
+        log.info("remind: %d sent, %d still queued after a failed send", sent, failed)
+    if failed:
+        raise CertmgrError(f"{failed} reminder(s) could not be sent and stay queued")
+    return f"{sent} reminders sent"
+
+
+def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
+    """Probe every configured MTA; a change to WARNING/CRITICAL (or back to OK) notifies people."""
+    from certmgr.notify.alerts import queue_probe_notices
+    from certmgr.probe.check import probe_all
+
+    now = now or utcnow()
+    reports = probe_all(rt, now)
+    counts: dict[str, int] = {}
+    for r in reports:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+        if r["status"] != "ok":
+            log.warning("probe: %s%s is %s: %s", r["target"], f" ({r['key_alg']})" if r.get("key_alg") else "",
+                        r["status"].upper(), "; ".join(r["problems"]))
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing configured"
+    queued = queue_probe_notices(rt, reports, now)
+    log.info("probe: %d targets: %s; %d notices queued", len(reports), summary, queued)
+    if should_stop():
+        return summary
+    out: list[outbox.ReminderOutcome] = []
+    outbox.send_pending(rt, now, out, should_stop)
+    failed = sum(1 for o in out if o.failed)
+    if failed:
+        raise CertmgrError(f"{failed} notice(s) could not be sent and stay queued")
+    return summary
+
+
+def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
+    """Ask the CA for renewal windows (RFC 9773) where it offers them and the last answer is stale."""
+    from certmgr.lifecycle.issue import renew_at_for
+    from certmgr.pki.keytypes import KEY_TYPES
+
+    now = now or utcnow()
+    asked = changed = 0
+    config = {(m.hostname, KEY_TYPES[k][0]): m for m in rt.config.mtas for k in m.key_types}
+    for slot in rt.store.slots():
+        mta = config.get((slot.hostname, slot.key_alg))
+        if mta is None or slot.issuer != mta.issuer:
+            continue  # not configured (any more), or not synced yet: the renew job handles it
+        if should_stop():
+            break
+        assert slot.id is not None
+        version = rt.store.version(slot.current_version_id)
+        if version is None or version.revoked_at is not None:
+            continue
+        if slot.ari_retry_at is not None and now < slot.ari_retry_at:
+            continue
+        issuer = rt.providers.issuer(mta.issuer)
+        if not isinstance(issuer, RenewalInfoSource):
+            continue
+        ctx = IssueContext(hostname=mta.hostname, load_account=functools.partial(rt.load_account, mta.issuer),
+                           save_account=rt.save_account, timeout=60)
+        retry = now + timedelta(seconds=rt.config.daemon.ari_interval)
+        asked += 1
+        try:
+            window = issuer.renewal_info(Path(version.fullchain_path or version.cert_path).read_bytes(), ctx)
+        except (CertmgrError, OSError) as e:
+            log.warning("ari: %s (%s): renewal information unavailable (%s); asking again at %s",
+                        mta.hostname, slot.key_alg, e, f"{retry:%H:%M} UTC")
+            rt.store.update_slot(slot.id, ari_retry_at=retry)
+            continue
+        if window is None:
+            rt.store.update_slot(slot.id, ari_retry_at=retry)
+            continue
+        if window.retry_after is not None and window.retry_after > now:
+            retry = window.retry_after
+        fields: dict[str, object] = {"ari_retry_at": retry}
+        if (version.ari_start, version.ari_end) != (window.start, window.end):
+            assert version.id is not None
+            rt.store.update_version(version.id, ari_start=window.start, ari_end=window.end)
+            version.ari_start, version.ari_end = window.start, window.end
+            fields["renew_at"] = renew_at_for(mta, version, f"{slot.hostname}/{slot.key_alg}/{version.serial}")
+            changed += 1
+            log.info("ari: %s (%s): CA suggests renewing between %s and %s; renews at %s", mta.hostname,
+                     slot.key_alg, f"{window.start:%Y-%m-%d %H:%M}", f"{window.end:%Y-%m-%d %H:%M}",
+                     f"{fields['renew_at']:%Y-%m-%d %H:%M} UTC")
+        rt.store.update_slot(slot.id, **fields)
+    if asked:
+        log.info("ari: asked for %d certificates, %d windows changed", asked, changed)
+    return f"{asked} asked, {changed} changed"
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegistry:
+    """Current facts of every configured certificate and job, as a Prometheus registry."""
+    from certmgr.pki.keytypes import KEY_TYPES
+    from certmgr.service.metrics import CertMetrics, JobMetrics, build_registry
+
+    now = now or utcnow()
+    wanted = {(m.hostname, KEY_TYPES[k][0]) for m in rt.config.mtas for k in m.key_types}
+    slots = [s for s in rt.store.slots() if (s.hostname, s.key_alg) in wanted]
+    versions = queue.current_versions(rt.store, (s.current_version_id for s in slots))
+    probes: dict[str, str | None] = {}
+    certs = []
+    for s in slots:
+        v = versions.get(s.current_version_id or -1)
+        if s.hostname not in probes:
+            p = rt.store.last_probe(s.hostname)
+            probes[s.hostname] = p.status if p else None
+        certs.append(CertMetrics(
+            hostname=s.hostname, key_type=s.key_alg, not_after=v.not_after if v else None,
+            days_left=(v.not_after - now).total_seconds() / 86400 if v else None, state=s.state,
+            last_attempt=s.last_attempt_at, last_result=s.last_result, probe_status=probes[s.hostname],
+        ))
+    jobs = [JobMetrics(name, j.last_success) for name, j in sorted(queue.job_states(rt.store).items())]
+    return build_registry(certs, jobs)

@@ -1,0 +1,38 @@
+"""Where certmgr keeps its files inside the state directory (0700).
+
+    keys/<hostname>/<alg>-<stamp>.pem        private keys, 0600, never overwritten
+    certs/<hostname>/<alg>/<serial>/          cert.pem, chain.pem, fullchain.pem (history)
+    accounts/<issuer>-<digest>.pem            ACME account keys, 0600
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+
+from certmgr.store.files import ensure_private_dir, ensure_state_root
+
+
+class StateDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self) -> StateDir:
+        ensure_state_root(self.root)
+        return self
+
+    def _dir(self, *parts: str) -> Path:
+        return ensure_private_dir(self.root.joinpath(*parts))
+
+    def new_key_path(self, hostname: str, alg: str) -> Path:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+        return self._dir("keys", hostname) / f"{alg}-{stamp}-{secrets.token_hex(3)}.pem"
+
+    def cert_dir(self, hostname: str, alg: str, serial: str) -> Path:
+        return self._dir("certs", hostname, alg, serial)
+
+    def account_key_path(self, issuer: str, directory: str) -> Path:
+        digest = hashlib.sha256(directory.encode()).hexdigest()[:12]
+        return self._dir("accounts") / f"{issuer}-{digest}.pem"

@@ -1,0 +1,1 @@
+"""DNS providers of ``[dns.NAME]`` tables: zones certmgr publishes records in."""

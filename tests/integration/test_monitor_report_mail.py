@@ -1,0 +1,71 @@
+"""The report mail, checked as mail: real sessions through a real Postfix are
+collected, the report mail goes through a second Postfix into a maildir, and
+what arrives has both parts, the chart, and the numbers of the sessions sent."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import smtplib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from certmgr.monitor.collector import collect_log
+from certmgr.monitor.mail import build_report_mail
+from certmgr.monitor.report import build_report
+from certmgr.monitor.storage import SqliteMonitorStorage
+from tests.peers.mailflow import MaildirMailbox, MailFlow
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MailFlow, MaildirMailbox]]:
+    root = tmp_path_factory.mktemp("reportmail")
+    flow = MailFlow(root / "flow").start()
+    box = MaildirMailbox(root / "box", rcpt="mailops@reports.test").start()
+    yield flow, box
+    box.stop()
+    flow.stop()
+
+
+def test_report_mail_as_received(peers: tuple[MailFlow, MaildirMailbox], tmp_path: Path) -> None:
+    flow, box = peers
+    sent = [("verified.test", True), ("verified.test", True), ("trusted.test", False), ("plain.test", True)]
+    for domain, starttls in sent:
+        flow.send(domain, starttls=starttls)
+    flow.wait_delivered(len(sent))
+    store = SqliteMonitorStorage(tmp_path / "db")
+    collect_log(flow.mx.log, store)
+    now = datetime.now(UTC)
+    report = build_report(store, now - timedelta(days=7), now + timedelta(hours=1))
+    msg = build_report_mail(report, sender="certmgr@watch.test", recipients=[box.rcpt], now=now,
+                            events=["mx.watch.test: certificate 4c64ab renewed and deployed"])
+    with smtplib.SMTP("127.0.0.1", box.peer.port, timeout=30) as smtp:
+        smtp.send_message(msg)
+    box.wait_messages(1)
+
+    (path,) = (box.maildir / "new").iterdir()
+    got = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert isinstance(got, EmailMessage) and got.get_content_type() == "multipart/alternative"
+    plain, related = got.iter_parts()
+    assert plain.get_content_type() == "text/plain" and related.get_content_type() == "multipart/related"
+    html_part, chart = related.iter_parts()
+    assert html_part.get_content_type() == "text/html" and chart.get_content_type() == "image/svg+xml"
+    svg = chart.get_payload(decode=True)
+    assert isinstance(svg, bytes) and svg.lstrip().startswith(b"<svg") and b"inbound" in svg and b"outbound" in svg
+    assert f'cid:{chart["Content-ID"].strip("<>")}' in html_part.get_content()
+
+    text = plain.get_content()
+    tls_in = sum(1 for _, t in sent if t)
+    assert f"Inbound: {tls_in} of {len(sent)} sessions used TLS ({100 * tls_in / len(sent):.1f}%)" in text
+    assert "still in plaintext: localhost (1)" in text  # one swaks run without STARTTLS
+    outbound_plain = report["outbound"]["domains"]["plain.test"]["plaintext"]
+    assert outbound_plain >= 1 and f"plain.test ({outbound_plain})" in text
+    assert "certificate 4c64ab renewed and deployed" in text
+    assert "Alerts: none" in text  # 1 in 4 inbound plaintext, but too few sessions to judge a share
+    assert got["Subject"].startswith(f"TLS report: inbound {100 * tls_in / len(sent):.1f}%")

@@ -1,0 +1,58 @@
+"""Each alert fires on the counts that call for it and not on the others."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from certmgr.monitor.alerts import Deployment, Thresholds, evaluate, failures_after_deployments
+from certmgr.monitor.storage import SqliteMonitorStorage
+from certmgr.monitor.tlsrpt import parse_body
+from tests.tlsrpt_reports import as_json, report
+
+OK = {"inbound": {"a.example": {"Anonymous": 30}}, "outbound": {"p.example": {"Verified": 30}}}
+
+
+def kinds(current: dict, previous: dict | None = None, failures: dict | None = None) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    alerts = evaluate(current, previous or {}, tlsrpt_failures=failures or {}, enforced_partners=["P.example."],
+                      thresholds=Thresholds(tls_share=0.9, min_sessions=20, tlsrpt_failures=10))
+    return [(a.kind, a.subject) for a in alerts]
+
+
+@pytest.mark.parametrize(("current", "previous", "failures", "expected"), [
+    (OK, OK, {}, []),
+    ({"outbound": {"p.example": {"Verified": 29, "none": 1}}}, None, {}, [("plaintext-partner", "p.example")]),
+    ({"inbound": {"a.example": {"Anonymous": 17, "none": 3}}}, None, {}, [("tls-share-low", "")]),
+    ({"inbound": {"a.example": {"Anonymous": 10, "none": 9}}}, None, {}, []),  # too few sessions to judge
+    ({"outbound": {"q.example": {"Verified": 20, "Anonymous": 1}}},
+     {"outbound": {"q.example": {"Verified": 5}}}, {}, [("downgrade", "q.example")]),
+    ({"outbound": {"q.example": {"Trusted": 21}}}, {"outbound": {"q.example": {"Verified": 5}}}, {}, []),
+    (OK, None, {"certificate-expired": 9}, []),
+    (OK, None, {"certificate-expired": 9, "starttls-not-supported": 1}, [("tlsrpt-failures", "")]),
+])
+def test_alerts(current: dict, previous: dict | None, failures: dict | None,  # type: ignore[type-arg]
+                expected: list[tuple[str, str]]) -> None:
+    assert kinds(current, previous, failures) == expected
+
+
+def test_tlsrpt_failures_tied_to_the_deployment_before_them(tmp_path: Path) -> None:
+    store = SqliteMonitorStorage(tmp_path / "db")
+    doc = report("after")  # date range ends 2026-11-29T23:59:59Z; failures at mx1.reports.test
+    doc["organization-name"] = "google.com"
+    store.add_tlsrpt(parse_body(as_json(doc), "application/tlsrpt+json"), datetime(2026, 11, 30, tzinfo=UTC))
+    failures = store.tlsrpt_failures(datetime(2026, 11, 1, tzinfo=UTC))
+    deployed = Deployment("MX1.reports.test.", "4c64ab99ee", datetime(2026, 11, 29, 10, 2, tzinfo=UTC))
+    older = Deployment("mx1.reports.test", "0001", datetime(2026, 11, 1, tzinfo=UTC))
+    alerts = failures_after_deployments([older, deployed], failures)
+    per_type = {f["result-type"]: f["failed-session-count"]
+                for p in doc["policies"] for f in p.get("failure-details", [])}
+    assert len(alerts) == len(per_type)
+    worst = max(per_type, key=lambda k: per_type[k])
+    assert alerts[0].message == (f"since serial 4c64ab99… was deployed on mx1.reports.test at 2026-11-29 10:02 UTC, "
+                                 f"{per_type[worst]} sessions from google.com failed with {worst}")
+    # a deployment after the report's period, or on another host: nothing to tie
+    later = Deployment("mx1.reports.test", "ffff", datetime(2026, 11, 30, 1, tzinfo=UTC))
+    assert failures_after_deployments([later], failures) == []
+    assert failures_after_deployments([Deployment("mx2.reports.test", "1", older.at)], failures) == []

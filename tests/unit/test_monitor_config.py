@@ -1,0 +1,47 @@
+"""The [monitor] table: the documented example loads; each mistake names its key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from certmgr.errors import ConfigError
+from certmgr.monitor.config import parse_monitor
+
+EXAMPLE = """
+[monitor]
+logs   = [{ type = "postfix", path = "/var/log/mail.log" }]
+tlsrpt = { maildir = "/var/mail/tlsrpt" }
+report = { notify = ["mailops"], every = "weekly" }
+alerts = { tls_share = 0.95, min_sessions = 50, tlsrpt_failures = 10 }
+"""
+
+
+def test_the_example_loads() -> None:
+    c = parse_monitor(tomllib.loads(EXAMPLE)["monitor"], file="certmgr.toml")
+    assert [(s.type, s.path) for s in c.logs] == [("postfix", Path("/var/log/mail.log"))]
+    assert c.tlsrpt_maildir == Path("/var/mail/tlsrpt")
+    assert (c.report_notify, c.report_every) == (("mailops",), "weekly")
+    assert (c.thresholds.tls_share, c.thresholds.min_sessions, c.thresholds.tlsrpt_failures) == (0.95, 50, 10)
+
+
+@pytest.mark.parametrize(("toml", "where"), [
+    ('logs = [{ type = "sendmail", path = "/x" }]', "[monitor] logs[0].type: type must be one of"),
+    ('logs = [{ type = "postfix", path = "mail.log" }]', "[monitor] logs[0].path: path must be an absolute"),
+    ('logs = [{ type = "postfix", journal = "postfix.service" }]',
+     "[monitor] logs[0].journal: journal sources are not"),
+    ('logs = { type = "postfix" }', "[monitor] logs: expected a list"),
+    ('tlsrpt = { maildir = "/m", listn = "x" }', "[monitor] tlsrpt: unknown key(s) listn"),
+    ('report = { every = "hourly" }', "[monitor] report.every: every must be one of daily, weekly, off"),
+    ('report = { notify = "mailops" }', "[monitor] report.notify: notify must be a list"),
+    ("alerts = { tls_share = 90 }", "[monitor] alerts.tls_share: tls_share must be a number from 0 to 1"),
+    ("alerts = { min_sessions = -1 }", "[monitor] alerts.min_sessions"),
+    ("colour = 1", "[monitor]: unknown key(s) colour"),
+])
+def test_mistakes_name_the_key(toml: str, where: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_monitor(tomllib.loads(toml), file="certmgr.toml")
+    assert e.value.exit_code == 2
+    assert f"certmgr.toml {where}" in str(e.value)
