@@ -104,8 +104,8 @@ def sign_csr(ca: TestCA, csr_pem: bytes) -> bytes:
 def seed(config: Path, n: int, ca: TestCA) -> float:
     """`csr` then `import` for every MTA, in one process through the functions the two commands
     run (a process per command would load the N-MTA config 2N times); returns the seconds taken."""
-    from certmgr.config import load_config
-    from certmgr.manual import export_csr, import_certificate
+    from certmgr.config.load import load_config
+    from certmgr.lifecycle.manual import export_csr, import_certificate
     from certmgr.runtime import Runtime
 
     t0 = time.perf_counter()
@@ -231,6 +231,7 @@ def main() -> None:
     ap.add_argument("--skip-daemon", action="store_true")
     ap.add_argument("--idle", type=float, default=20.0, help="seconds of daemon idle measurement")
     ap.add_argument("--keep", metavar="DIR", help="build the states under DIR and keep them")
+    ap.add_argument("--reuse", action="store_true", help="with --keep: measure the states already built there")
     args = ap.parse_args()
     ca = TestCA("scale bench")
     with tempfile.TemporaryDirectory(prefix="certmgr-scale-") as t:
@@ -240,11 +241,15 @@ def main() -> None:
         version_row(args.runs)
         for n in (int(c) for c in args.counts.split(",")):
             root = tmp / f"n{n}"
-            root.mkdir()
-            config = write_config(root, n, ca)
-            took = seed(config, n, ca)
-            print(f"N = {n}: seeded {n} ECDSA certificates through csr + import in {took:.1f} s "
-                  f"({1000 * took / n:.1f} ms each)", flush=True)
+            if args.reuse and (root / "issued").is_dir():
+                config = root / "certmgr.toml"
+                print(f"N = {n}: the state built before in {root}", flush=True)
+            else:
+                root.mkdir()
+                config = write_config(root, n, ca)
+                took = seed(config, n, ca)
+                print(f"N = {n}: seeded {n} ECDSA certificates through csr + import in {took:.1f} s "
+                      f"({1000 * took / n:.1f} ms each)", flush=True)
             command_rows(config, n, args.runs)
             if not args.skip_daemon:
                 daemon_rows(config, n, args.runs, args.idle)
