@@ -13,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from certmgr import __version__
 from certmgr.errors import CertmgrError
 
 #: command -> (module under certmgr.cli, one-line help)
@@ -40,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-c", "--config", help="config file (default $CERTMGR_CONFIG or /etc/certmgr/certmgr.toml)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
+    p.add_argument("--version", action="version", version=f"certmgr {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_mod, help_) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_, description=help_)

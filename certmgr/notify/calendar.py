@@ -14,8 +14,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vText
+if TYPE_CHECKING:  # icalendar is imported by the functions that build a calendar, not by every command
+    from icalendar import Alarm, Calendar, Event
 
 from certmgr.notify.messages import CertFacts, fix_commands
 
@@ -81,6 +83,8 @@ def renewal_event_ics(
     event, or calendar clients ignore the update; the caller keeps the counter
     and the ``uid`` (default: derived from the hostname and the first algorithm).
     """
+    from icalendar import vCalAddress, vText
+
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"method must be REQUEST or CANCEL, got {method!r}")
     certs = _issued(facts)
@@ -106,6 +110,8 @@ def renewal_event_ics(
 
 def feed_ics(facts_list: Sequence[CertFacts], now: datetime) -> bytes:
     """A subscribable feed (METHOD:PUBLISH): per certificate an expiry and a renewal event."""
+    from icalendar import Event
+
     cal = _calendar("PUBLISH")
     cal.add("x-wr-calname", "certmgr: mail server certificates")
     for facts in facts_list:
@@ -130,6 +136,8 @@ def feed_ics(facts_list: Sequence[CertFacts], now: datetime) -> bytes:
 
 
 def _calendar(method: str) -> Calendar:
+    from icalendar import Calendar
+
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -159,6 +167,8 @@ def _expiry(certs: Sequence[CertFacts]) -> datetime:
 
 
 def _renewal_event(certs: Sequence[CertFacts], uid: str, now: datetime) -> Event:
+    from icalendar import Event
+
     start = renewal_start(_expiry(certs), now)
     host = certs[0].hostname
     event = Event()
@@ -174,6 +184,8 @@ def _renewal_event(certs: Sequence[CertFacts], uid: str, now: datetime) -> Event
 
 
 def _alarm(facts: CertFacts, start: datetime, now: datetime) -> Alarm:
+    from icalendar import Alarm
+
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("trigger", -alarm_before(start, now))
