@@ -206,9 +206,8 @@ def pebble_rows(tmp: Path, runs: int, skip_1000: bool) -> None:
             if n == 1000 and skip_1000:
                 continue
             walls, cpus = [], []
-            for run in range(runs):
-                d = tmp / f"pebble-{n}-{run}"
-                d.mkdir()
+            for _run in range(runs):
+                d = Path(tempfile.mkdtemp(dir=tmp, prefix=f"pebble-{n}-"))
                 path = pebble_config(d, pebble, n, key)
                 try:
                     walls.append(timed([*CERTMGR, "-c", str(path), "renew", "--json"]))
@@ -239,7 +238,7 @@ def main() -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         print(f"certmgr scale benchmark, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
         version_row(args.runs)
-        for n in (int(c) for c in args.counts.split(",")):
+        for n in (int(c) for c in args.counts.split(",") if c):
             root = tmp / f"n{n}"
             if args.reuse and (root / "issued").is_dir():
                 config = root / "certmgr.toml"
