@@ -7,6 +7,8 @@ Two questions decide what happens after a failure: *is it worth retrying*
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class CertmgrError(Exception):
     """Base of every error certmgr raises on purpose."""
@@ -56,6 +58,39 @@ class ConfigError(CertmgrError):
             key=self.key,
             line=self.line,
         )
+
+
+class ConfigErrors(ConfigError):
+    """Every error found in one reading of the config, sorted by file and line.
+
+    Its own fields are those of the first error, so code that handles one ConfigError
+    still sees a file, table, key and line; ``errors`` holds them all."""
+
+    errors: list[ConfigError]
+
+    def __init__(self, errors: list[ConfigError], files: Sequence[str] = ()) -> None:
+        """``files``: the config files in the order they were read (the main file first);
+        errors are sorted by that order, then by line."""
+        rank = {f: i for i, f in enumerate(files)}
+        flat: dict[str, ConfigError] = {}
+        for e in errors:
+            for one in e.errors if isinstance(e, ConfigErrors) else [e]:
+                flat.setdefault(str(one), one)  # a mistake met from several places is told once
+        self.errors = sorted(flat.values(), key=lambda e: (rank.get(e.file or "", len(rank)), e.file or "",
+                                                           e.line or 0, e.table or "", e.key or ""))
+        first = self.errors[0]
+        super().__init__(first.message, file=first.file, table=first.table, key=first.key, line=first.line)
+
+    def _render(self) -> str:
+        return "\n".join(ConfigError._render(e) for e in self.errors)
+
+
+def raise_all(errors: list[ConfigError], files: Sequence[str] = ()) -> None:
+    """Raise the errors found (one as itself, several as ConfigErrors); nothing if none."""
+    if len(errors) == 1 and not isinstance(errors[0], ConfigErrors):
+        raise errors[0]
+    if errors:
+        raise ConfigErrors(errors, files)
 
 
 class UsageError(CertmgrError):

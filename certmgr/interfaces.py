@@ -92,6 +92,7 @@ class IssueContext:
     timeout: float = 300.0
 
 
+@runtime_checkable
 class Issuer(Protocol):
     def issue(self, request: CertRequest, ctx: IssueContext) -> IssuedCertificate:
         """Obtain a certificate for ``request``; raise RetryableError/PermanentError."""
@@ -123,9 +124,15 @@ class RenewalInfoSource(Protocol):
 
 @runtime_checkable
 class AutoRenewing(Protocol):
-    """Issuers that can renew without a person (ACME).  The manual issuer is not one."""
+    """Optional for issuers: whether they renew without a person (ACME does; the manual
+    issuer says ``automatic = False``).  An issuer that does not say is automatic."""
 
     automatic: bool
+
+
+def renews_automatically(issuer: Issuer) -> bool:
+    """Does ``issuer`` renew without a person?  (:class:`AutoRenewing`; default yes.)"""
+    return bool(issuer.automatic) if isinstance(issuer, AutoRenewing) else True
 
 
 # --------------------------------------------------------------------------
@@ -142,6 +149,7 @@ class ChallengeTask:
     dns_value: str
 
 
+@runtime_checkable
 class ChallengeSolver(Protocol):
     challenge_type: str  # "http-01" or "dns-01"
 
@@ -269,6 +277,7 @@ class MtaInstance(Protocol):
         ...
 
 
+@runtime_checkable
 class Deployer(Protocol):
     def install(self, request: DeployRequest) -> Installed:
         """Install atomically, test the MTA config, reload.  On failure restore the
@@ -304,12 +313,14 @@ class Message:
     facts: Mapping[str, Any] = field(default_factory=dict)
 
 
+@runtime_checkable
 class Notifier(Protocol):
     def send(self, message: Message) -> None:
         """Deliver or raise NotifyError (the core keeps the message queued)."""
         ...
 
 
+@runtime_checkable
 class HasDestinations(Protocol):
     """Optional for notifiers: where a message ends up (``mailto:a@b``, a URL), so that
     two notifiers of one MTA reaching the same people do not send them everything twice."""

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import builtins
+import difflib
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from certmgr.errors import ConfigError
+from certmgr.errors import ConfigError, raise_all
 
 _MISSING: Any = object()
+
+
+def did_you_mean(word: builtins.str, choices: Collection[builtins.str]) -> builtins.str:
+    """``"; did you mean X?"`` with the closest of ``choices`` to a misspelt ``word``, or ``""``."""
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def unknown_key(key: builtins.str, allowed: Collection[builtins.str], what: builtins.str = "key") -> builtins.str:
+    """The message for a key (or table) that is not one of ``allowed``."""
+    known = ", ".join(sorted(allowed)) or "none"
+    return f"unknown {what}{did_you_mean(key, allowed)} (allowed here: {known})"
 
 
 class Options:
@@ -42,6 +55,11 @@ class Options:
         if key in self._table:
             return self._table[key]
         if default is _MISSING:
+            # a misspelt required key: say so at the key as written, not only that this one is missing
+            typo = difflib.get_close_matches(key, [k for k in self._table if k not in self._seen], n=1, cutoff=0.8)
+            if typo:
+                self._seen.add(typo[0])
+                raise self._err(typo[0], f"unknown key; did you mean {key}? ({key} is required)")
             raise self._err(key, "is required")
         return default
 
@@ -153,9 +171,7 @@ class Options:
 
     def finish(self) -> None:
         unknown = sorted(set(self._table) - self._seen)
-        if unknown:
-            known = ", ".join(sorted(self._seen)) or "none"
-            raise self._err(unknown[0], f"unknown key (allowed here: {known})")
+        raise_all([self._err(key, unknown_key(key, self._seen)) for key in unknown])
 
 
 #: a secret file is a password or a key, not a large file

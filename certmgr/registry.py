@@ -9,17 +9,37 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, cast
 
 from certmgr.config.model import Config, ProviderConfig
-from certmgr.errors import ConfigError
-from certmgr.interfaces import ChallengeSolver, MtaInstance, Options, ProviderEnv, SeveralHostnames
+from certmgr.dns.publisher import DnsPublisher
+from certmgr.errors import ConfigError, raise_all
+from certmgr.interfaces import (
+    ChallengeSolver,
+    Closeable,
+    Deployer,
+    Issuer,
+    MtaInstance,
+    Notifier,
+    Options,
+    ProviderEnv,
+    SeveralHostnames,
+)
 
 GROUPS = {
     "issuer": "certmgr.issuers",
     "challenge": "certmgr.challenges",
     "deploy": "certmgr.deployers",
     "notify": "certmgr.notifiers",
+    "dns": "certmgr.dns",
+}
+#: the protocol every provider of a kind satisfies (checked when it is built)
+PROTOCOLS: dict[str, type[Any]] = {
+    "issuer": Issuer,
+    "challenge": ChallengeSolver,
+    "deploy": Deployer,
+    "notify": Notifier,
+    "dns": DnsPublisher,
 }
 
 
@@ -63,6 +83,22 @@ def list_providers() -> list[ProviderInfo]:
     return out
 
 
+def check_protocol(obj: object, kind: str, name: str, table: str | None) -> None:
+    """Refuse a provider that is not what its kind promises (a ConfigError naming what it lacks)."""
+    proto = PROTOCOLS[kind]
+    if isinstance(obj, proto):
+        return
+    missing = [m for m in _members(proto) if not hasattr(obj, m)]
+    raise ConfigError(f"the {kind} provider {name!r} ({type(obj).__module__}.{type(obj).__qualname__}) is not "
+                      f"a {proto.__name__}: it lacks {', '.join(missing) or 'a member of the protocol'}",
+                      table=table, key="type")
+
+
+def _members(proto: type[Any]) -> list[str]:
+    return sorted(getattr(proto, "__protocol_attrs__", None) or
+                  {n for n in vars(proto) if not n.startswith("_")})
+
+
 class Providers:
     """Builds each configured provider once, validating its table."""
 
@@ -83,40 +119,54 @@ class Providers:
         if not isinstance(name, str):
             raise ConfigError("is required: http-01 or dns-01", table=options.where, key="type")
         cls = load_class("challenge", name, table=options.where, key="provider" if options.has("provider") else "type")
-        return cls.from_config(name, options, self.env)  # type: ignore[no-any-return]
+        solver = cls.from_config(name, options, self.env)
+        check_protocol(solver, "challenge", name, options.where)
+        return cast(ChallengeSolver, solver)  # checked just above
 
-    def _build(self, p: ProviderConfig) -> Any:
+    def _build(self, p: ProviderConfig) -> object:
+        """The provider of table ``p``, built once and checked against its kind's protocol."""
         key = (p.kind, p.name)
         with self._lock:
-            return self._build_locked(key, p)
+            if key not in self._cache:
+                self._cache[key] = self._build_locked(p)
+            return self._cache[key]
 
-    def _build_locked(self, key: tuple[str, str], p: ProviderConfig) -> Any:
-        if key not in self._cache:
-            try:
-                cls = load_class(p.kind, p.type, table=p.table)
-                opts = Options(p.options, where=p.table, base_dir=self.config.path.parent)
-                self._cache[key] = cls.from_config(p.name, opts, self.env)
-            except ConfigError as e:
-                raise self.config.locate(e if e.table else e.located(table=p.table)) from e
-        return self._cache[key]
+    def _build_locked(self, p: ProviderConfig) -> object:
+        try:
+            cls = load_class(p.kind, p.type, table=p.table)
+            opts = Options(p.options, where=p.table, base_dir=self.config.path.parent)
+            obj: object = cls.from_config(p.name, opts, self.env)
+            check_protocol(obj, p.kind, p.type, p.table)
+            return obj
+        except ConfigError as e:
+            raise self.config.locate(e if e.table else e.located(table=p.table)) from e
 
-    def issuer(self, name: str) -> Any:
-        return self._build(self.config.issuers[name])
+    # the casts hold: _build checked each object against PROTOCOLS[kind] when it built it
 
-    def deployer(self, name: str) -> Any:
-        return self._build(self.config.deploys[name])
+    def issuer(self, name: str) -> Issuer:
+        return cast(Issuer, self._build(self.config.issuers[name]))
 
-    def notifier(self, name: str) -> Any:
-        return self._build(self.config.notifies[name])
+    def deployer(self, name: str) -> Deployer:
+        return cast(Deployer, self._build(self.config.deploys[name]))
+
+    def notifier(self, name: str) -> Notifier:
+        return cast(Notifier, self._build(self.config.notifies[name]))
+
+    def dns(self, name: str) -> DnsPublisher:
+        """The publisher of ``[dns.NAME]``."""
+        return cast(DnsPublisher, self._build(self.config.dns[name]))
 
     def build_all(self) -> None:
-        """Build every configured provider (what `certmgr validate` checks)."""
-        for name in self.config.issuers:
-            self.issuer(name)
-        for name in self.config.deploys:
-            self.deployer(name)
-        for name in self.config.notifies:
-            self.notifier(name)
+        """Build every configured provider (what `certmgr validate` checks); the errors of
+        all of them are raised together."""
+        errors: list[ConfigError] = []
+        for p in (*self.config.issuers.values(), *self.config.deploys.values(), *self.config.notifies.values(),
+                  *self.config.dns.values()):
+            try:
+                self._build(p)
+            except ConfigError as e:
+                errors.append(e)
+        raise_all(errors, list(self.config.texts))
         self.check_shared_targets()
         self.check_one_table_per_instance()
 
@@ -153,8 +203,13 @@ class Providers:
                     f"{p.type} instance would serve all of them, but {why}; give each [[mta]] a deploy "
                     "table of its own", table=p.table, key="type"))
 
+    def __enter__(self) -> Providers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         for obj in self._cache.values():
-            close = getattr(obj, "close", None)
-            if callable(close):
-                close()
+            if isinstance(obj, Closeable):
+                obj.close()

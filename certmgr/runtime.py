@@ -10,7 +10,7 @@ from pathlib import Path
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
-from certmgr.pki.keytypes import KEY_TYPES
+from certmgr.pki.keytypes import slot_key
 from certmgr.registry import Providers
 from certmgr.store import AcmeAccount, CertVersion, ManagedCert, SlotSpec, Store
 from certmgr.store.files import atomic_write
@@ -51,7 +51,14 @@ class Runtime:
         self.node = node or node_id()
         self._synced = False
 
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
+        """Close the providers, then the store; ``with Runtime(...) as rt:`` calls it."""
         self.providers.close()
         self.store.close()
 
@@ -65,23 +72,24 @@ class Runtime:
         if self.read_only:
             return self._read_inventory()
         if not self._synced:
-            slots = self.store.sync_slots([SlotSpec(mta.hostname, KEY_TYPES[kt][0], kt, mta.all_names, mta.issuer)
+            slots = self.store.sync_slots([SlotSpec(mta.hostname, slot_key(mta.hostname, kt).key_alg, kt,
+                                                    mta.all_names, mta.issuer)
                                            for mta in self.config.mtas for kt in mta.key_types])
             self._synced = True
         else:
             slots = self.store.slots()
-        rows = {(s.hostname, s.key_alg): s for s in slots}
-        return [(mta, rows[(mta.hostname, KEY_TYPES[kt][0])]) for mta in self.config.mtas for kt in mta.key_types]
+        rows = {s.slot_key: s for s in slots}
+        return [(mta, rows[key]) for mta in self.config.mtas for key in mta.slot_keys]
 
     def _read_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
         """sync_inventory without writing: a slot not in the store yet is shown as planned."""
-        rows = {(s.hostname, s.key_alg): s for s in self.store.slots()}
+        rows = {s.slot_key: s for s in self.store.slots()}
         out = []
         for mta in self.config.mtas:
             for kt in mta.key_types:
-                alg = KEY_TYPES[kt][0]
-                slot = rows.get((mta.hostname, alg)) or ManagedCert(
-                    hostname=mta.hostname, key_alg=alg, key_type=kt, names=json.dumps(list(mta.all_names)),
+                key = slot_key(mta.hostname, kt)
+                slot = rows.get(key) or ManagedCert(
+                    hostname=mta.hostname, key_alg=key.key_alg, key_type=kt, names=json.dumps(list(mta.all_names)),
                     issuer=mta.issuer, state="planned")
                 out.append((mta, slot))
         return out
@@ -92,9 +100,8 @@ class Runtime:
         wanted = {self.config.mta(h).hostname for h in hosts}
         if not wanted or self.read_only or not self._synced:
             return [(m, s) for m, s in self.sync_inventory() if not wanted or m.hostname in wanted]
-        rows = {(s.hostname, s.key_alg): s for s in self.store.slots(wanted)}
-        return [(mta, rows[(mta.hostname, KEY_TYPES[kt][0])]) for mta in self.config.mtas
-                if mta.hostname in wanted for kt in mta.key_types]
+        rows = {s.slot_key: s for s in self.store.slots(wanted)}
+        return [(mta, rows[key]) for mta in self.config.mtas if mta.hostname in wanted for key in mta.slot_keys]
 
     def claim(self, slot_id: int, owner: str, seconds: float) -> bool:
         """Claim a slot; also take it from a process of this machine that has died holding it

@@ -11,10 +11,11 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from certmgr import __version__
-from certmgr.errors import CertmgrError
+from certmgr.errors import CertmgrError, ConfigErrors
 
 #: command -> (module under certmgr.cli, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,52 +43,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--config", help="config file (default $CERTMGR_CONFIG or /etc/certmgr/certmgr.toml)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
     p.add_argument("--version", action="version", version=f"certmgr {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (_mod, help_) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_, description=help_)
-        _add_args(name, sp)
     return p
 
 
-def _add_args(name: str, sp: argparse.ArgumentParser) -> None:
-    if name == "status":
-        sp.add_argument("--json", action="store_true", help="print a JSON array")
-    elif name == "renew":
-        sp.add_argument("hosts", nargs="*", metavar="HOST")
-        sp.add_argument("--force", action="store_true", help="renew even if not due")
-        sp.add_argument("--dry-run", action="store_true", help="say what would be renewed; change nothing")
-        sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    elif name == "deploy":
-        sp.add_argument("hosts", nargs="*", metavar="HOST")
-        sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    elif name == "check":
-        sp.add_argument("targets", nargs="*", metavar="HOST[:PORT]")
-        sp.add_argument("--json", action="store_true", help="print a JSON array")
-    elif name == "csr":
-        sp.add_argument("host", metavar="HOST")
-        sp.add_argument("--key", choices=["rsa", "ecdsa"], help="for dual MTAs: which key's CSR (default: all)")
-        sp.add_argument("--force", action="store_true", help="also for an MTA whose issuer is not manual")
-    elif name == "import":
-        sp.add_argument("host", metavar="HOST")
-        sp.add_argument("file", metavar="FILE", help="PEM certificate followed by its chain")
-        sp.add_argument("--force", action="store_true",
-                        help="also for an MTA whose issuer is not manual, and over a longer-lived certificate")
-    elif name == "remind":
-        sp.add_argument("--dry-run", action="store_true", help="list what is due and queued; send nothing")
-        sp.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    elif name == "recover":
-        sp.add_argument("--json", action="store_true", help="print what was recovered as JSON")
-    elif name in ("calendar", "metrics"):
-        sp.add_argument("-o", "--output", metavar="FILE", help="write FILE atomically (default: stdout)")
-    elif name == "revoke":
-        sp.add_argument("host", metavar="HOST")
-        sp.add_argument("--reason", default="unspecified",
-                        choices=["unspecified", "keyCompromise", "affiliationChanged", "superseded",
-                                 "cessationOfOperation"])
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (the first word after the global options)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("-c", "--config")
+    pre.add_argument("-v", "--verbose", action="store_true")
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("rest", nargs=argparse.REMAINDER)
+    known, _ = pre.parse_known_args(argv)
+    return known.command if known.command in COMMANDS else None
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line.  Only the named command's module is imported, to add its
+    arguments (``add_arguments``); ``certmgr --help`` lists the commands from :data:`COMMANDS`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = _parser()
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    command = _command(argv)
+    for name, (module, help_) in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_, description=help_)
+        if name == command:
+            importlib.import_module(f"certmgr.cli.{module}").add_arguments(sp, name)
+    return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_args(argv)
+    # CAs write a CN longer than the 64 characters X.509 allows when the only name is that long;
+    # cryptography then warns at every read of the subject, which would reach cron mail and journald
+    warnings.filterwarnings("ignore", message="Attribute's length must be", category=UserWarning)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -96,6 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"certmgr.cli.{COMMANDS[args.command][0]}")
     try:
         return int(module.run(args))
+    except ConfigErrors as e:
+        for err in e.errors:
+            print(f"certmgr {args.command}: error: {err}", file=sys.stderr)
+        print(f"certmgr {args.command}: {len(e.errors)} errors in the config", file=sys.stderr)
+        return e.exit_code
     except CertmgrError as e:
         print(f"certmgr {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -6,17 +6,24 @@ import argparse
 import sys
 
 from certmgr.cli.common import print_json, print_table, runtime
+from certmgr.dns.status import add_rollover
 from certmgr.errors import CertmgrError
 from certmgr.probe.check import EXIT, check, exit_code
+from certmgr.store import utcnow
+
+
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("targets", nargs="*", metavar="HOST[:PORT]")
+    parser.add_argument("--json", action="store_true", help="print a JSON array")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rt = runtime(args, read_only=True)
-        try:
+        with runtime(args, read_only=True) as rt:
             reports = check(rt, args.targets)
-        finally:
-            rt.close()
+            for report in reports:
+                if report.get("hostname"):
+                    add_rollover(report, rt.config, utcnow())
     except CertmgrError as e:
         # a check that could not be made is UNKNOWN to a monitoring system, never WARNING/CRITICAL
         print(f"certmgr check: UNKNOWN: {e}", file=sys.stderr)

@@ -9,17 +9,20 @@ from certmgr.cli.common import print_json, print_table, runtime
 from certmgr.deploy.orchestrate import deploy_mtas
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("hosts", nargs="*", metavar="HOST")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
-    try:
+    with runtime(args) as rt:
         mtas = [rt.config.mta(h) for h in args.hosts] if args.hosts else list(rt.config.mtas)
         reports = deploy_mtas(rt, mtas)
-    finally:
-        rt.close()
     if args.json:
         print_json([asdict(r) for r in reports])
     else:
         print_table("Deployment", ["hostname", "target", "result", "detail"],
-                    [(r.hostname, r.target, "verified" if r.ok else ("rolled back" if r.rolled_back else "failed"),
+                    [(r.hostname, r.target, "verified" if r.ok else ("waiting" if r.waiting else
+                                                 "rolled back" if r.rolled_back else "failed"),
                       r.message) for r in reports])
-    return 0 if all(r.ok for r in reports) else 1
+    return 0 if all(r.ok or r.waiting for r in reports) else 1

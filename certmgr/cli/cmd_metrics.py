@@ -10,12 +10,13 @@ from certmgr.service.jobs import metrics_registry
 from certmgr.service.metrics import render_text, write_textfile
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE", help="write FILE atomically (default: stdout)")
+
+
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args, read_only=True)
-    try:
+    with runtime(args, read_only=True) as rt:
         registry = metrics_registry(rt)
-    finally:
-        rt.close()
     if args.output and args.output != "-":
         write_textfile(args.output, registry)  # atomic: the collector never reads half a file
     else:

@@ -11,12 +11,13 @@ from certmgr.runtime import Runtime
 from certmgr.store import utcnow
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--json", action="store_true", help="print what was recovered as JSON")
+
+
 def run(args: argparse.Namespace) -> int:
-    rt = Runtime(config(args))
-    try:
+    with Runtime(config(args)) as rt:
         done = recover(rt, utcnow())
-    finally:
-        rt.close()
     if args.json:
         print_json([asdict(r) for r in done])
     else:

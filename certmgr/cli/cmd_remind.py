@@ -13,12 +13,14 @@ from certmgr.cli.common import print_json, print_table, runtime
 from certmgr.notify.reminders import process
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--dry-run", action="store_true", help="list what is due and queued; send nothing")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args, read_only=args.dry_run)  # a dry run only reads: it works on a full disk too
-    try:
+    with runtime(args, read_only=args.dry_run) as rt:  # a dry run only reads: it works on a full disk too
         outcomes = process(rt, dry_run=args.dry_run)
-    finally:
-        rt.close()
     if args.json:
         print_json([asdict(o) for o in outcomes])
     elif outcomes:

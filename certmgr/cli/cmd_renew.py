@@ -32,16 +32,20 @@ def _progress(total: int, enabled: bool) -> Iterator[Progress | None]:
         yield step
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("hosts", nargs="*", metavar="HOST")
+    parser.add_argument("--force", action="store_true", help="renew even if not due")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be renewed; change nothing")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
-    try:
+    with runtime(args) as rt:
         total = len(rt.select(args.hosts))
         with _progress(total, is_tty() and not args.json) as progress:
             outcomes = renew_many(rt, args.hosts, force=args.force, dry_run=args.dry_run, progress=progress)
         # tell people at once about failures (and successes, where asked): never silent
         notices = [] if args.dry_run else process(rt)
-    finally:
-        rt.close()
     if args.json:
         print_json([asdict(o) for o in outcomes])
     else:

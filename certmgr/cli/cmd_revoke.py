@@ -8,12 +8,16 @@ from certmgr.cli.common import runtime
 from certmgr.lifecycle.revoke import revoke_host
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("host", metavar="HOST")
+    parser.add_argument("--reason", default="unspecified",
+                        choices=["unspecified", "keyCompromise", "affiliationChanged", "superseded",
+                                 "cessationOfOperation"])
+
+
 def run(args: argparse.Namespace) -> int:
-    rt = runtime(args)
-    try:
+    with runtime(args) as rt:
         lines, ok = revoke_host(rt, args.host, args.reason)
-    finally:
-        rt.close()
     for line in lines:
         print(line)
     return 0 if ok else 1

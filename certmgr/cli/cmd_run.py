@@ -8,6 +8,10 @@ import logging
 from certmgr.config.load import config_path
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    """No arguments beyond the global ones."""
+
+
 def run(args: argparse.Namespace) -> int:
     from certmgr.service.daemon import run_daemon
 

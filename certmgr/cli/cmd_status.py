@@ -19,15 +19,16 @@ from certmgr.store import utcnow
 COLUMNS = ["hostname", "key", "issuer", "serial", "expires", "days", "state", "renew at", "deployed", "last error"]
 
 
+def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    parser.add_argument("--json", action="store_true", help="print a JSON array")
+
+
 def run(args: argparse.Namespace) -> int:
     from certmgr.lifecycle.recover import lost_inventory
 
-    rt = runtime(args, read_only=True)
-    try:
+    with runtime(args, read_only=True) as rt:
         rows = status_rows(rt, utcnow())
         lost = lost_inventory(rt)
-    finally:
-        rt.close()
     if lost:
         print(f"certmgr status: warning: {lost}", file=sys.stderr)
     if args.json:

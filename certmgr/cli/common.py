@@ -6,35 +6,38 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certmgr.config.load import config_path, load_config
 from certmgr.config.model import Config
+
+if TYPE_CHECKING:
+    from certmgr.runtime import Runtime
 
 
 def config(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config))
 
 
-def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Any:
-    """The runtime of a command; ``read_only`` for commands that must work on a full disk."""
+def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
+    """The runtime of a command, to use as ``with runtime(args) as rt:``; ``read_only`` for
+    commands that must work on a full disk."""
     from certmgr.runtime import Runtime
 
     rt = Runtime(config(args), read_only=read_only)
     if not read_only:
         from certmgr.lifecycle.recover import refuse_if_lost
 
-        refuse_if_lost(rt)  # a deleted database must not make everything be ordered again
+        try:
+            refuse_if_lost(rt)  # a deleted database must not make everything be ordered again
+        except BaseException:
+            rt.close()
+            raise
     return rt
 
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
-
-
-def iso(dt: datetime | None) -> str | None:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
 
 
 def print_json(data: Any) -> None:

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certmgr.config.toml import find_line
-from certmgr.errors import ConfigError
+from certmgr.errors import ConfigError, ConfigErrors
+from certmgr.pki.keytypes import SlotKey, slot_key
+from certmgr.pki.names import hostname_key
+
+if TYPE_CHECKING:
+    from certmgr.dns.settings import DaneSettings, MtaStsSettings
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
 DEFAULT_STATE_DIR = "/var/lib/certmgr"
@@ -26,6 +31,8 @@ class ProviderConfig:
     type: str
     options: Mapping[str, Any]
     line: int | None = None
+    #: the config file that holds the table (the main file or an included one)
+    file: str = ""
 
     @property
     def table(self) -> str:
@@ -57,10 +64,17 @@ class MtaConfig:
     reuse_key: bool = False
     #: check the MTA's TLSA records: never deploy a certificate they do not match
     dane: bool = True
+    #: ``dane = { publish = "NAME", ... }``: certmgr publishes the TLSA records in [dns.NAME] and rolls them over
+    dane_publish: DaneSettings | None = None
 
     @property
     def all_names(self) -> tuple[str, ...]:
         return (self.hostname, *self.names)
+
+    @property
+    def slot_keys(self) -> tuple[SlotKey, ...]:
+        """One slot per configured key type, in the order of ``key_types``."""
+        return tuple(slot_key(self.hostname, kt) for kt in self.key_types)
 
 
 @dataclass(frozen=True)
@@ -102,6 +116,12 @@ class Config:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     #: deploy target -> the ``primary = "host"`` of its table (the certificate served without SNI)
     primaries: Mapping[str, str] = field(default_factory=dict)
+    #: ``[dns.NAME]``: zones certmgr may update (kind "dns", built by the registry)
+    dns: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    #: ``[mta_sts."domain"]``
+    mta_sts: Mapping[str, MtaStsSettings] = field(default_factory=dict)
+    #: file -> text of every config file read, the main file first, then the included ones
+    texts: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def target_mtas(self, target: str) -> tuple[MtaConfig, ...]:
         """The MTAs a deploy target serves, its primary first (``primary`` on the deploy table,
@@ -112,7 +132,7 @@ class Config:
         return tuple(mtas)
 
     def mta(self, hostname: str) -> MtaConfig:
-        want = hostname.lower().rstrip(".")
+        want = hostname_key(hostname)
         for m in self.mtas:
             if m.hostname == want:
                 return m
@@ -122,6 +142,16 @@ class Config:
         raise UsageError(f"{hostname} is not a configured MTA (configured: {known})")
 
     def locate(self, err: ConfigError) -> ConfigError:
-        """Fill in file and line for an error raised while building a provider."""
-        line = err.line or find_line(self.text, err.table, err.key)
-        return ConfigError(err.message, file=str(self.path), table=err.table, key=err.key, line=line)
+        """Fill in file and line for an error raised while building a provider (in the file
+        that holds the provider's table)."""
+        if isinstance(err, ConfigErrors):
+            return ConfigErrors([self.locate(e) for e in err.errors], list(self.texts))
+        file, text = str(self.path), self.text
+        kind, _, rest = (err.table or "").partition(".")
+        tables: Mapping[str, ProviderConfig] = {"issuer": self.issuers, "deploy": self.deploys,
+                                                "notify": self.notifies}.get(kind, {})
+        p = tables.get(rest.split(".")[0])
+        if p is not None and p.file:
+            file, text = p.file, self.texts.get(p.file, text)
+        line = err.line or find_line(text, err.table, err.key)
+        return ConfigError(err.message, file=file, table=err.table, key=err.key, line=line)

@@ -10,7 +10,6 @@ rolled back and recorded together.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from cryptography import x509
 
 from certmgr.config.model import MtaConfig
 from certmgr.deploy.verify import DeployOutcome, deploy_and_verify, make_probe_fn
+from certmgr.dns import dane_gate
 from certmgr.errors import CertmgrError
 from certmgr.faults import checkpoint
 from certmgr.interfaces import CertBundle, DeployRequest, HostBundles, SeveralHostnames, VerifyTarget
@@ -40,12 +40,14 @@ class DeployReport:
     ok: bool
     rolled_back: bool
     message: str
+    #: not deployed yet, by design: its DANE records are not yet visible long enough (retried later)
+    waiting: bool = False
 
 
 def bundle_for(slot: ManagedCert, version: CertVersion) -> CertBundle:
     return CertBundle(
         hostname=slot.hostname,
-        names=tuple(json.loads(version.names)),
+        names=version.all_names,
         key_type=slot.key_type,
         key_alg=version.key_alg,
         key_pem=Path(version.key_path).read_bytes(),
@@ -128,8 +130,18 @@ def _deploy_unit(rt: Runtime, name: str, units: Unit) -> list[DeployReport]:
     hosts = tuple(HostBundles(m.hostname, tuple(bundle_for(s, v) for s, v in pairs),
                               VerifyTarget(m.smtp_host, m.smtp_port, m.probe_protocol, m.probe_implicit_tls))
                   for m, pairs in units)
+    rollovers = {m.hostname: r for m, _ in units if (r := dane_gate.for_mta(rt, m)) is not None}
+    gates = {h.hostname: rollovers[h.hostname].before_deploy(h.bundles, started) for h in hosts
+             if h.hostname in rollovers}
+    held = {h: g for h, g in gates.items() if not g.deploy}
+    if held:
+        result = "waiting" if all(g.waiting for g in held.values()) else "blocked"
+        return [_record(rt, m, name, pairs, started, result,
+                        held[m.hostname].reason if m.hostname in held else "not deployed: it is deployed together "
+                        "with " + ", ".join(f"{h} ({g.reason})" for h, g in held.items()), None)
+                for m, pairs in units]
     blocked = {m.hostname: why for (m, _), h in zip(units, hosts, strict=True)
-               if (why := dane_problems(rt, m, h.bundles))}
+               if m.hostname not in rollovers and (why := dane_problems(rt, m, h.bundles))}
     if blocked:
         return [_record(rt, m, name, pairs, started, "blocked",
                         blocked.get(m.hostname) or "not deployed: it is deployed together with "
@@ -154,6 +166,9 @@ def _deploy_unit(rt: Runtime, name: str, units: Unit) -> list[DeployReport]:
         outcome = DeployOutcome(target=name, ok=False, rolled_back=False, served_sha256s={}, verified_at=None,
                                 reason=f"{name}: internal error while deploying: {e.__class__.__name__}: {e}")
     checkpoint("deployed")
+    if outcome.ok:
+        for rollover in rollovers.values():
+            rollover.after_deploy(utcnow())
     result = "verified" if outcome.ok else ("rolled_back" if outcome.rolled_back else "failed")
     reports = []
     for m, pairs in units:
@@ -174,7 +189,8 @@ def _record(rt: Runtime, mta: MtaConfig, name: str, pairs: list[tuple[ManagedCer
             started: datetime, result: str, reason: str | None, verified_at: datetime | None,
             target: str | None = None) -> DeployReport:
     """Store one deployment outcome for every certificate of the MTA, and report it."""
-    states = {"verified": "verified", "rolled_back": "rolled_back", "blocked": "deploy_blocked"}
+    states = {"verified": "verified", "rolled_back": "rolled_back", "blocked": "deploy_blocked",
+              "waiting": "deploy_waiting"}
     for slot, version in pairs:
         assert slot.id is not None and version.id is not None
         rt.store.add_deployment(Deployment(
@@ -187,6 +203,9 @@ def _record(rt: Runtime, mta: MtaConfig, name: str, pairs: list[tuple[ManagedCer
     if result == "verified":
         log.info("%s: deployed to %s and verified over STARTTLS", mta.hostname, name)
         return DeployReport(mta.hostname, name, True, False, "served and verified over STARTTLS")
+    if result == "waiting":
+        log.info("%s: deployment to %s waits: %s", mta.hostname, name, reason)
+        return DeployReport(mta.hostname, name, False, False, reason or result, waiting=True)
     log.warning("%s: deployment to %s %s: %s", mta.hostname, name, result.replace("_", " "), reason)
     return DeployReport(mta.hostname, name, False, result == "rolled_back", reason or result)
 

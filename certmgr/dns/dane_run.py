@@ -105,6 +105,35 @@ def bundle_of(hostname: str, names: tuple[str, ...], key_type: str, key_pem: byt
     )
 
 
+def journal_dir(state_dir: Path, hostname: str) -> Path:
+    """Where one MTA's rollover is recorded: ``<state_dir>/dane/<hostname>/``."""
+    return state_dir / "dane" / hostname
+
+
+def load_state(state_dir: Path, hostname: str, *, port: int, ttl: int, max_records: int | None = None) -> Rollover:
+    """The recorded rollover of an MTA, or a fresh one when none is recorded yet."""
+    path = journal_dir(state_dir, hostname) / "state.json"
+    if path.exists():
+        return Rollover.from_json(path.read_text())
+    st = Rollover(hostname, port=port, ttl=ttl)
+    return replace(st, max_records=max_records) if max_records else st
+
+
+def save_state(state_dir: Path, state: Rollover) -> None:
+    _write(journal_dir(state_dir, state.hostname) / "state.json", state.to_json().encode(), 0o644)
+
+
+def observe(publisher: DnsPublisher, owner: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(the TLSA RRset on the first authoritative server, what every server serves)."""
+    seen = [publisher.query(s, owner, "TLSA") for s in publisher.authoritative_servers()]
+    if not seen:
+        return frozenset(), frozenset()
+    everywhere = frozenset(v.lower() for v in seen[0].values)
+    for s in seen[1:]:
+        everywhere &= frozenset(v.lower() for v in s.values)
+    return frozenset(v.lower() for v in seen[0].values), everywhere
+
+
 class DaneMta:
     """One MTA's rollover: its journal directory, its zone, how to issue and deploy."""
 
@@ -113,7 +142,8 @@ class DaneMta:
                  usages: Sequence[str] = ("3 1 1",), port: int = 25, ttl: int | None = None,
                  max_records: int | None = None, names: Sequence[str] = (),
                  checkpoint: Callable[[str], None] = lambda name: None) -> None:
-        self.dir = state_dir / "dane" / hostname
+        self.state_dir = state_dir
+        self.dir = journal_dir(state_dir, hostname)
         self.hostname = hostname
         self.names = tuple(dict.fromkeys((hostname, *names)))
         self.publisher = publisher
@@ -134,13 +164,10 @@ class DaneMta:
         return self.dir / "state.json"
 
     def load(self) -> Rollover:
-        if self.state_file.exists():
-            return Rollover.from_json(self.state_file.read_text())
-        st = Rollover(self.hostname, port=self.port, ttl=self.ttl)
-        return replace(st, max_records=self.max_records) if self.max_records else st
+        return load_state(self.state_dir, self.hostname, port=self.port, ttl=self.ttl, max_records=self.max_records)
 
     def record(self, state: Rollover) -> None:
-        _write(self.state_file, state.to_json().encode(), 0o644)
+        save_state(self.state_dir, state)
         self.checkpoint("recorded")
 
     def _next_key(self, key_type: str) -> bytes:
@@ -166,15 +193,7 @@ class DaneMta:
         return st
 
     def observe(self, state: Rollover) -> tuple[frozenset[str], frozenset[str]]:
-        """(the RRset on the first authoritative server, what every server serves)."""
-        servers = self.publisher.authoritative_servers()
-        seen = [self.publisher.query(s, state.owner, "TLSA") for s in servers]
-        if not seen:
-            return frozenset(), frozenset()
-        everywhere = frozenset(v.lower() for v in seen[0].values)
-        for s in seen[1:]:
-            everywhere &= frozenset(v.lower() for v in s.values)
-        return frozenset(v.lower() for v in seen[0].values), everywhere
+        return observe(self.publisher, state.owner)
 
     def renew(self, now: datetime) -> Rollover:
         """Issue a certificate for each key type with the key generated ahead; it then

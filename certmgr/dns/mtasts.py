@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from certmgr.errors import ConfigError
+from certmgr.pki.names import comparable_name
 
 MODES = ("enforce", "testing", "none")
 #: below a day senders refetch all the time; RFC 8461 caps max_age at 31557600 s
@@ -62,7 +63,7 @@ def check_settings(mode: str, max_age: int, *, table: str) -> None:
 
 def mx_matches(pattern: str, host: str) -> bool:
     """RFC 8461 section 4.1: exact, or ``*.`` standing for exactly one leftmost label."""
-    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    pattern, host = comparable_name(pattern), comparable_name(host)
     if pattern.startswith("*."):
         head, _, rest = host.partition(".")
         return bool(head) and rest == pattern[2:]
@@ -71,7 +72,7 @@ def mx_matches(pattern: str, host: str) -> bool:
 
 def policy_from_mx(mode: str, max_age: int, live_mx: Iterable[str], patterns: Sequence[str] = ()) -> Policy:
     """The policy for the live MX RRset (or the configured patterns), sorted and deduplicated."""
-    mx = tuple(sorted({p.lower().rstrip(".") for p in patterns} or {h.lower().rstrip(".") for h in live_mx}))
+    mx = tuple(sorted({comparable_name(p) for p in patterns} or {comparable_name(h) for h in live_mx}))
     return Policy(mode, mx, max_age)
 
 
@@ -79,7 +80,7 @@ def problems(policy: Policy, live_mx: Iterable[str], mx_tls: Mapping[str, str | 
     """Why senders would fail with this policy: an MX no pattern matches, an MX whose
     certificate does not verify for its name (``mx_tls[host]`` is the reason, None when fine)."""
     out = []
-    for host in sorted(h.lower().rstrip(".") for h in live_mx):
+    for host in sorted(comparable_name(h) for h in live_mx):
         if not any(mx_matches(p, host) for p in policy.mx):
             out.append(f"MX {host} matches no mx: pattern of the policy")
         reason = mx_tls.get(host)

@@ -30,6 +30,7 @@ from certmgr.dns.dane_run import IssueFn, _new_key, _write
 from certmgr.dns.mtasts import Decision, Published, Served, Step, Wanted, decide, policy_from_mx
 from certmgr.dns.publisher import DnsPublisher, txt
 from certmgr.errors import DeployError
+from certmgr.pki.names import comparable_name
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 
@@ -124,7 +125,7 @@ class MtaStsDomain:
     def live_mx(self) -> list[str]:
         server = self.publisher.authoritative_servers()[0]
         seen = self.publisher.query(server, self.domain, "MX")
-        return sorted(v.split()[1].rstrip(".").lower() for v in seen.values)
+        return sorted(comparable_name(v.split()[1]) for v in seen.values)
 
     def _verify_served(self, text: str, sha: str, *, stable: int = 3, timeout: float = 15.0) -> None:
         """Wait until ``stable`` fresh fetches in a row get this policy and certificate: after a

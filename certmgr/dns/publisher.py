@@ -10,32 +10,34 @@ Record values are in presentation format (``"3 1 1 ab12…"``, TXT as ``'"v=STSv
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
-
-import dns.exception
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
 
 from certmgr.errors import ConfigError
 from certmgr.interfaces import Options, ProviderEnv
 
-GROUP = "certmgr.dns"
-
 Server = tuple[str, int]
 
 
-@dataclass(frozen=True)
-class Seen:
-    """What one authoritative server answers for an owner and type."""
+class Seen(Protocol):
+    """What one authoritative server answers for an owner and type (a provider returns its own
+    class of this shape: providers do not import this package)."""
 
-    server: str  # "host:port"
-    values: frozenset[str]  # canonical presentation
-    ttl: int | None  # None when the RRset is absent
-    error: str | None = None  # the server did not answer (timeout, refused)
+    @property
+    def server(self) -> str:  # "host:port"
+        ...
+
+    @property
+    def values(self) -> frozenset[str]:  # canonical presentation
+        ...
+
+    @property
+    def ttl(self) -> int | None:  # None when the RRset is absent
+        ...
+
+    @property
+    def error(self) -> str | None:  # the server did not answer (timeout, refused)
+        ...
 
 
 @runtime_checkable
@@ -69,6 +71,12 @@ class DnsPublisher(Protocol):
 
 def canonical(rdtype: str, value: str) -> str:
     """One spelling of a record's data (hex case, TXT quoting, spacing)."""
+    # dnspython is imported here, not by every command that reads a rollover's state (status, renew)
+    import dns.exception
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     try:
         rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), value)
     except (dns.exception.DNSException, ValueError) as e:
@@ -91,11 +99,9 @@ def load_publisher(name: str, table: Mapping[str, Any], env: ProviderEnv, *, bas
     kind = table.get("type")
     if not isinstance(kind, str):
         raise ConfigError("is required (the DNS provider, e.g. \"rfc2136\")", table=where, key="type")
-    found = {ep.name: ep for ep in entry_points(group=GROUP)}
-    if kind not in found:
-        known = ", ".join(sorted(found)) or "none"
-        raise ConfigError(f"unknown DNS provider {kind!r} (installed: {known})", table=where, key="type")
-    cls = found[kind].load()
+    from certmgr.registry import load_class
+
+    cls = load_class("dns", kind, table=where)
     rest = {k: v for k, v in table.items() if k != "type"}
     publisher = cls.from_config(name, Options(rest, where=where, base_dir=base_dir), env)
     if not isinstance(publisher, DnsPublisher):

@@ -15,7 +15,6 @@ served key never lacks a published record.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -23,10 +22,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from certmgr.errors import ConfigError, PermanentError
+from certmgr.probe import dane
 
 #: Microsoft's senders stop looking at about 12 records; stay well below
 DEFAULT_MAX_RECORDS = 8
@@ -43,19 +42,14 @@ def parse_usage(value: str, *, table: str, key: str = "dane") -> tuple[str, ...]
     return parts
 
 
-def spki_sha256(public_key: PublicKeyTypes) -> str:
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return hashlib.sha256(der).hexdigest()
-
-
 def ee_record(public_key: PublicKeyTypes) -> str:
     """The ``3 1 1`` record pinning a key (known before any certificate for it exists)."""
-    return f"3 1 1 {spki_sha256(public_key)}"
+    return str(dane.record_for_key(public_key))
 
 
 def ta_record(issuer: x509.Certificate) -> str:
     """The ``2 1 1`` record pinning an issuing CA's key."""
-    return f"2 1 1 {spki_sha256(issuer.public_key())}"
+    return str(dane.record_for(issuer, dane.USAGE_DANE_TA))
 
 
 def records_for_chain(chain: Sequence[x509.Certificate], usages: Iterable[str]) -> tuple[str, ...]:

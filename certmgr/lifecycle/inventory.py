@@ -6,15 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
+from certmgr.dns import status as dns_status
 from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, Deployment
-from certmgr.store.models import ProbeResult
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
-
+from certmgr.store.models import ProbeRecord
+from certmgr.times import days_left, iso
 
 #: probe results looked at per host to tell what it serves (a dual MTA's two certificates, retries)
 RECENT_PROBES = 4
@@ -48,28 +45,30 @@ def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
             # what issued the current certificate, as recorded then (the config may have renamed it since)
             "issuer": v.issuer if v and v.issuer else slot.issuer,
             "serial": v.serial if v else None,
-            "not_before": _iso(v.not_before) if v else None,
-            "not_after": _iso(v.not_after) if v else None,
-            "days_left": int((v.not_after - now).total_seconds() // 86400) if v else None,
+            "not_before": iso(v.not_before) if v else None,
+            "not_after": iso(v.not_after) if v else None,
+            "days_left": days_left(v.not_after, now) if v else None,
             "state": _state(slot.state, v, served, served_sha if seen else None, now),
-            "renew_at": _iso(slot.renew_at),
+            "renew_at": iso(slot.renew_at),
             "deployed": deployed,
-            "revoked_at": _iso(v.revoked_at) if v else None,
+            "revoked_at": iso(v.revoked_at) if v else None,
             "served_sha256": served_sha,
             "deployment": {"target": dep.target, "result": dep.result, "reason": dep.reason,
-                           "verified_at": _iso(dep.verified_at)} if dep else None,
+                           "verified_at": iso(dep.verified_at)} if dep else None,
             "last_error": slot.last_error,
             "attempts": slot.attempts,
-            "next_retry_at": _iso(slot.next_retry_at),
+            "next_retry_at": iso(slot.next_retry_at),
             "sha256": v.sha256 if v else None,
-            "last_probe": {"status": probe.status, "at": _iso(probe.ts), "problems": json.loads(probe.problems)}
+            "last_probe": {"status": probe.status, "at": iso(probe.ts), "problems": json.loads(probe.problems)}
             if probe else None,
+            "dane": dns_status.dane_state(rt.config.settings.state_dir, mta, now),
+            "mta_sts": dns_status.mta_sts_state(rt.config.settings.state_dir, rt.config, mta.hostname),
         })
     return rows
 
 
 def _served(deployment: Deployment | None, key_alg: str, dual: bool, history: list[CertVersion],
-            probes: list[ProbeResult]) -> tuple[str | None, bool]:
+            probes: list[ProbeRecord]) -> tuple[str | None, bool]:
     """(SHA-256 of the certificate the MTA serves for this slot as far as certmgr knows, whether
     a probe saw it).  The last verified ``deployment``, unless a later probe (``probes``: the
     host's newest, newest first) saw another certificate (the file replaced by hand, a

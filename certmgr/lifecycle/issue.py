@@ -8,7 +8,6 @@ the claim (lock, re-check, act), so a racing process finds it done or busy.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ from pathlib import Path
 from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError, LockBusy, PermanentError, RetryableError
 from certmgr.faults import checkpoint
-from certmgr.interfaces import CertRequest, IssueContext, RenewalInfoSource
+from certmgr.interfaces import CertRequest, IssueContext, Issuer, RenewalInfoSource, renews_automatically
 from certmgr.lifecycle import policy
 from certmgr.lifecycle.versions import IssuedBy, check_chain, save_version
 from certmgr.pki.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
@@ -66,7 +65,7 @@ def why_due(mta: MtaConfig, slot: ManagedCert, version: CertVersion | None, now:
         return "no certificate yet"
     if version.key_type != slot.key_type:
         return f"key type changed to {slot.key_type}"
-    if sorted(json.loads(version.names)) != sorted(mta.all_names):
+    if sorted(version.all_names) != sorted(mta.all_names):
         return "names changed"
     if version.revoked_at is not None:
         return "certificate revoked"
@@ -110,7 +109,7 @@ def renew_slot(
     assert slot.id is not None
     host, alg = slot.hostname, slot.key_alg
     issuer = rt.providers.issuer(mta.issuer)
-    automatic = bool(getattr(issuer, "automatic", True))
+    automatic = renews_automatically(issuer)
     reason = "forced" if force else why_due(mta, slot, current, now())
     if reason is None:
         return Outcome(host, alg, "not-due", f"not due until {slot.renew_at:%Y-%m-%d %H:%M} UTC; use --force to "
@@ -139,7 +138,7 @@ def renew_slot(
         rt.store.release(slot_id, rt.node)
 
 
-def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reason: str,
+def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: Issuer, reason: str,
            now: Callable[[], datetime]) -> Outcome:
     assert slot.id is not None
     slot_id, host, alg = slot.id, slot.hostname, slot.key_alg
@@ -174,7 +173,7 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: object, reaso
             timeout=ISSUE_TIMEOUT,
         )
         request = CertRequest(host, mta.all_names, slot.key_type, csr, replaces)
-        issued = issuer.issue(request, ctx)  # type: ignore[attr-defined]
+        issued = issuer.issue(request, ctx)
         certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
                                    where=f"certificate from issuer {mta.issuer}", now=now())
         version = save_version(rt.state, slot, certs, facts, key_path, source="acme",

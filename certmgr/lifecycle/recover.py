@@ -13,7 +13,6 @@ Running it again changes nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from certmgr.lifecycle.issue import renew_at_for
 from certmgr.lifecycle.versions import IssuedBy, save_version
 from certmgr.pki.certs import CertificateError, cert_facts, parse_chain
 from certmgr.pki.keys import PrivateKey, load_key, public_key_matches
-from certmgr.pki.keytypes import KEY_TYPES
+from certmgr.pki.keytypes import KEY_TYPES, SlotKey
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert
 
@@ -76,15 +75,15 @@ def refuse_if_lost(rt: Runtime) -> None:
 def recover(rt: Runtime, now: datetime) -> list[Recovered]:
     """Record every stored certificate of a configured MTA that the database lacks; idempotent."""
     out: list[Recovered] = []
-    slots = {(s.hostname, s.key_alg): (m, s) for m, s in rt.sync_inventory()}
+    slots = {s.slot_key: (m, s) for m, s in rt.sync_inventory()}
     stored: dict[tuple[str, str], list[Path]] = {}
     for d in stored_certificates(rt.state.root):
         stored.setdefault((d.parent.parent.name, d.parent.name), []).append(d)
     for (host, alg), dirs in sorted(stored.items()):
-        if (host, alg) not in slots:
+        if SlotKey(host, alg) not in slots:
             out.append(Recovered(host, alg, 0, None, f"not in the config; its files stay in {dirs[0].parent}"))
             continue
-        mta, slot = slots[(host, alg)]
+        mta, slot = slots[SlotKey(host, alg)]
         assert slot.id is not None
         known = {v.sha256 for v in rt.store.versions(slot.id)}
         keys = _keys(rt.state.root / "keys" / host, alg)
@@ -153,7 +152,7 @@ def _version(rt: Runtime, slot: ManagedCert, directory: Path,
 def _best(versions: list[CertVersion], names: tuple[str, ...], now: datetime) -> CertVersion | None:
     """The newest certificate that could be current: valid now, its key at hand, the configured names."""
     usable = [v for v in versions if v.key_path and v.revoked_at is None and v.not_before <= now < v.not_after
-              and sorted(json.loads(v.names)) == sorted(names)]
+              and sorted(v.all_names) == sorted(names)]
     return max(usable, key=lambda v: v.not_before, default=None)
 
 

@@ -8,16 +8,21 @@ certificates are renewed first, then each target is deployed once, as one unit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 
 from certmgr.config.model import MtaConfig
 from certmgr.deploy.orchestrate import current, deploy_mtas, deploy_units
+from certmgr.dns import dane_gate
+from certmgr.errors import CertmgrError
 from certmgr.lifecycle import policy
 from certmgr.lifecycle.issue import Outcome, renew_slot
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, utcnow
+
+log = logging.getLogger("certmgr.renew")
 
 Progress = Callable[[Outcome], None]
 
@@ -64,8 +69,11 @@ def renew_many(
             elif issued or needs_deploy(rt, mta, utcnow()):
                 due.append(mta)
         for report in deploy_mtas(rt, due) if due else []:
-            action = "deployed" if report.ok else ("rolled-back" if report.rolled_back else "deploy-failed")
+            action = "deployed" if report.ok else ("deploy-waiting" if report.waiting else
+                                                   "rolled-back" if report.rolled_back else "deploy-failed")
             out.append(Outcome(report.hostname, "all", action, f"{report.target}: {report.message}"))
+        if not dry_run:
+            out += [o for mta, _ in unit if (o := _maintain_dane(rt, mta))]
         return out
 
     units = [[by_mta[m.hostname] for m in group]
@@ -81,6 +89,17 @@ def renew_many(
     return results
 
 
+def _maintain_dane(rt: Runtime, mta: MtaConfig) -> Outcome | None:
+    """Retire an MTA's old TLSA records once their TTL has passed (``dane.publish`` only)."""
+    try:
+        rollover = dane_gate.for_mta(rt, mta)
+        done = rollover.maintain(utcnow()) if rollover else None
+    except CertmgrError as e:  # DNS down: the records stay one more round, nothing breaks
+        log.warning("%s: DANE records not maintained: %s", mta.hostname, e)
+        return None
+    return Outcome(mta.hostname, "all", "dane", done) if done else None
+
+
 def needs_deploy(rt: Runtime, mta: MtaConfig, now: datetime) -> bool:
     """True when a current certificate has no verified deployment and the back-off allows a try."""
     if not mta.deploy:
@@ -90,6 +109,8 @@ def needs_deploy(rt: Runtime, mta: MtaConfig, now: datetime) -> bool:
         tries = [d for d in rt.store.deployments(slot.id) if d.version_id == version.id]
         if any(d.result == "verified" for d in tries):
             continue
+        # waiting on DNS (DANE rollover) is not a failure: looked at again on every run
+        tries = [d for d in tries if d.result != "waiting"]
         if not tries:
             return True
         failures = len(tries)

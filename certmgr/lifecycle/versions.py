@@ -17,7 +17,8 @@ from cryptography import x509
 
 from certmgr.errors import ImportRejected
 from certmgr.pki.certs import CertFacts, CertificateError, cert_facts, check_chain_order, parse_chain, to_pem
-from certmgr.pki.keys import PrivateKey, public_key_matches, weak_key_reason
+from certmgr.pki.keys import PrivateKey, key_type_of, public_key_matches
+from certmgr.pki.keytypes import weak_key_reason
 from certmgr.store import CertVersion, ManagedCert, utcnow
 from certmgr.store.files import write_new
 from certmgr.store.statedir import StateDir
@@ -34,7 +35,7 @@ def check_chain(
         raise ImportRejected(f"{hostname}: {e}") from None
     leaf = certs[0]
     facts = cert_facts(leaf)
-    weak = weak_key_reason(leaf.public_key())
+    weak = weak_key_reason(*key_type_of(leaf.public_key()))
     if weak:
         raise ImportRejected(f"{hostname}: {where}: {weak}")
     if not public_key_matches(key, leaf):

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # icalendar is imported by the functions that build a calendar, not by every command
     from icalendar import Alarm, Calendar, Event
 
-from certmgr.notify.messages import CertFacts, fix_commands
+from certmgr.notify.messages import CertStatus, fix_commands
+from certmgr.times import utc_text
 
 PRODID = "-//certmgr//certificate renewals//EN"
 #: fixed namespace for uuid5: the same MTA certificate always gets the same UID
@@ -67,7 +68,7 @@ def event_uid(hostname: str, key_alg: str, kind: str = "renewal") -> str:
 
 
 def renewal_event_ics(
-    facts: CertFacts | Sequence[CertFacts],
+    facts: CertStatus | Sequence[CertStatus],
     *,
     method: str = "REQUEST",
     sequence: int,
@@ -108,7 +109,7 @@ def renewal_event_ics(
     return bytes(cal.to_ical())
 
 
-def feed_ics(facts_list: Sequence[CertFacts], now: datetime) -> bytes:
+def feed_ics(facts_list: Sequence[CertStatus], now: datetime) -> bytes:
     """A subscribable feed (METHOD:PUBLISH): per certificate an expiry and a renewal event."""
     from icalendar import Event
 
@@ -146,9 +147,9 @@ def _calendar(method: str) -> Calendar:
     return cal
 
 
-def _issued(facts: CertFacts | Sequence[CertFacts]) -> list[CertFacts]:
+def _issued(facts: CertStatus | Sequence[CertStatus]) -> list[CertStatus]:
     """The certificates with an expiry, earliest first; an error if there is none."""
-    listed = [facts] if isinstance(facts, CertFacts) else list(facts)
+    listed = [facts] if isinstance(facts, CertStatus) else list(facts)
     certs = sorted((f for f in listed if f.not_after is not None), key=_expiry_of)
     if not certs:
         host = listed[0].hostname if listed else "?"
@@ -156,17 +157,17 @@ def _issued(facts: CertFacts | Sequence[CertFacts]) -> list[CertFacts]:
     return certs
 
 
-def _expiry_of(facts: CertFacts) -> datetime:
+def _expiry_of(facts: CertStatus) -> datetime:
     assert facts.not_after is not None
     return facts.not_after
 
 
-def _expiry(certs: Sequence[CertFacts]) -> datetime:
+def _expiry(certs: Sequence[CertStatus]) -> datetime:
     """The earliest expiry among ``certs`` (all issued)."""
     return min(_expiry_of(f) for f in certs)
 
 
-def _renewal_event(certs: Sequence[CertFacts], uid: str, now: datetime) -> Event:
+def _renewal_event(certs: Sequence[CertStatus], uid: str, now: datetime) -> Event:
     from icalendar import Event
 
     start = renewal_start(_expiry(certs), now)
@@ -183,7 +184,7 @@ def _renewal_event(certs: Sequence[CertFacts], uid: str, now: datetime) -> Event
     return event
 
 
-def _alarm(facts: CertFacts, start: datetime, now: datetime) -> Alarm:
+def _alarm(facts: CertStatus, start: datetime, now: datetime) -> Alarm:
     from icalendar import Alarm
 
     alarm = Alarm()
@@ -193,12 +194,12 @@ def _alarm(facts: CertFacts, start: datetime, now: datetime) -> Alarm:
     return alarm
 
 
-def _description(certs: Sequence[CertFacts]) -> str:
+def _description(certs: Sequence[CertStatus]) -> str:
     facts = certs[0]
     lines = []
     for f in certs:
         what = f"{f.key_alg.upper()} TLS certificate" if len(certs) > 1 else "TLS certificate"
-        when = _expiry_of(f).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = utc_text(_expiry_of(f))
         lines.append(f"The {what} of the mail server {f.hostname} expires on {when}.")
     lines.append(f"Names: {', '.join(facts.names) or facts.hostname}")
     lines += [f"Key: {f.key_type}; issuer: {f.issuer}; serial: {f.serial or 'none'}" for f in certs]

@@ -104,7 +104,7 @@ def invitation_for(ctx: Ctx, nc: NotifyConfig, mta: MtaConfig, certs: list[Cert]
     return Invitation(invite, pending, vkey, msg)
 
 
-def _invite(nc: NotifyConfig, facts: list[messages.CertFacts], uid: str, method: str, sequence: int,
+def _invite(nc: NotifyConfig, facts: list[messages.CertStatus], uid: str, method: str, sequence: int,
             now: datetime) -> Attachment:
     sender = str(nc.options.get("from", "certmgr@localhost"))
     attendees = [str(a) for a in nc.options.get("to", [])] if isinstance(nc.options.get("to"), list) else []

@@ -20,14 +20,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from certmgr.interfaces import Message
+from certmgr.times import utc_text
 
 #: at or below this many days left, every message is critical
 CRITICAL_DAYS = 3
 
 
 @dataclass(frozen=True)
-class CertFacts:
-    """What the messages, the calendar and the metrics need to know about one certificate."""
+class CertStatus:
+    """Where one managed certificate stands (state, expiry, errors): what the messages and the
+    calendar say about it.  What a certificate itself says is :class:`certmgr.pki.certs.CertFacts`."""
 
     hostname: str
     names: tuple[str, ...]
@@ -55,14 +57,14 @@ class CertFacts:
 
 
 #: one certificate, or all those of one MTA that a message is about
-Certs = CertFacts | Sequence[CertFacts]
+Certs = CertStatus | Sequence[CertStatus]
 
 
 @dataclass(frozen=True)
 class NewCert:
     """One new certificate of a success notice: how it came and what it replaced."""
 
-    facts: CertFacts
+    facts: CertStatus
     source: str = "acme"  # acme | import
     replaced_not_after: datetime | None = None  # None: the first certificate of this MTA and algorithm
 
@@ -81,7 +83,7 @@ class Deployed:
         return all(t in self.results for t in self.targets)
 
 
-def fix_commands(facts: CertFacts) -> list[str]:
+def fix_commands(facts: CertStatus) -> list[str]:
     """The shell commands a person runs to renew this certificate by hand."""
     cfg = shlex.quote(facts.config_path)
     host = shlex.quote(facts.hostname)
@@ -94,7 +96,7 @@ def fix_commands(facts: CertFacts) -> list[str]:
     ]
 
 
-def severity_for(facts: CertFacts, *, escalated: bool = False) -> str:
+def severity_for(facts: CertStatus, *, escalated: bool = False) -> str:
     if escalated or (facts.days_left is not None and facts.days_left <= CRITICAL_DAYS):
         return "critical"
     return "warning"
@@ -122,7 +124,7 @@ def reminder_message(certs: Certs, threshold_days: int, now: datetime) -> Messag
             due = min((f.renew_at for f in all_ if f.renew_at is not None), default=None)
             intro.append(
                 f"certmgr should have renewed it through the issuer '{facts.issuer}'"
-                + (f" from {_utc(due)}" if due else "")
+                + (f" from {utc_text(due)}" if due else "")
                 + " but has not tried: check that the daemon (`certmgr run`) is running and "
                 "`certmgr status`."
             )
@@ -165,7 +167,7 @@ def failure_message(certs: Certs, error: str, escalation_level: int, now: dateti
         intro.append("This error repeats until someone fixes its cause: retrying alone does not help.")
         label = "Once the cause is fixed, renew it by hand:"
     elif facts.next_retry is not None and facts.automatic:
-        intro.append(f"certmgr retries by itself at {_utc(facts.next_retry)}.")
+        intro.append(f"certmgr retries by itself at {utc_text(facts.next_retry)}.")
     extra = {"error": error, "escalation_level": escalation_level, "permanent": permanent}
     severity = severity_for(facts, escalated=escalation_level > 0 or permanent)
     return _build(all_, "failure", subject, intro, severity, now, extra, commands_label=label)
@@ -221,7 +223,7 @@ def success_message(new: Sequence[NewCert], deployed: Deployed, now: datetime) -
     for n in new:
         line = f"The new {_label(n.facts, all_)}certificate (serial {n.facts.serial}) expires {_when(n.facts)}"
         if n.replaced_not_after is not None:
-            line += f"; the previous one would have expired {_utc(n.replaced_not_after)}"
+            line += f"; the previous one would have expired {utc_text(n.replaced_not_after)}"
         intro.append(line + ".")
     intro += where
     extra = {
@@ -241,7 +243,7 @@ def _how(new: Sequence[NewCert]) -> str:
     return "renewed"
 
 
-def _deployment_words(certs: Sequence[CertFacts], d: Deployed) -> tuple[str, list[str], str, list[str], str]:
+def _deployment_words(certs: Sequence[CertStatus], d: Deployed) -> tuple[str, list[str], str, list[str], str]:
     """(subject suffix, sentences, severity, commands, their label) saying where new certificates went."""
     host, cfg = shlex.quote(certs[0].hostname), shlex.quote(certs[0].config_path)
     it = "them" if len(certs) > 1 else "it"
@@ -287,7 +289,7 @@ def probe_message(hostname: str, kind: str, status: str, findings: list[ProbeFin
     if kind == "probe:recovered":
         subject = f"[certmgr] RECOVERED: {hostname} passes the TLS probe again"
         intro = [f"The mail server {hostname} serves a good certificate over TLS again.",
-                 f"The problem was first seen at {_utc(since)}."]
+                 f"The problem was first seen at {utc_text(since)}."]
         severity = "info"
     else:
         again = kind.startswith("probe:critical:")
@@ -297,19 +299,19 @@ def probe_message(hostname: str, kind: str, status: str, findings: list[ProbeFin
                  f"{'a problem' if len(problems) == 1 else 'problems'} that senders see too:"]
         intro += [f"- {p}" for p in problems]
         if again:
-            intro.append(f"This has been so since {_utc(since)}; nobody has fixed it yet.")
+            intro.append(f"This has been so since {utc_text(since)}; nobody has fixed it yet.")
         severity = "critical" if status == "critical" else "warning"
     rows = [(f.target, f"{f.status.upper()}" + (f": {'; '.join(f.problems)}" if f.problems else ""))
             for f in findings]
     command = f"certmgr -c {cfg} check {host}"
     text = [*intro, "", *(f"{k + ':':<24}{v}" for k, v in rows), "", "To probe it again by hand:", "",
-            f"    {command}", "", f"-- certmgr, {_utc(now)}"]
+            f"    {command}", "", f"-- certmgr, {utc_text(now)}"]
     esc = html.escape
     table = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n<body>\n"
             + "\n".join(f"<p>{esc(p)}</p>" for p in intro)
             + f"\n<table>{table}</table>\n<p>To probe it again by hand:</p><pre>{esc(command)}</pre>\n"
-            + f"<p><small>certmgr, {esc(_utc(now))}</small></p>\n</body></html>\n")
+            + f"<p><small>certmgr, {esc(utc_text(now))}</small></p>\n</body></html>\n")
     return Message(subject=subject, text="\n".join(text) + "\n", html=page, severity=severity, hostname=hostname,
                    facts={"kind": kind, "hostname": hostname, "status": status, "since": since.isoformat(),
                           "findings": [{"target": f.target, "status": f.status, "problems": list(f.problems)}
@@ -326,11 +328,11 @@ def database_lost_message(node: str, what: str, state_dir: str, config_path: str
              "(new keys, broken DANE records). Until the inventory is rebuilt, every command that writes "
              "refuses to run.",
              f"The keys and certificates are still in {state_dir}; rebuild the inventory from them:"]
-    text = [*intro, "", *(f"    {c}" for c in commands), "", f"-- certmgr, {_utc(now)}"]
+    text = [*intro, "", *(f"    {c}" for c in commands), "", f"-- certmgr, {utc_text(now)}"]
     esc = html.escape
     page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n<body>\n"
             + "\n".join(f"<p>{esc(p)}</p>" for p in intro)
-            + f"\n<pre>{esc(chr(10).join(commands))}</pre>\n<p><small>certmgr, {esc(_utc(now))}</small></p>\n"
+            + f"\n<pre>{esc(chr(10).join(commands))}</pre>\n<p><small>certmgr, {esc(utc_text(now))}</small></p>\n"
             + "</body></html>\n")
     return Message(subject=subject, text="\n".join(text) + "\n", html=page, severity="critical", hostname=None,
                    facts={"kind": "database_lost", "node": node, "what": what, "fix_commands": commands})
@@ -340,7 +342,7 @@ def database_lost_message(node: str, what: str, state_dir: str, config_path: str
 
 
 def _build(
-    certs: Sequence[CertFacts],
+    certs: Sequence[CertStatus],
     kind: str,
     subject: str,
     intro: list[str],
@@ -359,14 +361,14 @@ def _build(
     text_parts = [*intro, "", *(f"{k + ':':<16}{v}" for k, v in details)]
     if commands:
         text_parts += ["", commands_label, "", *(f"    {c}" for c in commands)]
-    text_parts += ["", f"-- certmgr, {_utc(now)}"]
+    text_parts += ["", f"-- certmgr, {utc_text(now)}"]
 
     esc = html.escape
     rows = "".join(f"<tr><th align='left'>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in details)
     html_parts = [*(f"<p>{esc(p)}</p>" for p in intro), f"<table>{rows}</table>"]
     if commands:
         html_parts.append(f"<p>{esc(commands_label)}</p><pre>" + esc("\n".join(commands)) + "</pre>")
-    html_parts.append(f"<p><small>certmgr, {esc(_utc(now))}</small></p>")
+    html_parts.append(f"<p><small>certmgr, {esc(utc_text(now))}</small></p>")
     body = "\n".join(html_parts)
     page = f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{esc(subject)}</title></head>\n"
     page += f"<body>\n{body}\n</body></html>\n"
@@ -382,35 +384,35 @@ def _build(
     )
 
 
-def _sort_key(f: CertFacts) -> tuple[int, datetime]:
+def _sort_key(f: CertStatus) -> tuple[int, datetime]:
     """Most urgent first: no certificate yet, then the earliest expiry."""
     return (0, datetime.min.replace(tzinfo=UTC)) if f.not_after is None else (1, f.not_after)
 
 
-def _sorted(certs: Certs) -> list[CertFacts]:
-    listed = [certs] if isinstance(certs, CertFacts) else list(certs)
+def _sorted(certs: Certs) -> list[CertStatus]:
+    listed = [certs] if isinstance(certs, CertStatus) else list(certs)
     if not listed:
         raise ValueError("a message needs at least one certificate")
     return sorted(listed, key=_sort_key)
 
 
-def _what(certs: Sequence[CertFacts]) -> str:
+def _what(certs: Sequence[CertStatus]) -> str:
     """"certificate", or "certificates (rsa, ecdsa)" for several."""
     if len(certs) == 1:
         return "certificate"
     return f"certificates ({', '.join(f.key_alg for f in certs)})"
 
 
-def _verb(certs: Sequence[CertFacts], one: str, many: str) -> str:
+def _verb(certs: Sequence[CertStatus], one: str, many: str) -> str:
     return one if len(certs) == 1 else many
 
 
-def _label(facts: CertFacts, certs: Sequence[CertFacts]) -> str:
+def _label(facts: CertStatus, certs: Sequence[CertStatus]) -> str:
     """"RSA " when the message covers several certificates, else nothing."""
     return f"{facts.key_alg.upper()} " if len(certs) > 1 else ""
 
 
-def _details(certs: Sequence[CertFacts]) -> list[tuple[str, str]]:
+def _details(certs: Sequence[CertStatus]) -> list[tuple[str, str]]:
     if len(certs) == 1:
         return _details_one(certs[0])
     first = certs[0]
@@ -431,12 +433,12 @@ def _details(certs: Sequence[CertFacts]) -> list[tuple[str, str]]:
             rows += [(f"{alg} attempts", f"{f.attempts} failed since the last success"),
                      (f"{alg} last error", f.last_error or "none")]
         if f.next_retry is not None:
-            rows.append((f"{alg} next retry", _utc(f.next_retry)))
+            rows.append((f"{alg} next retry", utc_text(f.next_retry)))
     rows.append(("Config", first.config_path))
     return rows
 
 
-def _details_one(facts: CertFacts) -> list[tuple[str, str]]:
+def _details_one(facts: CertStatus) -> list[tuple[str, str]]:
     rows = [
         ("MTA", facts.hostname),
         ("Names", ", ".join(facts.names) or facts.hostname),
@@ -449,12 +451,12 @@ def _details_one(facts: CertFacts) -> list[tuple[str, str]]:
         ("Last error", facts.last_error or "none"),
     ]
     if facts.next_retry is not None:
-        rows.append(("Next retry", _utc(facts.next_retry)))
+        rows.append(("Next retry", utc_text(facts.next_retry)))
     rows.append(("Config", facts.config_path))
     return rows
 
 
-def _facts_json(facts: CertFacts) -> dict[str, Any]:
+def _facts_json(facts: CertStatus) -> dict[str, Any]:
     return {
         "hostname": facts.hostname,
         "names": list(facts.names),
@@ -471,15 +473,11 @@ def _facts_json(facts: CertFacts) -> dict[str, Any]:
     }
 
 
-def _utc(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _date(when: datetime | None) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d") if when else "unknown"
 
 
-def _days(facts: CertFacts) -> str:
+def _days(facts: CertStatus) -> str:
     if facts.days_left is None:
         return "an unknown number of days"
     if facts.days_left < 0:
@@ -487,10 +485,10 @@ def _days(facts: CertFacts) -> str:
     return f"{facts.days_left} day" + ("" if facts.days_left == 1 else "s")
 
 
-def _when(facts: CertFacts) -> str:
+def _when(facts: CertStatus) -> str:
     if facts.not_after is None:
         return "(no certificate issued yet)"
     if facts.days_left is not None and facts.days_left < 0:
-        return f"on {_utc(facts.not_after)} (already EXPIRED {-facts.days_left} days ago)"
-    return f"on {_utc(facts.not_after)} ({_days(facts)} left)"
+        return f"on {utc_text(facts.not_after)} (already EXPIRED {-facts.days_left} days ago)"
+    return f"on {utc_text(facts.not_after)} ({_days(facts)} left)"
 

@@ -21,9 +21,11 @@ from certmgr.errors import NotifyError
 from certmgr.interfaces import Attachment, Message
 from certmgr.notify import messages
 from certmgr.notify.policy import ReminderFacts
+from certmgr.pki.keytypes import SlotKey
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, queue, utcnow
 from certmgr.store.models import Reminder
+from certmgr.times import days_left
 
 log = logging.getLogger("certmgr.reminders")
 
@@ -60,7 +62,7 @@ class Cert:
 
     slot: ManagedCert
     version: CertVersion | None
-    facts: messages.CertFacts | None = None
+    facts: messages.CertStatus | None = None
     rf: ReminderFacts | None = None
 
     @property
@@ -69,15 +71,15 @@ class Cert:
 
 
 def facts_for(rt: Runtime, slot: ManagedCert, version: CertVersion | None, automatic: bool,
-              now: datetime) -> messages.CertFacts:
-    return messages.CertFacts(
+              now: datetime) -> messages.CertStatus:
+    return messages.CertStatus(
         hostname=slot.hostname,
-        names=tuple(json.loads(version.names if version else slot.names)),
+        names=version.all_names if version else slot.all_names,
         key_type=slot.key_type,
         issuer=slot.issuer,
         serial=version.serial if version else None,
         not_after=version.not_after if version else None,
-        days_left=int((version.not_after - now).total_seconds() // 86400) if version else None,
+        days_left=days_left(version.not_after, now) if version else None,
         state=slot.state,
         last_error=slot.last_error,
         attempts=slot.attempts,
@@ -104,7 +106,7 @@ def message_key(certs: list[Cert]) -> tuple[int, str]:
 
 
 def key_parts(managed_id: int, version_key: str, slots: dict[int, ManagedCert],
-               by_alg: dict[tuple[str, str], ManagedCert]) -> list[tuple[int, str]]:
+               by_alg: dict[SlotKey, ManagedCert]) -> list[tuple[int, str]]:
     """The (slot id, serial) pairs a row's key covers (see :func:`message_key`)."""
     owner = slots.get(managed_id)
     out = []
@@ -113,7 +115,7 @@ def key_parts(managed_id: int, version_key: str, slots: dict[int, ManagedCert],
         if not sep:
             out.append((managed_id, part))
             continue
-        slot = by_alg.get((owner.hostname, alg)) if owner else None
+        slot = by_alg.get(SlotKey(owner.hostname, alg)) if owner else None
         if slot is not None and slot.id is not None:
             out.append((slot.id, serial))
     return out
@@ -158,7 +160,7 @@ def send_pending(rt: Runtime, now: datetime, out: list[ReminderOutcome],
                  should_stop: Callable[[], bool] = lambda: False) -> None:
     slots = rt.store.slots()
     by_id = {s.id: s for s in slots if s.id is not None}
-    by_alg = {(s.hostname, s.key_alg): s for s in slots}
+    by_alg = {s.slot_key: s for s in slots}
     down: dict[str, str] = {}  # notifier -> error: skip its other messages this round
     for r in queue.pending_reminders(rt.store, now):
         if should_stop():

@@ -25,7 +25,7 @@ from datetime import datetime
 
 from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError
-from certmgr.interfaces import Message
+from certmgr.interfaces import HasDestinations, Message, renews_automatically
 from certmgr.notify import messages
 from certmgr.notify.invitations import BUSY, Invitation, cancel_removed, invitation_for
 from certmgr.notify.outbox import (
@@ -60,7 +60,7 @@ def process(rt: Runtime, now: datetime | None = None, *, dry_run: bool = False,
     if dry_run:
         slots = rt.store.slots()
         by_id = {s.id: s for s in slots if s.id is not None}
-        by_alg = {(s.hostname, s.key_alg): s for s in slots}
+        by_alg = {s.slot_key: s for s in slots}
         for r in queue.unsent_reminders(rt.store):
             slot = by_id.get(r.managed_id)
             algs = "+".join(by_id[i].key_alg for i, _ in
@@ -79,9 +79,9 @@ def _queue_due(ctx: Ctx) -> None:
     """One message per (MTA, event, notifier): the certificates of an MTA that owe the same
     kind of message (both algorithms crossing a threshold, both renewed) go in one."""
     rt = ctx.rt
-    config = {(m.hostname, alg): m for m in rt.config.mtas for alg in _algs(m)}
+    config = {key: m for m in rt.config.mtas for key in m.slot_keys}
     slots = rt.store.slots()
-    managed = [(config[(s.hostname, s.key_alg)], s) for s in slots if (s.hostname, s.key_alg) in config]
+    managed = [(config[s.slot_key], s) for s in slots if s.slot_key in config]
     versions = rt.store.current_versions()
     raw = queue.queued_kinds(rt.store, (s.id for s in slots if s.id is not None))
     already = _per_certificate(raw, slots)
@@ -97,7 +97,7 @@ def _queue_due(ctx: Ctx) -> None:
     for mta, group in by_mta.values():
         group.sort(key=lambda s: s.id or 0)  # the first slot of an MTA (lowest id) holds its shared rows
         if mta.issuer not in automatic:
-            automatic[mta.issuer] = bool(getattr(rt.providers.issuer(mta.issuer), "automatic", True))
+            automatic[mta.issuer] = renews_automatically(rt.providers.issuer(mta.issuer))
         auto = automatic[mta.issuer]
         certs = [Cert(s, versions.get(s.id) if s.id is not None else None) for s in group]
         for cert in certs:
@@ -144,10 +144,10 @@ def _queue_due(ctx: Ctx) -> None:
 def _destinations(rt: Runtime, name: str) -> frozenset[str]:
     """Where [notify.NAME] delivers (empty when its provider does not say)."""
     try:
-        dests: object = getattr(rt.providers.notifier(name), "destinations", frozenset())
+        notifier = rt.providers.notifier(name)
     except CertmgrError:
         return frozenset()  # it cannot be built: sending says why, and keeps the message queued
-    return dests if isinstance(dests, frozenset) else frozenset()
+    return frozenset(notifier.destinations) if isinstance(notifier, HasDestinations) else frozenset()
 
 
 def _reached(reached: dict[str, set[str]], kinds: set[str], dests: frozenset[str], name: str,
@@ -186,7 +186,7 @@ def _per_certificate(raw: dict[tuple[int, str, str], set[str]],
                      slots: list[ManagedCert]) -> dict[tuple[int, str, str], set[str]]:
     """{(slot id, serial, notifier): kinds} from the queued rows, shared messages split up."""
     by_id = {s.id: s for s in slots if s.id is not None}
-    by_alg = {(s.hostname, s.key_alg): s for s in slots}
+    by_alg = {s.slot_key: s for s in slots}
     out: dict[tuple[int, str, str], set[str]] = {}
     for (managed_id, version_key, notifier), kinds in raw.items():
         if "#" in version_key:
@@ -194,12 +194,6 @@ def _per_certificate(raw: dict[tuple[int, str, str], set[str]],
         for slot_id, serial in key_parts(managed_id, version_key, by_id, by_alg):
             out.setdefault((slot_id, serial, notifier), set()).update(kinds)
     return out
-
-
-def _algs(mta: MtaConfig) -> list[str]:
-    from certmgr.pki.keytypes import KEY_TYPES
-
-    return [KEY_TYPES[k][0] for k in mta.key_types]
 
 
 def _message(rt: Runtime, mta: MtaConfig, kind: str, items: list[tuple[Cert, Due]], now: datetime) -> Message:
@@ -231,8 +225,8 @@ def _deployed(rt: Runtime, mta: MtaConfig, certs: list[Cert]) -> messages.Deploy
         seen: set[str] = set()
         for d in rt.store.deployments(cert.slot.id):  # newest first
             target = d.target.split(":", 1)[0]
-            if d.version_id != cert.version.id or target in seen:
-                continue
+            if d.version_id != cert.version.id or target in seen or d.result == "waiting":
+                continue  # waiting on DNS (DANE rollover): not settled yet, not a failure
             seen.add(target)
             if results.get(target, ("verified", None))[0] == "verified":
                 results[target] = (d.result, d.reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -38,12 +38,18 @@ def common_name(name: x509.Name) -> str | None:
     return str(attrs[0].value) if attrs else None
 
 
-def cert_facts(cert: x509.Certificate) -> CertFacts:
+def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
+    """The certificate's DNS subjectAltNames, lower case, in their order."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
-        names = ()
+        return ()
+    return tuple(n.lower() for n in san.get_values_for_type(x509.DNSName))
+
+
+def cert_facts(cert: x509.Certificate) -> CertFacts:
+    """What a certificate says about itself (names, key, validity, fingerprint, issuer)."""
+    names = dns_names(cert)
     alg, bits = key_type_of(cert.public_key())
     return CertFacts(
         serial=format(cert.serial_number, "x"),
@@ -55,8 +61,19 @@ def cert_facts(cert: x509.Certificate) -> CertFacts:
         not_after=cert.not_valid_after_utc,
         sha256=hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest(),
         issuer_cn=common_name(cert.issuer),
-        self_signed=cert.issuer == cert.subject,
+        self_signed=is_self_signed(cert),
     )
+
+
+def is_self_signed(cert: x509.Certificate) -> bool:
+    """Issued by itself: its issuer is its subject and its own key verifies its signature."""
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def parse_chain(data: bytes, where: str = "input") -> list[x509.Certificate]:
@@ -97,7 +114,3 @@ def check_chain_order(certs: list[x509.Certificate], where: str = "the chain") -
 
 def to_pem(certs: list[x509.Certificate]) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

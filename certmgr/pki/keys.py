@@ -71,19 +71,6 @@ def key_type_of(public_key: object) -> tuple[str, int]:
     return "unknown", 0
 
 
-def weak_key_reason(public_key: object) -> str | None:
-    alg, bits = key_type_of(public_key)
-    if alg == "rsa" and bits < 2048:
-        return f"the key is RSA-{bits}; at least RSA-2048 is required"
-    if alg == "ecdsa":
-        if bits < 256:
-            return f"the key is ECDSA P-{bits}; at least P-256 is required"
-        return None
-    if alg != "rsa":
-        return f"the key type {alg} is not accepted for MTA certificates (use RSA or ECDSA)"
-    return None
-
-
 #: the longest subject common name X.509 allows (RFC 5280 ub-common-name)
 CN_MAX = 64
 

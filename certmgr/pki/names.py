@@ -1,6 +1,8 @@
 """DNS names as SMTP peers see them: fully qualified, IDNA, lower case, no trailing dot.
 
-Pure functions; every refusal says what is wrong with the name.
+:func:`normalize_hostname` checks and normalises a name the config gives (every refusal says
+what is wrong with it); :func:`comparable_name` is the form any name is compared in, and
+:func:`covers` says whether a certificate's names cover a host.  Pure functions.
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ def normalize_hostname(raw: str, *, allow_wildcard: bool = False) -> str:
         name = name[:-1]
     if name.endswith("."):
         raise NameError_(f"{raw!r} ends with more than one dot")
-    try:
-        ipaddress.ip_address(name.strip("[]"))
-    except ValueError:
-        pass
-    else:
-        raise NameError_(f"{raw!r} is an IP address; SMTP peers verify DNS names, use the MTA's FQDN")
+    # an IP address is dotted digits or has a colon: only those are parsed (a config of
+    # 10,000 hostnames is read in one go, and a failed parse costs as much as the rest)
+    bare = name.strip("[]")
+    if ":" in bare or bare.replace(".", "").isdigit():
+        try:
+            ipaddress.ip_address(bare)
+        except ValueError:
+            pass
+        else:
+            raise NameError_(f"{raw!r} is an IP address; SMTP peers verify DNS names, use the MTA's FQDN")
     labels = name.split(".")
     wildcard = labels[0] == "*"
     if wildcard and not allow_wildcard:
@@ -117,3 +123,37 @@ def _to_alabel(label: str) -> str:
         return str(idna.encode(label, uts46=True).decode("ascii"))
     except idna.IDNAError as e:
         raise ValueError(str(e)) from e
+
+
+def comparable_name(name: str) -> str:
+    """The form names are compared in: case-insensitive, trailing dot dropped, IDN in IDNA form.
+
+    Never raises: it reads names as peers present them (certificate SANs, 220 banners).
+    """
+    name = name.strip().rstrip(".").lower()
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+def covers(names: tuple[str, ...], hostname: str) -> bool:
+    """Does a certificate with these SANs cover ``hostname``?  ``*.`` matches one label."""
+    host = comparable_name(hostname)
+    for raw in names:
+        name = comparable_name(raw)
+        if name == host:
+            return True
+        if name.startswith("*.") and "." in host:
+            if host.split(".", 1)[1] == name[2:]:
+                return True
+    return False
+
+
+def hostname_key(given: str) -> str:
+    """A hostname from the command line as the config stores it: an IDN written as in the
+    config (U-labels) finds its MTA, like upper case and a trailing dot do."""
+    try:
+        return normalize_hostname(given)
+    except NameError_:
+        return comparable_name(given)

@@ -12,31 +12,27 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
+from certmgr.pki.keytypes import is_weak
+from certmgr.pki.names import comparable_name, covers
 from certmgr.probe.client import ProbeResult
-from certmgr.probe.facts import CertFacts, covers, normalize_name
+from certmgr.probe.facts import ServedCert
+from certmgr.times import days_left, iso
 
 OK, WARNING, CRITICAL, UNKNOWN = "ok", "warning", "critical", "unknown"
 _RANK = {OK: 0, WARNING: 1, CRITICAL: 2}
 #: exit codes of the monitoring-plugin convention
 EXIT_CODES = {OK: 0, WARNING: 1, CRITICAL: 2, UNKNOWN: 3}
-#: weaker than this is refused (DESIGN practice 2)
-MIN_BITS = {"rsa": 2048, "ecdsa": 256, "dsa": 1 << 30}
-
-
-def days_left(not_after: datetime, now: datetime) -> int:
-    """Whole days until expiry (negative once expired)."""
-    return int((not_after - now).total_seconds() // 86400)
 
 
 def _hostname(result: ProbeResult, expected_hostname: str | None) -> str:
-    return normalize_name(expected_hostname or result.target.rsplit(":", 1)[0])
+    return comparable_name(expected_hostname or result.target.rsplit(":", 1)[0])
 
 
 def banner_match(result: ProbeResult, expected_hostname: str | None) -> bool | None:
     """Does the SMTP banner announce the MTA hostname?  None when there is no banner host."""
     if result.banner_host is None:
         return None
-    return normalize_name(result.banner_host) == _hostname(result, expected_hostname)
+    return comparable_name(result.banner_host) == _hostname(result, expected_hostname)
 
 
 def matches_managed(result: ProbeResult, managed_sha256s: Collection[str] | None) -> bool | None:
@@ -45,7 +41,7 @@ def matches_managed(result: ProbeResult, managed_sha256s: Collection[str] | None
     return result.certificate.sha256.lower() in {s.lower() for s in managed_sha256s}
 
 
-def _cert_problems(cert: CertFacts, host: str, now: datetime, warn_days: int,
+def _cert_problems(cert: ServedCert, host: str, now: datetime, warn_days: int,
                    crit_days: int) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     left = days_left(cert.not_after, now)
@@ -61,9 +57,9 @@ def _cert_problems(cert: CertFacts, host: str, now: datetime, warn_days: int,
         found.append((CRITICAL, "certificate is self-signed"))
     elif not cert.chain_valid:
         found.append((CRITICAL, f"certificate chain does not verify: {cert.chain_error}"))
-    if cert.key_bits < MIN_BITS.get(cert.key_type, 0):
-        found.append((CRITICAL, f"certificate has a weak {cert.key_type.upper()}-{cert.key_bits} key"))
-    if not covers(cert.sans, host):
+    if is_weak(cert.key_alg, cert.key_bits):
+        found.append((CRITICAL, f"certificate has a weak {cert.key_alg.upper()}-{cert.key_bits} key"))
+    if not covers(cert.names, host):
         found.append((CRITICAL, f"certificate does not cover {host}"))
     return found
 
@@ -90,8 +86,8 @@ def assess(
     if cert is not None:
         found.extend(_cert_problems(cert, host, now, warn_days, crit_days))
     if banner_match(result, expected_hostname) is False and result.banner_host is not None:
-        if cert is not None and not covers(cert.sans, result.banner_host):
-            covered = ", ".join(cert.sans) or "no names"
+        if cert is not None and not covers(cert.names, result.banner_host):
+            covered = ", ".join(cert.names) or "no names"
             found.append(
                 (WARNING, f"banner announces {result.banner_host} but the certificate covers {covered}")
             )
@@ -121,14 +117,14 @@ def to_json(
     if cert is not None:
         certificate = {
             "subject_cn": cert.subject_cn,
-            "sans": list(cert.sans),
-            "not_after": cert.not_after.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sans": list(cert.names),
+            "not_after": iso(cert.not_after),
             "days_left": days_left(cert.not_after, now),
-            "key_type": cert.key_type,
+            "key_type": cert.key_alg,
             "key_bits": cert.key_bits,
             "sha256": cert.sha256,
             "chain_valid": cert.chain_valid,
-            "name_match": covers(cert.sans, _hostname(result, expected_hostname)),
+            "name_match": covers(cert.names, _hostname(result, expected_hostname)),
         }
     return {
         "target": result.target,

@@ -17,15 +17,17 @@ from typing import Any
 
 from cryptography import x509
 
+from certmgr.config.load import _host_port
 from certmgr.errors import StateError, UsageError
 from certmgr.interfaces import protocol_for
+from certmgr.pki.names import comparable_name, hostname_key
 from certmgr.probe import dane
 from certmgr.probe.assess import to_json
 from certmgr.probe.client import probe
 from certmgr.probe.dns import DnsFacts, address_problem, resolve
 from certmgr.runtime import Runtime
 from certmgr.store import utcnow
-from certmgr.store.models import ProbeResult
+from certmgr.store.models import ProbeRecord
 
 log = logging.getLogger("certmgr.checking")
 
@@ -54,12 +56,16 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
         return out
     out = []
     for spec in specs:
-        host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
-        try:
-            port = int(port_s) if port_s else None
-        except ValueError:
-            raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
-        known = next((m for m in rt.config.mtas if m.hostname == host.lower().rstrip(".")), None)
+        if spec.startswith("[") or spec.count(":") > 1:  # [IPv6]:PORT, [IPv6] or a bare IPv6 address
+            host, given = _host_port(spec, 25, lambda m, spec=spec: UsageError(f"{spec}: {m}"))
+            port = given if "]:" in spec else None  # the config's parser: one meaning of "[::1]:25"
+        else:
+            host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")
+            try:
+                port = int(port_s) if port_s else None
+            except ValueError:
+                raise UsageError(f"{spec}: the port must be a number (HOST or HOST:PORT)") from None
+        known = next((m for m in rt.config.mtas if m.hostname == hostname_key(host)), None)
         if known is not None and port in (None, known.smtp_port):
             out.append(Target(known.smtp_host, known.smtp_port, known.hostname, known.hostname, None,
                               known.probe_protocol, known.probe_implicit_tls))
@@ -67,7 +73,7 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
             assert port is not None
             out.append(Target(known.smtp_host, port, known.hostname, known.hostname, None, *protocol_for(port)))
         else:
-            out.append(Target(host, port or 25, host.lower().rstrip("."), None, None, *protocol_for(port or 25)))
+            out.append(Target(host, port or 25, comparable_name(host), None, None, *protocol_for(port or 25)))
     return out
 
 
@@ -104,7 +110,7 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
             if rt.config.mta(t.managed).dane and result.leaf_der:
                 _add_dane(report, t.managed, result.leaf_der, result.chain_der, s.resolver)
         if not not_stored:
-            _store(rt, ProbeResult(
+            _store(rt, ProbeRecord(
                 hostname=t.managed, target=report["target"], ts=now, status=report["status"],
                 problems=json.dumps(report["problems"]),
                 served_sha256=(report.get("certificate") or {}).get("sha256"), report=json.dumps(report),
@@ -115,12 +121,18 @@ def check(rt: Runtime, specs: list[str], now: datetime | None = None) -> list[di
         return list(pool.map(one, todo))
 
 
-def _store(rt: Runtime, row: ProbeResult) -> None:
+def _store(rt: Runtime, row: ProbeRecord) -> None:
     """Keep the result for `status`; a probe that worked is still reported when the disk fails."""
     try:
         rt.store.add_probe(row)
     except StateError as e:
         log.warning("probe result of %s not stored: %s", row.target, e)
+
+
+def raise_status(report: dict[str, Any], status: str) -> None:
+    """Make a report's status at least ``status`` (never lower it)."""
+    if _RANK.index(report["status"]) < _RANK.index(status):
+        report["status"] = status
 
 
 def _add_dns(report: dict[str, Any], facts: DnsFacts, probed_host: str) -> None:
@@ -129,8 +141,7 @@ def _add_dns(report: dict[str, Any], facts: DnsFacts, probed_host: str) -> None:
     report["dns"] = {"hostname": facts.hostname, "addresses": list(facts.addresses), "resolves": not facts.problem}
     if problem:
         report["problems"].append(problem)
-        if _RANK.index(report["status"]) < _RANK.index("warning"):
-            report["status"] = "warning"
+        raise_status(report, "warning")
 
 
 def _add_dane(report: dict[str, Any], hostname: str, leaf_der: bytes, chain_der: tuple[bytes, ...],

@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from certmgr.probe.facts import CertFacts, certificate_facts
+from certmgr.probe.facts import ServedCert, certificate_facts
 
 #: ports where TLS starts at connect time when ``implicit_tls`` is None (auto)
 IMPLICIT_TLS_PORTS = frozenset({465, 993, 995})
@@ -45,7 +45,7 @@ class ProbeResult:
     starttls: bool = False
     tls_version: str | None = None
     cipher: str | None = None
-    certificate: CertFacts | None = None
+    certificate: ServedCert | None = None
     leaf_der: bytes | None = None
     chain_der: tuple[bytes, ...] = ()
     #: why the probe could not complete: connection refused, timeout, handshake failure

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from certmgr.probe.dns import make_resolver
 
@@ -62,9 +63,16 @@ def matches(record: Tlsa, chain: Sequence[x509.Certificate]) -> bool:
     return any(_digest(_selected(c, record.selector), record.mtype) == record.data.lower() for c in candidates)
 
 
-def record_for(cert: x509.Certificate) -> Tlsa:
-    """The "3 1 1" record that pins this certificate's key (survives renewals with the same key)."""
-    return Tlsa(USAGE_DANE_EE, 1, 1, _digest(_selected(cert, 1), 1))
+def record_for(cert: x509.Certificate, usage: int = USAGE_DANE_EE) -> Tlsa:
+    """The "3 1 1" record that pins this certificate's key (survives renewals with the same key);
+    with ``usage=2`` the "2 1 1" record pinning an issuing CA certificate's key."""
+    return record_for_key(cert.public_key(), usage)
+
+
+def record_for_key(public_key: PublicKeyTypes, usage: int = USAGE_DANE_EE) -> Tlsa:
+    """The "<usage> 1 1" record pinning a key, known before any certificate for it exists."""
+    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return Tlsa(usage, 1, 1, _digest(spki, 1))
 
 
 def lookup(hostname: str, port: int, resolver: tuple[str, int] | None, timeout: float = 3.0) -> list[Tlsa]:

@@ -19,6 +19,7 @@ from certmgr.interfaces import IssueContext, RenewalInfoSource
 from certmgr.notify import outbox, reminders
 from certmgr.runtime import Runtime
 from certmgr.store import queue, utcnow
+from certmgr.times import days_until
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -86,13 +87,12 @@ def probe_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) 
 def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) -> str:
     """Ask the CA for renewal windows (RFC 9773) where it offers them and the last answer is stale."""
     from certmgr.lifecycle.issue import renew_at_for
-    from certmgr.pki.keytypes import KEY_TYPES
 
     now = now or utcnow()
     asked = changed = 0
-    config = {(m.hostname, KEY_TYPES[k][0]): m for m in rt.config.mtas for k in m.key_types}
+    config = {key: m for m in rt.config.mtas for key in m.slot_keys}
     for slot in rt.store.slots():
-        mta = config.get((slot.hostname, slot.key_alg))
+        mta = config.get(slot.slot_key)
         if mta is None or slot.issuer != mta.issuer:
             continue  # not configured (any more), or not synced yet: the renew job handles it
         if should_stop():
@@ -143,12 +143,11 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
 
 def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegistry:
     """Current facts of every configured certificate and job, as a Prometheus registry."""
-    from certmgr.pki.keytypes import KEY_TYPES
     from certmgr.service.metrics import CertMetrics, JobMetrics, build_registry
 
     now = now or utcnow()
-    wanted = {(m.hostname, KEY_TYPES[k][0]) for m in rt.config.mtas for k in m.key_types}
-    slots = [s for s in rt.store.slots() if (s.hostname, s.key_alg) in wanted]
+    wanted = {key for m in rt.config.mtas for key in m.slot_keys}
+    slots = [s for s in rt.store.slots() if s.slot_key in wanted]
     versions = rt.store.current_versions()
     probes = {host: rows[0].status for host, rows in rt.store.recent_probes(1).items()}
     certs = []
@@ -156,7 +155,7 @@ def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegis
         v = versions.get(s.id) if s.id is not None else None
         certs.append(CertMetrics(
             hostname=s.hostname, key_type=s.key_alg, not_after=v.not_after if v else None,
-            days_left=(v.not_after - now).total_seconds() / 86400 if v else None, state=s.state,
+            days_left=days_until(v.not_after, now) if v else None, state=s.state,
             last_attempt=s.last_attempt_at, last_result=s.last_result, probe_status=probes.get(s.hostname),
         ))
     jobs = [JobMetrics(name, j.last_success) for name, j in sorted(queue.job_states(rt.store).items())]

@@ -35,7 +35,7 @@ from certmgr.store.models import (
     Event,
     ManagedCert,
     OrderAttempt,
-    ProbeResult,
+    ProbeRecord,
 )
 
 __all__ = ["AcmeAccount", "CertVersion", "Deployment", "Event", "ManagedCert", "OrderAttempt", "SlotSpec", "Store"]
@@ -152,13 +152,13 @@ class Store:
                 out[d.managed_id] = (last, last_verified or (d if d.result == "verified" else None))
         return out
 
-    def recent_probes(self, limit: int) -> dict[str, list[ProbeResult]]:
+    def recent_probes(self, limit: int) -> dict[str, list[ProbeRecord]]:
         """Hostname -> its newest ``limit`` probe results, newest first, in one query."""
-        rank = func.row_number().over(partition_by=col(ProbeResult.hostname), order_by=col(ProbeResult.id).desc())
-        ranked = select(col(ProbeResult.id).label("id"), rank.label("rank")).subquery()
-        q = (select(ProbeResult).join(ranked, ranked.c.id == col(ProbeResult.id))
-             .where(ranked.c.rank <= limit).order_by(col(ProbeResult.id).desc()))
-        out: dict[str, list[ProbeResult]] = {}
+        rank = func.row_number().over(partition_by=col(ProbeRecord.hostname), order_by=col(ProbeRecord.id).desc())
+        ranked = select(col(ProbeRecord.id).label("id"), rank.label("rank")).subquery()
+        q = (select(ProbeRecord).join(ranked, ranked.c.id == col(ProbeRecord.id))
+             .where(ranked.c.rank <= limit).order_by(col(ProbeRecord.id).desc()))
+        out: dict[str, list[ProbeRecord]] = {}
         with session_scope(self.engine) as s:
             for p in s.exec(q):
                 if p.hostname is not None:
@@ -420,27 +420,27 @@ class Store:
             key = (managed_id, version_id)
             if result == "verified":
                 verified.add(key)
-            else:
+            elif result != "waiting":  # waiting on DNS (DANE rollover) is not a failure
                 counts[key] = counts.get(key, 0) + 1
         return {k: n for k, n in counts.items() if k not in verified}
 
-    def add_probe(self, row: ProbeResult) -> None:
+    def add_probe(self, row: ProbeRecord) -> None:
         """Store a probe result (also from a read-only store: `check` keeps what it saw when it can)."""
         if self.read_only and self._writer is None:
             self._writer = make_engine(self.url)
         with session_scope(self._writer or self.engine) as s:
             s.add(row)
 
-    def probes(self, hostname: str, limit: int) -> list[ProbeResult]:
+    def probes(self, hostname: str, limit: int) -> list[ProbeRecord]:
         """The newest ``limit`` probe results of ``hostname``, newest first."""
         with session_scope(self.engine) as s:
-            q = (select(ProbeResult).where(ProbeResult.hostname == hostname)
-                 .order_by(col(ProbeResult.id).desc()).limit(limit))
+            q = (select(ProbeRecord).where(ProbeRecord.hostname == hostname)
+                 .order_by(col(ProbeRecord.id).desc()).limit(limit))
             return list(s.exec(q))
 
-    def last_probe(self, hostname: str) -> ProbeResult | None:
+    def last_probe(self, hostname: str) -> ProbeRecord | None:
         with session_scope(self.engine) as s:
-            q = select(ProbeResult).where(ProbeResult.hostname == hostname).order_by(col(ProbeResult.id).desc())
+            q = select(ProbeRecord).where(ProbeRecord.hostname == hostname).order_by(col(ProbeRecord.id).desc())
             return s.exec(q).first()
 
 

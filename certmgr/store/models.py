@@ -6,10 +6,18 @@ these models with the migrated schema so neither drifts from the other.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from certmgr.pki.keytypes import SlotKey
+
+
+def decode_names(stored: str) -> tuple[str, ...]:
+    """The names column (a JSON list) as a tuple: the one place it is decoded."""
+    return tuple(json.loads(stored))
 
 
 class ManagedCert(SQLModel, table=True):
@@ -22,7 +30,15 @@ class ManagedCert(SQLModel, table=True):
     hostname: str = Field(index=True)
     key_alg: str  # rsa | ecdsa
     key_type: str  # rsa-2048, ecdsa-p256, ...
-    names: str = "[]"  # JSON list of every SAN, hostname first
+    names: str = "[]"  # JSON list of every SAN, hostname first: read it as all_names
+
+    @property
+    def slot_key(self) -> SlotKey:
+        return SlotKey(self.hostname, self.key_alg)
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        return decode_names(self.names)
     issuer: str = ""
     state: str = "planned"
     current_version_id: int | None = None
@@ -54,7 +70,11 @@ class CertVersion(SQLModel, table=True):
     managed_id: int = Field(index=True, foreign_key="managed_cert.id")
     serial: str
     subject_cn: str | None = None
-    names: str = "[]"
+    names: str = "[]"  # JSON list of the certificate's DNS names: read it as all_names
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        return decode_names(self.names)
     key_type: str = ""
     key_alg: str = ""
     key_bits: int = 0
@@ -137,7 +157,10 @@ class Deployment(SQLModel, table=True):
     verified_at: datetime | None = None
 
 
-class ProbeResult(SQLModel, table=True):
+class ProbeRecord(SQLModel, table=True):
+    """One stored probe of an MTA: its status, problems and report (what the probe saw is
+    :class:`certmgr.probe.client.ProbeResult`)."""
+
     __tablename__ = "probe_result"
 
     id: int | None = Field(default=None, primary_key=True)

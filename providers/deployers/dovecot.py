@@ -7,7 +7,8 @@ rewrites, included from dovecot.conf, naming the files: 2.3 ``ssl_cert = </…``
 ``ssl_key = </…`` and ``ssl_alt_cert``/``ssl_alt_key`` for a second algorithm;
 2.4 ``ssl_server_cert_file``/``ssl_server_key_file`` and the ``_alt_`` pair);
 ``dovecot_config`` (the main config, passed as ``-c`` to doveconf and doveadm);
-``reload_command`` (default ``doveadm reload``); ``verify`` ("host:port", default
+``reload_command`` (default ``doveadm reload``); ``verify`` ("host:port", default the
+MTA's own probe target when it is IMAP or POP3 (its ``smtp`` and ``protocol``), else
 ``<hostname>:143``, or 993 with ``implicit_tls``; 110 and 995 for POP3), ``verify_protocol``
 ("imap", default, or "pop3" for a server that speaks only POP3),
 ``implicit_tls``; ``group``.  Config test: ``doveconf -n``.
@@ -140,6 +141,8 @@ class DovecotDeployer(MailDeployer):
     def verify_targets(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
         if self.verify is not None:
             return (self.verify,)
+        if request.verify.protocol in ("imap", "pop3"):
+            return (request.verify,)  # the MTA's own probe target (`smtp`, `protocol`) is this server
         port = {("imap", False): 143, ("imap", True): 993, ("pop3", False): 110,
                 ("pop3", True): 995}[(self.protocol, self.implicit_tls)]
         return (VerifyTarget(request.hostname, port, self.protocol, self.implicit_tls),)

@@ -4,7 +4,8 @@ Needs: the ``postfix`` and ``postconf`` commands on the MTA host (local or
 ``host = "ssh://…"``).  Options: ``config_dir`` (required), ``cert_dir``
 (default ``<config_dir>/certmgr``), ``manage_config`` (default false: when true,
 ``smtpd_tls_chain_files`` is set with ``postconf -c <config_dir> -e``; otherwise
-main.cf must already point at the files), ``reload_command`` (default
+main.cf must already point at the files: one that names other files is said before anything
+is changed), ``reload_command`` (default
 ``postfix -c <config_dir> reload``), ``group``, plus the shared host options.
 
 Files: ``<cert_dir>/<hostname>.<rsa|ecdsa>.pem``, each holding key, leaf and
@@ -32,11 +33,12 @@ and a deployment that finds otherwise changes nothing and says so.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Self
 
-from certmgr.errors import DeployError
+from certmgr.errors import ConfigError, DeployError
 from certmgr.interfaces import DeployRequest, Options, ProviderEnv
 from providers.deployers.base import (
     Command,
@@ -70,11 +72,18 @@ class PostfixDeployer(MailDeployer):
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
         # Paths name files on the MTA host, which may be remote: taken as given, not resolved here.
         config_dir = options.str("config_dir").rstrip("/") or "/"
+        cert_dir = options.str("cert_dir", f"{config_dir}/certmgr")
+        if re.search(r"[\s,]", cert_dir):
+            # smtpd_tls_chain_files and the SNI map's "name file,file" split at whitespace and
+            # commas: Postfix would look for pieces of the path and serve no certificate at all
+            raise ConfigError(f"{cert_dir!r} contains whitespace or a comma, which Postfix reads as a list "
+                              "separator in smtpd_tls_chain_files; choose a directory without them",
+                              table=options.where, key="cert_dir")
         deployer = cls(
             name,
             read_host_options(options),
             config_dir=config_dir,
-            cert_dir=options.str("cert_dir", f"{config_dir}/certmgr"),
+            cert_dir=cert_dir,
             manage_config=options.bool("manage_config", False),
             reload_command=options.command("reload_command", ["postfix", "-c", config_dir, "reload"]),
             sni_map_type=options.str("sni_map_type", "hash", choices=tuple(_MAP_SUFFIX)),
@@ -151,7 +160,10 @@ class PostfixDeployer(MailDeployer):
         return settings
 
     def preflight(self, request: DeployRequest) -> None:
-        if self.manage_config or not request.hosts:
+        if self.manage_config:
+            return
+        if not request.hosts:
+            self._preflight_one(request)
             return
         wanted = self._settings(request)
         now = self._postconf(*wanted)
@@ -161,6 +173,20 @@ class PostfixDeployer(MailDeployer):
             says = "; ".join(f"{k} = {now.get(k, '')}" for k in wrong)
             raise DeployError(f"{self.config_dir}/main.cf must say: {need} (or set manage_config = true); "
                               f"it says: {says}")
+
+    def _preflight_one(self, request: DeployRequest) -> None:
+        """One hostname: a main.cf whose smtpd_tls_chain_files names other files would keep serving
+        them after the reload (found only by the verification, after a reload and a rollback).
+        Unset, the legacy smtpd_tls_cert_file settings may name the files: left to the verification."""
+        try:
+            now = self._postconf("smtpd_tls_chain_files").get("smtpd_tls_chain_files", "")
+        except DeployError:  # a main.cf postconf cannot read: the config test says so, in its words
+            return
+        listed = {f for f in now.replace(",", " ").split() if f}
+        wanted = self._chain_files(request.hostname, request)
+        if listed and not set(wanted) <= listed:
+            raise DeployError(f"{self.config_dir}/main.cf must say: smtpd_tls_chain_files = {', '.join(wanted)} "
+                              f"(or set manage_config = true); it says: smtpd_tls_chain_files = {now}")
 
     def _postconf(self, *names: str) -> dict[str, str]:
         result = self.host.run(("postconf", "-c", self.config_dir, *names))

@@ -4,10 +4,12 @@ refuses for good."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble, running_pebble
@@ -31,6 +33,28 @@ def test_hostname_longer_than_a_cn_is_issued_with_san_only(tmp_path: Path, pebbl
     cert = x509.load_pem_x509_certificate(pem)
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert set(sans.get_values_for_type(x509.DNSName)) == {LONG, "mx.example.com"}
+
+
+def test_a_cn_longer_than_64_from_the_ca_is_read_without_warnings(tmp_path: Path, pebble: Pebble) -> None:
+    # pebble (like other CAs) puts the only name into the CN even past 64 characters; reading such
+    # a certificate must not print Python warnings on every run (cron mails them, journald keeps them)
+    cli = Cli(acme_config(tmp_path, pebble, f'[[mta]]\nhostname = "{LONG}"\nissuer = "pebble"\n'))
+    r = cli("renew", "--json")
+    pem = next((tmp_path / "state").glob(f"certs/{LONG}/rsa/*/cert.pem")).read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cns = x509.load_pem_x509_certificate(pem).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    assert [c.value for c in cns] == [LONG], "the case: the CA wrote a CN longer than 64"
+    for result in (r, cli("status"), cli("metrics")):
+        assert "Warning" not in result.stderr, result.stderr
+
+
+def test_an_idn_hostname_is_named_on_the_command_line_as_in_the_config(tmp_path: Path, pebble: Pebble) -> None:
+    # the config says "MX.Bücher.example." (stored as xn--bcher-kva): the admin types it as written
+    cli = Cli(acme_config(tmp_path, pebble, '[[mta]]\nhostname = "MX.Bücher.example."\nissuer = "pebble"\n'))
+    out = cli.json("renew", "--json", "mx.bücher.example")
+    assert [(o["hostname"], o["action"]) for o in out] == [("mx.xn--bcher-kva.example", "issued")], out
+    assert "revoked serial" in cli("revoke", "MX.Bücher.example.").stdout
 
 
 def test_renew_before_longer_than_the_lifetime_does_not_renew_every_run(tmp_path: Path) -> None:

@@ -33,14 +33,19 @@ class Site:
         key.chmod(0o600)
         self.peer = DovecotPeer(root, cert=crt, key=key)
 
-    def deploy(self, bundles: list[CertBundle], **extra: Any) -> DeployOutcome:
+    def deploy(self, bundles: list[CertBundle], *, mta_target: VerifyTarget | None = None,
+               **extra: Any) -> DeployOutcome:
+        """``mta_target``: the MTA's own probe target (its ``smtp`` and ``protocol``); without it
+        the table's ``verify`` is the Dovecot's endpoint and the MTA's target is another server."""
         table = {"cert_dir": str(self.cert_dir), "config_file": str(self.peer.snippet),
-                 "dovecot_config": str(self.peer.conf), "verify": f"127.0.0.1:{self.peer.imap_port}", **extra}
+                 "dovecot_config": str(self.peer.conf), **extra}
+        if mta_target is None:
+            table.setdefault("verify", f"127.0.0.1:{self.peer.imap_port}")
         deployer = DovecotDeployer.from_config(
             "imap", Options(table, where="deploy.imap", base_dir=self.root),
             ProviderEnv(config_dir=self.root, state_dir=self.root))
         request = DeployRequest(hostname=HOST, bundles=tuple(bundles),
-                                verify=VerifyTarget("127.0.0.1", 1))  # dovecot probes its own target
+                                verify=mta_target or VerifyTarget("127.0.0.1", 1))
         return deploy_and_verify(deployer, request, make_probe_fn(HOST, trust_file=self.trust, timeout=5),
                                  attempts=10, delay=0.3)
 
@@ -68,6 +73,20 @@ def test_deploy_verified_over_imap_starttls(site: Site) -> None:
     assert site.served(implicit=True) == new.sha256
     assert site.peer.snippet.read_text().splitlines()[1:] == [
         f"ssl_cert = <{site.cert_dir}/{HOST}.rsa.crt", f"ssl_key = <{site.cert_dir}/{HOST}.rsa.key"]
+
+
+@pytest.mark.parametrize("protocol", ["imap", "imaps", "pop3"])
+def test_deploy_verified_at_the_mtas_own_imap_or_pop3_target(site: Site, protocol: str) -> None:
+    # [[mta]] smtp = "127.0.0.1:<port>", protocol = "imap": a Dovecot on an unusual port, and a
+    # [deploy.X] without `verify`: the deployment is checked where `certmgr check` probes
+    port, proto, implicit = {"imap": (site.peer.imap_port, "imap", False),
+                             "imaps": (site.peer.imaps_port, "imap", True),
+                             "pop3": (site.peer.pop3_port, "pop3", False)}[protocol]
+    new = site.ca.leaf(HOST)
+    outcome = site.deploy([new], mta_target=VerifyTarget("127.0.0.1", port, proto, implicit))
+    assert outcome.ok, outcome.reason
+    assert outcome.served_sha256s == {f"127.0.0.1:{port}/rsa": new.sha256}
+    assert site.served() == new.sha256
 
 
 def test_deploy_verified_over_implicit_tls(site: Site) -> None:

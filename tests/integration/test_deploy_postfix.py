@@ -133,15 +133,39 @@ def test_failed_config_test_restores_previous_certificate(site: Site) -> None:
 
 
 def test_mta_still_serving_old_certificate_is_rolled_back(site: Site, tmp_path: Path) -> None:
-    # The deployer writes to a cert_dir main.cf does not use: install, check and reload succeed,
-    # yet Postfix keeps serving the old certificate.  Verification must catch it and roll back.
+    # main.cf names certmgr's file, but an SNI map of the admin's own still hands the old
+    # certificate to clients asking for HOST: install, check and reload succeed, yet the old
+    # certificate is served.  Verification must catch it and roll back.
     # (reload_command = ["true"] would not do for Postfix: each new smtpd process reads the file.)
+    from tests.peers.postfix import postconf
+
+    copy = tmp_path / "old-copy.pem"
+    copy.write_bytes(chain_file_pem(site.old[0]))
+    copy.chmod(0o600)
+    own_map = tmp_path / "own-sni"
+    own_map.write_text(f"{HOST} {copy}\n")
+    subprocess.run(["postmap", "-F", f"hash:{own_map}"], check=True)
+    postconf(site.peer, f"tls_server_sni_maps = hash:{own_map}")
+    site.peer.reload()
     assert site.served() == site.old[0].sha256
-    elsewhere = tmp_path / "unused"
-    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(elsewhere))
+    outcome = site.deploy([site.ca.leaf(HOST)])
     assert not outcome.ok and outcome.rolled_back
     assert "still serves the certificate" in (outcome.reason or "")
-    assert not (elsewhere / f"{HOST}.rsa.pem").exists()  # nothing was there before: removed again
+    assert (site.cert_dir / f"{HOST}.rsa.pem").read_bytes() == chain_file_pem(site.old[0])  # put back
+    assert site.served() == site.old[0].sha256
+
+
+def test_main_cf_naming_other_files_is_said_before_anything_changes(site: Site, tmp_path: Path) -> None:
+    # cert_dir is not where main.cf points (no manage_config): deploying there would reload Postfix
+    # for nothing and roll back with "still serves"; it is refused first, saying the line to set
+    elsewhere = tmp_path / "unused"
+    outcome = site.deploy([site.ca.leaf(HOST)], cert_dir=str(elsewhere))
+    reason = outcome.reason or ""
+    assert not outcome.ok, reason
+    assert (f"main.cf must say: smtpd_tls_chain_files = {elsewhere}/{HOST}.rsa.pem (or set manage_config = true); "
+            f"it says: smtpd_tls_chain_files = {site.cert_dir}/{HOST}.rsa.pem") in reason, reason
+    assert "nothing was changed" in reason, reason
+    assert not (elsewhere / f"{HOST}.rsa.pem").exists()
     assert site.served() == site.old[0].sha256
 
 

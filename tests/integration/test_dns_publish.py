@@ -113,7 +113,7 @@ def test_refusals_are_permanent_and_unreachable_is_retryable(zone: Zone, tmp_pat
 @pytest.mark.parametrize(
     ("change", "key", "message"),
     [
-        ({"type": "route53"}, "type", "unknown DNS provider 'route53'"),
+        ({"type": "route53"}, "type", "unknown dns type 'route53'"),
         ({"type": None}, "type", "is required"),
         ({"tsig_key_file": None, "tsig_secret": "c2VjcmV0"}, "tsig_secret", "not accepted inline"),
         ({"tsig_key_file": None}, "tsig_key_file", "is required"),

@@ -176,7 +176,7 @@ def postgres() -> Iterator[Postgres]:
 def test_three_nodes_on_postgres_one_killed_midway(tmp_path: Path, fast_pebble: Pebble, postgres: Postgres) -> None:
     url = postgres.create_database("threenodes")
     webroot = tmp_path / "webroot"  # pebble does not look (always valid); the solver still writes there
-    webroot.mkdir()  # the config refuses a webroot that is not a directory
+    webroot.mkdir()  # a webroot must exist (validate refuses one that does not)
     configs = [write_config(tmp_path / f"node{i}", fast_pebble, mta_blocks(PG_CERTS), database=url,
                             webroot=webroot, concurrency=8) for i in range(NODES)]
     env = {"CERTMGR_LEASE_SECONDS": str(NODE_LEASE)}

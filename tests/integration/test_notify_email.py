@@ -14,7 +14,7 @@ import pytest
 from certmgr.errors import ConfigError, NotifyError
 from certmgr.interfaces import Attachment, Message, Options, ProviderEnv
 from certmgr.notify.calendar import renewal_event_ics
-from certmgr.notify.messages import CertFacts, reminder_message
+from certmgr.notify.messages import CertStatus, reminder_message
 from providers.notifiers.email import EmailNotifier
 from tests.peers.smtpd import SmtpServer
 
@@ -24,8 +24,8 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 USER, PASSWORD = "certmgr", "s3cret-Pässword"
 
 
-def facts() -> CertFacts:
-    return CertFacts(
+def facts() -> CertStatus:
+    return CertStatus(
         hostname="mx1.example.com", names=("mx1.example.com", "mail.example.com"), key_type="rsa-2048",
         issuer="letsencrypt", serial="04ab", not_after=NOW + timedelta(days=14), days_left=14,
         state="failed", last_error="order failed: <urn:acme:error:dns>", attempts=2, automatic=True,

@@ -16,7 +16,7 @@ import pytest
 
 from certmgr.errors import ConfigError, NotifyError
 from certmgr.interfaces import Message, Options, ProviderEnv
-from certmgr.notify.messages import CertFacts, failure_message
+from certmgr.notify.messages import CertStatus, failure_message
 from providers.notifiers.webhook import WebhookNotifier
 from tests.peers.smtpd import make_ca_and_server_cert
 
@@ -78,7 +78,7 @@ def make(tmp_path: Path, **table: Any) -> WebhookNotifier:
 
 
 def message() -> Message:
-    facts = CertFacts(
+    facts = CertStatus(
         hostname="mx1.example.com", names=("mx1.example.com",), key_type="ecdsa-p256", issuer="le",
         serial="0a", not_after=NOW + timedelta(days=2), days_left=2, state="failed",
         last_error="rateLimited", attempts=4, automatic=True, next_retry=None, config_path="/etc/c.toml",

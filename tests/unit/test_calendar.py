@@ -10,14 +10,14 @@ import icalendar
 import pytest
 
 from certmgr.notify.calendar import alarm_before, feed_ics, renewal_event_ics, renewal_start
-from certmgr.notify.messages import CertFacts
+from certmgr.notify.messages import CertStatus
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EXPIRY = datetime(2025, 5, 30, 8, 30, 15, tzinfo=UTC)
 
 
-def facts(**changes: object) -> CertFacts:
-    base = CertFacts(
+def facts(**changes: object) -> CertStatus:
+    base = CertStatus(
         hostname="mx1.example.com", names=("mx1.example.com",), key_type="rsa-2048", issuer="le",
         serial="04ab", not_after=EXPIRY, days_left=90, state="verified", last_error=None, attempts=0,
         automatic=True, next_retry=None, config_path="/etc/certmgr/certmgr.toml",
@@ -25,7 +25,7 @@ def facts(**changes: object) -> CertFacts:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-def invite(f: CertFacts, method: str = "REQUEST", sequence: int = 0) -> icalendar.Calendar:
+def invite(f: CertStatus, method: str = "REQUEST", sequence: int = 0) -> icalendar.Calendar:
     data = renewal_event_ics(f, method=method, sequence=sequence, organizer="certmgr@example.com",
                              attendees=["ops@example.com", "mailto:oncall@example.com"], now=NOW)
     assert data.startswith(b"BEGIN:VCALENDAR\r\n")

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from certmgr.notify.messages import (
-    CertFacts,
+    CertStatus,
     Deployed,
     NewCert,
     failure_message,
@@ -19,8 +19,8 @@ from certmgr.notify.messages import (
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def facts(**changes: object) -> CertFacts:
-    base = CertFacts(
+def facts(**changes: object) -> CertStatus:
+    base = CertStatus(
         hostname="mx1.example.com", names=("mx1.example.com", "mail.example.com"), key_type="rsa-2048",
         issuer="letsencrypt", serial="04ab", not_after=datetime(2025, 3, 15, 8, 30, tzinfo=UTC),
         days_left=13, state="failed", last_error="dns: <NXDOMAIN> & friends", attempts=3,
@@ -91,7 +91,7 @@ def test_expired_is_said_plainly() -> None:
     assert "EXPIRED" in m.subject and "EXPIRED 2 days ago" in m.text
 
 
-def new_facts(**changes: object) -> CertFacts:
+def new_facts(**changes: object) -> CertStatus:
     base: dict[str, object] = {
         "not_after": datetime(2025, 6, 1, tzinfo=UTC), "days_left": 92, "state": "verified", "last_error": None,
         "attempts": 0, "fullchain_path": "/var/lib/certmgr/mx1/fullchain.pem",

@@ -7,18 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from certmgr.pki.names import covers
 from certmgr.probe.assess import EXIT_CODES, assess, to_json
 from certmgr.probe.client import ProbeResult
-from certmgr.probe.facts import CertFacts, covers
+from certmgr.probe.facts import ServedCert
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOST = "mx1.example.com"
 SHA = "ab" * 32
 
-GOOD_CERT = CertFacts(
-    subject_cn=HOST, sans=(HOST, "mail.example.com"), issuer_cn="R3",
+GOOD_CERT = ServedCert(
+    subject_cn=HOST, names=(HOST, "mail.example.com"), issuer_cn="R3",
     not_before=NOW - timedelta(days=10), not_after=NOW + timedelta(days=60),
-    key_type="rsa", key_bits=2048, sha256=SHA, serial="1f", self_signed=False,
+    key_alg="rsa", key_bits=2048, sha256=SHA, serial="1f", self_signed=False,
     chain_valid=True, chain_error=None,
 )
 GOOD = ProbeResult(target=f"{HOST}:25", protocol="smtp", implicit_tls=False, key_alg=None,
@@ -53,14 +54,14 @@ CASES = [
     ("untrusted", cert(chain_valid=False, chain_error="candidates exhausted"), "critical",
      ["certificate chain does not verify: candidates exhausted"]),
     ("rsa-1024", cert(key_bits=1024), "critical", ["certificate has a weak RSA-1024 key"]),
-    ("ecdsa p-256 is fine", cert(key_type="ecdsa", key_bits=256), "ok", []),
-    ("other name", cert(subject_cn="other.example.org", sans=("other.example.org",)), "critical",
+    ("ecdsa p-256 is fine", cert(key_alg="ecdsa", key_bits=256), "ok", []),
+    ("other name", cert(subject_cn="other.example.org", names=("other.example.org",)), "critical",
      [f"certificate does not cover {HOST}"]),
     ("banner differs", dataclasses.replace(GOOD, banner_host="mail.example.net"), "warning",
      [f"banner announces mail.example.net but the certificate covers {HOST}, mail.example.com"]),
     ("banner is an alias", dataclasses.replace(GOOD, banner_host="mail.example.com"), "warning",
      [f"banner announces mail.example.com, not {HOST}"]),
-    ("wildcard covers", cert(sans=("*.example.com",)), "ok", []),
+    ("wildcard covers", cert(names=("*.example.com",)), "ok", []),
     ("no CN is fine", cert(subject_cn=None), "ok", []),
 ]
 

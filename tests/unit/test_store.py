@@ -166,3 +166,18 @@ def test_a_step_is_recorded_with_its_event_and_says_whether_the_lease_is_still_h
     store.take_over(slot.id, "node-a", "node-b", 60)
     assert not store.record_step(slot.id, order, "node-a", 60, "challenge_answered", "mx1.example.com", "rsa", {})
     assert store.slot(slot.id).lease_owner == "node-b", "the lease stays with the node that took it"
+
+
+def test_waiting_on_dns_is_not_a_failed_deployment(tmp_path: Path) -> None:
+    from certmgr.store import CertVersion, Deployment
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slot = store.sync_slot("mx1.example.com", "ecdsa", "ecdsa-p256", ["mx1.example.com"], "le")
+    assert slot.id is not None
+    v = store.add_version(CertVersion(managed_id=slot.id, serial="01", not_before=utcnow(),
+                                      not_after=utcnow() + timedelta(days=90), sha256="ab" * 32, created_at=utcnow()))
+    assert v.id is not None
+    for result in ("waiting", "waiting", "blocked"):
+        store.add_deployment(Deployment(managed_id=slot.id, version_id=v.id, target="mx1", result=result,
+                                        reason="r", started_at=utcnow(), verified_at=None))
+    assert store.failed_deployments([slot.id]) == {(slot.id, v.id): 1}

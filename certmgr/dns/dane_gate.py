@@ -1,0 +1,146 @@
+"""TLSA rollover inside `certmgr renew`, `certmgr deploy` and the daemon, for an MTA with
+``dane = { publish = "NAME", ... }``.
+
+Before a new certificate is deployed, :func:`before_deploy` records it as pending, publishes
+its records beside the current ones in ``[dns.NAME]`` and asks the engine
+(:func:`certmgr.dns.rollover.decide`) whether they have been served by every authoritative
+server for at least 2 x TTL: until then the deployment *waits* (recorded, retried by later
+runs), the old certificate staying in service with its record.  :func:`after_deploy` records
+the switch; :func:`maintain` (every renewal run) removes the retired records once the old TTL
+has passed.  The journal is the JSON state file of :mod:`certmgr.dns.dane_run`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+
+from certmgr.config.model import MtaConfig
+from certmgr.dns.dane_run import journal_dir, load_state, observe, save_state
+from certmgr.dns.publisher import DnsPublisher, canonical
+from certmgr.dns.rollover import Rollover, Step, decide, deployed, records_for_chain
+from certmgr.dns.rollover import begin as begin_pending
+from certmgr.dns.settings import DaneSettings
+from certmgr.errors import PermanentError, RetryableError
+from certmgr.interfaces import CertBundle
+from certmgr.times import utc_text
+
+if TYPE_CHECKING:
+    from certmgr.runtime import Runtime
+
+log = logging.getLogger("certmgr.dane")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """May the certificate be deployed now?  ``waiting``: not yet (DNS), try again later;
+    ``blocked``: never as configured (a refused update, too many records)."""
+
+    deploy: bool
+    waiting: bool = False
+    reason: str = ""
+
+
+class DaneRollover:
+    """One MTA's TLSA RRset at ``_<port>._tcp.<hostname>`` kept by certmgr in a ``[dns.NAME]`` zone."""
+
+    def __init__(self, *, state_dir: Path, hostname: str, port: int, settings: DaneSettings,
+                 publisher: DnsPublisher) -> None:
+        self.state_dir = state_dir
+        self.hostname = hostname
+        self.port = port
+        self.settings = settings
+        self.publisher = publisher
+
+    def load(self) -> Rollover:
+        return load_state(self.state_dir, self.hostname, port=self.port, ttl=self.publisher.ttl,
+                          max_records=self.settings.max_records)
+
+    def _publish(self, st: Rollover, records: Sequence[str]) -> None:
+        self.publisher.replace(st.owner, "TLSA", [canonical("TLSA", r) for r in records], ttl=st.ttl)
+
+    def needs(self, bundles: Sequence[CertBundle]) -> tuple[str, ...]:
+        out: list[str] = []
+        for b in bundles:
+            chain = x509.load_pem_x509_certificates(b.cert_pem + b.chain_pem)
+            out += records_for_chain(chain, self.settings.usages)
+        return tuple(dict.fromkeys(r.lower() for r in out))
+
+    def before_deploy(self, bundles: Sequence[CertBundle], now: datetime) -> Gate:
+        try:
+            return self._before_deploy(bundles, now)
+        except RetryableError as e:
+            return Gate(False, waiting=True, reason=f"waiting for DANE: the zone cannot be updated now: {e}")
+        except PermanentError as e:
+            return Gate(False, reason=f"not deployed, DANE records cannot be published: {e}")
+
+    def _before_deploy(self, bundles: Sequence[CertBundle], now: datetime) -> Gate:
+        fresh = not (journal_dir(self.state_dir, self.hostname) / "state.json").exists()
+        st = self.load()
+        if fresh:  # take over: what is published now is what the served certificates rely on
+            published, _ = observe(self.publisher, st.owner)
+            # resolvers may hold the RRset for its published TTL: wait at least that long
+            ttls = [seen.ttl for srv in self.publisher.authoritative_servers()
+                    if (seen := self.publisher.query(srv, st.owner, "TLSA")).ttl]
+            st = replace(st, current=tuple(sorted(published)), ttl=max([st.ttl, *ttls]))
+            save_state(self.state_dir, st)
+        need = self.needs(bundles)
+        if not st.pending and set(need) <= set(st.current):
+            return Gate(True, reason="its TLSA records are already current")
+        st = begin_pending(st, need, now)
+        save_state(self.state_dir, st)
+        for _ in range(3):  # publish, then look at once
+            published, everywhere = observe(self.publisher, st.owner)
+            d = decide(st, published, everywhere, now)
+            if d.state != st:
+                save_state(self.state_dir, d.state)
+                st = d.state
+            if d.late:
+                log.warning("DANE %s: %s; waiting on DNS longer than expected", st.owner, d.why)
+            if d.step is Step.PUBLISH:
+                self._publish(st, d.records)
+                continue
+            if d.step is Step.DEPLOY:
+                return Gate(True, reason=d.why)
+            until = f" (next look after {utc_text(d.until)})" if d.until else ""
+            return Gate(False, waiting=True, reason=f"waiting for DANE: {d.why}{until}")
+        return Gate(False, waiting=True, reason=f"waiting for DANE: {st.owner} TLSA not yet as wanted")
+
+    def after_deploy(self, now: datetime) -> None:
+        """The pending certificate is served: its records are current, the old ones retire."""
+        st = self.load()
+        if st.pending:
+            save_state(self.state_dir, deployed(st, st.next, now))
+            log.info("DANE %s: deployed; the old records go after %s s", st.owner, st.ttl)
+
+    def maintain(self, now: datetime) -> str | None:
+        """Between renewals: drop retired records once the old TTL has passed, put back an
+        RRset someone changed.  Returns what it did, or None."""
+        if not (journal_dir(self.state_dir, self.hostname) / "state.json").exists():
+            return None
+        st = self.load()
+        if st.pending:
+            return None  # the deployment's own step looks at it
+        published, everywhere = observe(self.publisher, st.owner)
+        d = decide(st, published, everywhere, now)
+        if d.state != st:
+            save_state(self.state_dir, d.state)  # recorded before it is carried out
+        if d.step in (Step.PUBLISH, Step.RETIRE):
+            self._publish(d.state, d.records)
+            return f"{d.step.value}: {d.why}"
+        return None
+
+
+def for_mta(rt: Runtime, mta: MtaConfig) -> DaneRollover | None:
+    """The rollover of an MTA that has ``dane.publish`` (None otherwise)."""
+    settings = mta.dane_publish
+    if settings is None:
+        return None
+    return DaneRollover(state_dir=rt.config.settings.state_dir, hostname=mta.hostname, port=mta.smtp_port,
+                        settings=settings, publisher=rt.providers.dns(settings.publish))

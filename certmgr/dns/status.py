@@ -1,0 +1,64 @@
+"""What `certmgr status` and `certmgr check` show of the DANE rollover and MTA-STS of an MTA:
+the recorded state files under the state directory, read without changing anything."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from certmgr.config.model import Config, MtaConfig
+from certmgr.dns.dane_run import journal_dir
+from certmgr.dns.rollover import Rollover
+from certmgr.times import utc_text
+
+#: a rollover waiting on DNS for longer than this is a warning: a person should look at the secondaries
+EXPECTED_WAIT = timedelta(hours=1)
+
+
+def dane_state(state_dir: Path, mta: MtaConfig, now: datetime) -> dict[str, Any] | None:
+    """The recorded TLSA rollover of an MTA with ``dane.publish`` (None without)."""
+    if mta.dane_publish is None:
+        return None
+    path = journal_dir(state_dir, mta.hostname) / "state.json"
+    if not path.exists():
+        return {"publish": mta.dane_publish.publish, "step": "not started", "late": False}
+    st = Rollover.from_json(path.read_text())
+    step = "waiting" if st.pending else "retiring" if st.retiring else "idle"
+    since = datetime.fromisoformat(st.waiting_since) if st.waiting_since else None
+    return {"publish": mta.dane_publish.publish, "owner": st.owner, "step": step, "ttl": st.ttl,
+            "current": list(st.current), "pending": list(st.pending), "retiring": list(st.retiring),
+            "retire_after": st.retire_after, "visible_since": st.visible_since, "waiting_since": st.waiting_since,
+            "late": bool(st.pending and since and now - since > EXPECTED_WAIT)}
+
+
+def mta_sts_state(state_dir: Path, config: Config, hostname: str) -> list[dict[str, Any]]:
+    """The ``[mta_sts."domain"]`` policies an MTA's hostname falls under, with what is recorded."""
+    out = []
+    for domain, sts in config.mta_sts.items():
+        if hostname != domain and not hostname.endswith("." + domain):
+            continue
+        path = state_dir / "mta-sts" / domain / "state.json"
+        rec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+        out.append({"domain": domain, "mode": sts.mode,
+                    "step": "published" if rec.get("policy_id") else "not started",
+                    "policy_id": rec.get("policy_id") or None,
+                    "web_in_step": bool(rec) and rec.get("web_policy_text") == rec.get("policy_text")})
+    return out
+
+
+def add_rollover(report: dict[str, Any], config: Config, now: datetime) -> None:
+    """Add the recorded TLSA rollover and MTA-STS state to a `check` report of a managed MTA;
+    a rollover waiting on DNS for longer than expected is a warning."""
+    from certmgr.probe.check import raise_status
+
+    mta = config.mta(report["hostname"])
+    state = dane_state(config.settings.state_dir, mta, now)
+    report["dane_rollover"] = state
+    report["mta_sts"] = mta_sts_state(config.settings.state_dir, config, mta.hostname)
+    if state and state["late"]:
+        since = utc_text(datetime.fromisoformat(state["waiting_since"]))
+        report["problems"].append(f"DANE rollover of {state['owner']} has waited on DNS since {since}: "
+                                  "an authoritative server does not serve the new record")
+        raise_status(report, "warning")
