@@ -29,7 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from certmgr.monitor.collector import collect_log
-from certmgr.monitor.storage import SqliteMonitorStorage
+from certmgr.store.monitor import MonitorStore
 
 LEVELS = ("Verified", "Trusted", "Untrusted", "none")
 CIPHER = "TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits)"
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         expected = generate(log, args.lines)
         lines = sum(1 for _ in open(log, "rb"))
         print(f"generated {lines} lines, {sum(expected.values())} sessions in {time.perf_counter() - t0:.1f} s")
-        store = SqliteMonitorStorage(Path(tmp) / "monitor.sqlite")
+        store = MonitorStore.at(Path(tmp) / "monitor.sqlite")
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0, c0 = time.perf_counter(), time.process_time()
         result = collect_log(log, store)

@@ -32,6 +32,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calendar": ("cmd_calendar", "iCalendar feed of expiry and renewal events"),
     "metrics": ("cmd_metrics", "Prometheus text format (for the textfile collector)"),
     "run": ("cmd_run", "the daemon: renew, probe, remind on a schedule"),
+    "collect": ("cmd_collect", "read what is new in the mail logs and TLS reports of [monitor]"),
+    "report": ("cmd_report", "how much mail used TLS, and at what trust level (collects first)"),
     "recover": ("cmd_recover", "rebuild the inventory from the state directory after the database was lost"),
 }
 

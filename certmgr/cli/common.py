@@ -19,12 +19,12 @@ def config(args: argparse.Namespace) -> Config:
     return load_config(config_path(args.config))
 
 
-def runtime(args: argparse.Namespace, *, read_only: bool = False) -> Runtime:
-    """The runtime of a command, to use as ``with runtime(args) as rt:``; ``read_only`` for
-    commands that must work on a full disk."""
+def runtime(args: argparse.Namespace, *, read_only: bool = False, cfg: Config | None = None) -> Runtime:
+    """The runtime of a command, to use as ``with runtime(args) as rt:`` (of ``cfg`` when the
+    command loaded it already); ``read_only`` for commands that must work on a full disk."""
     from certmgr.runtime import Runtime
 
-    rt = Runtime(config(args), read_only=read_only)
+    rt = Runtime(cfg or config(args), read_only=read_only)
     if not read_only:
         from certmgr.lifecycle.recover import refuse_if_lost
 

@@ -36,6 +36,7 @@ from certmgr.config.model import (
 from certmgr.config.toml import Loader, Table
 from certmgr.errors import ConfigError, raise_all
 from certmgr.interfaces import PROTOCOLS, protocol_for
+from certmgr.monitor.config import MonitorConfig, parse_monitor
 from certmgr.options import did_you_mean, unknown_key
 from certmgr.pki.keytypes import KEY_TYPES, is_weak_key_type_name
 from certmgr.pki.names import NameError_, normalize_hostname
@@ -123,14 +124,15 @@ def _refuse_unless_regular(st: os.stat_result, path: Path | str) -> None:
 #: the keys of each core table (the provider tables are checked by their providers)
 CERTMGR_KEYS = frozenset({"state_dir", "database", "trust", "concurrency", "warning_days", "critical_days",
                           "metrics_listen", "resolver", "include"})
-DAEMON_KEYS = frozenset({"renew_interval", "probe_interval", "remind_interval", "ari_interval", "metrics_listen"})
+DAEMON_KEYS = frozenset({"renew_interval", "probe_interval", "remind_interval", "ari_interval", "collect_interval",
+                         "metrics_listen"})
 MTA_KEYS = frozenset({"hostname", "names", "key", "issuer", "deploy", "notify", "smtp", "protocol", "renew_before",
                       "reuse_key", "dane"})
 #: the [[mta]] keys [defaults] may set; the others name one MTA
 DEFAULT_KEYS = MTA_KEYS - {"hostname", "names", "smtp"}
 PROVIDER_KINDS = ("issuer", "deploy", "notify", "dns")
 #: the tables of the main file; an included file holds only [[mta]] and provider tables
-MAIN_TABLES = frozenset({"certmgr", "daemon", "defaults", *PROVIDER_KINDS, "mta", "mta_sts"})
+MAIN_TABLES = frozenset({"certmgr", "daemon", "defaults", *PROVIDER_KINDS, "mta", "mta_sts", "monitor"})
 INCLUDED_TABLES = frozenset({*PROVIDER_KINDS, "mta"})
 
 
@@ -263,11 +265,32 @@ def _parse(sources: list[tuple[Loader, dict[str, Any]]]) -> Config | None:
     daemon = _guard(main, lambda: _parse_daemon(main, data.get("daemon", {}), listen))
     primaries = _parse_primaries(loaders, deploys, mtas)
     mta_sts = _parse_mta_sts(main, data["mta_sts"], refs) if "mta_sts" in data else {}
+    monitor = _parse_monitor(main, data["monitor"], refs["notify"]) if "monitor" in data else None
     if main.errors or settings is None or daemon is None:
         return None
+    if monitor is None:
+        daemon = replace(daemon, collect_interval=0)  # nothing to collect
     texts = {ld.file: ld.text for ld, _ in sources}
     return Config(main.path, settings, issuers, deploys, notifies, tuple(mtas), main.text, daemon, primaries,
-                  providers["dns"], mta_sts, texts)
+                  providers["dns"], mta_sts, texts, monitor)
+
+
+def _parse_monitor(ld: Loader, raw: Any, notifies: Collection[str]) -> MonitorConfig | None:
+    """The ``[monitor]`` table, its errors reported at the line of the key (``logs[0].path`` → ``logs``);
+    None when it has one."""
+    try:
+        monitor = parse_monitor(raw, file=ld.file)
+    except ConfigError as e:
+        key = e.key or None
+        line = ld.line("monitor", re.sub(r"\[\d+\]", "", key).partition(".")[0] if key else None)
+        ld.report(ConfigError(e.message, file=ld.file, table="monitor", key=key, line=line))
+        return None
+    missing = [name for name in monitor.report_notify if name not in notifies]
+    known = ", ".join(sorted(notifies)) or "none"
+    for name in missing:
+        ld.report(ld.error(f"{name!r} is not a [notify.*] table{did_you_mean(name, notifies)} (configured: {known})",
+                           "monitor", "report.notify"))
+    return None if missing else monitor
 
 
 def _parse_mta_sts(ld: Loader, raw: Any, refs: Mapping[str, Collection[str]]) -> dict[str, MtaStsSettings]:
@@ -291,6 +314,8 @@ def _parse_mta_sts(ld: Loader, raw: Any, refs: Mapping[str, Collection[str]]) ->
         except ConfigError as e:
             ld.report(ld.error(e.message, e.table, e.key))
     return out
+
+
 
 
 def _guard(ld: Loader, parse: Callable[[], T]) -> T | None:
@@ -329,10 +354,11 @@ def _parse_daemon(ld: Loader, raw: Any, default_listen: str) -> DaemonSettings:
     t = Table(ld, raw, "daemon", allowed=DAEMON_KEYS)
     defaults = DaemonSettings()
     intervals: dict[str, int] = {}
-    for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval"):
+    for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval", "collect_interval"):
         value = t.get(key, int, getattr(defaults, key))
-        # probing and ARI may be switched off (0): monitoring runs `certmgr check`, the CA has no ARI
-        low = 0 if key in ("probe_interval", "ari_interval") else 1
+        # probing, ARI and collecting may be switched off (0): monitoring runs `certmgr check`, the CA
+        # has no ARI, cron runs `certmgr collect`
+        low = 0 if key in ("probe_interval", "ari_interval", "collect_interval") else 1
         if not low <= value <= 7 * 86400:
             raise t.err(key, f"must be a number of seconds between {low} and 604800, got {value}")
         intervals[key] = value

@@ -14,6 +14,7 @@ from certmgr.pki.names import hostname_key
 
 if TYPE_CHECKING:
     from certmgr.dns.settings import DaneSettings, MtaStsSettings
+    from certmgr.monitor.config import MonitorConfig
 
 DEFAULT_CONFIG = "/etc/certmgr/certmgr.toml"
 DEFAULT_STATE_DIR = "/var/lib/certmgr"
@@ -99,6 +100,8 @@ class DaemonSettings:
     probe_interval: int = 900
     remind_interval: int = 300
     ari_interval: int = 3600
+    #: reading the mail logs and TLS reports of ``[monitor]`` (0 when there is no such table)
+    collect_interval: int = 300
     #: loopback address:port of the /metrics endpoint; "" turns it off
     metrics_listen: str = "127.0.0.1:9420"
 
@@ -122,6 +125,8 @@ class Config:
     mta_sts: Mapping[str, MtaStsSettings] = field(default_factory=dict)
     #: file -> text of every config file read, the main file first, then the included ones
     texts: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: the ``[monitor]`` table (mail logs, TLS reports, the report mail); None when absent
+    monitor: MonitorConfig | None = None
 
     def target_mtas(self, target: str) -> tuple[MtaConfig, ...]:
         """The MTAs a deploy target serves, its primary first (``primary`` on the deploy table,

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from certmgr.pki.names import comparable_name
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -42,7 +44,7 @@ Counts = Mapping[str, Mapping[str, Mapping[str, int]]]
 def evaluate(current: Counts, previous: Counts, *, tlsrpt_failures: Mapping[str, int],
              enforced_partners: Iterable[str] = (), thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
     alerts = []
-    partners = {p.lower().rstrip(".") for p in enforced_partners}
+    partners = {comparable_name(p) for p in enforced_partners}
     for direction in ("inbound", "outbound"):
         domains = current.get(direction, {})
         total = sum(sum(levels.values()) for levels in domains.values())
@@ -87,7 +89,7 @@ def failures_after_deployments(deployments: Iterable[Deployment], failures: Iter
     ``failures``: ``TlsRptFailure``s (organization, mx_host, result_type, sessions, end)."""
     latest: dict[str, Deployment] = {}
     for d in deployments:
-        host = d.host.lower().rstrip(".")
+        host = comparable_name(d.host)
         if host not in latest or d.at > latest[host].at:
             latest[host] = d
     totals: dict[tuple[str, str, str], int] = {}

@@ -4,7 +4,7 @@ when the report goes out and when to alert.
 ```toml
 [monitor]
 logs   = [{ type = "postfix", path = "/var/log/mail.log" }]   # type: postfix | exim
-tlsrpt = { maildir = "/var/mail/tlsrpt" }
+tlsrpt = { maildir = "/var/mail/tlsrpt" }   # and/or listen = "127.0.0.1:9421", cert = "/…", key = "/…"
 report = { notify = ["mailops"], every = "weekly" }           # daily | weekly | off
 alerts = { tls_share = 0.9, min_sessions = 20, tlsrpt_failures = 1 }
 ```
@@ -13,6 +13,7 @@ Every problem is a ``ConfigError`` naming the table and the key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ class LogSource:
 class MonitorConfig:
     logs: tuple[LogSource, ...] = ()
     tlsrpt_maildir: Path | None = None
+    #: the RFC 8460 HTTPS endpoint the daemon serves: (host, port), certificate and key files
+    tlsrpt_listen: tuple[str, int] | None = None
+    tlsrpt_cert: Path | None = None
+    tlsrpt_key: Path | None = None
     report_notify: tuple[str, ...] = ()
     report_every: str = "weekly"
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -71,17 +76,42 @@ def _logs(value: Any, file: str | None) -> tuple[LogSource, ...]:
     return tuple(out)
 
 
+def _listen(value: Any, file: str | None) -> tuple[str, int]:
+    m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[0-9A-Za-z.-]+):(\d{1,5})", value) if isinstance(value, str) else None
+    if m is None or not 0 < int(m[2]) < 65536:
+        raise _err(f"listen must be address:port (like 127.0.0.1:9421 or [::]:9421), got {value!r}",
+                   "tlsrpt.listen", file)
+    return m[1].strip("[]"), int(m[2])
+
+
+def _abs_file(value: Any, key: str, file: str | None) -> Path:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _err(f"the HTTPS endpoint needs {key.rpartition('.')[2]} = an absolute PEM file name, got {value!r}",
+                   key, file)
+    return Path(value)
+
+
 def parse_monitor(table: Any, *, file: str | None = None) -> MonitorConfig:
     t = _table(table, "", file, {"logs", "tlsrpt", "report", "alerts"})
     logs = _logs(t.get("logs", []), file)
-    maildir = None
+    maildir: Path | None = None
+    listen: tuple[str, int] | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
     if "tlsrpt" in t:
-        r = _table(t["tlsrpt"], "tlsrpt", file, {"maildir", "listen"})
+        r = _table(t["tlsrpt"], "tlsrpt", file, {"maildir", "listen", "cert", "key"})
+        if "maildir" not in r and "listen" not in r:
+            raise _err("give maildir, listen (with cert and key), or both", "tlsrpt", file)
+        if "maildir" in r:
+            if not isinstance(r["maildir"], str) or not r["maildir"].startswith("/"):
+                raise _err(f"maildir must be an absolute directory, got {r['maildir']!r}", "tlsrpt.maildir", file)
+            maildir = Path(r["maildir"])
         if "listen" in r:
-            raise _err("the HTTPS endpoint is not supported yet; use maildir", "tlsrpt.listen", file)
-        if not isinstance(r.get("maildir"), str) or not r["maildir"].startswith("/"):
-            raise _err(f"maildir must be an absolute directory, got {r.get('maildir')!r}", "tlsrpt.maildir", file)
-        maildir = Path(r["maildir"])
+            listen = _listen(r["listen"], file)
+            cert_file = _abs_file(r.get("cert"), "tlsrpt.cert", file)
+            key_file = _abs_file(r.get("key"), "tlsrpt.key", file)
+        elif "cert" in r or "key" in r:
+            raise _err("cert and key are for the HTTPS endpoint: give listen too", "tlsrpt.listen", file)
     rep = _table(t.get("report", {}), "report", file, {"notify", "every"})
     notify = rep.get("notify", [])
     if not isinstance(notify, list) or not all(isinstance(n, str) and n for n in notify):
@@ -99,5 +129,6 @@ def parse_monitor(table: Any, *, file: str | None = None) -> MonitorConfig:
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise _err(f"{key} must be a whole number >= 0, got {v!r}", f"alerts.{key}", file)
         ints[key] = v
-    return MonitorConfig(logs=logs, tlsrpt_maildir=maildir, report_notify=tuple(notify), report_every=every,
+    return MonitorConfig(logs=logs, tlsrpt_maildir=maildir, tlsrpt_listen=listen, tlsrpt_cert=cert_file,
+                         tlsrpt_key=key_file, report_notify=tuple(notify), report_every=every,
                          thresholds=Thresholds(tls_share=float(share), **ints))

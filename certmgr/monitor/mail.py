@@ -84,6 +84,26 @@ def _lines(report: dict[str, Any], previous: dict[str, Any] | None, events: Sequ
     return out
 
 
+def _html_body(lines: Sequence[str]) -> str:
+    return "".join(f"<p>{html.escape(line)}</p>\n" if line and not line.startswith(" ") else
+                   f"<p style=\"margin-left:2em\">{html.escape(line.strip())}</p>\n" if line else "" for line in lines)
+
+
+def report_text(report: dict[str, Any], *, previous: dict[str, Any] | None = None,
+                events: Sequence[str] = ()) -> str:
+    """The report in words, as the plain-text part of the mail says it."""
+    return "\n".join(_lines(report, previous, events)) + "\n"
+
+
+def report_page(report: dict[str, Any], *, previous: dict[str, Any] | None = None,
+                events: Sequence[str] = ()) -> str:
+    """The report as one HTML page (``certmgr report --html``): the chart inline, then the words of the mail."""
+    svg = chart_svg(report).decode()
+    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>TLS report</title></head>"
+            f"<body style=\"font-family:sans-serif\">\n{svg}\n{_html_body(_lines(report, previous, events))}"
+            "</body></html>\n")
+
+
 def build_report_mail(report: dict[str, Any], *, sender: str, recipients: Sequence[str], now: datetime,
                       previous: dict[str, Any] | None = None, events: Sequence[str] = ()) -> EmailMessage:
     """The report mail; ``previous``: the report of the period before (for the trend in words)."""
@@ -95,10 +115,9 @@ def build_report_mail(report: dict[str, Any], *, sender: str, recipients: Sequen
     msg["To"] = ", ".join(recipients)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    msg.set_content("\n".join(lines) + "\n")
+    msg.set_content(report_text(report, previous=previous, events=events))
     cid = make_msgid(domain="certmgr.invalid")
-    body = "".join(f"<p>{html.escape(line)}</p>\n" if line and not line.startswith(" ") else
-                   f"<p style=\"margin-left:2em\">{html.escape(line.strip())}</p>\n" if line else "" for line in lines)
+    body = _html_body(lines)
     msg.add_alternative(
         "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">\n"
         f"<img src=\"cid:{cid[1:-1]}\" alt=\"TLS share trend\" width=\"720\" height=\"320\">\n{body}</body></html>\n",

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from certmgr.monitor.storage import MonitorStorage
 
@@ -27,6 +28,15 @@ _EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 
 def render(storage: MonitorStorage, sources: Iterable[str], *, now: datetime) -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(collector(storage, sources, now=now))
+    return bytes(generate_latest(registry))
+
+
+def collector(storage: MonitorStorage, sources: Iterable[str], *, now: datetime) -> Any:
+    """A ``prometheus_client`` collector of the series above, read from ``storage`` now
+    (so it can be registered beside the certificate series and outlive the storage)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
     from prometheus_client.registry import Collector
 
@@ -66,6 +76,4 @@ def render(storage: MonitorStorage, sources: Iterable[str], *, now: datetime) ->
                 u.add_metric([source], n)
             yield u
 
-    registry = CollectorRegistry()
-    registry.register(_Monitor())
-    return bytes(generate_latest(registry))
+    return _Monitor()

@@ -15,12 +15,12 @@ import email.policy
 import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from typing import Any
 
 from certmgr.errors import CertmgrError
+from certmgr.store.monitor_types import Failure, PolicyResult, TlsReport
 
 MAX_REPORT_BYTES = 10 * 1024 * 1024  # a large provider's daily report is well under 1 MiB
 
@@ -37,39 +37,6 @@ class TlsReportError(CertmgrError):
     """A report that is refused; ``str()`` says why and where."""
 
     exit_code = 2
-
-
-@dataclass(frozen=True)
-class Failure:
-    result_type: str
-    sessions: int
-    sending_mta_ip: str
-    receiving_mx_hostname: str
-    receiving_ip: str
-
-
-@dataclass(frozen=True)
-class PolicyResult:
-    policy_type: str
-    policy_domain: str
-    mx_hosts: tuple[str, ...]
-    successful: int
-    failed: int
-    failures: tuple[Failure, ...]
-
-
-@dataclass(frozen=True)
-class TlsReport:
-    report_id: str
-    organization: str
-    contact: str
-    start: datetime
-    end: datetime
-    policies: tuple[PolicyResult, ...]
-
-    @property
-    def failed(self) -> int:
-        return sum(p.failed for p in self.policies)
 
 
 def gunzip_capped(data: bytes, limit: int = MAX_REPORT_BYTES) -> bytes:

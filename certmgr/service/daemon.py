@@ -47,6 +47,7 @@ JOBS: dict[str, tuple[JobFn, str]] = {
     "probe": (jobs.probe_job, "probe_interval"),
     "remind": (jobs.remind_job, "remind_interval"),
     "ari": (jobs.ari_job, "ari_interval"),
+    "collect": (jobs.collect_job, "collect_interval"),
 }
 #: a crashed run's claim on a job expires after this (a live run keeps it however long it takes)
 JOB_CLAIM_SECONDS = 3600.0
@@ -104,6 +105,7 @@ class Daemon:
         self._scheduler: Any = None
         self._stop_metrics: Callable[[], None] | None = None
         self._metrics_listen = ""
+        self._tlsrpt: Any = None  # the RFC 8460 HTTPS endpoint, when [monitor] tlsrpt.listen is set
         self._running: set[str] = set()
         self._exit_code = 0
         self._db_file = database_file(config.settings.database)
@@ -214,6 +216,33 @@ class Daemon:
         except (OSError, ValueError) as e:
             log.error("metrics: cannot listen on %s (%s); running without the metrics endpoint", listen, e)
 
+    def _start_tlsrpt(self, config: Config) -> None:
+        """Serve the TLS-RPT HTTPS endpoint (its own database engine: requests come from its threads)."""
+        mon = config.monitor
+        if mon is None or mon.tlsrpt_listen is None or mon.tlsrpt_cert is None or mon.tlsrpt_key is None:
+            return
+        from certmgr.monitor.tlsrpt_http import TlsRptServer
+        from certmgr.store.monitor import MonitorStore
+
+        storage = MonitorStore.open(config.settings.database)
+        try:
+            self._tlsrpt = TlsRptServer(mon.tlsrpt_listen, storage, cert_file=mon.tlsrpt_cert,
+                                        key_file=mon.tlsrpt_key)
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            storage.close()
+            log.error("tlsrpt: cannot serve https://%s:%d/ (%s); running without the TLS report endpoint",
+                      *mon.tlsrpt_listen, e)
+            return
+        self._tlsrpt.serve_in_thread()
+        log.info("tlsrpt: receiving TLS reports on https://%s:%d/", *mon.tlsrpt_listen)
+
+    def _stop_tlsrpt(self) -> None:
+        if self._tlsrpt is not None:
+            self._tlsrpt.shutdown()
+            self._tlsrpt.server_close()
+            self._tlsrpt.storage.close()
+            self._tlsrpt = None
+
     # ------------------------------------------------------------------ signals and reload
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
@@ -264,6 +293,7 @@ class Daemon:
         self._schedule(config.daemon, first=True)
         self._scheduler.start()
         self._start_metrics(config.daemon.metrics_listen)
+        self._start_tlsrpt(config)
         log.info("started: %d MTAs, state %s, renew every %d s, remind every %d s", len(config.mtas),
                  config.settings.state_dir, config.daemon.renew_interval, config.daemon.remind_interval)
         self.notify.ready(f"running, {len(config.mtas)} MTAs")
@@ -288,6 +318,7 @@ class Daemon:
             self._wait_for_jobs()
             if self._stop_metrics is not None:
                 self._stop_metrics()
+            self._stop_tlsrpt()
             with self._lock:
                 self._rt.close()
             log.info("stopped")

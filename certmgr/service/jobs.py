@@ -138,6 +138,35 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
     return f"{asked} asked, {changed} changed"
 
 
+def collect_job(rt: Runtime, should_stop: StopCheck) -> str:
+    """What ``certmgr collect`` does: read what is new in the mail logs and TLS reports."""
+    from certmgr.monitor.commands import collect
+    from certmgr.store.monitor import MonitorStore
+
+    if rt.config.monitor is None:
+        return "no [monitor] table"
+    summary = collect(rt.config.monitor, MonitorStore(rt.store), now=utcnow())
+    sessions = sum(r.sessions for r in summary.logs)
+    lines = sum(r.lines for r in summary.logs)
+    for r in summary.logs:
+        if r.position_lost:
+            log.warning("collect: %s: the last read position was not found; read from the start", r.source)
+    stored = len(summary.tlsrpt.stored) if summary.tlsrpt else 0
+    for name, reason in summary.tlsrpt.refused if summary.tlsrpt else ():
+        log.warning("collect: TLS report %s refused: %s", name, reason)
+    log.info("collect: %d sessions from %d new lines, %d TLS reports", sessions, lines, stored)
+    if summary.errors:
+        raise CertmgrError("; ".join(summary.errors))
+    # the periodic report goes out after the collect that makes it due, with what it read
+    from certmgr.notify.tls_alerts import send_alerts
+    from certmgr.notify.tls_report import send_if_due
+
+    alerts = send_alerts(rt, utcnow())
+    sent = send_if_due(rt, utcnow())
+    return (f"{sessions} sessions, {stored} TLS reports" + (f", {alerts} alerts sent" if alerts else "")
+            + (f"; {sent}" if sent else ""))
+
+
 # ---------------------------------------------------------------------- metrics
 
 
@@ -159,4 +188,11 @@ def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegis
             last_attempt=s.last_attempt_at, last_result=s.last_result, probe_status=probes.get(s.hostname),
         ))
     jobs = [JobMetrics(name, j.last_success) for name, j in sorted(queue.job_states(rt.store).items())]
-    return build_registry(certs, jobs)
+    registry = build_registry(certs, jobs)
+    if rt.config.monitor is not None:  # the mail TLS series beside the certificates'
+        from certmgr.monitor.metrics import collector
+        from certmgr.store.monitor import MonitorStore
+
+        sources = [str(src.path) for src in rt.config.monitor.logs]
+        registry.register(collector(MonitorStore(rt.store), sources, now=now))
+    return registry

@@ -219,3 +219,56 @@ class JobState(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     node: str | None = None
     running_until: datetime | None = None
+
+
+# ---------------------------------------------------------------------- mail TLS monitoring
+
+
+class MonitorPosition(SQLModel, table=True):
+    """Where the collector stopped reading a mail log (JSON: file identity, offset, hash of the
+    last line, the parser's open sessions), saved in the transaction that adds its counts."""
+
+    __tablename__ = "monitor_position"
+
+    source: str = Field(primary_key=True)
+    position: str = Field(sa_column=Column(Text, nullable=False))
+    unparsed: int = 0  # lines of this source the parser could not read, ever
+
+
+class MonitorSessions(SQLModel, table=True):
+    """SMTP sessions per hour, direction, domain, TLS level and protocol (a year stays small)."""
+
+    __tablename__ = "monitor_sessions"
+
+    hour: str = Field(primary_key=True)  # ISO 8601 UTC truncated to the hour: sorts as time does
+    direction: str = Field(primary_key=True)
+    domain: str = Field(primary_key=True)
+    level: str = Field(primary_key=True)
+    protocol: str = Field(primary_key=True)
+    sessions: int = 0
+
+
+class MonitorTlsReport(SQLModel, table=True):
+    """A TLS report (RFC 8460), once per report-id."""
+
+    __tablename__ = "monitor_tlsrpt"
+
+    report_id: str = Field(primary_key=True)
+    organization: str
+    start: datetime
+    end: datetime = Field(index=True)
+    received: datetime
+
+
+class MonitorTlsResult(SQLModel, table=True):
+    """Sessions of one report per policy and result type ("success" for the successful ones)."""
+
+    __tablename__ = "monitor_tlsrpt_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: str = Field(foreign_key="monitor_tlsrpt.report_id", index=True)
+    policy_type: str
+    policy_domain: str
+    result_type: str
+    sessions: int
+    mx_host: str = ""

@@ -17,7 +17,7 @@ import pytest
 
 from certmgr.monitor.collector import CollectResult, collect_log
 from certmgr.monitor.report import build_report
-from certmgr.monitor.storage import SqliteMonitorStorage
+from certmgr.store.monitor import MonitorStore
 from tests.peers.mailflow import MailFlow
 
 pytestmark = pytest.mark.integration
@@ -49,7 +49,7 @@ class Sent:
 
 
 def counted(db: Path) -> tuple[Counter[bool], Counter[tuple[str, str]]]:
-    store = SqliteMonitorStorage(db)
+    store = MonitorStore.at(db)
     now = datetime.now(UTC)
     inbound: Counter[bool] = Counter()
     outbound: Counter[tuple[str, str]] = Counter()
@@ -64,7 +64,7 @@ def counted(db: Path) -> tuple[Counter[bool], Counter[tuple[str, str]]]:
 
 
 def collect(flow: MailFlow, db: Path) -> CollectResult:
-    store = SqliteMonitorStorage(db)  # a fresh process each time: a restart
+    store = MonitorStore.at(db)  # a fresh process each time: a restart
     try:
         result = collect_log(flow.mx.log, store)
     finally:
@@ -114,7 +114,7 @@ def test_rotations_and_restarts_lose_and_double_nothing(flow: MailFlow, tmp_path
     assert sum(sent.inbound.values()) == 8 * len(TLS_DOMAINS)
 
     # the report's numbers are the sessions sent
-    store = SqliteMonitorStorage(db)
+    store = MonitorStore.at(db)
     now = datetime.now(UTC)
     rep = json.loads(json.dumps(build_report(store, now - timedelta(days=7), now + timedelta(hours=1))))
     store.close()

@@ -13,7 +13,7 @@ import pytest
 
 from certmgr.monitor.collector import collect_log
 from certmgr.monitor.report import build_report
-from certmgr.monitor.storage import SqliteMonitorStorage
+from certmgr.store.monitor import MonitorStore
 from tests.peers.mailflow import EximFlow, MailFlow
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ def test_exim_sessions_counted_with_their_tls_facts(exim: EximFlow, tmp_path: Pa
         exim.send(domain, starttls=starttls)
     exim.deliver()
 
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     result = collect_log(exim.peer.log, store, log_type="exim")
     assert result.unparsed == 0 and result.sessions == 2 * len(sent)
     assert collect_log(exim.peer.log, store, log_type="exim").sessions == 0  # nothing twice

@@ -17,7 +17,7 @@ import pytest
 from certmgr.monitor.collector import collect_log
 from certmgr.monitor.mail import build_report_mail
 from certmgr.monitor.report import build_report
-from certmgr.monitor.storage import SqliteMonitorStorage
+from certmgr.store.monitor import MonitorStore
 from tests.peers.mailflow import MaildirMailbox, MailFlow
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ def test_report_mail_as_received(peers: tuple[MailFlow, MaildirMailbox], tmp_pat
     for domain, starttls in sent:
         flow.send(domain, starttls=starttls)
     flow.wait_delivered(len(sent))
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     collect_log(flow.mx.log, store)
     now = datetime.now(UTC)
     report = build_report(store, now - timedelta(days=7), now + timedelta(hours=1))

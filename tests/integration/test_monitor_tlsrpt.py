@@ -12,9 +12,9 @@ from pathlib import Path
 import parsedmarc
 import pytest
 
-from certmgr.monitor.storage import SqliteMonitorStorage
 from certmgr.monitor.tlsrpt import RESULT_TYPES, TlsReport, TlsReportError, reports_in_mail
 from certmgr.monitor.tlsrpt_ingest import ingest_maildir
+from certmgr.store.monitor import MonitorStore
 from tests.peers.mailflow import MaildirMailbox
 from tests.tlsrpt_reports import as_gzip, as_json, bomb, report
 
@@ -55,7 +55,7 @@ def test_mailed_reports_ingested_once_and_as_parsedmarc_reads_them(mailbox: Mail
                 (f["result_type"], f["failed_session_count"], f["receiving_mx_hostname"])
                 for f in q.get("failure_details", [])]
 
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     result = ingest_maildir(mailbox.maildir, store, now=datetime.now(UTC))
     assert sorted(result.stored) == ["rep-gz-1", "rep-json-2"]
     assert result.duplicates == ["rep-gz-1"]

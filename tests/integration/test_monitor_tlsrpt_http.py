@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from certmgr.monitor.storage import SqliteMonitorStorage
 from certmgr.monitor.tlsrpt_http import TlsRptServer
+from certmgr.store.monitor import MonitorStore
 from tests.peers.testca import TestCA
 from tests.tlsrpt_reports import as_gzip, as_json, bomb, report
 
@@ -20,12 +20,12 @@ SINCE, UNTIL = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=U
 
 
 @pytest.fixture
-def endpoint(tmp_path: Path) -> Iterator[tuple[str, Path, SqliteMonitorStorage]]:
+def endpoint(tmp_path: Path) -> Iterator[tuple[str, Path, MonitorStore]]:
     ca = TestCA("tlsrpt")
     leaf = ca.leaf("localhost")
     (tmp_path / "cert.pem").write_bytes(leaf.cert_pem + leaf.chain_pem)
     (tmp_path / "key.pem").write_bytes(leaf.key_pem)
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     server = TlsRptServer(("127.0.0.1", 0), store, cert_file=tmp_path / "cert.pem", key_file=tmp_path / "key.pem")
     server.serve_in_thread()
     yield f"https://localhost:{server.server_address[1]}/", ca.write_root(tmp_path / "root.pem"), store
@@ -33,7 +33,7 @@ def endpoint(tmp_path: Path) -> Iterator[tuple[str, Path, SqliteMonitorStorage]]
     server.server_close()
 
 
-def test_posted_reports(endpoint: tuple[str, Path, SqliteMonitorStorage]) -> None:
+def test_posted_reports(endpoint: tuple[str, Path, MonitorStore]) -> None:
     url, root, store = endpoint
 
     def post(body: bytes, media: str) -> requests.Response:

@@ -39,6 +39,10 @@ def test_command_arguments_reach_the_command() -> None:
     assert args.command == "renew" and args.dry_run and args.hosts == ["mx1.example.com"]
     args = parse_args(["revoke", "mx1.example.com", "--reason", "superseded"])
     assert args.reason == "superseded"
+    args = parse_args(["report", "--since", "24h", "--json"])
+    assert args.since == "24h" and args.json and args.html is None
+    args = parse_args(["collect", "--json"])
+    assert args.command == "collect" and args.json
 
 
 def test_help_imports_no_command_module() -> None:

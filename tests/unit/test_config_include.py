@@ -240,3 +240,22 @@ def test_errors_of_several_providers_are_all_reported(tmp_path: Path) -> None:
     assert len(errs) == 2, errs
     assert "[issuer.corp] color" in errs[0] and "[notify.ops] timout" in errs[1]
     assert "did you mean timeout?" in errs[1], errs
+
+
+# -- [monitor] -----------------------------------------------------------------------
+
+
+def test_monitor_errors_come_out_with_the_others(tmp_path: Path) -> None:
+    main = setup(tmp_path, certmgr="concurrency = 0\n",
+                 rest='\n[daemon]\ncollect_interval = -1\n\n[monitor]\nreport = { notify = ["mailop"] }\n')
+    errs = errors(validate(main))
+    assert len(errs) == 3, errs
+    assert "[certmgr] concurrency" in errs[0]
+    assert "[daemon] collect_interval: must be a number of seconds between 0" in errs[1], errs
+    assert "[monitor] report.notify: 'mailop' is not a [notify.*] table" in errs[2], errs
+
+
+def test_monitor_table_only_in_the_main_file(tmp_path: Path) -> None:
+    main = setup(tmp_path, files={"conf.d/a.toml": '[monitor]\nlogs = []\n'})
+    (err,) = errors(validate(main))
+    assert err.startswith(f"{tmp_path}/conf.d/a.toml:1 ") and "only in the main config file" in err, err

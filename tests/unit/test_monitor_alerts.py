@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from certmgr.monitor.alerts import Deployment, Thresholds, evaluate, failures_after_deployments
-from certmgr.monitor.storage import SqliteMonitorStorage
 from certmgr.monitor.tlsrpt import parse_body
+from certmgr.store.monitor import MonitorStore
 from tests.tlsrpt_reports import as_json, report
 
 OK = {"inbound": {"a.example": {"Anonymous": 30}}, "outbound": {"p.example": {"Verified": 30}}}
@@ -38,7 +38,7 @@ def test_alerts(current: dict, previous: dict | None, failures: dict | None,  # 
 
 
 def test_tlsrpt_failures_tied_to_the_deployment_before_them(tmp_path: Path) -> None:
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     doc = report("after")  # date range ends 2026-11-29T23:59:59Z; failures at mx1.reports.test
     doc["organization-name"] = "google.com"
     store.add_tlsrpt(parse_body(as_json(doc), "application/tlsrpt+json"), datetime(2026, 11, 30, tzinfo=UTC))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from certmgr.monitor.collector import collect_log
-from certmgr.monitor.storage import SessionKey, SqliteMonitorStorage
+from certmgr.monitor.storage import SessionKey
+from certmgr.store.monitor import MonitorStore
 
 H = "2026-11-30T03:00:00+00:00"
 LINE = ("Nov 30 03:58:49 mx postfix/smtp[{pid}]: Q{pid}: to=<u@plain.example>, relay=rx[192.0.2.9]:25, "
@@ -23,12 +24,12 @@ def write(path: Path, pids: range, mode: str = "a") -> None:
         f.writelines(LINE.format(pid=p) for p in pids)
 
 
-def total(store: SqliteMonitorStorage) -> int:
+def total(store: MonitorStore) -> int:
     return sum(r.sessions for r in store.sessions(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)))
 
 
 def test_a_failed_commit_changes_nothing(tmp_path: Path) -> None:
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     store.commit("log", {"offset": 1}, {SessionKey(H, "outbound", "d", "none", ""): 1}, 0)
     bad = {SessionKey(H, "outbound", "d", "none", ""): 1, SessionKey(H, "x", "d", "none", object()): 1}  # type: ignore[arg-type]
     with pytest.raises(Exception, match="type"):
@@ -39,7 +40,7 @@ def test_a_failed_commit_changes_nothing(tmp_path: Path) -> None:
 
 def test_rotated_while_empty_and_a_partial_line(tmp_path: Path) -> None:
     log = tmp_path / "maillog"
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     log.write_text("")
     assert collect_log(log, store).sessions == 0  # position: offset 0 of an empty file
     write(log, range(1, 4))

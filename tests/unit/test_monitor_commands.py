@@ -14,7 +14,7 @@ from bench.collect_bench import generate
 from certmgr.errors import UsageError
 from certmgr.monitor.commands import collect, parse_since, report
 from certmgr.monitor.config import parse_monitor
-from certmgr.monitor.storage import SqliteMonitorStorage
+from certmgr.store.monitor import MonitorStore
 from tests.tlsrpt_reports import as_json
 from tests.tlsrpt_reports import report as tls_report
 
@@ -38,7 +38,7 @@ def test_collect_every_source_and_report(tmp_path: Path) -> None:
     cfg = parse_monitor({"logs": [{"type": "postfix", "path": str(tmp_path / "missing.log")},
                                   {"type": "postfix", "path": str(log)}],
                          "tlsrpt": {"maildir": str(maildir)}})
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     summary = collect(cfg, store, now=now)
     assert summary.exit_code == 1 and len(summary.errors) == 1 and "missing.log: cannot read" in summary.errors[0]
     assert summary.logs[0].sessions == sum(expected.values())

@@ -39,6 +39,11 @@ def test_the_example_loads() -> None:
     ("alerts = { tls_share = 90 }", "[monitor] alerts.tls_share: tls_share must be a number from 0 to 1"),
     ("alerts = { min_sessions = -1 }", "[monitor] alerts.min_sessions"),
     ("colour = 1", "[monitor]: unknown key(s) colour"),
+    ('tlsrpt = { listen = "127.0.0.1" }', "[monitor] tlsrpt.listen: listen must be address:port"),
+    ('tlsrpt = { listen = "127.0.0.1:9421" }', "[monitor] tlsrpt.cert: the HTTPS endpoint needs cert"),
+    ('tlsrpt = { listen = "127.0.0.1:9421", cert = "/c.pem", key = "k.pem" }', "[monitor] tlsrpt.key:"),
+    ('tlsrpt = { maildir = "/m", cert = "/c.pem" }', "[monitor] tlsrpt.listen: cert and key are for"),
+    ("tlsrpt = {}", "[monitor] tlsrpt: give maildir, listen"),
 ])
 def test_mistakes_name_the_key(toml: str, where: str) -> None:
     with pytest.raises(ConfigError) as e:

@@ -12,8 +12,9 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from certmgr.monitor.metrics import EXPORTED, render
-from certmgr.monitor.storage import SessionKey, SqliteMonitorStorage
+from certmgr.monitor.storage import SessionKey
 from certmgr.monitor.tlsrpt import parse_body
+from certmgr.store.monitor import MonitorStore
 from tests.peers.util import require_binary
 from tests.tlsrpt_reports import as_json, report
 
@@ -24,7 +25,7 @@ NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
 
 
 def exposition(tmp_path: Path) -> str:
-    store = SqliteMonitorStorage(tmp_path / "db")
+    store = MonitorStore.at(tmp_path / "db")
     h = "2026-11-30T10:00:00+00:00"
     store.commit("/var/log/mail.log", {"last_time": "2026-11-30T11:00:00+00:00"},
                  {SessionKey(h, "inbound", "a.example", "Anonymous", "TLSv1.3"): 7,

@@ -181,3 +181,62 @@ def test_waiting_on_dns_is_not_a_failed_deployment(tmp_path: Path) -> None:
         store.add_deployment(Deployment(managed_id=slot.id, version_id=v.id, target="mx1", result=result,
                                         reason="r", started_at=utcnow(), verified_at=None))
     assert store.failed_deployments([slot.id]) == {(slot.id, v.id): 1}
+
+
+def test_migration_0004_keeps_old_data_and_adds_the_monitor_tables(tmp_path: Path) -> None:
+    """A database at schema 0003 keeps its rows; the collector's counts and position then go in it."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from certmgr.monitor.storage import SessionKey
+    from certmgr.store.monitor import MonitorStore
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    engine = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0003")
+        conn.execute(text("INSERT INTO managed_cert (id, hostname, key_alg, key_type, names, issuer, state, "
+                          "attempts, last_error_permanent) VALUES (1, 'mx1', 'rsa', 'rsa-2048', '[]', 'le', "
+                          "'issued', 0, 0)"))
+    engine.dispose()
+    store = Store(url)
+    assert current_revision(store.engine) == SCHEMA_HEAD
+    assert [m.hostname for m in store.slots()] == ["mx1"]
+    mon = MonitorStore(store)
+    assert mon.load_position("/var/log/mail.log") is None
+    key = SessionKey("2026-11-30T03:00:00+00:00", "inbound", "example.org", "Anonymous", "TLSv1.3")
+    mon.commit("/var/log/mail.log", {"offset": 10}, {key: 2}, 1)
+    mon.commit("/var/log/mail.log", {"offset": 20}, {key: 3}, 0)
+    assert [(r.key, r.sessions) for r in mon.sessions(datetime(2026, 11, 30, 3, 30, tzinfo=UTC),
+                                                      datetime(2026, 11, 30, 3, 45, tzinfo=UTC))] == [(key, 5)]
+    assert MonitorStore(store).load_position("/var/log/mail.log") == {"offset": 20}
+    assert mon.unparsed() == {"/var/log/mail.log": 1}
+    store.close()
+
+
+def test_a_second_collector_that_read_the_same_lines_counts_nothing(tmp_path: Path) -> None:
+    """Exactly once with two collectors at once: the position moves only from the one a run loaded,
+    in the transaction of its counts; the loser's counts are not added."""
+    import pytest
+
+    from certmgr.errors import StateError
+    from certmgr.monitor.storage import SessionKey
+    from certmgr.store.monitor import MonitorStore
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    key = SessionKey("2026-11-30T03:00:00+00:00", "outbound", "example.org", "Verified", "TLSv1.3")
+    a, b = MonitorStore(store), MonitorStore(store)
+    a.commit("log", {"offset": 1}, {key: 1}, 0)
+    assert a.load_position("log") == b.load_position("log") == {"offset": 1}
+    a.commit("log", {"offset": 2}, {key: 1}, 0)
+    with pytest.raises(StateError, match="another collector"):
+        b.commit("log", {"offset": 2}, {key: 1}, 0)
+    from datetime import UTC, datetime
+    rows = list(a.sessions(datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)))
+    assert [r.sessions for r in rows] == [2]
+    store.close()

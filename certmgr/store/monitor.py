@@ -1,0 +1,167 @@
+"""The mail TLS monitor's tables (:class:`certmgr.monitor.storage.MonitorStorage` on the core store).
+
+Exactly once: ``commit`` adds a batch's counts and moves the read position in one
+transaction, and moves it only from the position this object loaded (a conditional
+UPDATE), so a second collector that read the same lines at the same time fails
+instead of counting them again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy import select as sa_select  # sqlmodel's select types at most four columns
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from certmgr.errors import StateError
+from certmgr.pki.names import comparable_name
+from certmgr.store import Store
+from certmgr.store.db import session_scope
+from certmgr.store.models import MonitorPosition, MonitorSessions, MonitorTlsReport, MonitorTlsResult
+from certmgr.store.monitor_types import HourCount, SessionKey, TlsReport, TlsRptFailure, TlsRptSummary, hour_of
+
+
+class MonitorStore:
+    """A ``MonitorStorage`` on ``store`` (closed with it when opened by :meth:`at`)."""
+
+    def __init__(self, store: Store, *, owned: bool = False) -> None:
+        self.store = store
+        self._owned = owned
+        self._loaded: dict[str, str | None] = {}  # source -> the position text load_position saw
+
+    @classmethod
+    def at(cls, path: Path) -> MonitorStore:
+        """The tables in the SQLite database ``path`` (made and migrated when new)."""
+        return cls.open(f"sqlite:///{path}")
+
+    @classmethod
+    def open(cls, url: str) -> MonitorStore:
+        """The tables in the database ``url``, on an engine of their own (closed by :meth:`close`)."""
+        return cls(Store(url), owned=True)
+
+    def close(self) -> None:
+        if self._owned:
+            self.store.close()
+
+    def load_position(self, source: str) -> dict[str, Any] | None:
+        with session_scope(self.store.engine) as s:
+            row = s.get(MonitorPosition, source)
+            text = None if row is None else row.position
+        self._loaded[source] = text
+        return None if text is None else dict(json.loads(text))
+
+    def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
+               unparsed: int) -> None:
+        text = json.dumps(position)
+        if source not in self._loaded:
+            self.load_position(source)
+        old = self._loaded[source]
+        try:
+            with session_scope(self.store.engine) as s:
+                if old is None:
+                    s.add(MonitorPosition(source=source, position=text, unparsed=unparsed))
+                    s.flush()  # a concurrent first run of the same source fails here (primary key)
+                else:
+                    moved = s.execute(update(MonitorPosition)
+                                      .where(col(MonitorPosition.source) == source,
+                                             col(MonitorPosition.position) == old)
+                                      .values(position=text, unparsed=col(MonitorPosition.unparsed) + unparsed))
+                    if moved.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
+                        raise _moved_elsewhere(source)
+                for k, n in counts.items():
+                    pk = (k.hour, k.direction, k.domain, k.level, k.protocol)
+                    row = s.get(MonitorSessions, pk)
+                    if row is None:
+                        s.add(MonitorSessions(hour=k.hour, direction=k.direction, domain=k.domain, level=k.level,
+                                              protocol=k.protocol, sessions=n))
+                    else:
+                        row.sessions += n
+                        s.add(row)
+        except IntegrityError as e:
+            raise _moved_elsewhere(source) from e
+        self._loaded[source] = text
+
+    def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
+        last = hour_of(until - timedelta(microseconds=1))  # the hour under way at ``until`` counts
+        with session_scope(self.store.engine) as s:
+            rows = s.exec(select(MonitorSessions)
+                          .where(col(MonitorSessions.hour) >= hour_of(since), col(MonitorSessions.hour) <= last)
+                          .order_by(col(MonitorSessions.hour))).all()
+        for r in rows:
+            yield HourCount(SessionKey(r.hour, r.direction, r.domain, r.level, r.protocol), r.sessions)
+
+    def unparsed(self) -> dict[str, int]:
+        with session_scope(self.store.engine) as s:
+            return {r.source: r.unparsed for r in s.exec(select(MonitorPosition))}
+
+    def add_tlsrpt(self, report: TlsReport, received: datetime) -> bool:
+        try:
+            with session_scope(self.store.engine) as s:
+                if s.get(MonitorTlsReport, report.report_id) is not None:
+                    return False
+                s.add(MonitorTlsReport(report_id=report.report_id, organization=report.organization,
+                                       start=report.start.astimezone(UTC), end=report.end.astimezone(UTC),
+                                       received=received.astimezone(UTC)))
+                s.flush()
+                for p in report.policies:
+                    s.add(MonitorTlsResult(report_id=report.report_id, policy_type=p.policy_type,
+                                           policy_domain=p.policy_domain, result_type="success",
+                                           sessions=p.successful))
+                    for f in p.failures:
+                        s.add(MonitorTlsResult(report_id=report.report_id, policy_type=p.policy_type,
+                                               policy_domain=p.policy_domain, result_type=f.result_type,
+                                               sessions=f.sessions,
+                                               mx_host=comparable_name(f.receiving_mx_hostname)))
+                    undetailed = p.failed - sum(f.sessions for f in p.failures)  # counted, not detailed
+                    if undetailed > 0:
+                        s.add(MonitorTlsResult(report_id=report.report_id, policy_type=p.policy_type,
+                                               policy_domain=p.policy_domain, result_type="unspecified",
+                                               sessions=undetailed))
+        except IntegrityError:
+            return False  # stored at the same moment by another receiver
+        return True
+
+    def tlsrpt(self, since: datetime, until: datetime) -> TlsRptSummary:
+        window = (col(MonitorTlsReport.end) >= since, col(MonitorTlsReport.end) < until)
+        successful, failures = 0, dict[str, int]()
+        by_policy: dict[str, dict[str, int]] = {}
+        with session_scope(self.store.engine) as s:
+            reports = s.exec(select(func.count()).select_from(MonitorTlsReport).where(*window)).one()
+            rows = s.exec(select(MonitorTlsResult.policy_type, MonitorTlsResult.result_type,
+                                 func.sum(MonitorTlsResult.sessions))
+                          .join(MonitorTlsReport, col(MonitorTlsReport.report_id) == col(MonitorTlsResult.report_id))
+                          .where(*window)
+                          .group_by(col(MonitorTlsResult.policy_type), col(MonitorTlsResult.result_type))).all()
+        for ptype, rtype, n in rows:
+            counts = by_policy.setdefault(ptype, {"successful": 0, "failed": 0})
+            if rtype == "success":
+                successful += n
+                counts["successful"] += n
+            else:
+                failures[rtype] = failures.get(rtype, 0) + n
+                counts["failed"] += n
+        return TlsRptSummary(int(reports), successful, failures, by_policy)
+
+    def tlsrpt_failures(self, since: datetime) -> list[TlsRptFailure]:
+        with session_scope(self.store.engine) as s:
+            rows = s.execute(sa_select(col(MonitorTlsReport.organization), col(MonitorTlsResult.mx_host),
+                                       col(MonitorTlsResult.result_type), func.sum(MonitorTlsResult.sessions),
+                                       col(MonitorTlsReport.end))
+                          .join(MonitorTlsReport, col(MonitorTlsReport.report_id) == col(MonitorTlsResult.report_id))
+                          .where(col(MonitorTlsReport.end) > since, col(MonitorTlsResult.result_type) != "success")
+                          .group_by(col(MonitorTlsReport.report_id), col(MonitorTlsResult.mx_host),
+                                    col(MonitorTlsResult.result_type), col(MonitorTlsReport.organization),
+                                    col(MonitorTlsReport.end))
+                          .order_by(col(MonitorTlsReport.end))).all()
+        return [TlsRptFailure(org, mx, rt, int(n), end) for org, mx, rt, n, end in rows]
+
+
+def _moved_elsewhere(source: str) -> StateError:
+    return StateError(f"the read position of {source} was moved by another collector at the same time; "
+                      "nothing of this run was counted: run collect again")
