@@ -12,7 +12,7 @@ from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
 from certmgr.pki.keytypes import slot_key
 from certmgr.registry import Providers
-from certmgr.store import AcmeAccount, CertVersion, ManagedCert, Store
+from certmgr.store import AcmeAccount, CertVersion, ManagedCert, SlotSpec, Store
 from certmgr.store.files import atomic_write
 from certmgr.store.statedir import StateDir
 
@@ -65,18 +65,20 @@ class Runtime:
     def sync_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
         """One slot per (MTA, key algorithm) in the config, with its current row from the store.
 
-        The config is written into the store once per Runtime (one transaction per slot); later
-        calls read every slot back in a single query, so callers may ask often.
+        The config is written into the store once per Runtime (one transaction for every slot,
+        which also reads them back); later calls read every slot in a single query, so callers
+        may ask often.
         """
         if self.read_only:
             return self._read_inventory()
         if not self._synced:
-            for mta in self.config.mtas:
-                for kt in mta.key_types:
-                    alg = slot_key(mta.hostname, kt).key_alg
-                    self.store.sync_slot(mta.hostname, alg, kt, mta.all_names, mta.issuer)
+            slots = self.store.sync_slots([SlotSpec(mta.hostname, slot_key(mta.hostname, kt).key_alg, kt,
+                                                    mta.all_names, mta.issuer)
+                                           for mta in self.config.mtas for kt in mta.key_types])
             self._synced = True
-        rows = {s.slot_key: s for s in self.store.slots()}
+        else:
+            slots = self.store.slots()
+        rows = {s.slot_key: s for s in slots}
         return [(mta, rows[key]) for mta in self.config.mtas for key in mta.slot_keys]
 
     def _read_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
@@ -93,9 +95,13 @@ class Runtime:
         return out
 
     def select(self, hosts: list[str]) -> list[tuple[MtaConfig, ManagedCert]]:
-        """Slots of the named hosts (all when none named); unknown names are a UsageError."""
+        """Slots of the named hosts (all when none named); unknown names are a UsageError.
+        Once the inventory is synced, only the named hosts' slots are read."""
         wanted = {self.config.mta(h).hostname for h in hosts}
-        return [(m, s) for m, s in self.sync_inventory() if not wanted or m.hostname in wanted]
+        if not wanted or self.read_only or not self._synced:
+            return [(m, s) for m, s in self.sync_inventory() if not wanted or m.hostname in wanted]
+        rows = {s.slot_key: s for s in self.store.slots(wanted)}
+        return [(mta, rows[key]) for mta in self.config.mtas if mta.hostname in wanted for key in mta.slot_keys]
 
     def claim(self, slot_id: int, owner: str, seconds: float) -> bool:
         """Claim a slot; also take it from a process of this machine that has died holding it

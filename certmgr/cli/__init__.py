@@ -14,6 +14,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from certmgr import __version__
 from certmgr.errors import CertmgrError, ConfigErrors
 
 #: command -> (module under certmgr.cli, one-line help)
@@ -45,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-c", "--config", help="config file (default $CERTMGR_CONFIG or /etc/certmgr/certmgr.toml)")
     p.add_argument("-v", "--verbose", action="store_true", help="log each step to stderr")
+    p.add_argument("--version", action="version", version=f"certmgr {__version__}")
     return p
 
 

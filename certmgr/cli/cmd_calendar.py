@@ -10,7 +10,7 @@ from certmgr.cli.common import runtime
 from certmgr.interfaces import renews_automatically
 from certmgr.notify.calendar import feed_ics
 from certmgr.notify.outbox import facts_for
-from certmgr.store import queue, utcnow
+from certmgr.store import utcnow
 from certmgr.store.files import atomic_write
 
 
@@ -22,9 +22,9 @@ def run(args: argparse.Namespace) -> int:
     now = utcnow()
     with runtime(args, read_only=True) as rt:
         pairs = rt.sync_inventory()
-        versions = queue.current_versions(rt.store, (s.current_version_id for _, s in pairs))
+        versions = rt.store.current_versions()
         facts = [
-            facts_for(rt, slot, versions.get(slot.current_version_id or -1),
+            facts_for(rt, slot, versions.get(slot.id) if slot.id is not None else None,
                       renews_automatically(rt.providers.issuer(mta.issuer)), now)
             for mta, slot in pairs
         ]

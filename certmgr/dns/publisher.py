@@ -13,11 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import dns.exception
-import dns.rdata
-import dns.rdataclass
-import dns.rdatatype
-
 from certmgr.errors import ConfigError
 from certmgr.interfaces import Options, ProviderEnv
 
@@ -76,6 +71,12 @@ class DnsPublisher(Protocol):
 
 def canonical(rdtype: str, value: str) -> str:
     """One spelling of a record's data (hex case, TXT quoting, spacing)."""
+    # dnspython is imported here, not by every command that reads a rollover's state (status, renew)
+    import dns.exception
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+
     try:
         rd = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), value)
     except (dns.exception.DNSException, ValueError) as e:

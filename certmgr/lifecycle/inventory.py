@@ -9,20 +9,30 @@ from typing import Any
 from certmgr.dns import status as dns_status
 from certmgr.pki.keytypes import KEY_TYPES
 from certmgr.runtime import Runtime
-from certmgr.store import CertVersion
+from certmgr.store import CertVersion, Deployment
+from certmgr.store.models import ProbeRecord
 from certmgr.times import days_left, iso
+
+#: probe results looked at per host to tell what it serves (a dual MTA's two certificates, retries)
+RECENT_PROBES = 4
 
 
 def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
+    """One row per slot; the store is read in the same few queries whatever the inventory holds."""
+    inventory = rt.sync_inventory()
+    histories = rt.store.histories()
+    deployments = rt.store.latest_deployments()
+    probes = rt.store.recent_probes(RECENT_PROBES)
     rows = []
-    for mta, slot in rt.sync_inventory():
-        v = rt.store.version(slot.current_version_id)
-        dep = rt.store.last_deployment(slot.id) if slot.id is not None else None
-        probe = rt.store.last_probe(mta.hostname)
-        alg, bits = KEY_TYPES[slot.key_type]
+    for mta, slot in inventory:
         # a slot not stored yet (a read-only run before the first write) has no history
-        history = rt.store.versions(slot.id) if slot.id is not None else []
-        served_sha, seen = (_served(rt, slot.id, slot.key_alg, len(mta.key_types) > 1, history)
+        history = histories.get(slot.id, []) if slot.id is not None else []
+        v = next((h for h in history if h.id == slot.current_version_id), None)
+        dep, verified = deployments.get(slot.id, (None, None)) if slot.id is not None else (None, None)
+        recent = probes.get(mta.hostname, [])
+        probe = recent[0] if recent else None
+        alg, bits = KEY_TYPES[slot.key_type]
+        served_sha, seen = (_served(verified, slot.key_alg, len(mta.key_types) > 1, history, recent)
                             if slot.id is not None else (None, None))
         served = next((h for h in history if h.sha256 == served_sha), None)
         deployed = bool(v and served_sha == v.sha256 and v.revoked_at is None)
@@ -57,16 +67,15 @@ def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def _served(rt: Runtime, slot_id: int, key_alg: str, dual: bool,
-            history: list[CertVersion]) -> tuple[str | None, bool]:
+def _served(deployment: Deployment | None, key_alg: str, dual: bool, history: list[CertVersion],
+            probes: list[ProbeRecord]) -> tuple[str | None, bool]:
     """(SHA-256 of the certificate the MTA serves for this slot as far as certmgr knows, whether
-    a probe saw it).  The last verified deployment, unless a later probe saw another certificate
-    (the file replaced by hand, a configuration reverted)."""
-    deployment = next((d for d in rt.store.deployments(slot_id) if d.result == "verified"), None)
+    a probe saw it).  The last verified ``deployment``, unless a later probe (``probes``: the
+    host's newest, newest first) saw another certificate (the file replaced by hand, a
+    configuration reverted)."""
     deployed_at = (deployment.verified_at or deployment.started_at) if deployment else None
     sha = next((h.sha256 for h in history if deployment and h.id == deployment.version_id), None)
-    hostname = rt.store.slot(slot_id).hostname
-    for probe in rt.store.probes(hostname, limit=4):
+    for probe in probes:
         if deployed_at is not None and probe.ts <= deployed_at:
             break
         if dual and json.loads(probe.report).get("key_alg") != key_alg:

@@ -59,9 +59,8 @@ def renew_at_for(mta: MtaConfig, version: CertVersion, key: str) -> datetime:
     return policy.renewal_time(facts, jitter_key=key)
 
 
-def why_due(rt: Runtime, mta: MtaConfig, slot: ManagedCert, now: datetime) -> str | None:
-    """The reason this slot needs a certificate now, or None."""
-    version = rt.store.version(slot.current_version_id)
+def why_due(mta: MtaConfig, slot: ManagedCert, version: CertVersion | None, now: datetime) -> str | None:
+    """The reason this slot, whose current certificate is ``version``, needs a certificate now, or None."""
     if version is None:
         return "no certificate yet"
     if version.key_type != slot.key_type:
@@ -89,9 +88,7 @@ def _key_for(rt: Runtime, mta: MtaConfig, slot: ManagedCert) -> tuple[Path, Priv
         key = generate_key(slot.key_type)
         path = rt.state.new_key_path(slot.hostname, slot.key_alg)
         write_new(path, key_to_pem(key), 0o600)
-    rt.store.update_slot(slot.id, pending_key_path=str(path), pending_csr=None, pending_order_url=None,
-                         pending_since=utcnow(), state="key_ready")
-    rt.store.log("key_ready", slot.hostname, slot.key_alg, {"key_path": str(path), "key_type": slot.key_type})
+    rt.store.key_ready(slot.id, slot.hostname, slot.key_alg, slot.key_type, str(path))
     checkpoint("key_ready")
     return path, key
 
@@ -100,18 +97,20 @@ def renew_slot(
     rt: Runtime,
     mta: MtaConfig,
     slot: ManagedCert,
+    current: CertVersion | None,
     *,
     force: bool = False,
     retry_now: bool = False,
     dry_run: bool = False,
     now: Callable[[], datetime] = utcnow,
 ) -> Outcome:
-    """Renew the slot if due (or ``force``); ``retry_now`` ignores the back-off after a failure."""
+    """Renew the slot, whose current certificate is ``current`` (read by the caller with the
+    others'), if due (or ``force``); ``retry_now`` ignores the back-off after a failure."""
     assert slot.id is not None
     host, alg = slot.hostname, slot.key_alg
     issuer = rt.providers.issuer(mta.issuer)
     automatic = renews_automatically(issuer)
-    reason = "forced" if force else why_due(rt, mta, slot, now())
+    reason = "forced" if force else why_due(mta, slot, current, now())
     if reason is None:
         return Outcome(host, alg, "not-due", f"not due until {slot.renew_at:%Y-%m-%d %H:%M} UTC; use --force to "
                        "renew now" if slot.renew_at else "use --force to renew now")
@@ -132,7 +131,7 @@ def renew_slot(
     slot_id = slot.id
     try:
         slot = rt.store.slot(slot_id)  # re-check under the claim: it may be done already
-        if not force and why_due(rt, mta, slot, now()) is None:
+        if not force and why_due(mta, slot, rt.store.version(slot.current_version_id), now()) is None:
             return Outcome(host, alg, "not-due", "renewed by another process")
         return _issue(rt, mta, slot, issuer, reason, now)
     finally:
@@ -143,8 +142,7 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: Issuer, reaso
            now: Callable[[], datetime]) -> Outcome:
     assert slot.id is not None
     slot_id, host, alg = slot.id, slot.hostname, slot.key_alg
-    rt.store.log("renewal_started", host, alg, {"reason": reason, "node": rt.node})
-    order_id = rt.store.start_order(slot_id, mta.issuer, rt.node)
+    order_id = rt.store.start_renewal(slot_id, mta.issuer, rt.node, host, alg, reason)
     try:
         stranded = _stranded_version(rt, mta, slot, now())
         if stranded is not None:
@@ -159,18 +157,10 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: Issuer, reaso
         replaces = Path(current.cert_path).read_bytes() if current is not None else None
 
         def record_step(step: str, detail: Mapping[str, str]) -> None:
-            fields: dict[str, object] = {}
-            if step == "order_created" and detail.get("order_url"):
-                fields = {"pending_order_url": detail["order_url"], "state": "order_pending"}
-                rt.store.update_order(order_id, order_url=detail["order_url"], state=step)
-            else:
-                rt.store.update_order(order_id, state=step)
-            if fields:
-                rt.store.update_slot(slot_id, **fields)
-            rt.store.log(step, host, alg, dict(detail))
-            # heartbeat: still working on it.  If the lease was lost (this process stalled past
-            # it and another node took over), stop here rather than order twice.
-            if not rt.store.claim(slot_id, rt.node, LEASE_SECONDS):
+            # one transaction: the step, the event and the heartbeat.  If the lease was lost
+            # (this process stalled past it and another node took over), stop here rather
+            # than order twice.
+            if not rt.store.record_step(slot_id, order_id, rt.node, LEASE_SECONDS, step, host, alg, detail):
                 raise LockBusy(f"{host} ({alg}): another node took over this renewal; stopping")
             checkpoint(step)
 

@@ -140,9 +140,8 @@ def known_intermediates(rt: Runtime) -> list[x509.Certificate]:
     """The CA certificates of every chain certmgr has stored: a leaf imported without its
     intermediate is completed from these (no network: intermediates are never fetched)."""
     seen: dict[str, x509.Certificate] = {}
-    for slot in rt.store.slots():
-        assert slot.id is not None
-        for version in rt.store.versions(slot.id):
+    for history in rt.store.histories().values():
+        for version in history:
             pem = _chain_of(version)
             if not pem:
                 continue
@@ -170,7 +169,11 @@ def trusted_chain(rt: Runtime, certs: list[x509.Certificate], hostname: str, *, 
     try:
         verifier = (PolicyBuilder().store(Store(list(anchors))).time(now)
                     .build_server_verifier(x509.DNSName(hostname)))
-        path = verifier.verify(leaf, [*offered, *known_intermediates(rt)])
+        try:
+            path = verifier.verify(leaf, offered)
+        except VerificationError:
+            # completed from the intermediates of stored chains (read only when needed: every file)
+            path = verifier.verify(leaf, [*offered, *known_intermediates(rt)])
     except VerificationError as e:
         raise ImportRejected(f"{where} {_why_untrusted(leaf, offered, anchors, str(e))}") from None
     except ValueError as e:

@@ -41,11 +41,14 @@ def renew_many(
     # naming a host limits the run to it and renews it if due, trying now despite a back-off
     # (as certbot's `renew --cert-name`); only --force renews what is not due
     retry_now = bool(hosts)
+    current = rt.store.current_versions()  # every slot's, in one query
 
     def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
         out = []
         for slot in slots:
-            outcome = renew_slot(rt, mta, slot, force=force, retry_now=retry_now, dry_run=dry_run)
+            assert slot.id is not None
+            outcome = renew_slot(rt, mta, slot, current.get(slot.id), force=force, retry_now=retry_now,
+                                 dry_run=dry_run)
             if progress:
                 progress(outcome)
             out.append(outcome)

@@ -14,8 +14,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vText
+if TYPE_CHECKING:  # icalendar is imported by the functions that build a calendar, not by every command
+    from icalendar import Alarm, Calendar, Event
 
 from certmgr.notify.messages import CertStatus, fix_commands
 from certmgr.times import utc_text
@@ -82,6 +84,8 @@ def renewal_event_ics(
     event, or calendar clients ignore the update; the caller keeps the counter
     and the ``uid`` (default: derived from the hostname and the first algorithm).
     """
+    from icalendar import vCalAddress, vText
+
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"method must be REQUEST or CANCEL, got {method!r}")
     certs = _issued(facts)
@@ -107,6 +111,8 @@ def renewal_event_ics(
 
 def feed_ics(facts_list: Sequence[CertStatus], now: datetime) -> bytes:
     """A subscribable feed (METHOD:PUBLISH): per certificate an expiry and a renewal event."""
+    from icalendar import Event
+
     cal = _calendar("PUBLISH")
     cal.add("x-wr-calname", "certmgr: mail server certificates")
     for facts in facts_list:
@@ -131,6 +137,8 @@ def feed_ics(facts_list: Sequence[CertStatus], now: datetime) -> bytes:
 
 
 def _calendar(method: str) -> Calendar:
+    from icalendar import Calendar
+
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
@@ -160,6 +168,8 @@ def _expiry(certs: Sequence[CertStatus]) -> datetime:
 
 
 def _renewal_event(certs: Sequence[CertStatus], uid: str, now: datetime) -> Event:
+    from icalendar import Event
+
     start = renewal_start(_expiry(certs), now)
     host = certs[0].hostname
     event = Event()
@@ -175,6 +185,8 @@ def _renewal_event(certs: Sequence[CertStatus], uid: str, now: datetime) -> Even
 
 
 def _alarm(facts: CertStatus, start: datetime, now: datetime) -> Alarm:
+    from icalendar import Alarm
+
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
     alarm.add("trigger", -alarm_before(start, now))

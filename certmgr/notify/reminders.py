@@ -82,7 +82,7 @@ def _queue_due(ctx: Ctx) -> None:
     config = {key: m for m in rt.config.mtas for key in m.slot_keys}
     slots = rt.store.slots()
     managed = [(config[s.slot_key], s) for s in slots if s.slot_key in config]
-    versions = queue.current_versions(rt.store, (s.current_version_id for _, s in managed))
+    versions = rt.store.current_versions()
     raw = queue.queued_kinds(rt.store, (s.id for s in slots if s.id is not None))
     already = _per_certificate(raw, slots)
     deploy_failures = rt.store.failed_deployments([s.id for _, s in managed if s.id is not None])
@@ -99,7 +99,7 @@ def _queue_due(ctx: Ctx) -> None:
         if mta.issuer not in automatic:
             automatic[mta.issuer] = renews_automatically(rt.providers.issuer(mta.issuer))
         auto = automatic[mta.issuer]
-        certs = [Cert(s, versions.get(s.current_version_id or -1)) for s in group]
+        certs = [Cert(s, versions.get(s.id) if s.id is not None else None) for s in group]
         for cert in certs:
             cert.facts = facts_for(rt, cert.slot, cert.version, auto, ctx.now)
             cert.rf = _reminder_facts(rt, mta, cert, auto, deploy_failures, ctx.now)

@@ -80,8 +80,9 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
 def _managed_sha256s(rt: Runtime) -> dict[str, list[str]]:
     """hostname -> SHA-256 of its current certificates, read once for all targets."""
     out: dict[str, list[str]] = {}
+    current = rt.store.current_versions()
     for mta, slot in rt.sync_inventory():
-        v = rt.store.version(slot.current_version_id)
+        v = current.get(slot.id) if slot.id is not None else None
         out.setdefault(mta.hostname, [])
         if v is not None:
             out[mta.hostname].append(v.sha256)

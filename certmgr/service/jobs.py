@@ -177,18 +177,15 @@ def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegis
     now = now or utcnow()
     wanted = {key for m in rt.config.mtas for key in m.slot_keys}
     slots = [s for s in rt.store.slots() if s.slot_key in wanted]
-    versions = queue.current_versions(rt.store, (s.current_version_id for s in slots))
-    probes: dict[str, str | None] = {}
+    versions = rt.store.current_versions()
+    probes = {host: rows[0].status for host, rows in rt.store.recent_probes(1).items()}
     certs = []
     for s in slots:
-        v = versions.get(s.current_version_id or -1)
-        if s.hostname not in probes:
-            p = rt.store.last_probe(s.hostname)
-            probes[s.hostname] = p.status if p else None
+        v = versions.get(s.id) if s.id is not None else None
         certs.append(CertMetrics(
             hostname=s.hostname, key_type=s.key_alg, not_after=v.not_after if v else None,
             days_left=days_until(v.not_after, now) if v else None, state=s.state,
-            last_attempt=s.last_attempt_at, last_result=s.last_result, probe_status=probes[s.hostname],
+            last_attempt=s.last_attempt_at, last_result=s.last_result, probe_status=probes.get(s.hostname),
         ))
     jobs = [JobMetrics(name, j.last_success) for name, j in sorted(queue.job_states(rt.store).items())]
     registry = build_registry(certs, jobs)

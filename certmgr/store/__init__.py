@@ -9,11 +9,11 @@ nodes never renew the same certificate at once, and a dead node's claim expires.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -38,11 +38,21 @@ from certmgr.store.models import (
     ProbeRecord,
 )
 
-__all__ = ["AcmeAccount", "CertVersion", "Deployment", "Event", "ManagedCert", "OrderAttempt", "Store"]
+__all__ = ["AcmeAccount", "CertVersion", "Deployment", "Event", "ManagedCert", "OrderAttempt", "SlotSpec", "Store"]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class SlotSpec(NamedTuple):
+    """What the config says about one certificate slot."""
+
+    hostname: str
+    key_alg: str
+    key_type: str
+    names: Sequence[str]
+    issuer: str
 
 
 class Store:
@@ -77,36 +87,91 @@ class Store:
 
     def sync_slot(self, hostname: str, key_alg: str, key_type: str, names: Iterable[str], issuer: str) -> ManagedCert:
         """Create or update the slot for (hostname, key_alg) from the config."""
-        names = list(names)
+        rows = self.sync_slots([SlotSpec(hostname, key_alg, key_type, list(names), issuer)])
+        return next(r for r in rows if (r.hostname, r.key_alg) == (hostname, key_alg))
+
+    def sync_slots(self, wanted: Sequence[SlotSpec]) -> list[ManagedCert]:
+        """Create or update the slots of the config and return every slot, in one transaction
+        whose statements do not grow with the inventory (one SELECT; one batched INSERT of new
+        slots; an UPDATE only for slots whose key type, names or issuer changed)."""
         try:
-            return self._sync_slot(hostname, key_alg, key_type, names, issuer)
+            return self._sync_slots(wanted)
         except IntegrityError:
-            # another process inserted this slot between our SELECT and INSERT: use its row
-            return self._sync_slot(hostname, key_alg, key_type, names, issuer)
+            # another process inserted one of these slots between our SELECT and INSERT: use its rows
+            return self._sync_slots(wanted)
 
-    def _sync_slot(self, hostname: str, key_alg: str, key_type: str, names: list[str], issuer: str) -> ManagedCert:
-        names_json = json.dumps(names)
+    def _sync_slots(self, wanted: Sequence[SlotSpec]) -> list[ManagedCert]:
+        now = utcnow()
         with session_scope(self.engine) as s:
-            row = s.exec(
-                select(ManagedCert).where(ManagedCert.hostname == hostname, ManagedCert.key_alg == key_alg)
-            ).first()
-            if row is None:
-                row = ManagedCert(
-                    hostname=hostname, key_alg=key_alg, key_type=key_type, names=names_json,
-                    issuer=issuer, state="planned", updated_at=utcnow(),
-                )
-                s.add(row)
-            elif (row.key_type, row.names, row.issuer) != (key_type, names_json, issuer):
-                row.key_type, row.names, row.issuer = key_type, names_json, issuer
-                row.updated_at = utcnow()
-                s.add(row)
+            rows = {(r.hostname, r.key_alg): r for r in s.exec(select(ManagedCert))}
+            for spec in wanted:
+                names_json = json.dumps(list(spec.names))
+                row = rows.get((spec.hostname, spec.key_alg))
+                if row is None:
+                    rows[(spec.hostname, spec.key_alg)] = row = ManagedCert(
+                        hostname=spec.hostname, key_alg=spec.key_alg, key_type=spec.key_type, names=names_json,
+                        issuer=spec.issuer, state="planned", updated_at=now)
+                    s.add(row)
+                elif (row.key_type, row.names, row.issuer) != (spec.key_type, names_json, spec.issuer):
+                    row.key_type, row.names, row.issuer, row.updated_at = spec.key_type, names_json, spec.issuer, now
+                    s.add(row)
             s.flush()
-            s.refresh(row)
-            return row
+            return sorted(rows.values(), key=lambda r: (r.hostname, r.key_alg))
 
-    def slots(self) -> list[ManagedCert]:
+    def current_versions(self) -> dict[int, CertVersion]:
+        """Slot id -> its current certificate, for every slot that has one, in one query."""
         with session_scope(self.engine) as s:
-            return list(s.exec(select(ManagedCert).order_by(col(ManagedCert.hostname), col(ManagedCert.key_alg))))
+            q = select(ManagedCert.id, CertVersion).join(
+                CertVersion, col(CertVersion.id) == col(ManagedCert.current_version_id))
+            return {slot_id: v for slot_id, v in s.exec(q) if slot_id is not None}
+
+    def histories(self) -> dict[int, list[CertVersion]]:
+        """Slot id -> every certificate it ever had, newest first, in one query."""
+        out: dict[int, list[CertVersion]] = {}
+        with session_scope(self.engine) as s:
+            for v in s.exec(select(CertVersion).order_by(col(CertVersion.id).desc())):
+                out.setdefault(v.managed_id, []).append(v)
+        return out
+
+    def latest_deployments(self) -> dict[int, tuple[Deployment, Deployment | None]]:
+        """Slot id -> (its newest deployment, its newest verified one), in one query."""
+        newest = func.row_number().over(partition_by=col(Deployment.managed_id),
+                                        order_by=col(Deployment.id).desc())
+        verified = col(Deployment.result) == "verified"
+        newest_of_kind = func.row_number().over(partition_by=(col(Deployment.managed_id), verified),
+                                                order_by=col(Deployment.id).desc())
+        ranked = select(col(Deployment.id).label("id"), newest.label("newest"),
+                        newest_of_kind.label("newest_of_kind"), verified.label("verified")).subquery()
+        q = (select(Deployment).join(ranked, ranked.c.id == col(Deployment.id))
+             .where(or_(ranked.c.newest == 1, and_(ranked.c.verified, ranked.c.newest_of_kind == 1)))
+             .order_by(col(Deployment.id).desc()))
+        out: dict[int, tuple[Deployment, Deployment | None]] = {}
+        with session_scope(self.engine) as s:
+            for d in s.exec(q):  # newest first: the first row of a slot is its newest deployment
+                last, last_verified = out.get(d.managed_id, (d, None))
+                out[d.managed_id] = (last, last_verified or (d if d.result == "verified" else None))
+        return out
+
+    def recent_probes(self, limit: int) -> dict[str, list[ProbeRecord]]:
+        """Hostname -> its newest ``limit`` probe results, newest first, in one query."""
+        rank = func.row_number().over(partition_by=col(ProbeRecord.hostname), order_by=col(ProbeRecord.id).desc())
+        ranked = select(col(ProbeRecord.id).label("id"), rank.label("rank")).subquery()
+        q = (select(ProbeRecord).join(ranked, ranked.c.id == col(ProbeRecord.id))
+             .where(ranked.c.rank <= limit).order_by(col(ProbeRecord.id).desc()))
+        out: dict[str, list[ProbeRecord]] = {}
+        with session_scope(self.engine) as s:
+            for p in s.exec(q):
+                if p.hostname is not None:
+                    out.setdefault(p.hostname, []).append(p)
+        return out
+
+    def slots(self, hostnames: Collection[str] | None = None) -> list[ManagedCert]:
+        """Every slot, or those of ``hostnames``."""
+        q = select(ManagedCert).order_by(col(ManagedCert.hostname), col(ManagedCert.key_alg))
+        if hostnames is not None:
+            q = q.where(col(ManagedCert.hostname).in_(sorted(hostnames)))
+        with session_scope(self.engine) as s:
+            return list(s.exec(q))
 
     def slot(self, slot_id: int) -> ManagedCert:
         with session_scope(self.engine) as s:
@@ -131,19 +196,7 @@ class Store:
         """Take the slot for ``seconds`` unless somebody else holds a live lease."""
         now = now or utcnow()
         with session_scope(self.engine) as s:
-            result = s.exec(
-                update(ManagedCert)
-                .where(
-                    col(ManagedCert.id) == slot_id,
-                    or_(
-                        col(ManagedCert.lease_until).is_(None),
-                        col(ManagedCert.lease_until) < now,
-                        col(ManagedCert.lease_owner) == owner,
-                    ),
-                )
-                .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
-            )
-            return bool(result.rowcount == 1)
+            return bool(s.exec(_lease_update(slot_id, owner, seconds, now)).rowcount == 1)
 
     def lease_owner(self, slot_id: int) -> str | None:
         with session_scope(self.engine) as s:
@@ -239,16 +292,50 @@ class Store:
             row.uri, row.key_path, row.contact, row.updated_at = uri, key_path, json.dumps(contact), now
             s.add(row)
 
-    # ------------------------------------------------------------------ orders and events
+    # ------------------------------------------------------------------ lifecycle steps (one transaction each)
 
-    def start_order(self, slot_id: int, issuer: str, node: str) -> int:
+    def start_renewal(self, slot_id: int, issuer: str, node: str, hostname: str, key_alg: str,
+                      reason: str) -> int:
+        """Open an order attempt and log ``renewal_started``; the order's id."""
         now = utcnow()
         with session_scope(self.engine) as s:
+            s.add(_event("renewal_started", hostname, key_alg, {"reason": reason, "node": node}, now))
             row = OrderAttempt(managed_id=slot_id, issuer=issuer, node=node, started_at=now, updated_at=now)
             s.add(row)
             s.flush()
             assert row.id is not None
             return row.id
+
+    def key_ready(self, slot_id: int, hostname: str, key_alg: str, key_type: str, key_path: str) -> None:
+        """The key to certify is on disk: remember it as pending (a fresh CSR and order follow)
+        and log ``key_ready``."""
+        now = utcnow()
+        with session_scope(self.engine) as s:
+            s.exec(update(ManagedCert).where(col(ManagedCert.id) == slot_id).values(
+                pending_key_path=key_path, pending_csr=None, pending_order_url=None, pending_since=now,
+                state="key_ready", updated_at=now))
+            s.add(_event("key_ready", hostname, key_alg, {"key_path": key_path, "key_type": key_type}, now))
+
+    def record_step(self, slot_id: int, order_id: int, owner: str, lease_seconds: float, step: str,
+                    hostname: str, key_alg: str, detail: Mapping[str, Any]) -> bool:
+        """One ACME step of an order, in one transaction: the order's state (and its URL once
+        created, also kept on the slot so an interrupted run resumes it), the event, and
+        ``owner``'s lease on the slot extended.  Returns whether ``owner`` still holds the
+        lease; when not (another node took over), the step is recorded all the same -- it
+        happened -- and the caller stops."""
+        now = utcnow()
+        order_url = detail.get("order_url") if step == "order_created" else None
+        with session_scope(self.engine) as s:
+            s.exec(update(OrderAttempt).where(col(OrderAttempt.id) == order_id).values(
+                state=step, updated_at=now, **({"order_url": order_url} if order_url else {})))
+            if order_url:
+                s.exec(update(ManagedCert).where(col(ManagedCert.id) == slot_id).values(
+                    pending_order_url=order_url, state="order_pending", updated_at=now))
+            s.add(_event(step, hostname, key_alg, detail, now))
+            held = s.exec(_lease_update(slot_id, owner, lease_seconds, now)).rowcount == 1
+        return bool(held)
+
+    # ------------------------------------------------------------------ orders and events
 
     def update_order(self, order_id: int, **fields: Any) -> None:
         with session_scope(self.engine) as s:
@@ -355,6 +442,22 @@ class Store:
         with session_scope(self.engine) as s:
             q = select(ProbeRecord).where(ProbeRecord.hostname == hostname).order_by(col(ProbeRecord.id).desc())
             return s.exec(q).first()
+
+
+def _lease_update(slot_id: int, owner: str, seconds: float, now: datetime) -> Any:
+    """The conditional UPDATE that takes or extends ``owner``'s lease on a slot (one row or none)."""
+    return (
+        update(ManagedCert)
+        .where(
+            col(ManagedCert.id) == slot_id,
+            or_(
+                col(ManagedCert.lease_until).is_(None),
+                col(ManagedCert.lease_until) < now,
+                col(ManagedCert.lease_owner) == owner,
+            ),
+        )
+        .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+    )
 
 
 def _assign(row: Any, fields: Mapping[str, Any]) -> None:

@@ -15,40 +15,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from certmgr.store.db import session_scope
-from certmgr.store.models import CalendarEvent, CertVersion, JobState, Reminder
+from certmgr.store.models import CalendarEvent, JobState, Reminder
 
 if TYPE_CHECKING:
     from certmgr.store import Store
 
 #: SQLite's older builds allow 999 bound parameters per statement
-_CHUNK = 500
+_MAX_IN = 500
 
 
-def _chunks(items: list[int] | list[str]) -> Iterable[list[int] | list[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i:i + _CHUNK]
-
-
-# ---------------------------------------------------------------------- versions
-
-
-def current_versions(store: Store, version_ids: Iterable[int | None]) -> dict[int, CertVersion]:
-    """The versions with these ids, in one query per 500 (the daemon checks thousands)."""
-    ids = sorted({v for v in version_ids if v is not None})
-    out: dict[int, CertVersion] = {}
-    with session_scope(store.engine) as s:
-        for chunk in _chunks(ids):
-            for row in s.exec(select(CertVersion).where(col(CertVersion.id).in_(chunk))):
-                assert row.id is not None
-                out[row.id] = row
-    return out
+def _among(column: Any, ids: set[int]) -> Any:
+    """``column IN ids`` for a few ids; for many (the daemon asks about every certificate) no
+    condition -- the caller filters -- so that the question stays one statement."""
+    return col(column).in_(sorted(ids)) if len(ids) <= _MAX_IN else true()
 
 
 # ---------------------------------------------------------------------- reminders
@@ -56,27 +42,28 @@ def current_versions(store: Store, version_ids: Iterable[int | None]) -> dict[in
 
 def queued_kinds(store: Store, managed_ids: Iterable[int]) -> dict[tuple[int, str, str], set[str]]:
     """{(managed_id, version_key, notifier): {kind, ...}} of every reminder ever queued."""
-    ids = sorted(set(managed_ids))
+    ids = set(managed_ids)
     out: dict[tuple[int, str, str], set[str]] = {}
+    q = select(Reminder.managed_id, Reminder.version_key, Reminder.notifier, Reminder.kind).where(
+        _among(Reminder.managed_id, ids))
     with session_scope(store.engine) as s:
-        for chunk in _chunks(ids):
-            q = select(Reminder.managed_id, Reminder.version_key, Reminder.notifier, Reminder.kind).where(
-                col(Reminder.managed_id).in_(chunk))
-            for managed_id, version_key, notifier, kind in s.exec(q):
+        for managed_id, version_key, notifier, kind in s.exec(q):
+            if managed_id in ids:
                 out.setdefault((managed_id, version_key, notifier), set()).add(kind)
     return out
 
 
 def probe_notices(store: Store, managed_ids: Iterable[int]) -> dict[tuple[int, str], dict[str, dict[str, datetime]]]:
     """{(managed_id, notifier): {episode key: {kind: queued at}}} of every probe notice ever queued."""
-    ids = sorted(set(managed_ids))
+    ids = set(managed_ids)
     out: dict[tuple[int, str], dict[str, dict[str, datetime]]] = {}
+    q = select(Reminder).where(_among(Reminder.managed_id, ids), col(Reminder.kind).startswith("probe:"))
     with session_scope(store.engine) as s:
-        for chunk in _chunks(ids):
-            q = select(Reminder).where(col(Reminder.managed_id).in_(chunk), col(Reminder.kind).startswith("probe:"))
-            for r in s.exec(q):
-                at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)  # SQLite: naive
-                out.setdefault((r.managed_id, r.notifier), {}).setdefault(r.version_key, {})[r.kind] = at
+        for r in s.exec(q):
+            if r.managed_id not in ids:
+                continue
+            at = r.created_at if r.created_at.tzinfo else r.created_at.replace(tzinfo=UTC)  # SQLite: naive
+            out.setdefault((r.managed_id, r.notifier), {}).setdefault(r.version_key, {})[r.kind] = at
     return out
 
 

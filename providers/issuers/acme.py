@@ -15,12 +15,14 @@ nonces belong to one connection pool.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import re
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -127,6 +129,8 @@ class AcmeIssuer:
         self._account_lock = threading.Lock()
         self._directory: messages.Directory | None = None
         self._account: _Account | None = None
+        # idle connections to the CA, kept across issuances (see _connection)
+        self._idle: list[tuple[_Account | None, RetryingNetwork]] = []
 
     @classmethod
     def from_config(cls, name: str, options: Options, env: ProviderEnv) -> Self:
@@ -193,6 +197,26 @@ class AcmeIssuer:
             timeout=REQUEST_TIMEOUT,
         )
         return net
+
+    @contextlib.contextmanager
+    def _connection(self, account: _Account | None) -> Iterator[RetryingNetwork]:
+        """A network to the CA for ``account``, used by one thread at a time and kept for the
+        next request: its TLS connection and the nonces the CA handed out are reused, instead
+        of a handshake and a newNonce round trip per certificate."""
+        with self._lock:
+            net = next((n for a, n in self._idle if a is account), None)
+            if net is not None:
+                self._idle = [(a, n) for a, n in self._idle if n is not net]
+        if net is None:
+            net = self._network(account)
+        try:
+            yield net
+        finally:
+            with self._lock:
+                if account is None or account is self._account:  # not one of a forgotten account
+                    self._idle.append((account, net))
+                else:
+                    net.session.close()
 
     def _get_directory(self, hostname: str) -> messages.Directory:
         with self._lock:
@@ -313,38 +337,45 @@ class AcmeIssuer:
         account = self._get_account(ctx)
         resume = ctx.resume_order_url
         for attempt in (1, 2):
-            net = self._network(account)
-            client = acme_client.ClientV2(directory, net)
-            run = Issuance(
-                client,
-                account.key,
-                self.solver,
-                request,
-                ctx,
-                host=self.host,
-                deadline=deadline,
-                profile=self.profile,
-                send_replaces=self._has_ari(directory),
-                resume_order_url=resume,
-            )
-            try:
-                return run.run()
-            except messages.Error as e:
-                if e.code == "accountDoesNotExist" and attempt == 1:
-                    account = self._reregister(account, ctx)
-                    # orders belonged to the forgotten account
-                    resume = None
-                    continue
-                raise map_acme_error(
-                    e, host=self.host, hostname=request.hostname, what=run.what, response=net.last_response
-                ) from e
-            except CertmgrError:
-                raise
-            except (*_ACME_ERRORS, ValueError) as e:
-                raise map_acme_error(
-                    e, host=self.host, hostname=request.hostname, what=run.what, response=net.last_response
-                ) from e
+            with self._connection(account) as net:
+                outcome = self._issue_once(directory, account, net, request, ctx, deadline, resume, attempt)
+            if outcome is not None:
+                return outcome
+            account = self._reregister(account, ctx)
+            resume = None  # orders belonged to the forgotten account
         raise AssertionError("unreachable")
+
+    def _issue_once(self, directory: messages.Directory, account: _Account, net: RetryingNetwork,
+                    request: CertRequest, ctx: IssueContext, deadline: float, resume: str | None,
+                    attempt: int) -> IssuedCertificate | None:
+        """One issuance; None when the CA forgot the account on the first attempt."""
+        client = acme_client.ClientV2(directory, net)
+        run = Issuance(
+            client,
+            account.key,
+            self.solver,
+            request,
+            ctx,
+            host=self.host,
+            deadline=deadline,
+            profile=self.profile,
+            send_replaces=self._has_ari(directory),
+            resume_order_url=resume,
+        )
+        try:
+            return run.run()
+        except messages.Error as e:
+            if e.code == "accountDoesNotExist" and attempt == 1:
+                return None
+            raise map_acme_error(
+                e, host=self.host, hostname=request.hostname, what=run.what, response=net.last_response
+            ) from e
+        except CertmgrError:
+            raise
+        except (*_ACME_ERRORS, ValueError) as e:
+            raise map_acme_error(
+                e, host=self.host, hostname=request.hostname, what=run.what, response=net.last_response
+            ) from e
 
     # -- Revoker ------------------------------------------------------------
 
@@ -376,18 +407,18 @@ class AcmeIssuer:
         if not self._has_ari(directory):
             return None
         url = f"{str(directory['renewalInfo']).rstrip('/')}/{ari_cert_id(cert_pem)}"
-        net = self._network(None)
-        try:
-            resp = net.get(url, content_type="application/json")
-            info = messages.RenewalInfo.from_json(resp.json())
-        except _ACME_ERRORS as e:
-            raise map_acme_error(
-                e,
-                host=self.host,
-                hostname=ctx.hostname,
-                what="fetching renewal information",
-                response=net.last_response,
-            ) from e
+        with self._connection(None) as net:
+            try:
+                resp = net.get(url, content_type="application/json")
+                info = messages.RenewalInfo.from_json(resp.json())
+            except _ACME_ERRORS as e:
+                raise map_acme_error(
+                    e,
+                    host=self.host,
+                    hostname=ctx.hostname,
+                    what="fetching renewal information",
+                    response=net.last_response,
+                ) from e
         window = info.suggested_window
         seconds = retry_after_seconds(resp)
         retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds) if seconds is not None else None
@@ -405,6 +436,10 @@ class AcmeIssuer:
         )
 
     def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _account, net in idle:
+            net.session.close()
         if isinstance(self.solver, Closeable):
             self.solver.close()
 

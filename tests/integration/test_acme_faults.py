@@ -278,3 +278,19 @@ def test_untrusted_acme_tls_certificate_is_refused(tmp_path: Path, pebble: Pebbl
     assert "ca_bundle" in err, "the message says what to do"
     assert not list((tmp_path / "state").glob("certs/*/*/*/cert.pem"))
     assert "Traceback" not in r.stderr
+
+
+def test_one_process_reuses_its_connection_and_nonces_across_certificates(
+        tmp_path: Path, pebble: Pebble, healthy: FaultProxy) -> None:
+    """Issuing several certificates in a row asks the CA for a fresh nonce once, not once per
+    certificate: the connection to the CA, and the nonces it hands out, are kept for the next order."""
+    hosts = [f"mx{i}.example.com" for i in range(1, 5)]
+    config = write_config(tmp_path, healthy.directory_url(), ca_bundle=pebble.ca_bundle,
+                          http_port=pebble.http_port, hosts=hosts)
+    config.write_text(config.read_text().replace("[certmgr]\n", "[certmgr]\nconcurrency = 1\n", 1))
+    out = json.loads(ok(run_cli(config, "renew", "--json")).stdout)
+    assert [o["action"] for o in out] == ["issued"] * len(hosts), out
+    counts = healthy.counts()
+    REQUEST_COUNTS[f"{len(hosts)} certificates in one run"] = counts
+    # one for the account registration, one for the first order; later orders reuse nonces
+    assert counts.get("/nonce-plz", 0) <= 2, counts

@@ -136,7 +136,7 @@ def test_only_the_lease_holder_records_an_issued_certificate(tmp_path: Path) -> 
     slot = store.sync_slot("mx1.example.com", "rsa", "rsa-2048", ["mx1.example.com"], "le")
     assert slot.id is not None
     now = utcnow()
-    order = store.start_order(slot.id, "le", "node-a")
+    order = store.start_renewal(slot.id, "le", "node-a", "mx1.example.com", "rsa", "forced")
     assert store.claim(slot.id, "node-a", 10, now)
     assert store.claim(slot.id, "node-b", 10, now + timedelta(seconds=11)), "node-a stalled; node-b took over"
     fields = {"state": "issued", "last_result": "success"}
@@ -146,6 +146,26 @@ def test_only_the_lease_holder_records_an_issued_certificate(tmp_path: Path) -> 
     assert store.record_issued(slot.id, order, "node-b", fields, {"serial": "02"})
     assert store.slot(slot.id).state == "issued" and store.orders(slot.id)[0].state == "issued"
     assert [e.detail for e in store.events(kind="issued")] == ['{"serial": "02"}']
+
+
+def test_a_step_is_recorded_with_its_event_and_says_whether_the_lease_is_still_held(tmp_path: Path) -> None:
+    """One ACME step is one transaction: the order's state and URL, the slot's pending order,
+    the event and the lease renewal; a node whose lease was taken hears so (and stops)."""
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    slot = store.sync_slot("mx1.example.com", "rsa", "rsa-2048", ["mx1.example.com"], "le")
+    assert slot.id is not None
+    order = store.start_renewal(slot.id, "le", "node-a", "mx1.example.com", "rsa", "forced")
+    assert store.claim(slot.id, "node-a", 60)
+    url = "https://ca.example/order/1"
+    assert store.record_step(slot.id, order, "node-a", 60, "order_created", "mx1.example.com", "rsa",
+                             {"order_url": url})
+    after = store.slot(slot.id)
+    assert (after.pending_order_url, after.state, after.lease_owner) == (url, "order_pending", "node-a")
+    assert (store.orders(slot.id)[0].state, store.orders(slot.id)[0].order_url) == ("order_created", url)
+    assert [e.kind for e in store.events()] == ["renewal_started", "order_created"]
+    store.take_over(slot.id, "node-a", "node-b", 60)
+    assert not store.record_step(slot.id, order, "node-a", 60, "challenge_answered", "mx1.example.com", "rsa", {})
+    assert store.slot(slot.id).lease_owner == "node-b", "the lease stays with the node that took it"
 
 
 def test_waiting_on_dns_is_not_a_failed_deployment(tmp_path: Path) -> None:

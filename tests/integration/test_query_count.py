@@ -1,0 +1,185 @@
+"""The store answers a command in a number of SQL statements that does not grow with the inventory.
+
+What this proves: `status`, `renew` with nothing due, `check` of one host, `metrics` and one daemon
+tick (the renew check over every certificate, then the reminder pass) each send the database the
+same number of statements at 10 certificates as at 1,000 -- no query per row.  Statements are
+counted with SQLAlchemy's ``before_cursor_execute`` event (an ``executemany`` counts once, as it is
+one round trip).  The commands run in-process through their public entry points (``certmgr.cli.main``
+and the daemon's job function); the certificates are seeded through `csr` and `import` with a
+local test CA, never by writing rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from certmgr.cli import main
+from certmgr.config.load import load_config
+from certmgr.lifecycle.manual import export_csr, import_certificate
+from certmgr.runtime import Runtime
+from certmgr.service.jobs import renew_job
+from tests.peers.pebble import ChallTestSrv
+from tests.peers.smtpd import SmtpServer
+from tests.peers.testca import TestCA
+
+SMALL, LARGE = 10, 1000
+
+
+@pytest.fixture(scope="module")
+def ca() -> TestCA:
+    return TestCA("query count")
+
+
+@pytest.fixture(scope="module")
+def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChallTestSrv]:
+    """A DNS server answering 127.0.0.1 for every name, for the name checks of `check`."""
+    srv = ChallTestSrv(tmp_path_factory.mktemp("dns"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def smtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
+    with SmtpServer(tmp_path_factory.mktemp("smtpd")) as server:
+        yield server
+
+
+def sign(ca: TestCA, csr_pem: bytes) -> bytes:
+    csr = x509.load_pem_x509_csr(csr_pem)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca.inter.subject)
+        .public_key(csr.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=90))
+        .add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
+                       critical=False)
+        .sign(ca.inter_key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
+
+
+def seeded(root: Path, n: int, ca: TestCA, dns: ChallTestSrv, smtpd: SmtpServer) -> Path:
+    """A config of ``n`` manual-CA MTAs, each with a certificate imported through `csr` + `import`."""
+    mtas = "".join(
+        f'\n[[mta]]\nhostname = "mx{i:04d}.example.com"\nkey = "ecdsa-p256"\nissuer = "corp"\nnotify = ["ops"]\n'
+        f'smtp = "127.0.0.1:{smtpd.port}"\n'
+        for i in range(n)
+    )
+    root.mkdir()
+    path = root / "certmgr.toml"
+    path.write_text(f"""
+[certmgr]
+state_dir = "{root / 'state'}"
+trust = "{ca.write_root(root / 'root.pem')}"
+resolver = "{dns.dns_server}"
+
+[issuer.corp]
+type = "manual"
+
+[notify.ops]
+type = "email"
+smtp = "127.0.0.1:9"
+from = "certmgr@example.com"
+to = ["ops@example.com"]
+calendar = false
+{mtas}""")
+    rt = Runtime(load_config(path))
+    try:
+        for mta in rt.config.mtas:
+            [(_alg, csr)] = export_csr(rt, mta.hostname)
+            pem = root / f"{mta.hostname}.pem"
+            pem.write_bytes(sign(ca, csr))
+            import_certificate(rt, mta.hostname, pem)
+    finally:
+        rt.close()
+    return path
+
+
+@contextmanager
+def counting() -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+
+
+def daemon_tick(config: Path) -> None:
+    rt = Runtime(load_config(config))
+    try:
+        renew_job(rt, lambda: False)
+    finally:
+        rt.close()
+
+
+COMMANDS: dict[str, Callable[[Path], object]] = {
+    "status": lambda c: main(["-c", str(c), "status", "--json"]),
+    "renew, nothing due": lambda c: main(["-c", str(c), "renew", "--json"]),
+    "check of one host": lambda c: main(["-c", str(c), "check", "--json", "mx0003.example.com"]),
+    "metrics": lambda c: main(["-c", str(c), "metrics"]),
+    "daemon tick": daemon_tick,
+}
+
+
+@pytest.fixture(scope="module")
+def configs(tmp_path_factory: pytest.TempPathFactory, ca: TestCA, dns: ChallTestSrv,
+            smtpd: SmtpServer) -> Iterator[dict[int, Path]]:
+    # in memory when the machine has a tmpfs: this test counts statements, and seeding a
+    # thousand certificates on a busy disk is mostly fsync
+    shm = Path("/dev/shm")
+    root = Path(tempfile.mkdtemp(dir=shm)) if shm.is_dir() else tmp_path_factory.mktemp("inventories")
+    try:
+        yield {n: seeded(root / f"n{n}", n, ca, dns, smtpd) for n in (SMALL, LARGE)}
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_statement_count_does_not_grow_with_the_inventory(
+        command: str, configs: dict[int, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    counts: dict[int, list[str]] = {}
+    for n, config in configs.items():
+        COMMANDS[command](config)  # once to settle what a first run does (schema, inventory sync)
+        with counting() as statements:
+            COMMANDS[command](config)
+        counts[n] = statements
+    capsys.readouterr()
+    small, large = len(counts[SMALL]), len(counts[LARGE])
+    assert large == small, (
+        f"{command}: {small} SQL statements at {SMALL} certificates, {large} at {LARGE}; "
+        f"most frequent at {LARGE}: {most_frequent(counts[LARGE])}")
+
+
+def most_frequent(statements: list[str]) -> list[tuple[int, str]]:
+    tally: dict[str, int] = {}
+    for s in statements:
+        key = " ".join(s.split())[:120]
+        tally[key] = tally.get(key, 0) + 1
+    return sorted(((n, s) for s, n in tally.items()), reverse=True)[:5]
