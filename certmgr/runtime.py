@@ -136,8 +136,8 @@ class Runtime:
         return self.load_account(issuer)
 
     def save_account(self, record: AccountRecord) -> None:
-        path = self.state.account_key_path(record.issuer, record.directory)
-        if not path.exists() or path.read_bytes() != record.key_pem:
+        path = self.state.account_key_path(record.issuer, record.directory, record.key_pem)
+        if not path.exists():
             atomic_write(path, record.key_pem, 0o600)
         self.store.save_account(record.issuer, record.directory, socket.gethostname(), record.uri, str(path),
                                 list(record.contact))

@@ -40,6 +40,7 @@ ALGORITHMS = {
 _KEY_RE = re.compile(r'key\s+"?([A-Za-z0-9._-]+)"?\s*\{(.*?)\}\s*;', re.S)
 _ALG_RE = re.compile(r"algorithm\s+\"?([A-Za-z0-9-]+)\"?\s*;")
 _SECRET_RE = re.compile(r'secret\s+"([^"]+)"\s*;')
+_COMMENT_RE = re.compile(r'("[^"]*")|(?:#|//)[^\n]*|/\*.*?\*/', re.S)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,8 @@ class TsigKey:
 
 def parse_tsig_key(text: str, *, source: str = "key file") -> TsigKey:
     """The first ``key "name" { algorithm ...; secret "..."; };`` of a BIND key file."""
-    text = re.sub(r"(#|//)[^\n]*", "", text)
+    # comments go, quoted strings stay whole: a base64 secret may hold "//"
+    text = _COMMENT_RE.sub(lambda m: m.group(1) or "", text)
     m = _KEY_RE.search(text)
     if m is None:
         raise ValueError(f'{source}: no `key "name" {{ algorithm ...; secret "..."; }};` block found')

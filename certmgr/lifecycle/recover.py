@@ -162,8 +162,9 @@ def _recover_accounts(rt: Runtime) -> None:
         directory = str(issuer.options.get("directory", ""))
         if not directory:
             continue
-        path = rt.state.account_key_path(name, directory)
-        if path.exists() and rt.store.account(name, directory, socket.gethostname()) is None:
+        keys = rt.state.account_key_files(name, directory)
+        path = keys[0] if keys else None
+        if path is not None and rt.store.account(name, directory, socket.gethostname()) is None:
             contact = issuer.options.get("contact", [])
             rt.store.save_account(name, directory, socket.gethostname(), None, str(path),
                                   [str(c) for c in contact] if isinstance(contact, list) else [])

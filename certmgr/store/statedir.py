@@ -2,7 +2,7 @@
 
     keys/<hostname>/<alg>-<stamp>.pem        private keys, 0600, never overwritten
     certs/<hostname>/<alg>/<serial>/          cert.pem, chain.pem, fullchain.pem (history)
-    accounts/<issuer>-<digest>.pem            ACME account keys, 0600
+    accounts/<issuer>-<dir>-<key>.pem         ACME account keys, 0600, one file per key
 """
 
 from __future__ import annotations
@@ -33,6 +33,18 @@ class StateDir:
     def cert_dir(self, hostname: str, alg: str, serial: str) -> Path:
         return self._dir("certs", hostname, alg, serial)
 
-    def account_key_path(self, issuer: str, directory: str) -> Path:
-        digest = hashlib.sha256(directory.encode()).hexdigest()[:12]
-        return self._dir("accounts") / f"{issuer}-{digest}.pem"
+    def account_key_path(self, issuer: str, directory: str, key_pem: bytes) -> Path:
+        """One file per account key: processes that register at the same moment never overwrite
+        each other's key, so a stored account always points at the key it was registered with."""
+        key_digest = hashlib.sha256(key_pem).hexdigest()[:12]
+        return self._dir("accounts") / f"{self._account_prefix(issuer, directory)}-{key_digest}.pem"
+
+    def account_key_files(self, issuer: str, directory: str) -> list[Path]:
+        """The account key files of ``issuer`` at ``directory``, the newest first."""
+        prefix = self._account_prefix(issuer, directory)
+        found = [p for p in self._dir("accounts").glob(f"{prefix}*.pem") if p.is_file()]
+        return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+    @staticmethod
+    def _account_prefix(issuer: str, directory: str) -> str:
+        return f"{issuer}-{hashlib.sha256(directory.encode()).hexdigest()[:12]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,12 @@ def test_challenge_name_strips_wildcard() -> None:
     assert challenge_name("*.mx.example.test") == "_acme-challenge.mx.example.test."
     assert challenge_name("mx.example.test.") == "_acme-challenge.mx.example.test."
     assert parse_server("ns1.example.test") == ("ns1.example.test", 53)
+
+
+def test_a_secret_holding_two_slashes_is_not_cut_as_a_comment() -> None:
+    # base64 may hold "//" (tsig-keygen writes such keys about once in a hundred)
+    text = ('// made by tsig-keygen\nkey "k1" {\n\talgorithm hmac-sha256; # the default\n'
+            '\tsecret "Fg3R8Gt7Xq//JOiDKrnYZjce/pl6m27UIn87o5l5eQQ=";\n};\n')
+    key = parse_tsig_key(text)
+    assert key.name == "k1" and key.algorithm == "hmac-sha256"
+    assert key.secret == base64.b64decode("Fg3R8Gt7Xq//JOiDKrnYZjce/pl6m27UIn87o5l5eQQ=")
