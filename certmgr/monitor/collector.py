@@ -108,6 +108,29 @@ def _lines(path: Path, start: int, *, live: bool) -> Iterator[tuple[bytes, int]]
             yield line, offset
 
 
+class Tally:
+    """The sessions of one run, counted per hour, direction, domain, level and protocol."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, ...)
+        self.sessions = 0
+        self.last: datetime | None = None  # the time of the last session
+
+    def add(self, s: Session) -> None:
+        self.counts[(int(s.when.timestamp()) // 3600, s.direction, s.domain, s.level, s.protocol)] += 1
+        self.sessions += 1
+        self.last = s.when
+
+    def keyed(self) -> Counter[SessionKey]:
+        hours: dict[int, str] = {}
+        keyed: Counter[SessionKey] = Counter()
+        for (h, *rest), n in self.counts.items():
+            if h not in hours:
+                hours[h] = hour_of(datetime.fromtimestamp(h * 3600, UTC))
+            keyed[SessionKey(hours[h], *rest)] += n
+        return keyed
+
+
 class LogParser(Protocol):
     year: int
     unparsed: int
@@ -131,9 +154,8 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
     parser = PARSERS[log_type](datetime.now(UTC).year)
     if pos is not None and not result.position_lost:
         parser.restore(pos.get("parser", {}))
-    counts: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, domain, level, proto)
+    tally = Tally()
     offset, tail = 0, b""
-    last: datetime | None = None
     feed = parser.feed
     for path, start in plan:
         live = path == log
@@ -145,16 +167,9 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
             result.lines += 1
             s = feed(line.decode("utf-8", "replace"))
             if s is not None:
-                counts[(int(s.when.timestamp()) // 3600, s.direction, s.domain, s.level, s.protocol)] += 1
-                result.sessions += 1
-                last = s.when
-    hours: dict[int, str] = {}
-    keyed: Counter[SessionKey] = Counter()
-    for (h, *rest), n in counts.items():
-        if h not in hours:
-            hours[h] = hour_of(datetime.fromtimestamp(h * 3600, UTC))
-        keyed[SessionKey(hours[h], *rest)] += n
-    last_time = last.isoformat() if last else pos.get("last_time") if pos else None
+                tally.add(s)
+    result.sessions = tally.sessions
+    last_time = tally.last.isoformat() if tally.last else pos.get("last_time") if pos else None
     st = log.stat()
     if tail:
         new_pos = {"dev": st.st_dev, "ino": st.st_ino, "offset": offset, "tail_len": len(tail),
@@ -167,6 +182,6 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
     new_pos["parser"] = parser.state()
     new_pos["last_time"] = last_time
     result.unparsed = parser.unparsed
-    storage.commit(source, new_pos, keyed, result.unparsed)
+    storage.commit(source, new_pos, tally.keyed(), result.unparsed)
     return result
 

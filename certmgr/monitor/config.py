@@ -4,6 +4,7 @@ when the report goes out and when to alert.
 ```toml
 [monitor]
 logs   = [{ type = "postfix", path = "/var/log/mail.log" }]   # type: postfix | exim
+#        or { type = "postfix", journal = "postfix@-.service", directory = "/var/log/journal/remote" }
 tlsrpt = { maildir = "/var/mail/tlsrpt" }   # and/or listen = "127.0.0.1:9421", cert = "/…", key = "/…"
 report = { notify = ["mailops"], every = "weekly" }           # daily | weekly | off
 alerts = { tls_share = 0.9, min_sessions = 20, tlsrpt_failures = 1 }
@@ -14,6 +15,7 @@ Every problem is a ``ConfigError`` naming the table and the key.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,18 @@ TABLE = "monitor"
 @dataclass(frozen=True)
 class LogSource:
     type: str
-    path: Path
+    path: Path | None = None  # a log file, or
+    journal: str | None = None  # a systemd unit whose journal entries are read
+    directory: Path | None = None  # journal files of this directory instead of the system journal
+
+    @property
+    def name(self) -> str:
+        """What the source's position is stored and reported under."""
+        if self.journal is not None:
+            from certmgr.monitor.journal import journal_source
+
+            return journal_source(self.journal, self.directory)
+        return str(self.path)
 
 
 @dataclass(frozen=True)
@@ -64,16 +77,38 @@ def _logs(value: Any, file: str | None) -> tuple[LogSource, ...]:
     out = []
     for i, item in enumerate(value):
         key = f"logs[{i}]"
-        t = _table(item, key, file, {"type", "path", "journal"})
+        t = _table(item, key, file, {"type", "path", "journal", "directory"})
         if t.get("type") not in LOG_TYPES:
             raise _err(f"type must be one of {', '.join(LOG_TYPES)}, got {t.get('type')!r}", f"{key}.type", file)
         if "journal" in t:
-            raise _err("journal sources are not supported yet; give the log file as path", f"{key}.journal", file)
+            out.append(_journal(t, key, file))
+            continue
+        if "directory" in t:
+            raise _err("directory is where journal files are: give journal = \"<unit>\" too", f"{key}.directory",
+                       file)
         path = t.get("path")
         if not isinstance(path, str) or not path.startswith("/"):
             raise _err(f"path must be an absolute file name, got {path!r}", f"{key}.path", file)
         out.append(LogSource(t["type"], Path(path)))
     return tuple(out)
+
+
+def _journal(t: dict[str, Any], key: str, file: str | None) -> LogSource:
+    if "path" in t:
+        raise _err("give either path (a log file) or journal (a systemd unit), not both", f"{key}.journal", file)
+    unit = t["journal"]
+    if not isinstance(unit, str) or not re.fullmatch(r"[A-Za-z0-9:_.@*?\\\[\]-]+", unit):
+        raise _err(f"journal must be a systemd unit name (like postfix@-.service), got {unit!r}",
+                   f"{key}.journal", file)
+    if shutil.which("journalctl") is None:
+        raise _err("journal sources are read with journalctl, which is not on PATH: install systemd's "
+                   "journalctl or give the log file as path", f"{key}.journal", file)
+    directory = t.get("directory")
+    if directory is not None and (not isinstance(directory, str) or not directory.startswith("/")
+                                  or not Path(directory).is_dir()):
+        raise _err(f"directory must be an existing absolute directory of journal files, got {directory!r}",
+                   f"{key}.directory", file)
+    return LogSource(t["type"], journal=unit, directory=Path(directory) if directory else None)
 
 
 def _listen(value: Any, file: str | None) -> tuple[str, int]:

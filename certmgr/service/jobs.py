@@ -193,6 +193,6 @@ def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegis
         from certmgr.monitor.metrics import collector
         from certmgr.store.monitor import MonitorStore
 
-        sources = [str(src.path) for src in rt.config.monitor.logs]
+        sources = [src.name for src in rt.config.monitor.logs]
         registry.register(collector(MonitorStore(rt.store), sources, now=now))
     return registry
