@@ -24,6 +24,7 @@ past it are not seen: rotate with a reload (``postfix logrotate`` does).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 from collections import Counter
@@ -35,7 +36,7 @@ from typing import IO, Any, Protocol
 
 from certmgr.monitor.exim_log import EximLogParser
 from certmgr.monitor.postfix_log import PostfixLogParser, Session
-from certmgr.monitor.storage import MonitorStorage, SessionKey, hour_of
+from certmgr.monitor.storage import MonitorStorage, PeerKey, SessionKey, hour_of
 
 
 @dataclass
@@ -113,22 +114,28 @@ class Tally:
 
     def __init__(self) -> None:
         self.counts: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, ...)
+        self.plain: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, domain, peer)
         self.sessions = 0
         self.last: datetime | None = None  # the time of the last session
 
     def add(self, s: Session) -> None:
-        self.counts[(int(s.when.timestamp()) // 3600, s.direction, s.domain, s.level, s.protocol)] += 1
+        hour = int(s.when.timestamp()) // 3600
+        self.counts[(hour, s.direction, s.domain, s.level, s.protocol)] += 1
+        if not s.tls:
+            self.plain[(hour, s.direction, s.domain, s.host, s.address)] += 1
         self.sessions += 1
         self.last = s.when
 
+    def plain_peers(self) -> Counter[PeerKey]:
+        return Counter({PeerKey(_hour(h), *rest): n for (h, *rest), n in self.plain.items()})
+
     def keyed(self) -> Counter[SessionKey]:
-        hours: dict[int, str] = {}
-        keyed: Counter[SessionKey] = Counter()
-        for (h, *rest), n in self.counts.items():
-            if h not in hours:
-                hours[h] = hour_of(datetime.fromtimestamp(h * 3600, UTC))
-            keyed[SessionKey(hours[h], *rest)] += n
-        return keyed
+        return Counter({SessionKey(_hour(h), *rest): n for (h, *rest), n in self.counts.items()})
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour(epoch_hour: int) -> str:
+    return hour_of(datetime.fromtimestamp(epoch_hour * 3600, UTC))
 
 
 class LogParser(Protocol):
@@ -182,6 +189,6 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
     new_pos["parser"] = parser.state()
     new_pos["last_time"] = last_time
     result.unparsed = parser.unparsed
-    storage.commit(source, new_pos, tally.keyed(), result.unparsed)
+    storage.commit(source, new_pos, tally.keyed(), result.unparsed, tally.plain_peers())
     return result
 

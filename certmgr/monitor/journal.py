@@ -120,5 +120,5 @@ def collect_journal(unit: str, storage: MonitorStorage, *, log_type: str = "post
     result.unparsed += parser.unparsed
     last_time = tally.last.isoformat() if tally.last else pos.get("last_time") if pos else None
     new_pos = {"cursor": cursor, "parser": parser.state(), "last_time": last_time}
-    storage.commit(source, new_pos, tally.keyed(), result.unparsed)
+    storage.commit(source, new_pos, tally.keyed(), result.unparsed, tally.plain_peers())
     return result

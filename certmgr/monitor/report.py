@@ -70,6 +70,7 @@ def build_report(storage: MonitorStorage, since: datetime, until: datetime, *,
     previous = list(storage.sessions(since - (until - since), since))
     tlsrpt = storage.tlsrpt(since, until)
     alerts: list[Alert] = evaluate(_levels(rows), _levels(previous), tlsrpt_failures=tlsrpt.failures,
+                                   plain_peers=storage.plain_peers(since, until),
                                    enforced_partners=enforced_partners, thresholds=thresholds)
     return {
         "since": since.isoformat(),

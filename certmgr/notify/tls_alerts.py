@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from certmgr.errors import CertmgrError
 from certmgr.interfaces import Message
-from certmgr.monitor.alerts import Alert, Deployment, failures_after_deployments
+from certmgr.monitor.alerts import Alert, Deployment, enforced_partners, failures_after_deployments
 from certmgr.runtime import Runtime
 
 log = logging.getLogger("certmgr.daemon")
@@ -47,7 +47,8 @@ def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     mon = rt.config.monitor
     assert mon is not None
     storage = MonitorStore(rt.store)
-    report = build_report(storage, now - WINDOW, now, thresholds=mon.thresholds)
+    report = build_report(storage, now - WINDOW, now, thresholds=mon.thresholds,
+                          enforced_partners=enforced_partners(rt.config.partners))
     alerts = [Alert(**a) for a in report["alerts"]]
     deployments = []
     wanted = {m.hostname for m in rt.config.mtas}

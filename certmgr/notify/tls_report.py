@@ -63,6 +63,7 @@ def report_message(report: dict[str, Any], previous: dict[str, Any] | None, even
 
 def send_if_due(rt: Runtime, now: datetime) -> str | None:
     """Send the report when it is due; what was done, or None when nothing was due."""
+    from certmgr.monitor.alerts import enforced_partners
     from certmgr.monitor.report import build_report
     from certmgr.store.monitor import MonitorStore
 
@@ -75,8 +76,10 @@ def send_if_due(rt: Runtime, now: datetime) -> str | None:
         return None
     period = PERIODS[mon.report_every]
     storage = MonitorStore(rt.store)
-    report = build_report(storage, now - period, now, thresholds=mon.thresholds)
-    previous = build_report(storage, now - 2 * period, now - period, thresholds=mon.thresholds)
+    partners = enforced_partners(rt.config.partners)
+    report = build_report(storage, now - period, now, thresholds=mon.thresholds, enforced_partners=partners)
+    previous = build_report(storage, now - 2 * period, now - period, thresholds=mon.thresholds,
+                            enforced_partners=partners)
     msg = report_message(report, previous, _events(rt, now - period, now))
     failed = []
     for name in mon.report_notify:

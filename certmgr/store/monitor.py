@@ -9,10 +9,10 @@ instead of counting them again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, update
 from sqlalchemy import select as sa_select  # sqlmodel's select types at most four columns
@@ -23,8 +23,25 @@ from certmgr.errors import StateError
 from certmgr.pki.names import comparable_name
 from certmgr.store import Store
 from certmgr.store.db import session_scope
-from certmgr.store.models import MonitorPosition, MonitorSessions, MonitorTlsReport, MonitorTlsResult
-from certmgr.store.monitor_types import HourCount, SessionKey, TlsReport, TlsRptFailure, TlsRptSummary, hour_of
+from certmgr.store.models import (
+    MonitorPlainPeer,
+    MonitorPosition,
+    MonitorSessions,
+    MonitorTlsReport,
+    MonitorTlsResult,
+)
+from certmgr.store.monitor_types import (
+    HourCount,
+    PeerCount,
+    PeerKey,
+    SessionKey,
+    TlsReport,
+    TlsRptFailure,
+    TlsRptSummary,
+    hour_of,
+)
+
+_Hourly = TypeVar("_Hourly", MonitorSessions, MonitorPlainPeer)
 
 
 class MonitorStore:
@@ -57,7 +74,7 @@ class MonitorStore:
         return None if text is None else dict(json.loads(text))
 
     def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
-               unparsed: int) -> None:
+               unparsed: int, plain_peers: Mapping[PeerKey, int] | None = None) -> None:
         text = json.dumps(position)
         if source not in self._loaded:
             self.load_position(source)
@@ -83,18 +100,31 @@ class MonitorStore:
                     else:
                         row.sessions += n
                         s.add(row)
+                for p, n in (plain_peers or {}).items():
+                    peer = s.get(MonitorPlainPeer, (p.hour, p.direction, p.domain, p.host, p.address))
+                    if peer is None:
+                        peer = MonitorPlainPeer(hour=p.hour, direction=p.direction, domain=p.domain, host=p.host,
+                                                address=p.address)
+                    peer.sessions += n
+                    s.add(peer)
         except IntegrityError as e:
             raise _moved_elsewhere(source) from e
         self._loaded[source] = text
 
-    def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
+    def _hours(self, model: type[_Hourly], since: datetime, until: datetime) -> Sequence[_Hourly]:
+        """The rows of ``model`` in the hours that overlap ``[since, until)``."""
         last = hour_of(until - timedelta(microseconds=1))  # the hour under way at ``until`` counts
         with session_scope(self.store.engine) as s:
-            rows = s.exec(select(MonitorSessions)
-                          .where(col(MonitorSessions.hour) >= hour_of(since), col(MonitorSessions.hour) <= last)
-                          .order_by(col(MonitorSessions.hour))).all()
-        for r in rows:
+            return s.exec(select(model).where(col(model.hour) >= hour_of(since), col(model.hour) <= last)
+                          .order_by(col(model.hour))).all()
+
+    def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
+        for r in self._hours(MonitorSessions, since, until):
             yield HourCount(SessionKey(r.hour, r.direction, r.domain, r.level, r.protocol), r.sessions)
+
+    def plain_peers(self, since: datetime, until: datetime) -> Iterator[PeerCount]:
+        for r in self._hours(MonitorPlainPeer, since, until):
+            yield PeerCount(PeerKey(r.hour, r.direction, r.domain, r.host, r.address), r.sessions)
 
     def unparsed(self) -> dict[str, int]:
         with session_scope(self.store.engine) as s:

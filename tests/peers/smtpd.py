@@ -133,6 +133,12 @@ class SmtpServer:
         self.stop()
         self.start()
 
+    def notify_table(self, name: str = "mailops", to: str = "mailops@example.com") -> str:
+        """A ``[notify.NAME]`` email notifier that delivers here (its config needs
+        ``trust = self.ca_file`` in ``[certmgr]``)."""
+        return (f'[notify.{name}]\ntype = "email"\nsmtp = "localhost:{self.port}"\n'
+                f'from = "certmgr@example.com"\nto = ["{to}"]\ntimeout = 5\n')
+
     def __enter__(self) -> SmtpServer:
         self.start()
         return self
