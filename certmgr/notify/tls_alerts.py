@@ -62,6 +62,17 @@ def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     return alerts + failures_after_deployments(deployments, storage.tlsrpt_failures(now - TLSRPT_WINDOW))
 
 
+STATUS_COLUMNS = ("kind", "direction", "subject", "message")
+
+
+def status_rows(rt: Runtime, now: datetime) -> list[dict[str, str]]:
+    """The mail TLS alerts open now (those ``send_alerts`` would send, sent or not), as rows
+    of ``certmgr status`` (``"type": "monitor-alert"``); none without ``[monitor]``."""
+    if rt.config.monitor is None:
+        return []
+    return [{"type": "monitor-alert", **a.as_dict()} for a in current_alerts(rt, now)]
+
+
 def send_alerts(rt: Runtime, now: datetime) -> int:
     """Send the alerts not sent in the last day; how many were sent."""
     mon = rt.config.monitor
