@@ -97,16 +97,27 @@ def _plan(log: Path, pos: dict[str, Any] | None) -> tuple[list[tuple[Path, int]]
     return [(log, 0)], True
 
 
-def _lines(path: Path, start: int, *, live: bool) -> Iterator[tuple[bytes, int]]:
-    """(line, offset after it) from ``start``; from the live log only complete lines."""
+#: bytes read at a time; lines are decoded and handed to the parser a block at a time
+BLOCK = 1 << 20
+
+
+def _blocks(path: Path, start: int, *, live: bool) -> Iterator[tuple[list[str], bytes, int]]:
+    """The lines from ``start`` a block at a time, without their newlines: (lines, the last
+    line's bytes, the offset after it).  From the live log only complete lines; a rotated
+    file to its end."""
     with _open(path) as f:
         f.seek(start)
-        offset = start
-        for line in f:
-            if live and not line.endswith(b"\n"):
-                return
-            offset += len(line)
-            yield line, offset
+        offset, rest = start, b""
+        while data := f.read(BLOCK):
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            block, rest = data[:cut], data[cut:]
+            if block:
+                offset += cut
+                # split at b"\n" only (str.splitlines would also split at \r, \x1c, U+2028 ...)
+                yield block.decode("utf-8", "replace").split("\n")[:-1], block[block.rfind(b"\n", 0, -1) + 1:], offset
+        if rest and not live:
+            yield [rest.decode("utf-8", "replace")], rest, offset + len(rest)
 
 
 class Tally:
@@ -163,18 +174,18 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
         parser.restore(pos.get("parser", {}))
     tally = Tally()
     offset, tail = 0, b""
-    feed = parser.feed
+    feed, add = parser.feed, tally.add
     for path, start in plan:
         live = path == log
         parser.year = datetime.fromtimestamp(path.stat().st_mtime, UTC).year
         result.files.append(path.name)
         offset, tail = start, b""
-        for line, offset in _lines(path, start, live=live):  # noqa: B007 - offset is the position kept
-            tail = line
-            result.lines += 1
-            s = feed(line.decode("utf-8", "replace"))
-            if s is not None:
-                tally.add(s)
+        for lines, tail, offset in _blocks(path, start, live=live):  # noqa: B007 - the position kept
+            result.lines += len(lines)
+            for line in lines:
+                session = feed(line)
+                if session is not None:
+                    add(session)
     result.sessions = tally.sessions
     last_time = tally.last.isoformat() if tally.last else pos.get("last_time") if pos else None
     st = log.stat()
