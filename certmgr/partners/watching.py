@@ -71,6 +71,7 @@ def watch(cfg: Config, store: PartnerStore, notifier: Callable[[str], Notifier],
             store.set_alerted(alert.domain, None)
             cleared += 1
     failing = [r for r in records if not r.meets]
+    log.info("partners: %d checked, %d below their level", len(records), len(failing))
     for r in failing:
         log.warning("partners: %s does not meet '%s': %s", r.domain, r.require, "; ".join(r.problems))
     return (f"{len(facts)} partners checked, {len(failing)} below their level"
