@@ -210,5 +210,5 @@ def partner_job(rt: Runtime, should_stop: StopCheck) -> str:
     from certmgr.partners.watching import watch
     from certmgr.store.partners import PartnerStore
 
-    return watch(rt.config, PartnerStore(rt.store), rt.providers.notifier,
+    return watch(rt.config, PartnerStore(rt.store), rt.providers.notifier, rt.providers.deployer,
                  CheckOptions.from_settings(rt.config.settings), utcnow())

@@ -1,6 +1,7 @@
 """`certmgr run` re-checks the partners on its own schedule: a real partner Postfix that loses
 STARTTLS is alerted at once, through the partner's notifier, to a real SMTP server, with the
-exact problem and the two choices; the alert is not repeated while the partner stays broken,
+exact problem and the two choices (a partner whose policy was refused, so whose mail is not
+deferred, gets none); the alert is not repeated while the partner stays broken,
 not even by a restarted daemon; the all-clear goes out when it is good again.  Its metrics
 come from the stored checks (the daemon's /metrics and `certmgr metrics`), never from a probe."""
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartnerWorld]:
-    with partner_world(tmp_path_factory.mktemp("partners-daemon"), defects=("good",)) as w:
+    with partner_world(tmp_path_factory.mktemp("partners-daemon"), defects=("good", "nostarttls")) as w:
         yield w
 
 
@@ -84,6 +85,7 @@ def test_daemon_alerts_once_across_a_restart_and_sends_the_all_clear(world: Part
         cert_dir.mkdir()
         port = free_port()
         domain, mta = world.domain("good"), world.mtas["good"]
+        refused = world.domain("multi")  # its second MX has no STARTTLS: never enforced, never "deferred"
         config = tmp_path / "certmgr.toml"
         config.write_text(f"""
 [certmgr]
@@ -124,10 +126,15 @@ domain = "{domain}"
 require = "verify"
 deploy = ["out"]
 notify = ["mailops"]
+
+[[partner]]
+domain = "{refused}"
+deploy = ["out"]
+notify = ["nobody"]
 """)
         deploy = subprocess.run([sys.executable, "-m", "certmgr", "-c", str(config), "deploy", "--json"],
                                 capture_output=True, text=True, env=_env(), timeout=120)
-        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        assert deploy.returncode == 1, deploy.stdout + deploy.stderr  # multi refused
         assert json.loads(deploy.stdout)[0]["enforced"] == [domain]
 
         db = tmp_path / "state" / "certmgr.db"
@@ -141,7 +148,9 @@ notify = ["mailops"]
             text = metrics()
             assert f'certmgr_partner_meets_level{{domain="{domain}",require="verify"}} 1.0' in text
             assert f'certmgr_partner_enforced{{domain="{domain}"}} 1.0' in text
-            assert smtpd.messages == []
+            assert f'certmgr_partner_enforced{{domain="{refused}"}} 0.0' in text
+            assert f'certmgr_partner_meets_level{{domain="{refused}",require="verify"}} 0.0' in text
+            assert smtpd.messages == []  # the refused partner fails, but mail to it is not deferred
 
             postconf(mta, "smtpd_tls_security_level = none")
             mta.reload()
