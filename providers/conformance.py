@@ -13,6 +13,7 @@ from certmgr.dns.publisher import DnsPublisher
 from certmgr.interfaces import (
     AutoRenewing,
     ChallengeSolver,
+    Committing,
     Deployer,
     Issuer,
     MtaInstance,
@@ -51,3 +52,5 @@ SEVERAL_HOSTNAMES: tuple[type[SeveralHostnames], ...] = (PostfixDeployer, EximDe
                                                          ExecDeployer, ExchangeDeployer)
 MTA_INSTANCES: tuple[type[MtaInstance], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
                                                 ExchangeDeployer)
+COMMITTING: tuple[type[Committing], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
+                                           ExchangeDeployer)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from certmgr.cli.common import config, print_json, runtime
 from certmgr.cli.monitoring import monitor_config
-from certmgr.monitor.alerts import enforced_partners
 from certmgr.monitor.commands import parse_since, report
 from certmgr.store.monitor import MonitorStore
 
@@ -26,8 +25,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     mon = monitor_config(cfg)  # before the state dir or the database is touched
     with runtime(args, cfg=cfg) as rt:
+        from certmgr.notify.tls_alerts import partner_domains
+
         rep, summary = report(mon, MonitorStore(rt.store), since=since, now=datetime.now(UTC),
-                              enforced_partners=enforced_partners(cfg.partners))
+                              enforced_partners=partner_domains(rt))
     for err in summary.errors:
         print(f"certmgr report: {err}", file=sys.stderr)
     if args.json:

@@ -44,10 +44,12 @@ DEFAULT_THRESHOLDS = Thresholds()
 Counts = Mapping[str, Mapping[str, Mapping[str, int]]]
 
 
-def enforced_partners(partners: Iterable[PartnerSpec]) -> tuple[str, ...]:
-    """The partner domains whose sessions must use TLS: every ``[[partner]]``, as each
-    ``require`` level (``encrypt`` and up) makes TLS mandatory for that domain."""
-    return tuple(p.domain for p in partners)
+def enforced_partners(partners: Iterable[PartnerSpec], enforced: Mapping[str, bool]) -> tuple[str, ...]:
+    """The partner domains whose sessions must use TLS: each ``[[partner]]`` (every ``require``
+    level, ``encrypt`` and up, makes TLS mandatory) except those the partner watch's last check
+    did not enforce (``enforced``: domain → enforced, as the store has it); a partner not
+    checked yet counts as enforced, as its config asks."""
+    return tuple(p.domain for p in partners if enforced.get(p.domain, True))
 
 
 def partner_of(domain: str, partners: Iterable[str]) -> str | None:

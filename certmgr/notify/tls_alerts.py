@@ -40,6 +40,14 @@ def to_send(alerts: Iterable[Alert], sent_recently: set[str]) -> list[Alert]:
     return out
 
 
+def partner_domains(rt: Runtime) -> tuple[str, ...]:
+    """The enforced partner domains of the config, with the partner watch's verdicts."""
+    from certmgr.store.partners import PartnerStore
+
+    states = PartnerStore(rt.store).states()
+    return enforced_partners(rt.config.partners, {d: r.enforced for d, r in states.items()})
+
+
 def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     from certmgr.monitor.report import build_report
     from certmgr.store.monitor import MonitorStore
@@ -48,7 +56,7 @@ def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     assert mon is not None
     storage = MonitorStore(rt.store)
     report = build_report(storage, now - WINDOW, now, thresholds=mon.thresholds,
-                          enforced_partners=enforced_partners(rt.config.partners))
+                          enforced_partners=partner_domains(rt))
     alerts = [Alert(**a) for a in report["alerts"]]
     deployments = []
     wanted = {m.hostname for m in rt.config.mtas}

@@ -66,8 +66,8 @@ def report_message(report: dict[str, Any], previous: dict[str, Any] | None, even
 
 def send_if_due(rt: Runtime, now: datetime) -> str | None:
     """Send the report when it is due; what was done, or None when nothing was due."""
-    from certmgr.monitor.alerts import enforced_partners
     from certmgr.monitor.report import build_report
+    from certmgr.notify.tls_alerts import partner_domains
     from certmgr.store.monitor import MonitorStore
 
     mon = rt.config.monitor
@@ -79,7 +79,7 @@ def send_if_due(rt: Runtime, now: datetime) -> str | None:
         return None
     period = PERIODS[mon.report_every]
     storage = MonitorStore(rt.store)
-    partners = enforced_partners(rt.config.partners)
+    partners = partner_domains(rt)
     report = build_report(storage, now - period, now, thresholds=mon.thresholds, enforced_partners=partners)
     previous = build_report(storage, now - 2 * period, now - period, thresholds=mon.thresholds,
                             enforced_partners=partners)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from certmgr.config.model import PartnerSpec
 from certmgr.monitor.alerts import (
     Deployment,
     Thresholds,
+    enforced_partners,
     evaluate,
     failures_after_deployments,
     plaintext_with_partners,
@@ -61,6 +63,12 @@ def test_plaintext_with_an_enforced_partner_names_domain_peer_direction_and_coun
          "4 outbound sessions to enforced partner p.example without TLS: mx1.p.example[192.0.2.1] (3), "
          "mx2.p.example[192.0.2.2] (1)")]
     assert plaintext_with_partners(peers, []) == []
+
+
+def test_enforced_partners_are_those_the_watch_did_not_refuse() -> None:
+    specs = [PartnerSpec("a.example"), PartnerSpec("b.example", require="encrypt"), PartnerSpec("c.example")]
+    assert enforced_partners(specs, {}) == ("a.example", "b.example", "c.example")  # never checked
+    assert enforced_partners(specs, {"b.example": False, "c.example": True}) == ("a.example", "c.example")
 
 
 def test_tlsrpt_failures_tied_to_the_deployment_before_them(tmp_path: Path) -> None:
