@@ -80,6 +80,10 @@ def _lines(report: dict[str, Any], previous: dict[str, Any] | None, events: Sequ
                    f"{_trend_words(c, daily=_daily(report))}")
         plain = sorted(((v["plaintext"], k) for k, v in c["domains"].items() if v["plaintext"]), reverse=True)[:TOP]
         out.append("  still in plaintext: " + (", ".join(f"{k} ({n})" for n, k in plain) if plain else "nobody"))
+        peers = c.get("plaintext_peers", [])[:TOP]
+        if peers:
+            out.append("  peers still in plaintext: " + ", ".join(
+                f"{p['host']}[{p['address']}] ({p['sessions']})" for p in peers))
         legacy = sorted(k for k, v in c["domains"].items() if any(p in LEGACY for p in v["by_protocol"]))
         out.append("  TLS 1.0/1.1 still used by: " + (", ".join(legacy) if legacy else "nobody"))
         protos = ", ".join(f"{p} {n}" for p, n in sorted(c["by_protocol"].items()))

@@ -79,6 +79,13 @@ def test_report_mail_as_received(peers: tuple[MailFlow, MaildirMailbox], tmp_pat
     assert "still in plaintext: localhost (1)" in text  # one swaks run without STARTTLS
     outbound_plain = report["outbound"]["domains"]["plain.test"]["plaintext"]
     assert outbound_plain >= 1 and f"plain.test ({outbound_plain})" in text
+    # the peers themselves: the swaks client without STARTTLS, the receiver without STARTTLS
+    assert report["inbound"]["plaintext_peers"] == [
+        {"host": "localhost", "address": "127.0.0.1", "domain": "localhost", "sessions": 1}]
+    assert report["outbound"]["plaintext_peers"] == [
+        {"host": "127.0.0.1", "address": "127.0.0.1", "domain": "plain.test", "sessions": outbound_plain}]
+    assert "peers still in plaintext: localhost[127.0.0.1] (1)" in text
+    assert f"peers still in plaintext: 127.0.0.1[127.0.0.1] ({outbound_plain})" in text
     assert "certificate 4c64ab renewed and deployed" in text
     today = now.date().isoformat()  # a seven-day period: one point per day, the same as the chart
     assert f"TLS share per day (the chart): {today} {100 * tls_in / len(sent):.1f}%" in text
