@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from certmgr.errors import CertmgrError
-from certmgr.monitor.collector import PARSERS, CollectResult, Tally
+from certmgr.monitor.collector import PARSERS, CollectResult, LogParser, Tally
 from certmgr.monitor.storage import MonitorStorage
 
-#: how long one ``journalctl`` run may take to stream what is new
+#: how long ``journalctl`` may take to exit once its output has ended
 TIMEOUT = 600.0
 
 
@@ -71,6 +72,31 @@ def syslog_line(entry: dict[str, Any], log_type: str) -> str | None:
     return f"{when.isoformat()} {host} {ident}[{pid if pid.isdigit() else '0'}]: {text}"
 
 
+def _read(proc: subprocess.Popen[bytes], log_type: str, parser: LogParser, tally: Tally,
+          result: CollectResult) -> str | None:
+    """Feed the entries ``proc`` streams to ``parser``; the cursor of the last one (None: none)."""
+    assert proc.stdout is not None
+    cursor = None
+    for raw in proc.stdout:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            result.unparsed += 1
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("__CURSOR"), str):
+            result.unparsed += 1
+            continue
+        cursor = entry["__CURSOR"]
+        result.lines += 1
+        line = syslog_line(entry, log_type)
+        if line is None:
+            continue
+        s = parser.feed(line)
+        if s is not None:
+            tally.add(s)
+    return cursor
+
+
 def collect_journal(unit: str, storage: MonitorStorage, *, log_type: str = "postfix",
                     directory: Path | None = None, source: str | None = None) -> CollectResult:
     """Read the entries of ``unit`` after the stored cursor, add their sessions to ``storage``
@@ -83,35 +109,22 @@ def collect_journal(unit: str, storage: MonitorStorage, *, log_type: str = "post
         parser.restore(pos.get("parser", {}))
     cursor = pos.get("cursor") if pos else None
     tally = Tally()
-    cmd = journal_command(unit, directory=directory, cursor=cursor)
-    try:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as e:
-        raise JournalError(f"cannot run journalctl: {e.strerror or e}") from e
-    assert proc.stdout is not None
-    with proc:
-        for raw in proc.stdout:
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                result.unparsed += 1
-                continue
-            if not isinstance(entry, dict) or not isinstance(entry.get("__CURSOR"), str):
-                result.unparsed += 1
-                continue
-            cursor = entry["__CURSOR"]
-            result.lines += 1
-            line = syslog_line(entry, log_type)
-            if line is None:
-                continue
-            s = parser.feed(line)
-            if s is not None:
-                tally.add(s)
+    # stderr to a file: a pipe left unread while stdout streams could fill and stall journalctl
+    with tempfile.TemporaryFile() as errors:
         try:
-            err = proc.communicate(timeout=TIMEOUT)[1]
-        except subprocess.TimeoutExpired as e:
-            proc.kill()
-            raise JournalError(f"journalctl for {unit} took more than {TIMEOUT:.0f} s; nothing counted") from e
+            proc = subprocess.Popen(journal_command(unit, directory=directory, cursor=cursor),
+                                    stdout=subprocess.PIPE, stderr=errors)
+        except OSError as e:
+            raise JournalError(f"cannot run journalctl: {e.strerror or e}") from e
+        with proc:
+            cursor = _read(proc, log_type, parser, tally, result) or cursor
+            try:
+                proc.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired as e:
+                proc.kill()
+                raise JournalError(f"journalctl for {unit} did not exit within {TIMEOUT:.0f} s; nothing counted") from e
+        errors.seek(0)
+        err = errors.read(4096)
     if proc.returncode != 0:
         reason = err.decode("utf-8", "replace").strip() or f"exit status {proc.returncode}"
         raise JournalError(f"journalctl for {unit} failed ({reason}); nothing counted")
