@@ -5,7 +5,7 @@ by ``systemd-journal-remote``, read with the real ``journalctl --directory`` thr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from certmgr.monitor.journal import collect_journal
 from certmgr.store.monitor import MonitorStore
 from tests.integration.test_monitor_collect import Sent, counted
 from tests.peers.journal import JournalRelay
-from tests.peers.mailflow import MailFlow
+from tests.peers.mailflow import EximFlow, MailFlow
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +89,27 @@ def test_journal_unit_filter_and_a_failing_journalctl(flow: MailFlow, tmp_path: 
         assert store.load_position(first.source) == before
     finally:
         store.close()
+
+
+def test_exim_journal_entries_counted_once(flow: MailFlow, tmp_path: Path) -> None:
+    """A real Exim's log lines as its journal entries (``exim4.service``), read as ``type = "exim"``."""
+    exim = EximFlow(tmp_path / "exim", flow).start()
+    store = MonitorStore.at(tmp_path / "monitor.sqlite")
+    try:
+        sent = [("verified.test", True), ("plain.test", False), ("untrusted.test", True)]
+        for domain, starttls in sent:
+            exim.send(domain, starttls=starttls)
+        exim.deliver()
+        relay = JournalRelay(tmp_path / "journal", exim.peer.log, unit="exim4.service")
+        assert relay.ship() > 0
+        first = collect_journal("exim4.service", store, log_type="exim", directory=relay.directory)
+        assert (first.sessions, first.unparsed) == (2 * len(sent), 0)  # each message in and out
+        assert collect_journal("exim4.service", store, log_type="exim", directory=relay.directory).sessions == 0
+        now = datetime.now(UTC)
+        rows = list(store.sessions(now - timedelta(days=1), now + timedelta(hours=1)))
+        outbound = {(r.key.domain, r.key.level): r.sessions for r in rows if r.key.direction == "outbound"}
+        assert outbound == {("verified.test", "Verified"): 1, ("plain.test", "none"): 1,
+                            ("untrusted.test", "Untrusted"): 1}
+    finally:
+        store.close()
+        exim.stop()

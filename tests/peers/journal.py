@@ -6,7 +6,9 @@ a journal entry (``MESSAGE``, ``SYSLOG_IDENTIFIER``, ``SYSLOG_PID``, ``_PID``,
 ``_HOSTNAME``, ``_SYSTEMD_UNIT``, the line's time as ``__REALTIME_TIMESTAMP``),
 written in the journal export format through ``systemd-journal-remote`` into
 ``directory/remote.journal`` (appended to on every ``ship``), which
-``journalctl --directory`` reads like the system journal.
+``journalctl --directory`` reads like the system journal.  An Exim main log
+(``DATE TIME [PID] MESSAGE``) is relayed as Exim's syslog messages are
+(``SYSLOG_IDENTIFIER=exim``, the message without the time).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from tests.peers.util import require_binary
 
 _LINE = re.compile(r"(?P<ts>[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d) (?P<host>\S+) (?P<ident>[^\s\[]+)\[(?P<pid>\d+)\]: "
                    r"(?P<msg>.*)$")
+_EXIM = re.compile(r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.\d+)?(?: [+-]\d{4})?(?: \[(?P<pid>\d+)\])? "
+                   r"(?P<msg>.*)$")
 
 
 class JournalRelay:
@@ -34,16 +38,20 @@ class JournalRelay:
         self._seq = 0
 
     def _entry(self, line: str) -> bytes | None:
-        m = _LINE.match(line)
-        if m is None:
+        if m := _LINE.match(line):
+            when = datetime.strptime(f"{datetime.now(UTC).year} {m['ts']}", "%Y %b %d %H:%M:%S")
+            host, ident, pid = m["host"], m["ident"], m["pid"]
+        elif m := _EXIM.match(line):
+            when = datetime.strptime(m["ts"], "%Y-%m-%d %H:%M:%S")
+            host, ident, pid = "mx", "exim", m["pid"] or "1"
+        else:
             return None
-        when = datetime.strptime(f"{datetime.now(UTC).year} {m['ts']}", "%Y %b %d %H:%M:%S").replace(tzinfo=UTC)
         self._seq += 1
         fields = {
-            "__REALTIME_TIMESTAMP": str(int(when.timestamp()) * 1_000_000 + self._seq % 1_000_000),
-            "__MONOTONIC_TIMESTAMP": str(self._seq), "_BOOT_ID": self._boot, "_HOSTNAME": m["host"],
-            "_SYSTEMD_UNIT": self.unit, "_PID": m["pid"], "SYSLOG_PID": m["pid"], "SYSLOG_FACILITY": "2",
-            "SYSLOG_IDENTIFIER": m["ident"], "PRIORITY": "6", "MESSAGE": m["msg"],
+            "__REALTIME_TIMESTAMP": str(int(when.replace(tzinfo=UTC).timestamp()) * 1_000_000 + self._seq % 1_000_000),
+            "__MONOTONIC_TIMESTAMP": str(self._seq), "_BOOT_ID": self._boot, "_HOSTNAME": host,
+            "_SYSTEMD_UNIT": self.unit, "_PID": pid, "SYSLOG_PID": pid, "SYSLOG_FACILITY": "2",
+            "SYSLOG_IDENTIFIER": ident, "PRIORITY": "6", "MESSAGE": m["msg"],
         }
         return "".join(f"{k}={v}\n" for k, v in fields.items()).encode() + b"\n"
 
