@@ -7,7 +7,6 @@ address, and an aiosmtpd mailbox behind the email notifier.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,14 +24,6 @@ from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
 HOST = "mx1.example.com"
-
-
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def subjects(smtpd: SmtpServer) -> list[str]:

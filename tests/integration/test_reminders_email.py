@@ -6,7 +6,6 @@ the CSR signed by a (test) CA, `certmgr import`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,14 +39,6 @@ OTHER = """
 hostname = "mx9.example.com"
 issuer = "corp"
 """
-
-
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 #: the corporate CA of the manual issuer; its root is trusted (an import is verified up to it)

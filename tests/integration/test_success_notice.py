@@ -32,14 +32,6 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
         yield p
 
 
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 def write_config(tmp_path: Path, pebble: Pebble, smtpd: SmtpServer, *, on_success: bool,
                  key: str = '"rsa-2048"', deploy: str = "") -> Path:
     path = tmp_path / "certmgr.toml"

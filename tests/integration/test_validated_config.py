@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,6 @@ from tests.peers.smtpd import SmtpServer
 from tests.peers.util import free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def config(tmp_path: Path, body: str, *, head: str = "") -> Path:
