@@ -16,6 +16,7 @@ also names it).  Partners accept anything and discard it (``default_transport = 
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str =
     addresses = {d: random_loopback_address(25) for d in defects}
     with ExitStack() as stack:
         named = Named(root / "named", zone, records=_zone_records(zone, addresses, records), wildcard=False,
-                      dnssec=dnssec, **({"address": dns_address, "port": 53} if dns_address else {}))
+                      dnssec=dnssec, address=dns_address or "127.0.0.1", port=53 if dns_address else None)
         named.start()
         stack.callback(named.stop)
         world = PartnerWorld(zone, named, ca, trust)
@@ -104,27 +105,9 @@ def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str =
         yield world
 
 
-def posttls_finger(world: PartnerWorld, resolv_conf: Path, host: str, level: str) -> str:
-    """Postfix's own TLS client against ``[host]:25`` at ``level``, resolving through the
-    world's BIND (which must serve on port 53, see ``dns_address``); its whole output.
-
-    posttls-finger reads /etc/resolv.conf, so it runs in a private mount namespace with
-    ``resolv_conf`` bind-mounted over it; ``-F`` trusts the partner CA like ``trust``.
-    """
-    import subprocess
-
-    from tests.peers.util import require_binary
-
-    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
-    cmd = ["unshare", "--mount", "sh", "-c", script, str(resolv_conf), require_binary("posttls-finger"),
-           "-o", "inet_protocols=ipv4", "-t10", "-T20", "-c", "-l", level, "-F", str(world.trust_file),
-           f"[{host}]:25"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    return proc.stdout + proc.stderr
-
-
-def finger_meets(output: str, level: str) -> bool:
-    """posttls-finger's verdict: would Postfix deliver at ``level``?"""
+def finger_meets(result: subprocess.CompletedProcess[str], level: str) -> bool:
+    """posttls-finger's verdict (``tests.peers.named.posttls_finger``): would Postfix deliver at ``level``?"""
+    output = result.stdout + result.stderr
     if level in ("verify", "secure"):
         return "Verified TLS connection established" in output or "Trusted TLS connection established" in output
     return "TLS connection established" in output
