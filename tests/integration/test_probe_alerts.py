@@ -47,13 +47,7 @@ resolver = "{named.server}"
 [issuer.corp]
 type = "manual"
 
-[notify.ops]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-timeout = 5
-
+{smtpd.notify_toml()}
 [[mta]]
 hostname = "{HOST}"
 issuer = "corp"

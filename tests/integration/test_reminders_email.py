@@ -57,12 +57,7 @@ trust = "{trust}"
 [issuer.corp]
 type = "manual"
 {issuer}
-[notify.ops]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-timeout = 5
+{smtpd.notify_toml()}
 calendar = {str(calendar).lower()}
 {mtas}
 """)
@@ -188,22 +183,8 @@ def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: P
 
 def test_two_notifiers_to_one_address_send_once(tmp_path: Path, smtpd: SmtpServer) -> None:
     ca = CORP
-    second = f"""
-[notify.ops-again]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["OPS@example.com"]
-timeout = 5
-calendar = true
-
-[notify.security]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["security@example.com"]
-timeout = 5
-"""
+    second = (smtpd.notify_toml("ops-again", '"OPS@example.com"') + "calendar = true\n\n"
+              + smtpd.notify_toml("security", '"security@example.com"'))
     mta = MTA.replace('notify = ["ops"]', 'notify = ["ops", "ops-again", "security"]')
     rt = runtime(write_config(tmp_path, smtpd, second + mta))
     try:

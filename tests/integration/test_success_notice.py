@@ -41,12 +41,7 @@ state_dir = "{tmp_path / 'state'}"
 trust = "{smtpd.ca_file}"
 
 {pebble.issuer_toml()}
-[notify.ops]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-timeout = 5
+{smtpd.notify_toml()}
 calendar = true
 on_success = {str(on_success).lower()}
 

@@ -70,7 +70,22 @@ controls {{ }};
 """
 
 
-class Named:
+class LoopbackServer:
+    """A server process on an address of its own, which ``lo`` may have been given for it."""
+
+    proc: subprocess.Popen[bytes] | None
+    address: str
+    _added_address: bool
+
+    def stop(self) -> None:
+        stop_process(self.proc, 10)
+        self.proc = None
+        if self._added_address:
+            remove_loopback_address(self.address)
+            self._added_address = False
+
+
+class Named(LoopbackServer):
     def __init__(self, workdir: Path, zone: str = "example.test", *, dnssec: bool = False, records: str = "",
                  wildcard: bool = True, address: str = "127.0.0.1", port: int | None = None) -> None:
         """``records``: extra zone-file lines (relative to the zone); ``wildcard=False`` drops the
@@ -212,12 +227,6 @@ zone "{self.zone}" {{
         r = dns.query.tcp(upd, self.address, port=self.port, timeout=5)
         assert r.rcode() == 0, f"named refused the update of {name} {rdtype}: rcode {r.rcode()}"
 
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
-        self.proc = None
-        if self._added_address:
-            remove_loopback_address(self.address)
-            self._added_address = False
 
 
 class SecondaryNamed(Named):
@@ -284,7 +293,7 @@ def remove_loopback_address(address: str) -> None:
     subprocess.run([require_binary("ip"), "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True)
 
 
-class ValidatingResolver:
+class ValidatingResolver(LoopbackServer):
     """A recursive ``named`` on ``<address>:53`` validating ``primary``'s signed zone with
     a static trust anchor, forwarding only to the primary (or to ``via``, e.g. a
     secondary, to see the zone as that server serves it)."""
@@ -343,12 +352,6 @@ zone "{zone}" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {self.
             return []
         return [rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype) for rd in rrset]
 
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
-        self.proc = None
-        if self._added_address:
-            remove_loopback_address(self.address)
-            self._added_address = False
 
 
 def with_resolver(resolver: ValidatingResolver | Named, cmd: list[str], *, timeout: float = 60.0,

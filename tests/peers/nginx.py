@@ -13,11 +13,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.peers.named import add_loopback_address, remove_loopback_address
-from tests.peers.util import random_loopback_address, require_binary, stop_process, wait_port
+from tests.peers.named import LoopbackServer, add_loopback_address
+from tests.peers.util import random_loopback_address, require_binary, wait_port
 
 
-class NginxSite:
+class NginxSite(LoopbackServer):
     def __init__(self, workdir: Path, server_name: str, *, vhosts: Mapping[str, str] | None = None) -> None:
         """``vhosts``: more server name → media type of every file under ``root_of(name)``."""
         self.workdir = workdir
@@ -28,7 +28,7 @@ class NginxSite:
         self.key_file = workdir / "site.key"
         self.address = random_loopback_address(443)
         self.proc: subprocess.Popen[bytes] | None = None
-        self._added = False
+        self._added_address = False
 
     def root_of(self, name: str) -> Path:
         """Where the files of ``name`` (the main server name or a vhost) go."""
@@ -80,7 +80,7 @@ http {{
     }}
 {vhosts}}}
 """)
-        self._added = add_loopback_address(self.address)
+        self._added_address = add_loopback_address(self.address)
         log = open(d / "logs" / "stderr.log", "ab")
         self.proc = subprocess.Popen([require_binary("nginx"), "-p", str(d), "-c", str(self.conf)],
                                      stdout=log, stderr=subprocess.STDOUT, cwd=d)
@@ -96,10 +96,3 @@ http {{
         subprocess.run([require_binary("nginx"), "-p", str(self.workdir), "-c", str(self.conf), "-s", "reload"],
                        check=True, capture_output=True)
         time.sleep(0.3)
-
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
-        self.proc = None
-        if self._added:
-            remove_loopback_address(self.address)
-            self._added = False
