@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ from cryptography import x509
 from certmgr.probe.client import probe
 from certmgr.probe.dane import record_for
 from tests.e2e.conftest import Cli
-from tests.peers.named import Named, SecondaryNamed, ValidatingResolver, dane_verified, posttls_finger, running_named
-from tests.peers.pebble import Pebble, running_pebble
+from tests.peers.named import dane_verified, posttls_finger
+from tests.peers.pebble import DaneWorld, dane_world
 from tests.peers.postfix import PostfixPeer, write_chain_files
 from tests.peers.testca import TestCA
 
@@ -29,32 +28,13 @@ pytestmark = pytest.mark.integration
 MX = "mx1.example.test"
 
 
-@dataclass
-class World:
-    primary: Named
-    secondary: SecondaryNamed
-    resolver: ValidatingResolver
-    pebble: Pebble
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    base = tmp_path_factory.mktemp("dane-cli")
-    with running_named(base / "primary", dnssec=True) as primary:
-        primary.replace("mx1", "A", ["127.0.0.1"])
-        secondary = SecondaryNamed(base / "secondary", primary)
-        secondary.start()
-        resolver = ValidatingResolver(base / "resolver", primary, via=secondary)
-        try:
-            resolver.start()
-            with running_pebble(base / "pebble", dns_server=primary.server) as pebble:
-                yield World(primary, secondary, resolver, pebble)
-        finally:
-            resolver.stop()
-            secondary.stop()
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaneWorld]:
+    with dane_world(tmp_path_factory.mktemp("dane-cli"), hosts=("mx1",)) as w:
+        yield w
 
 
-def write_config(tmp_path: Path, world: World, peer: PostfixPeer, cert_dir: Path) -> Cli:
+def write_config(tmp_path: Path, world: DaneWorld, peer: PostfixPeer, cert_dir: Path) -> Cli:
     trust = tmp_path / "trust.pem"
     trust.write_bytes(world.pebble.root_pem())
     p, s = world.primary, world.secondary
@@ -92,7 +72,7 @@ dane = {{ publish = "corp", usage = "3 1 1" }}
     return Cli(path)
 
 
-def test_forced_renewals_wait_for_dns_and_never_break_dane(world: World, tmp_path: Path) -> None:
+def test_forced_renewals_wait_for_dns_and_never_break_dane(world: DaneWorld, tmp_path: Path) -> None:
     cert_dir = tmp_path / "certs"
     cert_dir.mkdir()
     old = TestCA().leaf(MX, key_type="ecdsa-p256")

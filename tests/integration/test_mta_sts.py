@@ -20,14 +20,13 @@ from typing import Any
 
 import pytest
 
-from certmgr.dns.dane_run import make_csr
 from certmgr.dns.mtasts import Step, parse_txt_id
 from certmgr.dns.mtasts_run import MtaStsDomain, WebrootTarget, fetch_policy
 from certmgr.dns.publisher import DnsPublisher, load_publisher
-from certmgr.interfaces import CertRequest, ProviderEnv
+from certmgr.interfaces import ProviderEnv
 from tests.peers.named import Named, ValidatingResolver, running_named, with_resolver
 from tests.peers.nginx import NginxSite
-from tests.peers.pebble import AccountStore, Pebble, make_issuer, running_pebble
+from tests.peers.pebble import Pebble, dns01_issue, running_pebble
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -90,16 +89,7 @@ def test_renewal_and_mx_change_bump_the_id_only_after_the_policy_is_served(world
         "tsig_key_file": str(world.primary.key_file), "ttl": 60, "nameservers": [world.primary.server],
     }, env, base_dir=tmp_path)
     publisher.replace(DOMAIN, "MX", ["10 mx1.example.test."])
-    issuer = make_issuer({
-        "directory": world.pebble.directory_url, "ca_bundle": str(world.pebble.ca_bundle), "timeout": 60,
-        "challenge": {"type": "dns-01", "provider": "rfc2136", "server": world.primary.server,
-                      "tsig_key_file": str(world.primary.key_file), "nameservers": [world.primary.server]},
-    }, tmp_path)
-    accounts = AccountStore()
-
-    def issue(key_type: str, key_pem: bytes, names: tuple[str, ...]) -> bytes:
-        req = CertRequest(hostname=names[0], names=names, key_type=key_type, csr_pem=make_csr(key_pem, names))
-        return bytes(issuer.issue(req, accounts.context(names[0])).fullchain_pem)
+    issue = dns01_issue(world.pebble, world.primary, tmp_path)
 
     nginx = world.nginx
     web = WebrootTarget(nginx.webroot, nginx.cert_file, nginx.key_file,
