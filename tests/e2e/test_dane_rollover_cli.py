@@ -7,6 +7,7 @@ secondary, verifies the MTA after every command."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -37,9 +38,10 @@ class World:
     pebble: Pebble
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    base = tmp_path_factory.mktemp("dane-cli")
+@contextlib.contextmanager
+def dane_world(base: Path) -> Iterator[World]:
+    """A signed zone on a primary, a secondary that transfers only when told (``sync``), a
+    validating resolver fed by the secondary, pebble answering DNS-01 through the primary."""
     with running_named(base / "primary", dnssec=True) as primary:
         primary.replace("mx1", "A", ["127.0.0.1"])
         secondary = SecondaryNamed(base / "secondary", primary)
@@ -54,27 +56,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             secondary.stop()
 
 
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with dane_world(tmp_path_factory.mktemp("dane-cli")) as w:
+        yield w
+
+
 def write_config(tmp_path: Path, world: World, peer: PostfixPeer, cert_dir: Path) -> Cli:
     trust = tmp_path / "trust.pem"
     trust.write_bytes(world.pebble.root_pem())
     p, s = world.primary, world.secondary
-    challenge = (f'{{ type = "dns-01", provider = "rfc2136", server = "{p.server}", '
-                 f'tsig_key_file = "{p.key_file}", nameservers = ["{p.server}"] }}')
     path = tmp_path / "certmgr.toml"
     path.write_text(f"""[certmgr]
 state_dir = "{tmp_path / 'state'}"
 resolver = "{p.server}"
 trust = "{trust}"
 
-{world.pebble.issuer_toml(challenge=challenge)}
-[dns.corp]
-type = "rfc2136"
-server = "{p.server}"
-zone = "{p.zone}"
-tsig_key_file = "{p.key_file}"
-ttl = 2
-nameservers = ["{p.server}", "{s.server}"]
-timeout = 2
+{world.pebble.issuer_toml(challenge=p.challenge_toml())}
+{p.zone_toml(ttl=2, nameservers=[p.server, s.server])}timeout = 2
 
 [deploy.mx1]
 type = "postfix"
