@@ -74,6 +74,11 @@ def renew_many(
             out.append(Outcome(report.hostname, "all", action, f"{report.target}: {report.message}"))
         if not dry_run:
             out += [o for mta, _ in unit if (o := _maintain_dane(rt, mta))]
+            for mta, _ in unit:
+                if mta.dane_publish is not None:
+                    from certmgr.dns.notices import queue_late_notice
+
+                    queue_late_notice(rt, mta, utcnow())
         return out
 
     units = [[by_mta[m.hostname] for m in group]

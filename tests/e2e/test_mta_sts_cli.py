@@ -158,6 +158,8 @@ def test_renew_issues_serves_and_publishes_then_renewals_and_mx_changes_bump_the
     assert now[1] is not None and "mx: mx2.example.test" in now[1]
     watcher.never_new_id_with_old_content(before, now)
     query_says(world, "mx2.example.test", "testing")
+    status = cli("status").stdout  # the plain table: domain, mode, step, id, policy served
+    assert f"{DOMAIN}\ttesting\tpublished\t{now[0]}\tyes" in status, status
 
 
 def test_sigkill_at_every_step_then_a_rerun_completes_and_no_sender_sees_a_new_id_with_an_old_policy(
