@@ -270,6 +270,15 @@ class SeveralHostnames(Protocol):
 
 
 @runtime_checkable
+class Committing(Protocol):
+    """A deployer that keeps state about a deployment until it is settled: the core calls
+    :meth:`commit` once the new certificate is verified as served (a deployment cut short
+    before that is then known as unverified when it is run again)."""
+
+    def commit(self, installed: Installed) -> None: ...
+
+
+@runtime_checkable
 class MtaInstance(Protocol):
     """A deployer that knows which MTA instance it reloads.  Two deploy tables naming one
     instance would undo each other's files: `validate` refuses them."""

@@ -13,6 +13,7 @@ from certmgr.dns.publisher import DnsPublisher
 from certmgr.interfaces import (
     AutoRenewing,
     ChallengeSolver,
+    Committing,
     Deployer,
     Issuer,
     MtaInstance,
@@ -54,3 +55,5 @@ SEVERAL_HOSTNAMES: tuple[type[SeveralHostnames], ...] = (PostfixDeployer, EximDe
 SERVES_DOCUMENTS: tuple[type[ServesDocuments], ...] = (WebrootDeployer,)
 MTA_INSTANCES: tuple[type[MtaInstance], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
                                                 ExchangeDeployer, WebrootDeployer)
+COMMITTING: tuple[type[Committing], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
+                                           ExchangeDeployer, WebrootDeployer)

@@ -7,12 +7,14 @@ primary's certificate) -> compare the served leaf's SHA-256 with the
 bundle's.  A reload is asynchronous (Postfix hands it to its master, Exim
 restarts), so a mismatch is probed again a few times before it counts.  On a
 failed install the deployer has already restored the previous files; on a
-failed verification this module calls ``rollback``.  Nothing is recorded here:
+failed verification this module calls ``rollback``, on a verified one ``commit`` (for a
+deployer that keeps in-flight state, :class:`~certmgr.interfaces.Committing`).  Nothing is recorded here:
 the caller stores the :class:`DeployOutcome`.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from certmgr.errors import CertmgrError, DeployError
-from certmgr.interfaces import CertBundle, Deployer, DeployRequest, VerifyTarget
+from certmgr.faults import checkpoint
+from certmgr.interfaces import CertBundle, Committing, Deployer, DeployRequest, Installed, VerifyTarget
 from certmgr.probe.client import ProbeResult, probe
+
+log = logging.getLogger("certmgr.deploy")
 
 #: probe one target, optionally forcing the key algorithm the server must use
 ProbeFn = Callable[[VerifyTarget, str | None], ProbeResult]
@@ -109,6 +114,7 @@ def deploy_and_verify(
         where = str(getattr(deployer, "target", request.hostname))
         return DeployOutcome(target=where, ok=False, rolled_back=True, reason=str(e), served_sha256s={},
                              verified_at=None)
+    checkpoint("installed")
     served: dict[str, str | None] = {}
     problems: list[str] = []
     try:
@@ -123,6 +129,7 @@ def deploy_and_verify(
     except Exception as e:  # the per-deployment boundary: unverified new files are never left in place
         problems.append(f"the verification failed unexpectedly ({e.__class__.__name__}: {e})")
     if not problems:
+        _commit(deployer, installed)
         return DeployOutcome(target=installed.target, ok=True, rolled_back=False, reason=None,
                              served_sha256s=served, verified_at=datetime.now(UTC))
     names = ", ".join(h.hostname for h in request.all_hosts)
@@ -136,3 +143,15 @@ def deploy_and_verify(
     return DeployOutcome(target=installed.target, ok=False, rolled_back=True,
                          reason=f"{reason}; the previous certificate was put back", served_sha256s=served,
                          verified_at=None)
+
+
+def _commit(deployer: Deployer, installed: Installed) -> None:
+    """Tell a deployer that keeps state that its files are verified.  Failing here loses
+    nothing that is served; the next deployment of the target then keeps the older backup."""
+    if not isinstance(deployer, Committing):
+        return
+    try:
+        deployer.commit(installed)
+    except (DeployError, OSError) as e:
+        log.warning("%s: the new certificate is served, but settling the deployment failed: %s",
+                    installed.target, e)

@@ -31,17 +31,25 @@ from certmgr.dns.dane_run import IssueFn, _new_key, _write, bundle_of
 from certmgr.dns.mtasts import Decision, Published, Served, Step, Wanted, decide, policy_from_mx
 from certmgr.dns.publisher import DnsPublisher, txt
 from certmgr.errors import DeployError
-from certmgr.interfaces import Deployer, DeployRequest, VerifyTarget
+from certmgr.interfaces import Committing, Deployer, DeployRequest, VerifyTarget
 from certmgr.pki.names import comparable_name
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 
 
+@dataclass(frozen=True)
+class WebInstall:
+    """How to settle an installation once it is verified as served, and how to undo it."""
+
+    commit: Callable[[], None]
+    undo: Callable[[], None]
+
+
 class WebTarget(Protocol):
     """Where the policy and the mta-sts certificate are served from."""
 
-    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> Callable[[], None]:
-        """Put policy, certificate and key in place and reload; return how to undo it all."""
+    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> WebInstall:
+        """Put policy, certificate and key in place and reload."""
         ...
 
 
@@ -54,13 +62,18 @@ class DeployerWeb:
     domain: str
     key_type: str
 
-    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> Callable[[], None]:
+    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> WebInstall:
         host = f"mta-sts.{self.domain}"
         bundle = bundle_of(host, (host,), self.key_type, key_pem, fullchain_pem)
         request = DeployRequest(host, (bundle,), VerifyTarget(host, 443),
                                 documents=((POLICY_PATH, policy_text.encode()),))
-        installed = self.deployer.install(request)
-        return lambda: self.deployer.rollback(installed)
+        deployer, installed = self.deployer, self.deployer.install(request)
+
+        def commit() -> None:
+            if isinstance(deployer, Committing):
+                deployer.commit(installed)
+
+        return WebInstall(commit, lambda: deployer.rollback(installed))
 
 
 def fetch_policy(domain: str, resolver: tuple[str, int] | None, trust_file: Path | None,
@@ -172,13 +185,14 @@ class MtaStsDomain:
         served = Served(text, served_sha, _unquoted(sts.values), _unquoted(rpt.values))
         d = decide(rec, Wanted(policy, sha, self.rua), served, mx, {h: self.mx_check(h) for h in mx}, now)
         if d.step is Step.DEPLOY_WEB:  # recorded after: a crash before it deploys again
-            undo = self.web.install(policy.text(), key_pem, fullchain)
+            installed = self.web.install(policy.text(), key_pem, fullchain)
             self.checkpoint("deployed")
             try:
                 self._verify_served(policy.text(), sha)
             except DeployError:
-                undo()  # what was served before stays served: its id is still the published one
+                installed.undo()  # what was served before stays served: its id is still the published one
                 raise
+            installed.commit()
             self.record(d.record)
             return d
         if d.record != rec:

@@ -17,7 +17,7 @@ from typing import Any
 
 from cryptography import x509
 
-from certmgr.config.load import _host_port
+from certmgr.config.fields import host_port
 from certmgr.errors import StateError, UsageError
 from certmgr.interfaces import protocol_for
 from certmgr.pki.names import comparable_name, hostname_key
@@ -57,7 +57,7 @@ def targets(rt: Runtime, specs: list[str]) -> list[Target]:
     out = []
     for spec in specs:
         if spec.startswith("[") or spec.count(":") > 1:  # [IPv6]:PORT, [IPv6] or a bare IPv6 address
-            host, given = _host_port(spec, 25, lambda m, spec=spec: UsageError(f"{spec}: {m}"))
+            host, given = host_port(spec, 25, lambda m, spec=spec: UsageError(f"{spec}: {m}"))
             port = given if "]:" in spec else None  # the config's parser: one meaning of "[::1]:25"
         else:
             host, _, port_s = spec.rpartition(":") if spec.count(":") == 1 else (spec, "", "")

@@ -4,7 +4,10 @@ Each MTA module says only its file layout, its config test and its reload
 command (:class:`MailDeployer` subclasses); everything else lives here once:
 
 1. the previous version of every file is copied next to it (``<file>.certmgr-prev``,
-   0600) so a rollback works even after a restart, and its mode and owner are noted;
+   0600) so a rollback works even after a restart, and its mode and owner are noted; an
+   in-flight marker (``<file>.certmgr-inflight``) stays beside each file until the
+   deployment is verified (:meth:`MailDeployer.commit`) or undone, so a deployment cut
+   short (a crash, SIGKILL) and run again keeps the backup of the file from before it;
 2. the new files are written atomically (temp in the same dir, fsync, rename),
    key material 0600 (0640 with a configured ``group``), never through a symlink;
 3. optional config edits, then the MTA's config test, then its reload;
@@ -29,9 +32,10 @@ certificate is not served.  Common options of every deployer: ``host``
 from __future__ import annotations
 
 import grp
+import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,8 @@ from certmgr.interfaces import DeployRequest, Installed, Options, VerifyTarget
 from providers.deployers.hosts import FileMeta, Host, make_host
 
 BACKUP_SUFFIX = ".certmgr-prev"
+#: beside a file an unfinished deployment wrote: its backup is the file to put back
+INFLIGHT_SUFFIX = ".certmgr-inflight"
 
 
 @dataclass(frozen=True)
@@ -156,10 +162,20 @@ class MailDeployer(ABC):
             raise DeployError(f"{what} `{command.show()}` failed with exit code {result.returncode}: {detail}")
 
     def _backup(self, paths: Sequence[str]) -> tuple[dict[str, str | None], dict[str, FileMeta]]:
-        """Copy each existing file to ``<file>.certmgr-prev``; note its mode and owner."""
+        """Copy each existing file to ``<file>.certmgr-prev``; note its mode and owner.
+
+        A file with an in-flight marker (``<file>.certmgr-inflight``) holds what an interrupted
+        deployment wrote and never verified: its backup is kept, not overwritten, so a rollback
+        still puts back the last file that was in place before it."""
         saved: dict[str, str | None] = {}
         meta: dict[str, FileMeta] = {}
         for path in paths:
+            interrupted = self._inflight(path)
+            if interrupted is not None:
+                saved[path], found = interrupted
+                if found is not None:
+                    meta[path] = found
+                continue
             old = self.host.read(path)
             if old is None:
                 saved[path] = None
@@ -170,7 +186,40 @@ class MailDeployer(ABC):
             # the backup of a key file is as private as the key itself
             self.host.write(path + BACKUP_SUFFIX, old, mode=self._mode(secret=True), group=self.group)
             saved[path] = path + BACKUP_SUFFIX
+        for path, backup in saved.items():
+            found = meta.get(path)
+            marker = {"backup": backup is not None,
+                      "meta": [found.mode, found.uid, found.gid] if found is not None else None}
+            self.host.write(path + INFLIGHT_SUFFIX, json.dumps(marker).encode(), mode=0o600)
         return saved, meta
+
+    def _inflight(self, path: str) -> tuple[str | None, FileMeta | None] | None:
+        """What the in-flight marker of ``path`` says was there before an interrupted deployment
+        (its backup, or None: no file; and its mode and owner); None when there is no marker or
+        its backup is gone (then the file in place is all there is)."""
+        data = self.host.read(path + INFLIGHT_SUFFIX)
+        if data is None:
+            return None
+        try:
+            marker = json.loads(data)
+            had = bool(marker["backup"])
+            found = FileMeta(*marker["meta"]) if marker.get("meta") else None
+        except (ValueError, KeyError, TypeError):
+            return None
+        if not had:
+            return None, None
+        if self.host.read(path + BACKUP_SUFFIX) is None:
+            return None
+        return path + BACKUP_SUFFIX, found
+
+    def _settled(self, paths: Iterable[str]) -> None:
+        """The deployment of ``paths`` is verified or undone: drop their in-flight markers."""
+        for path in paths:
+            self.host.remove(path + INFLIGHT_SUFFIX)
+
+    def commit(self, installed: Installed) -> None:
+        """The new files are verified as served: they are the files to keep from now on."""
+        self._settled(installed.backup.get("files", {}))
 
     def _restore(self, saved: Mapping[str, str | None], secret: Mapping[str, bool],
                  meta: Mapping[str, FileMeta]) -> None:
@@ -187,6 +236,7 @@ class MailDeployer(ABC):
         for path, backup in saved.items():
             if backup is None:
                 self.host.remove(path)
+        self._settled(saved)
 
     def _keep_owner(self, paths: Sequence[str], meta: Mapping[str, FileMeta]) -> None:
         """Give files the config edits rewrote their mode and owner back (``postconf -e``

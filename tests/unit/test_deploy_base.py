@@ -79,7 +79,7 @@ def test_exec_writes_files_and_runs_command_per_certificate(tmp_path: Path, ca: 
 def test_failed_command_restores_previous_files_and_reruns_for_them(tmp_path: Path, ca: TestCA) -> None:
     old, new = ca.leaf(HOST), ca.leaf(HOST)
     deployer = exec_deployer(tmp_path)
-    deployer.install(request(old))
+    deployer.commit(deployer.install(request(old)))  # verified
     (tmp_path / "fail").touch()
     with pytest.raises(DeployError) as e:
         deployer.install(request(new))
@@ -98,7 +98,7 @@ def test_failed_first_deployment_leaves_nothing_behind(tmp_path: Path, ca: TestC
 def test_rollback_puts_back_the_previous_files(tmp_path: Path, ca: TestCA) -> None:
     old, new = ca.leaf(HOST), ca.leaf(HOST)
     deployer = exec_deployer(tmp_path)
-    deployer.install(request(old))
+    deployer.commit(deployer.install(request(old)))  # verified
     installed = deployer.install(request(new))
     deployer.rollback(installed)
     assert (tmp_path / "certs" / f"{HOST}.rsa.key").read_bytes() == old.key_pem

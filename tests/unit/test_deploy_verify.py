@@ -67,7 +67,8 @@ def test_retries_until_the_reload_shows(deployer: ExecDeployer, tmp_path: Path) 
 def test_old_certificate_still_served_rolls_back(deployer: ExecDeployer, tmp_path: Path) -> None:
     ca = TestCA()
     old, new = ca.leaf(HOST), ca.leaf(HOST)
-    deployer.install(DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25)))
+    verified = DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25))
+    deployer.commit(deployer.install(verified))
     outcome = run(deployer, (new,), Scripted([old]))
     assert not outcome.ok and outcome.rolled_back
     assert f"127.0.0.1:25 still serves the certificate with SHA-256 {old.sha256[:16]}" in (outcome.reason or "")
@@ -98,7 +99,8 @@ def test_unusable_trust_file_during_verification_rolls_back(deployer: ExecDeploy
     puts the old certificate back, never an exception that leaves the new files half-deployed."""
     ca = TestCA()
     old, new = ca.leaf(HOST), ca.leaf(HOST)
-    deployer.install(DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25)))
+    verified = DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25))
+    deployer.commit(deployer.install(verified))
     trust = tmp_path / "roots.pem"
     trust.write_bytes(b"not a certificate\n")
     der = x509.load_pem_x509_certificate(new.cert_pem).public_bytes(Encoding.DER)
@@ -117,7 +119,8 @@ def test_unusable_trust_file_during_verification_rolls_back(deployer: ExecDeploy
 def test_unexpected_error_during_verification_rolls_back(deployer: ExecDeployer, tmp_path: Path) -> None:
     ca = TestCA()
     old, new = ca.leaf(HOST), ca.leaf(HOST)
-    deployer.install(DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25)))
+    verified = DeployRequest(hostname=HOST, bundles=(old,), verify=VerifyTarget("127.0.0.1", 25))
+    deployer.commit(deployer.install(verified))
 
     def probe(target: VerifyTarget, key_alg: str | None) -> ProbeResult:
         raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "a reply the probe did not expect")

@@ -34,7 +34,7 @@ def test_install_writes_certificate_key_and_policy_and_rollback_puts_the_old_one
     web = deployer(tmp_path)
     assert isinstance(web, ServesDocuments)
     first, second = request(b"mode: testing\r\n"), request(b"mode: enforce\r\n")
-    web.install(first)
+    web.commit(web.install(first))  # verified as served (the caller fetches it over HTTPS)
     assert (tmp_path / "www/.well-known/mta-sts.txt").read_bytes() == b"mode: testing\r\n"
     assert (tmp_path / "site.key").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "site.crt").read_bytes() == first.bundles[0].fullchain_pem
@@ -46,7 +46,8 @@ def test_install_writes_certificate_key_and_policy_and_rollback_puts_the_old_one
 
 
 def test_a_failed_reload_leaves_the_previous_files(tmp_path: Path) -> None:
-    deployer(tmp_path).install(request(b"mode: testing\r\n"))
+    web = deployer(tmp_path)
+    web.commit(web.install(request(b"mode: testing\r\n")))
     with pytest.raises(DeployError, match="previous files are back"):
         deployer(tmp_path, reload="/bin/false").install(request(b"mode: enforce\r\n"))
     assert (tmp_path / "www/.well-known/mta-sts.txt").read_bytes() == b"mode: testing\r\n"

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from certmgr.config.load import parse_key_types
+from certmgr.config.mta import parse_key_types
 from certmgr.errors import ConfigError
 from certmgr.pki.keytypes import KEY_TYPES, is_weak, weak_key_reason
 from certmgr.probe.assess import assess

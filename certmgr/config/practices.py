@@ -1,0 +1,57 @@
+"""The tables of the SMTP/TLS practices configured once per site: [monitor] and [mta_sts."domain"]."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
+
+from certmgr.config.toml import Loader
+from certmgr.errors import ConfigError
+from certmgr.monitor.config import MonitorConfig, parse_monitor
+from certmgr.options import did_you_mean
+from certmgr.pki.names import NameError_, normalize_hostname
+
+if TYPE_CHECKING:
+    from certmgr.dns.settings import MtaStsSettings
+
+
+def parse_monitor_table(ld: Loader, raw: Any, notifies: Collection[str]) -> MonitorConfig | None:
+    """The ``[monitor]`` table, its errors reported at the line of the key (``logs[0].path`` → ``logs``);
+    None when it has one."""
+    try:
+        monitor = parse_monitor(raw, file=ld.file)
+    except ConfigError as e:
+        key = e.key or None
+        line = ld.line("monitor", re.sub(r"\[\d+\]", "", key).partition(".")[0] if key else None)
+        ld.report(ConfigError(e.message, file=ld.file, table="monitor", key=key, line=line))
+        return None
+    missing = [name for name in monitor.report_notify if name not in notifies]
+    known = ", ".join(sorted(notifies)) or "none"
+    for name in missing:
+        ld.report(ld.error(f"{name!r} is not a [notify.*] table{did_you_mean(name, notifies)} (configured: {known})",
+                           "monitor", "report.notify"))
+    return None if missing else monitor
+
+
+def parse_mta_sts_tables(ld: Loader, raw: Any, refs: Mapping[str, Collection[str]]) -> dict[str, MtaStsSettings]:
+    """``[mta_sts."example.com"]`` tables, one per domain (checked by :mod:`certmgr.dns.settings`);
+    each wrong table is reported."""
+    if not isinstance(raw, dict):
+        ld.report(ld.error('must be tables like [mta_sts."example.com"]', "mta_sts", None))
+        return {}
+    from certmgr.dns.settings import parse_mta_sts  # cryptography and dnspython: only when configured
+
+    out: dict[str, MtaStsSettings] = {}
+    for name, table in raw.items():
+        try:
+            domain = normalize_hostname(name)
+        except NameError_ as e:
+            ld.report(ld.error(f"is not a domain name: {e}", f'mta_sts."{name}"', None))
+            continue
+        try:
+            out[domain] = parse_mta_sts(domain, table, dns_tables=refs["dns"], deploy_targets=refs["deploy"],
+                                        issuers=refs["issuer"])
+        except ConfigError as e:
+            ld.report(ld.error(e.message, e.table, e.key))
+    return out
