@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
-from typing import Any
 
+from certmgr.cli import partnering
 from certmgr.cli.common import print_json, print_table, runtime
 from certmgr.deploy.orchestrate import deploy_mtas
 
@@ -20,33 +20,14 @@ def run(args: argparse.Namespace) -> int:
         mtas = [rt.config.mta(h) for h in args.hosts] if args.hosts else list(rt.config.mtas)
         reports = deploy_mtas(rt, mtas)
         # naming hosts limits the run to them; a full deploy also applies the partners' TLS policy
-        partners = [] if args.hosts else _partners(rt)
+        partners = [] if args.hosts else partnering.apply(rt)
     if args.json:
-        print_json([asdict(r) for r in reports] + [{**asdict(p), "hostname": "partners"} for p in partners])
+        print_json([asdict(r) for r in reports] + partnering.as_json(partners))
     else:
         rows = [(r.hostname, r.target, "verified" if r.ok else ("waiting" if r.waiting else
                                              "rolled back" if r.rolled_back else "failed"),
                  r.message) for r in reports]
-        rows += [("partners", p.target, _result(p), "; ".join(([p.error] if p.error else []) + list(p.refused))
-                  or f"enforced: {', '.join(p.enforced) or 'none'}") for p in partners]
+        rows += [("partners", p.target, partnering.result(p), partnering.detail(p)) for p in partners]
         print_table("Deployment", ["hostname", "target", "result", "detail"], rows)
     return 0 if all(r.ok or r.waiting for r in reports) and all(p.ok for p in partners) else 1
 
-
-def _partners(rt: Any) -> list[Any]:
-    from datetime import UTC, datetime
-
-    from certmgr.partners.check import CheckOptions
-    from certmgr.partners.enforce import apply_partners
-
-    s = rt.config.settings
-    opts = CheckOptions(resolver=s.resolver, trust_file=s.trust, concurrency=max(s.concurrency, 1) * 2)
-    return apply_partners(rt.config, rt.providers.deployer, opts, datetime.now(UTC))
-
-
-def _result(p: Any) -> str:
-    if p.error:
-        return "failed"
-    if p.refused:
-        return "refused"
-    return "enforced" if p.changed else "unchanged"

@@ -44,10 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if not specs:
         print("certmgr partners: no [[partner]] in the config and no DOMAIN given", file=sys.stderr)
         return 0
-    s = cfg.settings
     try:
-        facts = check_partners(specs, CheckOptions(resolver=s.resolver, trust_file=s.trust,
-                                                   concurrency=max(s.concurrency, 1) * 2))
+        facts = check_partners(specs, CheckOptions.from_settings(cfg.settings))
     except CertmgrError as e:
         # a check that could not be made is UNKNOWN to a monitoring system
         print(f"certmgr partners: UNKNOWN: {e}", file=sys.stderr)

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import asdict
 
+from certmgr.cli import partnering
 from certmgr.cli.common import is_tty, print_json, print_table, runtime
 from certmgr.lifecycle.issue import Outcome
 from certmgr.lifecycle.renew import Progress, renew_many
@@ -46,13 +47,16 @@ def run(args: argparse.Namespace) -> int:
             outcomes = renew_many(rt, args.hosts, force=args.force, dry_run=args.dry_run, progress=progress)
         # tell people at once about failures (and successes, where asked): never silent
         notices = [] if args.dry_run else process(rt)
+        # like deploy: a full run also brings the partners' TLS policy in line with the config
+        partners = [] if args.hosts or args.dry_run else partnering.apply(rt)
     if args.json:
-        print_json([asdict(o) for o in outcomes])
+        print_json([asdict(o) for o in outcomes] + partnering.as_json(partners))
     else:
         print_table("Renewal", ["hostname", "key", "result", "detail"],
-                    [(o.hostname, o.key_alg, o.action, o.message) for o in outcomes])
+                    [(o.hostname, o.key_alg, o.action, o.message) for o in outcomes]
+                    + [("partners", p.target, partnering.result(p), partnering.detail(p)) for p in partners])
         for n in notices:
             if n.action in ("sent", "failed"):
                 print(f"notice {n.kind} for {n.hostname} via {n.notifier}: {n.action} {n.detail}".rstrip(),
                       file=sys.stderr)
-    return 1 if any(o.failed for o in outcomes) else 0
+    return 1 if any(o.failed for o in outcomes) or not all(p.ok for p in partners) else 0

@@ -102,6 +102,8 @@ class DaemonSettings:
     ari_interval: int = 3600
     #: reading the mail logs and TLS reports of ``[monitor]`` (0 when there is no such table)
     collect_interval: int = 300
+    #: re-checking every [[partner]] (alerts when an enforced one falls below its level)
+    partner_interval: int = 86400
     #: loopback address:port of the /metrics endpoint; "" turns it off
     metrics_listen: str = "127.0.0.1:9420"
 

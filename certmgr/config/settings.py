@@ -67,18 +67,19 @@ def parse_settings(ld: Loader, raw: Any) -> Settings:
 
 
 DAEMON_KEYS = frozenset({"renew_interval", "probe_interval", "remind_interval", "ari_interval", "collect_interval",
-                         "metrics_listen"})
+                         "partner_interval", "metrics_listen"})
 
 
 def parse_daemon(ld: Loader, raw: Any, default_listen: str) -> DaemonSettings:
     t = Table(ld, raw, "daemon", allowed=DAEMON_KEYS)
     defaults = DaemonSettings()
     intervals: dict[str, int] = {}
-    for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval", "collect_interval"):
+    for key in ("renew_interval", "probe_interval", "remind_interval", "ari_interval", "collect_interval",
+                "partner_interval"):
         value = t.get(key, int, getattr(defaults, key))
         # probing, ARI and collecting may be switched off (0): monitoring runs `certmgr check`, the CA
-        # has no ARI, cron runs `certmgr collect`
-        low = 0 if key in ("probe_interval", "ari_interval", "collect_interval") else 1
+        # has no ARI, cron runs `certmgr collect` (or `certmgr partners`)
+        low = 0 if key in ("probe_interval", "ari_interval", "collect_interval", "partner_interval") else 1
         if not low <= value <= 7 * 86400:
             raise t.err(key, f"must be a number of seconds between {low} and 604800, got {value}")
         intervals[key] = value

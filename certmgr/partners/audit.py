@@ -210,15 +210,42 @@ def audit_exim(s: Mapping[str, str], transports: Mapping[str, Mapping[str, str]]
     return found
 
 
+#: what the Dovecot audit reads (``doveconf NAME…``; 2.3 and 2.4 names, the unknown ones are left out)
+DOVECOT_SETTINGS = ("ssl", "disable_plaintext_auth", "auth_allow_cleartext", "ssl_min_protocol", "ssl_cert",
+                    "ssl_alt_cert", "ssl_server_cert_file")
+
+
 def audit_dovecot(s: Mapping[str, str], *, where: str, managed: Sequence[str]) -> list[Finding]:
-    """Findings for one Dovecot from ``doveconf -n`` (2.3 names)."""
+    """Findings for one Dovecot from its effective settings (``DOVECOT_SETTINGS``, 2.3 or 2.4)."""
     found: list[Finding] = []
-    if s.get("ssl", "yes") == "no":
+    ssl = s.get("ssl", "yes")
+    if ssl == "no":
         found.append(Finding(CRITICAL, f"{where} does not offer TLS (ssl = no)"))
+    # 2.3: disable_plaintext_auth (default yes); 2.4: auth_allow_cleartext (default no)
+    if "auth_allow_cleartext" in s:
+        cleartext, setting = s["auth_allow_cleartext"] == "yes", "auth_allow_cleartext = yes"
+        fix = "auth_allow_cleartext = no"
+    else:
+        cleartext, setting = s.get("disable_plaintext_auth", "yes") == "no", "disable_plaintext_auth = no"
+        fix = "disable_plaintext_auth = yes"
+    if cleartext and ssl != "required":
+        found.append(Finding(CRITICAL, f"{where} accepts passwords over connections without TLS ({setting}, "
+                                       f"ssl = {ssl}): set {fix}, or ssl = required"))
     floor = s.get("ssl_min_protocol", "TLSv1.2")
     if floor in PROTOCOLS and PROTOCOLS.index(floor) < PROTOCOLS.index("TLSv1.2"):
         found.append(Finding(WARNING, f"{where} still allows {floor} and later (ssl_min_protocol = {floor}); use "
                                       "TLSv1.2"))
-    served = [v.lstrip("<").strip() for k, v in s.items() if k in ("ssl_cert", "ssl_alt_cert") and v]
+    served = [v.lstrip("<").strip() for k, v in s.items()
+              if k in ("ssl_cert", "ssl_alt_cert", "ssl_server_cert_file") and v]
     found += _served_problems(where, served, managed)
     return found
+
+
+def starttls_problem(where: str, protocol: str, offered: bool, unreachable: bool, error: str | None) -> Finding | None:
+    """What a probe of a STARTTLS port found wrong (None: STARTTLS offered)."""
+    if unreachable:
+        return Finding(WARNING, f"{where} cannot be probed: {error}")
+    if not offered:
+        return Finding(CRITICAL, f"{where} does not offer STARTTLS on {protocol.upper()}: clients that connect there "
+                                 "log in and read mail in plain text")
+    return None

@@ -9,7 +9,16 @@ from typing import Any
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.errors import CertmgrError
-from certmgr.partners.audit import POSTFIX_SETTINGS, Finding, audit_exim, audit_postfix, parse_settings
+from certmgr.partners.audit import (
+    DOVECOT_SETTINGS,
+    POSTFIX_SETTINGS,
+    Finding,
+    audit_dovecot,
+    audit_exim,
+    audit_postfix,
+    parse_settings,
+    starttls_problem,
+)
 from certmgr.probe.assess import CRITICAL, OK, WARNING
 from certmgr.probe.client import probe
 
@@ -33,6 +42,16 @@ def source_findings(mta: MtaConfig, sources: Sequence[str], timeout: float = 10.
     return []
 
 
+def dovecot_probe(mta: MtaConfig, timeout: float = 10.0) -> list[Finding]:
+    """Is STARTTLS really offered on the MTA's IMAP/POP3 port (implicit TLS ports need no STARTTLS)?"""
+    if mta.probe_implicit_tls or mta.probe_protocol == "smtp":
+        return []
+    r = probe(mta.smtp_host, mta.smtp_port, protocol=mta.probe_protocol, servername=mta.hostname, timeout=timeout)
+    found = starttls_problem(f"{mta.hostname} ({mta.smtp_host}:{mta.smtp_port})", mta.probe_protocol, r.starttls,
+                             r.unreachable, r.error)
+    return [found] if found else []
+
+
 def key_algs(mta: MtaConfig) -> list[str]:
     return ["rsa" if k.startswith("rsa") else "ecdsa" for k in mta.key_types]
 
@@ -53,6 +72,10 @@ def audit_mta(cfg: Config, mta: MtaConfig, deployer: Callable[[str], Any], sourc
                 found += audit_exim(parse_settings(main), {n: parse_settings(t) for n, t in transports.items()},
                                     where=where, hostname=mta.hostname,
                                     managed=d.cert_files(mta.hostname, key_algs(mta)), read=d.read_file)
+            elif kind == "dovecot":
+                found += audit_dovecot(d.effective_settings(DOVECOT_SETTINGS), where=where,
+                                       managed=d.cert_files(mta.hostname, key_algs(mta)))
+                found += dovecot_probe(mta)
         except CertmgrError as e:
             found.append(Finding(WARNING, f"{where}: the effective settings cannot be read: {e}"))
     found += source_findings(mta, sources)

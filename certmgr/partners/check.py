@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from certmgr.config.model import PartnerSpec
+from certmgr.config.model import PartnerSpec, Settings
 from certmgr.partners import discover, mtasts
 from certmgr.partners.model import AddressFacts, PartnerFacts
 from certmgr.probe.client import probe
@@ -35,6 +35,12 @@ class CheckOptions:
     concurrency: int = 32
     #: the port partners listen on (25 on the Internet; tests may differ)
     port: int = SMTP_PORT
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckOptions:
+        """What every command and the daemon use: the configured resolver and trust, twice the
+        configured concurrency (probes mostly wait)."""
+        return cls(resolver=settings.resolver, trust_file=settings.trust, concurrency=max(settings.concurrency, 1) * 2)
 
 
 def _address_facts(host: str, preference: int, address: str, opts: CheckOptions,

@@ -28,6 +28,10 @@ class TlsPolicyDeployer(Protocol):
         """Write, index, test, reload (undo on failure); None when nothing changed."""
         ...
 
+    def tls_policy_domains(self) -> frozenset[str]:
+        """The partner domains whose policy the MTA's map holds now."""
+        ...
+
 
 @dataclass(frozen=True)
 class TargetPlan:

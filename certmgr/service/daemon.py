@@ -48,6 +48,7 @@ JOBS: dict[str, tuple[JobFn, str]] = {
     "remind": (jobs.remind_job, "remind_interval"),
     "ari": (jobs.ari_job, "ari_interval"),
     "collect": (jobs.collect_job, "collect_interval"),
+    "partners": (jobs.partner_job, "partner_interval"),
 }
 #: a crashed run's claim on a job expires after this (a live run keeps it however long it takes)
 JOB_CLAIM_SECONDS = 3600.0

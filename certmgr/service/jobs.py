@@ -195,4 +195,20 @@ def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegis
 
         sources = [str(src.path) for src in rt.config.monitor.logs]
         registry.register(collector(MonitorStore(rt.store), sources, now=now))
+    if rt.config.partners:  # what the last partner check found: metrics never probe partners
+        from certmgr.partners.watch import add_metrics
+        from certmgr.store.partners import PartnerStore
+
+        configured = {p.domain for p in rt.config.partners}
+        add_metrics(registry, [r for d, r in sorted(PartnerStore(rt.store).states().items()) if d in configured])
     return registry
+
+
+def partner_job(rt: Runtime, should_stop: StopCheck) -> str:
+    """Check every [[partner]]; an enforced one that falls below its level is alerted at once."""
+    from certmgr.partners.check import CheckOptions
+    from certmgr.partners.watching import watch
+    from certmgr.store.partners import PartnerStore
+
+    return watch(rt.config, PartnerStore(rt.store), rt.providers.notifier, rt.providers.deployer,
+                 CheckOptions.from_settings(rt.config.settings), utcnow())

@@ -272,3 +272,25 @@ class MonitorTlsResult(SQLModel, table=True):
     result_type: str
     sessions: int
     mx_host: str = ""
+
+
+# ---------------------------------------------------------------------- partner TLS watch
+
+
+class PartnerState(SQLModel, table=True):
+    """The last daily check of one partner domain and the degradation alert still open for it,
+    so a restarted daemon neither repeats nor loses an alert (and metrics read it, not the network)."""
+
+    __tablename__ = "partner_state"
+
+    domain: str = Field(primary_key=True)
+    require: str
+    status: str  # ok | warning | critical | unknown
+    meets: bool
+    enforced: bool
+    problems: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of sentences
+    #: JSON list of {host, address, meets, not_after}: one per probed MX address
+    addresses: str = Field(sa_column=Column(Text, nullable=False))
+    checked_at: datetime
+    #: when the "no longer meets its level" alert went out; None once recovered (or never)
+    alerted_at: datetime | None = None

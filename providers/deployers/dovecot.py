@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Self
 
+from certmgr.errors import DeployError
 from certmgr.interfaces import DeployRequest, Options, ProviderEnv, VerifyTarget
 from providers.deployers.base import (
     Command,
@@ -137,6 +138,26 @@ class DovecotDeployer(MailDeployer):
 
     def reload(self, paths: Sequence[str]) -> list[Command]:
         return [Command(self.reload_command)]
+
+    def effective_settings(self, names: Sequence[str]) -> dict[str, str]:
+        """``doveconf NAME…``: the values Dovecot uses, defaults included; a name this version does
+        not know (2.3 and 2.4 differ) is left out of doveconf's answer, and so of the result."""
+        result = self.host.run(("doveconf", *(["-c", self.dovecot_config] if self.dovecot_config else []), *names))
+        if result.returncode != 0:
+            raise DeployError(f"{self.target}: doveconf failed: {result.output.strip()}")
+        out: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            name, sep, value = line.partition("=")
+            if sep and not line[:1].isspace():
+                out[name.strip()] = value.strip()
+        return out
+
+    def read_file(self, path: str) -> bytes | None:
+        return self.host.read(path)
+
+    def cert_files(self, hostname: str, key_algs: Sequence[str]) -> list[str]:
+        """The certificate files certmgr writes for ``hostname`` (what ssl_cert should name)."""
+        return [cert_path(self.cert_dir, hostname, alg, "crt") for alg in key_algs]
 
     def verify_targets(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
         if self.verify is not None:

@@ -46,7 +46,7 @@ from providers.deployers.base import (
     cert_path,
     read_host_options,
 )
-from providers.deployers.tlspolicy import Entry, exim_problem, render_exim_map
+from providers.deployers.tlspolicy import Entry, exim_problem, parse_exim_map, render_exim_map
 
 
 class EximDeployer(MailDeployer):
@@ -161,6 +161,11 @@ class EximDeployer(MailDeployer):
     def tls_policy_present(self) -> bool:
         """Does this MTA hold a partner TLS policy written before (to be updated, or emptied)?"""
         return self.host.read(self.tls_policy_file) is not None
+
+    def tls_policy_domains(self) -> frozenset[str]:
+        """The partner domains whose TLS policy this MTA enforces now (the entries of its map)."""
+        data = self.host.read(self.tls_policy_file)
+        return frozenset(parse_exim_map(data.decode("utf-8", "replace"))) if data is not None else frozenset()
 
     def cert_files(self, hostname: str, key_algs: Sequence[str]) -> list[str]:
         """The certificate files certmgr writes for ``hostname`` (what tls_certificate should name)."""

@@ -54,7 +54,7 @@ from providers.deployers.base import (
     read_host_options,
     split_bundles,
 )
-from providers.deployers.tlspolicy import Entry, render_postfix_map
+from providers.deployers.tlspolicy import Entry, parse_postfix_map, render_postfix_map
 
 #: the file postmap makes from a source file, per map type
 _MAP_SUFFIX = {"hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
@@ -308,6 +308,11 @@ class PostfixDeployer(MailDeployer):
     def tls_policy_present(self) -> bool:
         """Does this MTA hold a partner TLS policy written before (to be updated, or emptied)?"""
         return self.host.read(self.tls_policy_map) is not None
+
+    def tls_policy_domains(self) -> frozenset[str]:
+        """The partner domains whose TLS policy this MTA enforces now (the entries of its map)."""
+        data = self.host.read(self.tls_policy_map)
+        return frozenset(parse_postfix_map(data.decode("utf-8", "replace"))) if data is not None else frozenset()
 
     def cert_files(self, hostname: str, key_algs: Sequence[str]) -> list[str]:
         """The files certmgr writes for ``hostname`` (what main.cf should serve)."""

@@ -13,7 +13,7 @@ import pytest
 from certmgr.config.model import PartnerSpec
 from certmgr.partners.check import CheckOptions, check_partners
 from certmgr.partners.model import PartnerFacts
-from certmgr.partners.watch import add_metrics, current_verdicts, degradations
+from certmgr.partners.watch import add_metrics, current_verdicts, degradations, record_of
 from tests.peers.partners import PartnerWorld, partner_world
 from tests.peers.postfix import chain_file_pem, postconf, wait_until
 
@@ -72,7 +72,7 @@ def test_expired_certificate_alerts_and_metrics_show_it(world: PartnerWorld) -> 
     assert f"- {world.mx('good')} ({mta.address}) presents a certificate that expired on " in alert.body
 
     registry = CollectorRegistry()
-    add_metrics(registry, facts, [spec.domain], now)
+    add_metrics(registry, [record_of(facts[0], True, now)])
     text = generate_latest(registry).decode()
     assert f'certmgr_partner_status{{domain="{spec.domain}",require="verify"}} 2.0' in text
     assert f'certmgr_partner_meets_level{{domain="{spec.domain}",require="verify"}} 0.0' in text

@@ -20,7 +20,8 @@ from tests.peers.util import free_port, require_binary, stop_process, wait_port
 
 
 class DovecotPeer:
-    def __init__(self, root: Path, *, cert: Path, key: Path) -> None:
+    def __init__(self, root: Path, *, cert: Path, key: Path, extra: str = "") -> None:
+        """``extra``: more config lines, after the others (a later setting wins in Dovecot)."""
         self.binary = require_binary("dovecot")
         require_binary("doveadm")
         self.root = root
@@ -34,6 +35,7 @@ class DovecotPeer:
         self.base_dir = Path(tempfile.mkdtemp(prefix="certmgr-dovecot-"))
         self.base_dir.chmod(0o755)
         self.snippet.write_text(f"ssl_cert = <{cert}\nssl_key = <{key}\n")
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:
@@ -56,6 +58,7 @@ class DovecotPeer:
             "    ssl = yes\n  }\n  chroot =\n}\n"
             "service anvil {\n  chroot =\n}\nservice imap-login {\n  chroot =\n}\n"
             f"!include {self.snippet}\n"
+            + self.extra
         )
         (self.base_dir / "state").mkdir(exist_ok=True)
 

@@ -11,7 +11,10 @@ one private Postfix per defect, each on its own loopback address, port 25.
 Domains: ``<defect>.<zone>`` with one MX each; ``multi.<zone>`` with MX 10 the good
 host and MX 20 the one without STARTTLS; ``nullmx.<zone>`` with ``MX 0 .``;
 ``nomx.<zone>`` with no MX, only an A record on the good host (whose certificate
-also names it).  Partners accept anything and discard it (``default_transport = discard``).
+also names it).  With ``ipv6`` (an address on ``lo``, see :func:`loopback_ipv6`):
+``v6.<zone>`` whose MX ``mx.v6.<zone>`` has only an AAAA record, served by a good Postfix
+listening on that IPv6 address (``mtas["v6"]``).  Partners accept anything and discard it
+(``default_transport = discard``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def _peer(root: Path, ca: TestCA, defect: str, zone: str, address: str) -> Postf
         "selfsigned": lambda: ca.leaf(host, self_signed=True),
         "tls10": lambda: ca.leaf(host),
         "nostarttls": lambda: ca.leaf(host),
+        "v6": lambda: ca.leaf(host),
     }[defect]()
     d = root / defect
     d.mkdir(parents=True, exist_ok=True)
@@ -81,7 +85,8 @@ def _peer(root: Path, ca: TestCA, defect: str, zone: str, address: str) -> Postf
 
 @contextmanager
 def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str = ZONE, records: str = "",
-                  dns_address: str | None = None, dnssec: bool = False) -> Iterator[PartnerWorld]:
+                  dns_address: str | None = None, dnssec: bool = False,
+                  ipv6: str | None = None) -> Iterator[PartnerWorld]:
     """Start named and one Postfix per defect; ``records``: more zone lines (``{good}`` etc. stand
     for the partner MTAs' addresses); ``dns_address``:
     serve DNS on port 53 of that address (for a Postfix whose resolv.conf points there);
@@ -90,8 +95,9 @@ def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str =
     root.mkdir(parents=True, exist_ok=True)
     trust = ca.write_root(root / "partner-root.pem")
     addresses = {d: random_loopback_address(25) for d in defects}
+    v6 = f"v6 IN MX 10 mx.v6\nmx.v6 IN AAAA {ipv6}\n" if ipv6 else ""
     with ExitStack() as stack:
-        named = Named(root / "named", zone, records=_zone_records(zone, addresses, records), wildcard=False,
+        named = Named(root / "named", zone, records=_zone_records(zone, addresses, records) + v6, wildcard=False,
                       dnssec=dnssec, **({"address": dns_address, "port": 53} if dns_address else {}))
         named.start()
         stack.callback(named.stop)
@@ -101,7 +107,28 @@ def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str =
             peer.start()
             stack.callback(peer.stop)
             world.mtas[defect] = peer
+        if ipv6:
+            peer = _peer(root / "mta", ca, "v6", zone, ipv6)
+            peer.start()
+            stack.callback(peer.stop)
+            world.mtas["v6"] = peer
         yield world
+
+
+@contextmanager
+def loopback_ipv6() -> Iterator[str]:
+    """A unique-local IPv6 address (fd00::/8, RFC 4193) added to ``lo`` for the test, removed
+    after: a partner MX of its own on port 25, as ``random_loopback_address`` is for IPv4."""
+    import random
+    import subprocess
+
+    address = f"fd00:c3a7:{random.randint(1, 0xffff):x}::{random.randint(2, 0xffff):x}"
+    subprocess.run(["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo", "nodad"], check=True,
+                   capture_output=True)
+    try:
+        yield address
+    finally:
+        subprocess.run(["ip", "-6", "addr", "del", f"{address}/128", "dev", "lo"], check=False, capture_output=True)
 
 
 def posttls_finger(world: PartnerWorld, resolv_conf: Path, host: str, level: str) -> str:

@@ -162,13 +162,15 @@ class PostfixPeer:
             f"myhostname = {self.hostname}\n"
             f"smtpd_banner = {self.banner_host} ESMTP\n"
             "mydestination =\nalias_maps =\nalias_database =\n"
-            "inet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmynetworks = 127.0.0.0/8\n"
+            "inet_interfaces = 127.0.0.1\n"
+            f"inet_protocols = {'all' if ':' in self.address else 'ipv4'}\nmynetworks = 127.0.0.0/8\n"
             f"maillog_file = {self.log}\nmaillog_file_prefixes = {self.run_dir}\n"
             f"import_environment = {env}\n"
             "smtpd_tls_loglevel = 1\n" + tls + self.extra_main
         )
-        extra = "".join(f"{self.address}:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
-        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(address=self.address, port=self.port)
+        listen = f"[{self.address}]" if ":" in self.address else self.address  # an IPv6 address in brackets
+        extra = "".join(f"{listen}:{p} inet n - n - - smtpd\n" for p in self.ports[1:])
+        (self.config_dir / "master.cf").write_text(extra + _MASTER_CF.format(address=listen, port=self.port)
                                                    + self.extra_master)
 
     def _postfix(self, *args: str) -> None:

@@ -1,0 +1,91 @@
+"""The partner TLS watch's table: the last check of each partner and its open alert.
+
+``save`` records a check (one transaction for all partners) and never touches
+``alerted_at``; ``set_alerted`` records that the degradation alert went out (or,
+with None, that the partner recovered), after the notifier accepted it.  A check
+of a partner whose alert is still open therefore does not alert again, even after
+a restart; an alert whose sending failed is tried again at the next check.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import select
+
+from certmgr.store import Store
+from certmgr.store.db import session_scope
+from certmgr.store.models import PartnerState
+
+
+@dataclass(frozen=True)
+class AddressState:
+    host: str
+    address: str | None
+    meets: bool
+    not_after: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PartnerRecord:
+    """One partner as its last check left it."""
+
+    domain: str
+    require: str
+    status: str
+    meets: bool
+    enforced: bool
+    problems: tuple[str, ...]
+    addresses: tuple[AddressState, ...]
+    checked_at: datetime
+    alerted_at: datetime | None = None
+
+
+def _encode_addresses(addresses: Iterable[AddressState]) -> str:
+    return json.dumps([{"host": a.host, "address": a.address, "meets": a.meets,
+                        "not_after": a.not_after.isoformat() if a.not_after else None} for a in addresses])
+
+
+def _decode_addresses(text: str) -> tuple[AddressState, ...]:
+    return tuple(AddressState(d["host"], d["address"], bool(d["meets"]),
+                              datetime.fromisoformat(d["not_after"]) if d["not_after"] else None)
+                 for d in json.loads(text))
+
+
+def _record(row: PartnerState) -> PartnerRecord:
+    return PartnerRecord(row.domain, row.require, row.status, row.meets, row.enforced,
+                         tuple(json.loads(row.problems)), _decode_addresses(row.addresses), row.checked_at,
+                         row.alerted_at)
+
+
+class PartnerStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def states(self) -> dict[str, PartnerRecord]:
+        """domain → its last check (partners never checked are absent)."""
+        with session_scope(self.store.engine) as s:
+            return {r.domain: _record(r) for r in s.exec(select(PartnerState))}
+
+    def save(self, records: Iterable[PartnerRecord]) -> None:
+        """Record a check of these partners; their open alerts stay as they are."""
+        with session_scope(self.store.engine) as s:
+            for rec in records:
+                row = s.get(PartnerState, rec.domain) or PartnerState(
+                    domain=rec.domain, require=rec.require, status=rec.status, meets=rec.meets,
+                    enforced=rec.enforced, problems="[]", addresses="[]", checked_at=rec.checked_at)
+                row.require, row.status, row.meets, row.enforced = rec.require, rec.status, rec.meets, rec.enforced
+                row.problems = json.dumps(list(rec.problems))
+                row.addresses = _encode_addresses(rec.addresses)
+                row.checked_at = rec.checked_at
+                s.add(row)
+
+    def set_alerted(self, domain: str, when: datetime | None) -> None:
+        with session_scope(self.store.engine) as s:
+            row = s.get(PartnerState, domain)
+            if row is not None:
+                row.alerted_at = when
+                s.add(row)
