@@ -24,11 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from certmgr.dns.status import text_tables
     from certmgr.lifecycle.recover import lost_inventory
 
     with runtime(args, read_only=True) as rt:
         rows = status_rows(rt, utcnow())
         lost = lost_inventory(rt)
+        dns_tables = [] if args.json else text_tables(rt.config, rows)
     if lost:
         print(f"certmgr status: warning: {lost}", file=sys.stderr)
     if args.json:
@@ -40,14 +42,18 @@ def run(args: argparse.Namespace) -> int:
          (r["renew_at"] or "-")[:16], "yes" if r["deployed"] else "no", (r["last_error"] or "")[:80])
         for r in rows
     ]
+    narrow = False
     if is_tty():
         from rich.console import Console
 
         console = Console()
-        if _table_width(COLUMNS, table) > console.width:
+        narrow = _table_width(COLUMNS, table) > console.width
+        if narrow:
             _print_narrow(console, rows)
-            return 0
-    print_table("Managed certificates", COLUMNS, table)
+    if not narrow:
+        print_table("Managed certificates", COLUMNS, table)
+    for title, columns, cells in dns_tables:  # DANE per MTA, MTA-STS per domain
+        print_table(title, columns, cells)
     return 0
 
 

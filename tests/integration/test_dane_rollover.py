@@ -165,7 +165,7 @@ def test_forced_renewals_with_sigkill_at_every_step_never_break_dane(world: Dane
         # before; the three distinct served certificates and the empty ``retiring`` show them)
         assert {s.value for s in (Step.PUBLISH, Step.WAIT_VISIBLE, Step.WAIT_TTL, Step.IDLE)} <= steps_seen
         journal = tmp_path / "state" / "dane" / MX
-        secret = [*journal.glob("next.*.key"), *journal.glob("pending.*.pem")]
+        secret = [*(tmp_path / "state" / "keys" / MX).glob("next-*.pem"), *journal.glob("pending.*.pem")]
         assert len(secret) == 4 and all(f.stat().st_mode & 0o777 == 0o600 for f in secret)
         print(f"children={children} kills={len(killed_at)} waits_on_lag={waits_on_lag}")
     finally:

@@ -227,6 +227,16 @@ zone "{self.zone}" {{
         r = dns.query.tcp(upd, self.address, port=self.port, timeout=5)
         assert r.rcode() == 0, f"named refused the update of {name} {rdtype}: rcode {r.rcode()}"
 
+    def challenge_toml(self) -> str:
+        """An inline certmgr.toml dns-01 challenge answered by TSIG updates to this server."""
+        return (f'{{ type = "dns-01", provider = "rfc2136", server = "{self.server}", '
+                f'tsig_key_file = "{self.key_file}", nameservers = ["{self.server}"] }}')
+
+    def zone_toml(self, name: str = "corp", *, ttl: int, nameservers: list[str] | None = None) -> str:
+        """The certmgr.toml ``[dns.NAME]`` table that updates this zone."""
+        servers = ", ".join(f'"{s}"' for s in nameservers or [self.server])
+        return (f'[dns.{name}]\ntype = "rfc2136"\nserver = "{self.server}"\nzone = "{self.zone}"\n'
+                f'tsig_key_file = "{self.key_file}"\nttl = {ttl}\nnameservers = [{servers}]\n')
 
 
 class SecondaryNamed(Named):
