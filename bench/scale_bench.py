@@ -33,17 +33,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.peers.testca import TestCA
+from tests.peers.testca import TestCA, import_all
 
 CERTMGR = [sys.executable, "-m", "certmgr"]
 
@@ -78,49 +74,11 @@ calendar = false
     return path
 
 
-def sign_csr(ca: TestCA, csr_pem: bytes) -> bytes:
-    """The test CA's intermediate signs the CSR as a public CA would; leaf then chain, PEM."""
-    csr = x509.load_pem_x509_csr(csr_pem)
-    names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    start = datetime.now(UTC) - timedelta(hours=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca.inter.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=90))
-        .add_extension(names, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
-                       critical=False)
-        .sign(ca.inter_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
-
-
 def seed(config: Path, n: int, ca: TestCA) -> float:
     """`csr` then `import` for every MTA, in one process through the functions the two commands
     run (a process per command would load the N-MTA config 2N times); returns the seconds taken."""
-    from certmgr.config.load import load_config
-    from certmgr.lifecycle.manual import export_csr, import_certificate
-    from certmgr.runtime import Runtime
-
     t0 = time.perf_counter()
-    rt = Runtime(load_config(config))
-    issued = config.parent / "issued"
-    issued.mkdir()
-    try:
-        rt.sync_inventory()
-        for mta in rt.config.mtas:
-            [(_alg, csr)] = export_csr(rt, mta.hostname)
-            pem = issued / f"{mta.hostname}.pem"
-            pem.write_bytes(sign_csr(ca, csr))
-            import_certificate(rt, mta.hostname, pem)
-    finally:
-        rt.close()
+    import_all(config, ca, config.parent / "issued")
     return time.perf_counter() - t0
 
 

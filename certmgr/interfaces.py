@@ -240,6 +240,9 @@ class DeployRequest:
     #: every hostname the target serves, primary first, when it serves several (SNI);
     #: empty for the usual one hostname per target
     hosts: tuple[HostBundles, ...] = ()
+    #: files a web target serves beside the certificate, by URL path (the MTA-STS policy at
+    #: ``/.well-known/mta-sts.txt``); only a :class:`ServesDocuments` deployer is given any
+    documents: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def all_hosts(self) -> tuple[HostBundles, ...]:
@@ -283,6 +286,17 @@ class MtaInstance(Protocol):
     def instance(self) -> tuple[str, str] | None:
         """(what identifies the instance, e.g. "postfix /etc/postfix on local"; the option
         that names it), or None when unknown."""
+        ...
+
+
+@runtime_checkable
+class ServesDocuments(Protocol):
+    """A deployer for a web server: it installs ``DeployRequest.documents`` with the
+    certificate, in the same backup/write/reload/undo unit (the ``web`` target of
+    ``[mta_sts."domain"]``).  Other deployers are refused there by `validate`."""
+
+    def document_root(self) -> str:
+        """Where the documents go, for messages (e.g. "/srv/mta-sts on local")."""
         ...
 
 

@@ -23,6 +23,7 @@ from certmgr.interfaces import (
     Notifier,
     Options,
     ProviderEnv,
+    ServesDocuments,
     SeveralHostnames,
 )
 
@@ -169,6 +170,18 @@ class Providers:
         raise_all(errors, list(self.config.texts))
         self.check_shared_targets()
         self.check_one_table_per_instance()
+        for domain, sts in self.config.mta_sts.items():
+            self.web_target(sts.web, f'mta_sts."{domain}"')
+
+    def web_target(self, name: str, table: str) -> Deployer:
+        """``[deploy.NAME]`` as the ``web`` target of ``table``: a deployer that serves documents."""
+        deployer = self.deployer(name)
+        if not isinstance(deployer, ServesDocuments):
+            raise self.config.locate(ConfigError(
+                f"[deploy.{name}] cannot serve the MTA-STS policy file: its type "
+                f"{self.config.deploys[name].type!r} installs no documents; use type \"webroot\"",
+                table=table, key="web"))
+        return deployer
 
     def check_one_table_per_instance(self) -> None:
         """Two deploy tables reloading one MTA instance would each rewrite its TLS settings

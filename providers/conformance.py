@@ -20,6 +20,7 @@ from certmgr.interfaces import (
     Notifier,
     RenewalInfoSource,
     Revoker,
+    ServesDocuments,
     SeveralHostnames,
 )
 from providers.challenges.exec import ExecSolver
@@ -30,6 +31,7 @@ from providers.deployers.exchange import ExchangeDeployer
 from providers.deployers.exec import ExecDeployer
 from providers.deployers.exim import EximDeployer
 from providers.deployers.postfix import PostfixDeployer
+from providers.deployers.webroot import WebrootDeployer
 from providers.dns.rfc2136 import Rfc2136Publisher
 from providers.issuers.acme import AcmeIssuer
 from providers.issuers.manual import ManualIssuer
@@ -40,7 +42,7 @@ from providers.notifiers.webhook import WebhookNotifier
 ISSUERS: tuple[type[Issuer], ...] = (AcmeIssuer, ManualIssuer)
 CHALLENGES: tuple[type[ChallengeSolver], ...] = (Http01Solver, Rfc2136Solver, ExecSolver)
 DEPLOYERS: tuple[type[Deployer], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
-                                         ExchangeDeployer)
+                                         ExchangeDeployer, WebrootDeployer)
 NOTIFIERS: tuple[type[Notifier], ...] = (EmailNotifier, WebhookNotifier)
 DNS_PUBLISHERS: tuple[type[DnsPublisher], ...] = (Rfc2136Publisher,)
 
@@ -49,8 +51,9 @@ AUTO_RENEWING: tuple[type[AutoRenewing], ...] = (AcmeIssuer, ManualIssuer)
 REVOKERS: tuple[type[Revoker], ...] = (AcmeIssuer,)
 RENEWAL_INFO: tuple[type[RenewalInfoSource], ...] = (AcmeIssuer,)
 SEVERAL_HOSTNAMES: tuple[type[SeveralHostnames], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer,
-                                                         ExecDeployer, ExchangeDeployer)
+                                                         ExecDeployer, ExchangeDeployer, WebrootDeployer)
+SERVES_DOCUMENTS: tuple[type[ServesDocuments], ...] = (WebrootDeployer,)
 MTA_INSTANCES: tuple[type[MtaInstance], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
-                                                ExchangeDeployer)
+                                                ExchangeDeployer, WebrootDeployer)
 COMMITTING: tuple[type[Committing], ...] = (PostfixDeployer, EximDeployer, DovecotDeployer, ExecDeployer,
-                                           ExchangeDeployer)
+                                           ExchangeDeployer, WebrootDeployer)

@@ -25,12 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from certmgr.dns.status import text_tables
     from certmgr.lifecycle.recover import lost_inventory
     from certmgr.notify import tls_alerts
 
     with runtime(args, read_only=True) as rt:
         rows = status_rows(rt, utcnow())
         lost = lost_inventory(rt)
+        dns_tables = [] if args.json else text_tables(rt.config, rows)
         alerts = tls_alerts.status_rows(rt, utcnow())
     if lost:
         print(f"certmgr status: warning: {lost}", file=sys.stderr)
@@ -38,28 +40,28 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows + alerts)
         return code
-    _print_certificates(rows)
-    if alerts:
-        print_table("Mail TLS alerts", list(tls_alerts.STATUS_COLUMNS),
-                    [tuple(a[c] for c in tls_alerts.STATUS_COLUMNS) for a in alerts])
-    return code
-
-
-def _print_certificates(rows: list[dict[str, Any]]) -> None:
     table = [
         (r["hostname"], r["key_spec"], r["issuer"], r["serial"] or "-",
          (r["not_after"] or "-")[:10], str(r["days_left"]) if r["days_left"] is not None else "-", r["state"],
          (r["renew_at"] or "-")[:16], "yes" if r["deployed"] else "no", (r["last_error"] or "")[:80])
         for r in rows
     ]
+    narrow = False
     if is_tty():
         from rich.console import Console
 
         console = Console()
-        if _table_width(COLUMNS, table) > console.width:
+        narrow = _table_width(COLUMNS, table) > console.width
+        if narrow:
             _print_narrow(console, rows)
-            return
-    print_table("Managed certificates", COLUMNS, table)
+    if not narrow:
+        print_table("Managed certificates", COLUMNS, table)
+    for title, columns, cells in dns_tables:  # DANE per MTA, MTA-STS per domain
+        print_table(title, columns, cells)
+    if alerts:
+        print_table("Mail TLS alerts", list(tls_alerts.STATUS_COLUMNS),
+                    [tuple(a[c] for c in tls_alerts.STATUS_COLUMNS) for a in alerts])
+    return code
 
 
 def _table_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:

@@ -15,16 +15,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from certmgr.config.model import MtaConfig
-from certmgr.dns.dane_run import journal_dir, load_state, observe, save_state
+from certmgr.dns.dane_run import journal_dir, load_state, next_key_records, observe, save_state
 from certmgr.dns.publisher import DnsPublisher, canonical
-from certmgr.dns.rollover import Rollover, Step, decide, deployed, records_for_chain
+from certmgr.dns.rollover import Rollover, Step, decide, deployed, hierarchy_warning, records_for_chain, ta_record
 from certmgr.dns.rollover import begin as begin_pending
 from certmgr.dns.settings import DaneSettings
 from certmgr.errors import PermanentError, RetryableError
@@ -51,8 +51,9 @@ class DaneRollover:
     """One MTA's TLSA RRset at ``_<port>._tcp.<hostname>`` kept by certmgr in a ``[dns.NAME]`` zone."""
 
     def __init__(self, *, state_dir: Path, hostname: str, port: int, settings: DaneSettings,
-                 publisher: DnsPublisher) -> None:
+                 publisher: DnsPublisher, key_types: Sequence[str] = ()) -> None:
         self.state_dir = state_dir
+        self.key_types = tuple(key_types)
         self.hostname = hostname
         self.port = port
         self.settings = settings
@@ -65,12 +66,25 @@ class DaneRollover:
     def _publish(self, st: Rollover, records: Sequence[str]) -> None:
         self.publisher.replace(st.owner, "TLSA", [canonical("TLSA", r) for r in records], ttl=st.ttl)
 
+    @staticmethod
+    def _chain(bundle: CertBundle) -> list[x509.Certificate]:
+        return x509.load_pem_x509_certificates(bundle.cert_pem + bundle.chain_pem)
+
     def needs(self, bundles: Sequence[CertBundle]) -> tuple[str, ...]:
         out: list[str] = []
         for b in bundles:
-            chain = x509.load_pem_x509_certificates(b.cert_pem + b.chain_pem)
-            out += records_for_chain(chain, self.settings.usages)
+            out += records_for_chain(self._chain(b), self.settings.usages)
         return tuple(dict.fromkeys(r.lower() for r in out))
+
+    def _keep_anchors(self, st: Rollover) -> Rollover:
+        """The ``2 1 1`` records of the configured possible intermediates, kept published so that
+        a certificate from any of them is matched at once (the issuer of a served certificate
+        has its record among ``current`` anyway)."""
+        if "2 1 1" not in self.settings.usages:
+            return st
+        anchors = tuple(dict.fromkeys(ta_record(c) for path in self.settings.intermediates
+                                      for c in x509.load_pem_x509_certificates(Path(path).read_bytes())))
+        return st if set(anchors) == set(st.trust_anchors) else replace(st, trust_anchors=anchors)
 
     def before_deploy(self, bundles: Sequence[CertBundle], now: datetime) -> Gate:
         try:
@@ -93,11 +107,15 @@ class DaneRollover:
         need = self.needs(bundles)
         if not st.pending and set(need) <= set(st.current):
             return Gate(True, reason="its TLSA records are already current")
+        st = self._keep_anchors(st)
+        warnings = [w for b in bundles if (w := hierarchy_warning(self._chain(b), st))]
+        for w in warnings:  # a CA hierarchy change: a warning now, before it would be an outage
+            log.warning("%s", w)
         st = begin_pending(st, need, now)
         save_state(self.state_dir, st)
         for _ in range(3):  # publish, then look at once
             published, everywhere = observe(self.publisher, st.owner)
-            d = decide(st, published, everywhere, now)
+            d = decide(st, published, everywhere, now, expected_wait=timedelta(seconds=self.settings.late_after))
             if d.state != st:
                 save_state(self.state_dir, d.state)
                 st = d.state
@@ -109,14 +127,21 @@ class DaneRollover:
             if d.step is Step.DEPLOY:
                 return Gate(True, reason=d.why)
             until = f" (next look after {utc_text(d.until)})" if d.until else ""
-            return Gate(False, waiting=True, reason=f"waiting for DANE: {d.why}{until}")
+            return Gate(False, waiting=True, reason="; ".join([*warnings, f"waiting for DANE: {d.why}{until}"]))
         return Gate(False, waiting=True, reason=f"waiting for DANE: {st.owner} TLSA not yet as wanted")
 
+    def _next(self, *, fresh: bool) -> tuple[str, ...]:
+        """The records of the keys generated ahead (RFC 7671 section 8.1 "current + next")."""
+        if "3 1 1" not in self.settings.usages or not self.key_types:
+            return ()
+        return next_key_records(self.state_dir, self.hostname, self.key_types, fresh=fresh)
+
     def after_deploy(self, now: datetime) -> None:
-        """The pending certificate is served: its records are current, the old ones retire."""
+        """The pending certificate is served: its records are current, the old ones retire,
+        and fresh keys are generated for the next renewal (published by :meth:`maintain`)."""
         st = self.load()
         if st.pending:
-            save_state(self.state_dir, deployed(st, st.next, now))
+            save_state(self.state_dir, deployed(st, self._next(fresh=True), now))
             log.info("DANE %s: deployed; the old records go after %s s", st.owner, st.ttl)
 
     def maintain(self, now: datetime) -> str | None:
@@ -127,6 +152,12 @@ class DaneRollover:
         st = self.load()
         if st.pending:
             return None  # the deployment's own step looks at it
+        if not st.next and (ahead := self._next(fresh=False)):  # an MTA taken over: keys ahead from now on
+            st = replace(st, next=ahead)
+            save_state(self.state_dir, st)
+        if (anchored := self._keep_anchors(st)) != st:
+            st = anchored
+            save_state(self.state_dir, st)
         published, everywhere = observe(self.publisher, st.owner)
         d = decide(st, published, everywhere, now)
         if d.state != st:
@@ -143,4 +174,4 @@ def for_mta(rt: Runtime, mta: MtaConfig) -> DaneRollover | None:
     if settings is None:
         return None
     return DaneRollover(state_dir=rt.config.settings.state_dir, hostname=mta.hostname, port=mta.smtp_port,
-                        settings=settings, publisher=rt.providers.dns(settings.publish))
+                        settings=settings, publisher=rt.providers.dns(settings.publish), key_types=mta.key_types)

@@ -1,10 +1,11 @@
 """Carrying out TLSA rollover steps for one MTA, recording each before it acts.
 
-The recorded state (:class:`~certmgr.dns.rollover.Rollover`, JSON) and the keys live
-under ``<state_dir>/dane/<hostname>/``: ``state.json``, ``next.<alg>.key`` (the keys
-generated ahead) and ``pending.<alg>.pem`` (a certificate waiting for its records),
-all written atomically, keys 0600.  ``checkpoint(name)`` is called after each record
-and each action, so a test can kill the process at every point and resume.
+The recorded state (:class:`~certmgr.dns.rollover.Rollover`, JSON) lives under
+``<state_dir>/dane/<hostname>/``: ``state.json`` and ``pending.<alg>.pem`` (a certificate
+waiting for its records); the keys generated ahead are
+``<state_dir>/keys/<hostname>/next-<key type>.pem``, where `renew` finds them.  All are
+written atomically, keys 0600.  ``checkpoint(name)`` is called after each record and each
+action, so a test can kill the process at every point and resume.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from certmgr.dns.publisher import DnsPublisher, canonical
 from certmgr.dns.rollover import Decision, Rollover, Step, begin, decide, deployed, ee_record, records_for_chain
 from certmgr.errors import PermanentError
 from certmgr.interfaces import CertBundle, DeployRequest, VerifyTarget
+from certmgr.store.statedir import StateDir
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,20 @@ def bundle_of(hostname: str, names: tuple[str, ...], key_type: str, key_pem: byt
     )
 
 
+def next_key_records(state_dir: Path, hostname: str, key_types: Sequence[str], *, fresh: bool) -> tuple[str, ...]:
+    """The ``3 1 1`` records of the keys generated ahead for ``hostname``'s next certificates
+    (:meth:`~certmgr.store.statedir.StateDir.next_key_path`).  New keys when ``fresh`` (after a
+    deployment: the previous ones are served now) or when missing, each written atomically,
+    0600, before its record is returned: a record is never published for a key not kept."""
+    out = []
+    for key_type in key_types:
+        path = StateDir(state_dir).next_key_path(hostname, key_type)
+        if fresh or not path.exists():
+            _write(path, _new_key(key_type), 0o600)
+        out.append(ee_record(_public_key(path.read_bytes())))
+    return tuple(out)
+
+
 def journal_dir(state_dir: Path, hostname: str) -> Path:
     """Where one MTA's rollover is recorded: ``<state_dir>/dane/<hostname>/``."""
     return state_dir / "dane" / hostname
@@ -171,16 +187,14 @@ class DaneMta:
         self.checkpoint("recorded")
 
     def _next_key(self, key_type: str) -> bytes:
-        path = self.dir / f"next.{_alg(key_type)}.key"
-        if not path.exists():
-            _write(path, _new_key(key_type), 0o600)
-        return path.read_bytes()
+        next_key_records(self.state_dir, self.hostname, (key_type,), fresh=False)
+        return StateDir(self.state_dir).next_key_path(self.hostname, key_type).read_bytes()
 
-    def next_records(self) -> tuple[str, ...]:
+    def next_records(self, *, fresh: bool = False) -> tuple[str, ...]:
         """The 3 1 1 records of the keys generated ahead (generating them when missing)."""
         if "3 1 1" not in self.usages:
             return ()
-        return tuple(ee_record(_public_key(self._next_key(t))) for t in self.key_types)
+        return next_key_records(self.state_dir, self.hostname, self.key_types, fresh=fresh)
 
     # -- operations ----------------------------------------------------------
 
@@ -234,9 +248,8 @@ class DaneMta:
         elif d.step is Step.DEPLOY:
             self.deploy_fn(DeployRequest(self.hostname, self._pending_bundles(), self.verify))
             self.checkpoint("deployed")
-            for key_type in self.key_types:  # the keys for the renewal after this one
-                _write(self.dir / f"next.{_alg(key_type)}.key", _new_key(key_type), 0o600)
-            self.record(deployed(d.state, self.next_records(), now))
+            # the keys for the renewal after this one
+            self.record(deployed(d.state, self.next_records(fresh=True), now))
         return d
 
     def run(self, now: Callable[[], datetime], sleep: Callable[[float], None], *, timeout: float = 120) -> None:

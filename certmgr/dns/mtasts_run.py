@@ -2,9 +2,10 @@
 
 State under ``<state_dir>/mta-sts/<domain>/``: ``state.json`` (what went to the web
 target, what the published id stands for), ``mta-sts.key`` (0600) and ``mta-sts.pem``.
-The web target here is a webroot plus certificate and key files and a reload command
-(an argument list, never a shell): the policy goes to
-``<webroot>/.well-known/mta-sts.txt``.
+The web target is a deploy target that serves documents (the ``webroot`` deployer:
+certificate, key and ``/.well-known/mta-sts.txt`` in one backup/write/reload/undo unit);
+once installed, the policy and certificate are fetched over HTTPS as a sender does, and
+the install is undone when they are not what is served.
 """
 
 from __future__ import annotations
@@ -14,41 +15,65 @@ import http.client
 import json
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import dns.exception
 import dns.resolver
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certmgr.dns.dane_run import IssueFn, _new_key, _write
+from certmgr.dns.dane_run import IssueFn, _new_key, _write, bundle_of
 from certmgr.dns.mtasts import Decision, Published, Served, Step, Wanted, decide, policy_from_mx
 from certmgr.dns.publisher import DnsPublisher, txt
 from certmgr.errors import DeployError
+from certmgr.interfaces import Committing, Deployer, DeployRequest, VerifyTarget
 from certmgr.pki.names import comparable_name
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 
 
 @dataclass(frozen=True)
-class WebrootTarget:
-    webroot: Path
-    cert_file: Path  # full chain
-    key_file: Path
-    reload: Sequence[str]
+class WebInstall:
+    """How to settle an installation once it is verified as served, and how to undo it."""
 
-    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> None:
-        _write(self.key_file, key_pem, 0o600)
-        _write(self.cert_file, fullchain_pem, 0o644)
-        _write(self.webroot / POLICY_PATH.lstrip("/"), policy_text.encode(), 0o644)
-        proc = subprocess.run(list(self.reload), capture_output=True, text=True, timeout=60)
-        if proc.returncode != 0:
-            raise DeployError(f"MTA-STS web target: {' '.join(self.reload)} failed: {proc.stderr.strip()}")
+    commit: Callable[[], None]
+    undo: Callable[[], None]
+
+
+class WebTarget(Protocol):
+    """Where the policy and the mta-sts certificate are served from."""
+
+    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> WebInstall:
+        """Put policy, certificate and key in place and reload."""
+        ...
+
+
+@dataclass(frozen=True)
+class DeployerWeb:
+    """A ``[deploy.NAME]`` target serving documents (:class:`~certmgr.interfaces.ServesDocuments`,
+    e.g. the ``webroot`` deployer) as the web target of one domain."""
+
+    deployer: Deployer
+    domain: str
+    key_type: str
+
+    def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> WebInstall:
+        host = f"mta-sts.{self.domain}"
+        bundle = bundle_of(host, (host,), self.key_type, key_pem, fullchain_pem)
+        request = DeployRequest(host, (bundle,), VerifyTarget(host, 443),
+                                documents=((POLICY_PATH, policy_text.encode()),))
+        deployer, installed = self.deployer, self.deployer.install(request)
+
+        def commit() -> None:
+            if isinstance(deployer, Committing):
+                deployer.commit(installed)
+
+        return WebInstall(commit, lambda: deployer.rollback(installed))
 
 
 def fetch_policy(domain: str, resolver: tuple[str, int] | None, trust_file: Path | None,
@@ -84,7 +109,7 @@ def _unquoted(values: frozenset[str]) -> tuple[str, ...]:
 
 class MtaStsDomain:
     def __init__(self, *, state_dir: Path, domain: str, publisher: DnsPublisher, issue: IssueFn,
-                 web: WebrootTarget, mode: str = "testing", max_age: int = 604800,
+                 web: WebTarget, mode: str = "testing", max_age: int = 604800,
                  mx_patterns: Sequence[str] = (), rua: Sequence[str] = (), key_type: str = "ecdsa-p256",
                  resolver: tuple[str, int] | None = None, trust_file: Path | None = None,
                  mx_check: Callable[[str], str | None] = lambda host: None,
@@ -109,15 +134,20 @@ class MtaStsDomain:
         _write(self.dir / "state.json", json.dumps(asdict(rec), sort_keys=True).encode(), 0o644)
         self.checkpoint("recorded")
 
+    @property
+    def certificate_file(self) -> Path:
+        """Key then full chain of ``mta-sts.<domain>`` (0600)."""
+        return self.dir / "mta-sts.pem"
+
     def renew_certificate(self) -> None:
         """Issue (again) the mta-sts.<domain> certificate with a fresh key."""
         key_pem = _new_key(self.key_type)
         fullchain = self.issue_fn(self.key_type, key_pem, (f"mta-sts.{self.domain}",))
-        _write(self.dir / "mta-sts.pem", key_pem + fullchain, 0o600)
+        _write(self.certificate_file, key_pem + fullchain, 0o600)
         self.checkpoint("issued")
 
     def _cert(self) -> tuple[bytes, bytes, str]:
-        data = (self.dir / "mta-sts.pem").read_bytes()
+        data = (self.certificate_file).read_bytes()
         cut = data.index(b"-----BEGIN CERTIFICATE-----")
         leaf = x509.load_pem_x509_certificates(data[cut:])[0]
         return data[:cut], data[cut:], hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
@@ -142,7 +172,7 @@ class MtaStsDomain:
                 time.sleep(0.2)
 
     def step(self, now: datetime) -> Decision:
-        if not (self.dir / "mta-sts.pem").exists():
+        if not (self.certificate_file).exists():
             self.renew_certificate()
         key_pem, fullchain, sha = self._cert()
         rec = self.load()
@@ -155,9 +185,14 @@ class MtaStsDomain:
         served = Served(text, served_sha, _unquoted(sts.values), _unquoted(rpt.values))
         d = decide(rec, Wanted(policy, sha, self.rua), served, mx, {h: self.mx_check(h) for h in mx}, now)
         if d.step is Step.DEPLOY_WEB:  # recorded after: a crash before it deploys again
-            self.web.install(policy.text(), key_pem, fullchain)
+            installed = self.web.install(policy.text(), key_pem, fullchain)
             self.checkpoint("deployed")
-            self._verify_served(policy.text(), sha)
+            try:
+                self._verify_served(policy.text(), sha)
+            except DeployError:
+                installed.undo()  # what was served before stays served: its id is still the published one
+                raise
+            installed.commit()
             self.record(d.record)
             return d
         if d.record != rec:

@@ -140,7 +140,7 @@ def begin(state: Rollover, pending: Sequence[str], now: datetime) -> Rollover:
     if pending == state.pending:
         return state  # resumed: keep the visibility clock
     # a key generated ahead: its record's visibility clock has been running since it was published
-    since = state.visible_since if state.next and set(pending) <= set(state.next) else None
+    since = state.visible_since if state.next and set(pending) <= {*state.next, *state.trust_anchors} else None
     return replace(state, pending=pending, visible_since=since, waiting_since=now.isoformat(),
                    history=(*state.history, f"{now.isoformat()} issued, needs {len(pending)} record(s)"))
 
@@ -199,7 +199,7 @@ def decide(state: Rollover, published: Iterable[str], everywhere: frozenset[str]
                           history=(*state.history, f"{now.isoformat()} retired {len(state.retiring)}"))
         return Decision(Step.RETIRE, retired, records=wanted(retired), why="the old TTL has passed")
     # keep the visibility clock of the next keys' records running, for the next renewal
-    next_seen = bool(state.next) and set(state.next) <= everywhere
+    next_seen = bool(state.next) and {*state.next, *state.trust_anchors} <= everywhere
     if next_seen and state.visible_since is None:
         state = replace(state, visible_since=now.isoformat())
     elif not next_seen and state.visible_since is not None:
@@ -210,10 +210,11 @@ def decide(state: Rollover, published: Iterable[str], everywhere: frozenset[str]
 def hierarchy_warning(chain: Sequence[x509.Certificate], state: Rollover) -> str | None:
     """With ``2 1 1`` records kept: a certificate from an intermediate none of them pins
     (the CA changed its hierarchy) is a warning now, before it would be an outage."""
-    if not state.trust_anchors or len(chain) < 2:
+    pinned = {*state.trust_anchors, *(r for r in state.current if r.startswith("2 1 1 "))}
+    if not pinned or len(chain) < 2:
         return None
     record = ta_record(chain[1])
-    if record in state.trust_anchors:
+    if record in pinned:
         return None
     return (f"DANE {state.owner}: the new certificate is issued by {chain[1].subject.rfc4514_string()}, "
             f"whose key no published 2 1 1 record pins; `{record}` will be published and waited for "

@@ -1,7 +1,7 @@
 """The config contract of DANE publishing and MTA-STS, checked before anything runs.
 
 Per MTA: ``dane = { publish = "corp", usage = "3 1 1" }`` (``"3 1 1 + 2 1 1"`` for both;
-``max_records`` optional), ``publish`` naming a ``[dns.NAME]`` table.  Per domain:
+``max_records`` and ``late_after`` optional), ``publish`` naming a ``[dns.NAME]`` table.  Per domain:
 ``[mta_sts."example.com"]`` with ``mode``, ``max_age``, ``dns``, ``web``, ``issuer``
 (and optional ``mx`` patterns and ``rua`` for TLS-RPT).  Errors name the table and key.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from certmgr.dns.mtasts import check_settings
@@ -22,6 +23,11 @@ class DaneSettings:
     publish: str
     usages: tuple[str, ...]
     max_records: int = DEFAULT_MAX_RECORDS
+    #: a rollover waiting on DNS longer than this (seconds) is a warning and a notice
+    late_after: int = 3600
+    #: with 2 1 1: PEM files of the issuing CA's possible intermediates for the MTA's key type,
+    #: whose records are kept published so that a certificate from any of them is matched
+    intermediates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ def parse_dane(value: Any, *, table: str, dns_tables: Collection[str]) -> DaneSe
         return None
     if not isinstance(value, Mapping):
         raise ConfigError('must be true, false or { publish = "NAME", usage = "3 1 1" }', table=table, key="dane")
-    _unknown(value, ("publish", "usage", "max_records"), table, "dane.")
+    _unknown(value, ("publish", "usage", "max_records", "late_after", "intermediates"), table, "dane.")
     publish = _str(value, "publish", table, "dane.")
     if publish not in dns_tables:
         known = ", ".join(sorted(dns_tables)) or "none"
@@ -64,7 +70,36 @@ def parse_dane(value: Any, *, table: str, dns_tables: Collection[str]) -> DaneSe
     cap = value.get("max_records", DEFAULT_MAX_RECORDS)
     if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= 32:
         raise ConfigError("must be a whole number from 2 to 32", table=table, key="dane.max_records")
-    return DaneSettings(publish, usages, cap)
+    late = value.get("late_after", 3600)
+    if not isinstance(late, int) or isinstance(late, bool) or late < 1:
+        raise ConfigError("must be a whole number of seconds, at least 1", table=table, key="dane.late_after")
+    return DaneSettings(publish, usages, cap, late, _intermediates(value.get("intermediates", []), usages, table))
+
+
+def _intermediates(value: Any, usages: tuple[str, ...], table: str) -> tuple[str, ...]:
+    key = "dane.intermediates"
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.startswith("/") for v in value):
+        raise ConfigError("must be a list of absolute paths of PEM files", table=table, key=key)
+    if value and "2 1 1" not in usages:
+        raise ConfigError('only means something with usage "2 1 1" (or "3 1 1 + 2 1 1")', table=table, key=key)
+    from cryptography import x509
+
+    for path in value:
+        try:
+            certs = x509.load_pem_x509_certificates(Path(path).read_bytes())
+        except OSError as e:
+            raise ConfigError(f"cannot read {path}: {e.strerror}", table=table, key=key) from None
+        except ValueError:
+            raise ConfigError(f"{path} holds no PEM certificate", table=table, key=key) from None
+        for cert in certs:
+            try:
+                ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+            except x509.ExtensionNotFound:
+                ca = False
+            if not ca:
+                raise ConfigError(f"{path} holds {cert.subject.rfc4514_string()}, which is not a CA certificate",
+                                  table=table, key=key)
+    return tuple(value)
 
 
 def parse_mta_sts(domain: str, value: Any, *, dns_tables: Collection[str], deploy_targets: Collection[str],

@@ -13,9 +13,6 @@ from certmgr.dns.dane_run import journal_dir
 from certmgr.dns.rollover import Rollover
 from certmgr.times import utc_text
 
-#: a rollover waiting on DNS for longer than this is a warning: a person should look at the secondaries
-EXPECTED_WAIT = timedelta(hours=1)
-
 
 def dane_state(state_dir: Path, mta: MtaConfig, now: datetime) -> dict[str, Any] | None:
     """The recorded TLSA rollover of an MTA with ``dane.publish`` (None without)."""
@@ -28,23 +25,52 @@ def dane_state(state_dir: Path, mta: MtaConfig, now: datetime) -> dict[str, Any]
     step = "waiting" if st.pending else "retiring" if st.retiring else "idle"
     since = datetime.fromisoformat(st.waiting_since) if st.waiting_since else None
     return {"publish": mta.dane_publish.publish, "owner": st.owner, "step": step, "ttl": st.ttl,
-            "current": list(st.current), "pending": list(st.pending), "retiring": list(st.retiring),
+            "current": list(st.current), "next": list(st.next), "pending": list(st.pending),
+            "retiring": list(st.retiring),
             "retire_after": st.retire_after, "visible_since": st.visible_since, "waiting_since": st.waiting_since,
-            "late": bool(st.pending and since and now - since > EXPECTED_WAIT)}
+            "late": bool(st.pending and since and now - since > timedelta(seconds=mta.dane_publish.late_after))}
+
+
+def _mta_sts_domain(state_dir: Path, domain: str, mode: str) -> dict[str, Any]:
+    path = state_dir / "mta-sts" / domain / "state.json"
+    rec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    return {"domain": domain, "mode": mode,
+            "step": "published" if rec.get("policy_id") else "not started",
+            "policy_id": rec.get("policy_id") or None,
+            "web_in_step": bool(rec) and rec.get("web_policy_text") == rec.get("policy_text")}
 
 
 def mta_sts_state(state_dir: Path, config: Config, hostname: str) -> list[dict[str, Any]]:
     """The ``[mta_sts."domain"]`` policies an MTA's hostname falls under, with what is recorded."""
-    out = []
-    for domain, sts in config.mta_sts.items():
-        if hostname != domain and not hostname.endswith("." + domain):
+    return [_mta_sts_domain(state_dir, domain, sts.mode) for domain, sts in config.mta_sts.items()
+            if hostname == domain or hostname.endswith("." + domain)]
+
+
+Table = tuple[str, list[str], list[tuple[str, ...]]]
+
+
+def text_tables(config: Config, rows: list[dict[str, Any]]) -> list[Table]:
+    """The DANE rollover per MTA and the MTA-STS state per domain, as (title, columns, rows)
+    tables for `certmgr status` (empty when neither is configured)."""
+    dane: dict[str, tuple[str, ...]] = {}
+    for r in rows:
+        d = r.get("dane")
+        if not d or r["hostname"] in dane:
             continue
-        path = state_dir / "mta-sts" / domain / "state.json"
-        rec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
-        out.append({"domain": domain, "mode": sts.mode,
-                    "step": "published" if rec.get("policy_id") else "not started",
-                    "policy_id": rec.get("policy_id") or None,
-                    "web_in_step": bool(rec) and rec.get("web_policy_text") == rec.get("policy_text")})
+        counts = ", ".join(f"{len(d.get(k, []))} {k}" for k in ("current", "next", "pending", "retiring")
+                           if d.get(k))
+        since = utc_text(datetime.fromisoformat(d["waiting_since"])) if d.get("waiting_since") else "-"
+        dane[r["hostname"]] = (r["hostname"], d.get("owner", "-"), d["step"], counts or "-", since,
+                               "LATE: waiting on DNS" if d["late"] else "")
+    domains = [_mta_sts_domain(config.settings.state_dir, domain, s.mode) for domain, s in config.mta_sts.items()]
+    sts: list[tuple[str, ...]] = [(x["domain"], x["mode"], x["step"], x["policy_id"] or "-",
+                                   "yes" if x["web_in_step"] else "no") for x in domains]
+    out: list[Table] = []
+    if dane:
+        out.append(("DANE rollover", ["hostname", "TLSA owner", "step", "records", "waiting since", "late"],
+                    list(dane.values())))
+    if sts:
+        out.append(("MTA-STS", ["domain", "mode", "step", "id", "policy served"], sts))
     return out
 
 

@@ -45,7 +45,7 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self.action in ("failed", "rolled-back", "deploy-failed")
+        return self.action in ("failed", "rolled-back", "deploy-failed", "mta-sts-refused")
 
 
 def renew_at_for(mta: MtaConfig, version: CertVersion, key: str) -> datetime:
@@ -76,14 +76,21 @@ def why_due(mta: MtaConfig, slot: ManagedCert, version: CertVersion | None, now:
 
 def _key_for(rt: Runtime, mta: MtaConfig, slot: ManagedCert) -> tuple[Path, PrivateKey]:
     """The key to certify: a pending one from an interrupted run, the current one when
-    ``reuse_key`` is set (DANE pins), else a fresh one recorded before it is used."""
+    ``reuse_key`` is set (DANE pins), the key generated ahead when certmgr keeps the MTA's TLSA
+    records (its record is already published), else a fresh one recorded before it is used."""
     assert slot.id is not None
     if slot.pending_key_path and Path(slot.pending_key_path).exists():
         return Path(slot.pending_key_path), load_key(Path(slot.pending_key_path))
     current = rt.store.version(slot.current_version_id)
+    ahead = rt.state.next_key_path(slot.hostname, slot.key_type)
     if mta.reuse_key and current is not None and current.key_type == slot.key_type:
         path = Path(current.key_path)
         key = load_key(path)
+    elif mta.dane_publish is not None and ahead.exists():
+        # a copy under the version's own name: the next key file is replaced after the deployment
+        key = load_key(ahead)
+        path = rt.state.new_key_path(slot.hostname, slot.key_alg)
+        write_new(path, key_to_pem(key), 0o600)
     else:
         key = generate_key(slot.key_type)
         path = rt.state.new_key_path(slot.hostname, slot.key_alg)

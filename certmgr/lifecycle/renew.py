@@ -74,6 +74,11 @@ def renew_many(
             out.append(Outcome(report.hostname, "all", action, f"{report.target}: {report.message}"))
         if not dry_run:
             out += [o for mta, _ in unit if (o := _maintain_dane(rt, mta))]
+            for mta, _ in unit:
+                if mta.dane_publish is not None:
+                    from certmgr.dns.notices import queue_late_notice
+
+                    queue_late_notice(rt, mta, utcnow())
         return out
 
     units = [[by_mta[m.hostname] for m in group]
@@ -84,6 +89,10 @@ def renew_many(
         futures = [pool.submit(one_unit, u) for u in units]
         for f in as_completed(futures):
             results.extend(f.result())
+    if not hosts and rt.config.mta_sts:  # the mta-sts.<domain> certificates, policies and ids
+        from certmgr.dns.mtasts_renew import renew_domains
+
+        results += renew_domains(rt, force=force, dry_run=dry_run)
     order = {h: i for i, h in enumerate(by_mta)}
     results.sort(key=lambda o: (order.get(o.hostname, len(order)), o.key_alg == "all", o.key_alg))
     return results

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from certmgr.config.model import MtaConfig
-from certmgr.notify import messages
 from certmgr.notify.alert_policy import RECOVERED, episode_key, probe_notice_due, worst
 from certmgr.notify.outbox import dump_message
+from certmgr.notify.probe_message import ProbeFinding, probe_message
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, queue
 
@@ -44,9 +44,9 @@ def queue_probe_notices(rt: Runtime, reports: list[dict[str, Any]], now: datetim
             kind = probe_notice_due(status, sent, now)
             if kind is None:
                 continue
-            findings = [messages.ProbeFinding(r["target"] + (f" ({r['key_alg']})" if r.get("key_alg") else ""),
+            findings = [ProbeFinding(r["target"] + (f" ({r['key_alg']})" if r.get("key_alg") else ""),
                                               r["status"], tuple(r["problems"])) for r in reps]
-            msg = messages.probe_message(host, kind, status, findings, min(sent.values(), default=now),
+            msg = probe_message(host, kind, status, findings, min(sent.values(), default=now),
                                          str(rt.config.path), now)
             if queue.queue_reminder(rt.store, slot.id, vkey, kind, name, dump_message(msg), now):
                 queued += 1

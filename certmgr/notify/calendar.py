@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # icalendar is imported by the functions that build a calendar, not by every command
     from icalendar import Alarm, Calendar, Event
 
-from certmgr.notify.messages import CertStatus, fix_commands
+from certmgr.notify.cert_status import CertStatus, fix_commands
 from certmgr.times import utc_text
 
 PRODID = "-//certmgr//certificate renewals//EN"

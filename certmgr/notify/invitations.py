@@ -15,7 +15,8 @@ from datetime import datetime
 
 from certmgr.config.model import MtaConfig, NotifyConfig
 from certmgr.interfaces import Attachment, Message
-from certmgr.notify import calendar, messages
+from certmgr.notify import calendar
+from certmgr.notify.cert_status import CertStatus
 from certmgr.notify.outbox import Cert, Ctx, facts_for, message_key, queue_row
 from certmgr.store import ManagedCert, queue
 from certmgr.store.models import CalendarEvent
@@ -104,7 +105,7 @@ def invitation_for(ctx: Ctx, nc: NotifyConfig, mta: MtaConfig, certs: list[Cert]
     return Invitation(invite, pending, vkey, msg)
 
 
-def _invite(nc: NotifyConfig, facts: list[messages.CertStatus], uid: str, method: str, sequence: int,
+def _invite(nc: NotifyConfig, facts: list[CertStatus], uid: str, method: str, sequence: int,
             now: datetime) -> Attachment:
     sender = str(nc.options.get("from", "certmgr@localhost"))
     attendees = [str(a) for a in nc.options.get("to", [])] if isinstance(nc.options.get("to"), list) else []

@@ -19,7 +19,7 @@ from typing import Any
 
 from certmgr.errors import NotifyError
 from certmgr.interfaces import Attachment, Message
-from certmgr.notify import messages
+from certmgr.notify.cert_status import CertStatus
 from certmgr.notify.policy import ReminderFacts
 from certmgr.pki.keytypes import SlotKey
 from certmgr.runtime import Runtime
@@ -62,7 +62,7 @@ class Cert:
 
     slot: ManagedCert
     version: CertVersion | None
-    facts: messages.CertStatus | None = None
+    facts: CertStatus | None = None
     rf: ReminderFacts | None = None
 
     @property
@@ -71,8 +71,8 @@ class Cert:
 
 
 def facts_for(rt: Runtime, slot: ManagedCert, version: CertVersion | None, automatic: bool,
-              now: datetime) -> messages.CertStatus:
-    return messages.CertStatus(
+              now: datetime) -> CertStatus:
+    return CertStatus(
         hostname=slot.hostname,
         names=version.all_names if version else slot.all_names,
         key_type=slot.key_type,

@@ -26,7 +26,7 @@ from datetime import datetime
 from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError
 from certmgr.interfaces import HasDestinations, Message, renews_automatically
-from certmgr.notify import messages
+from certmgr.notify.cert_status import Deployed, NewCert
 from certmgr.notify.invitations import BUSY, Invitation, cancel_removed, invitation_for
 from certmgr.notify.outbox import (
     Cert,
@@ -41,6 +41,8 @@ from certmgr.notify.outbox import (
     send_pending,
 )
 from certmgr.notify.policy import SUCCESS_NOTICE_WINDOW, Due, ReminderFacts, due_reminders
+from certmgr.notify.renewal_messages import deploy_failure_message, failure_message, reminder_message
+from certmgr.notify.success_message import success_message
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, queue, utcnow
 from certmgr.store.models import Reminder
@@ -200,23 +202,23 @@ def _message(rt: Runtime, mta: MtaConfig, kind: str, items: list[tuple[Cert, Due
     facts = [c.facts for c, _ in items if c.facts is not None]
     due = items[0][1]
     if due.threshold is not None:
-        return messages.reminder_message(facts, due.threshold, now)
+        return reminder_message(facts, due.threshold, now)
     if kind == "success":
         new = []
         for cert, _ in items:
             assert cert.slot.id is not None and cert.version is not None and cert.facts is not None
             older = rt.store.versions(cert.slot.id)[1:2]  # newest first: [1] is the one it replaced
-            new.append(messages.NewCert(cert.facts, cert.version.source,
+            new.append(NewCert(cert.facts, cert.version.source,
                                         older[0].not_after if older else None))
-        return messages.success_message(new, _deployed(rt, mta, [c for c, _ in items]), now)
+        return success_message(new, _deployed(rt, mta, [c for c, _ in items]), now)
     errors = "; ".join(dict.fromkeys(c.slot.last_error or "unknown error" for c, _ in items))
     if kind.startswith("deploy:"):
-        return messages.deploy_failure_message(facts, errors, due.level, now,
+        return deploy_failure_message(facts, errors, due.level, now,
                                                _deployed(rt, mta, [c for c, _ in items]))
-    return messages.failure_message(facts, errors, due.level, now, permanent=kind == "failure:permanent")
+    return failure_message(facts, errors, due.level, now, permanent=kind == "failure:permanent")
 
 
-def _deployed(rt: Runtime, mta: MtaConfig, certs: list[Cert]) -> messages.Deployed:
+def _deployed(rt: Runtime, mta: MtaConfig, certs: list[Cert]) -> Deployed:
     """The last result per deploy target of these certificate versions (a failure wins)."""
     results: dict[str, tuple[str, str | None]] = {}
     for cert in certs:
@@ -230,7 +232,7 @@ def _deployed(rt: Runtime, mta: MtaConfig, certs: list[Cert]) -> messages.Deploy
             seen.add(target)
             if results.get(target, ("verified", None))[0] == "verified":
                 results[target] = (d.result, d.reason)
-    return messages.Deployed(mta.deploy, results)
+    return Deployed(mta.deploy, results)
 
 
 def _queue_carrying(ctx: Ctx, certs: list[Cert], mta_certs: list[Cert], kind: str, notifier: str,

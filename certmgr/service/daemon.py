@@ -344,7 +344,7 @@ class Daemon:
 
     def _alert_database_lost(self, what: str) -> None:
         """Tell people directly: the reminder queue lives in the database that is gone."""
-        from certmgr.notify.messages import database_lost_message
+        from certmgr.notify.daemon_message import database_lost_message
 
         rt = self._rt
         log.error("%s while the daemon was running; stopping so that nothing is ordered again on an "

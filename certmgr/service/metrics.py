@@ -8,8 +8,6 @@ and every command that prints no metrics never load it.
 from __future__ import annotations
 
 import ipaddress
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,19 +97,10 @@ def render_text(registry: CollectorRegistry) -> bytes:
 
 def write_textfile(path: str | Path, registry: CollectorRegistry) -> None:
     """Write atomically: node_exporter must never read a half-written file."""
-    path = Path(path)
-    data = render_text(registry)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # node_exporter runs as another user; metrics hold no secrets
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from certmgr.store.files import atomic_write
+
+    # node_exporter runs as another user; metrics hold no secrets
+    atomic_write(Path(path), render_text(registry), 0o644)
 
 
 class _Delegate:

@@ -30,6 +30,11 @@ class StateDir:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         return self._dir("keys", hostname) / f"{alg}-{stamp}-{secrets.token_hex(3)}.pem"
 
+    def next_key_path(self, hostname: str, key_type: str) -> Path:
+        """The key generated ahead for an MTA's next certificate of ``key_type`` (DANE
+        "current + next": its 3 1 1 record is published long before it is certified)."""
+        return self._dir("keys", hostname) / f"next-{key_type}.pem"
+
     def cert_dir(self, hostname: str, alg: str, serial: str) -> Path:
         return self._dir("certs", hostname, alg, serial)
 

@@ -31,7 +31,8 @@ from tests.peers.postfix import PostfixPeer, chain_file_pem, wait_until, write_c
 from tests.peers.testca import TestCA
 from tests.peers.util import require_binary
 
-pytestmark = pytest.mark.integration
+# the module's first test also builds the package (a virtualenv and every wheel): minutes, not seconds
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(2400)]
 REPO = Path(__file__).resolve().parents[2]
 HOST = "mx1.example.com"
 CONFIG = Path("/etc/certmgr/certmgr.toml")

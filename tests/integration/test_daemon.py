@@ -170,13 +170,7 @@ def test_daemon_stops_with_an_alert_when_its_database_is_removed_or_replaced(
     smtpd.start()
     try:
         extra = f"""
-[notify.ops]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-timeout = 5
-
+{smtpd.notify_toml()}
 [daemon]
 renew_interval = 2
 remind_interval = 3600

@@ -5,21 +5,13 @@ lagging secondary, a validating resolver, and Postfix's own ``posttls-finger`` a
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from certmgr.probe.dane import record_for
-from tests.peers.named import (
-    Named,
-    SecondaryNamed,
-    ValidatingResolver,
-    dane_verified,
-    posttls_finger,
-    running_named,
-)
+from tests.peers.named import DaneDns, dane_dns, dane_verified, posttls_finger
 from tests.peers.postfix import PostfixPeer, wait_until, write_chain_files
 from tests.peers.testca import TestCA
 
@@ -28,34 +20,18 @@ pytestmark = pytest.mark.integration
 MX = "mx1.example.test"
 
 
-@dataclass
-class Dns:
-    primary: Named
-    secondary: SecondaryNamed
-    resolver: ValidatingResolver
-
-
 @pytest.fixture(scope="module")
-def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dns]:
-    base = tmp_path_factory.mktemp("dane-dns")
-    with running_named(base / "primary", dnssec=True) as primary:
-        secondary = SecondaryNamed(base / "secondary", primary)
-        secondary.start()
-        resolver = ValidatingResolver(base / "resolver", primary)
-        try:
-            resolver.start()
-            yield Dns(primary, secondary, resolver)
-        finally:
-            resolver.stop()
-            secondary.stop()
+def dns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaneDns]:
+    with dane_dns(tmp_path_factory.mktemp("dane-dns"), resolve_via_secondary=False) as d:
+        yield d
 
 
-def test_resolver_validates_the_signed_zone(dns: Dns) -> None:
+def test_resolver_validates_the_signed_zone(dns: DaneDns) -> None:
     assert dns.primary.ksk() is not None
     assert dns.resolver.validated("A", MX) == ["127.0.0.1"]
 
 
-def test_secondary_serves_old_records_until_sync(dns: Dns) -> None:
+def test_secondary_serves_old_records_until_sync(dns: DaneDns) -> None:
     dns.primary.replace("lag", "TXT", ['"v1"'])
     dns.secondary.sync()
     dns.primary.replace("lag", "TXT", ['"v2"'])
@@ -65,7 +41,7 @@ def test_secondary_serves_old_records_until_sync(dns: Dns) -> None:
     assert dns.secondary.txt("lag.example.test") == ["v2"]
 
 
-def test_posttls_finger_dane_verifies_only_a_matching_tlsa(dns: Dns, tmp_path: Path) -> None:
+def test_posttls_finger_dane_verifies_only_a_matching_tlsa(dns: DaneDns, tmp_path: Path) -> None:
     ca = TestCA()
     bundle = ca.leaf(MX, key_type="ecdsa-p256")
     other = ca.leaf(MX, key_type="ecdsa-p256")

@@ -11,7 +11,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,20 +18,13 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from certmgr.dns.dane_run import DaneMta, make_csr
-from certmgr.dns.publisher import load_publisher
+from certmgr.dns.dane_run import DaneMta
+from certmgr.dns.publisher import DnsPublisher, load_publisher
 from certmgr.dns.rollover import Rollover, Step, ee_record
-from certmgr.interfaces import CertRequest, Options, ProviderEnv, VerifyTarget
+from certmgr.interfaces import Options, ProviderEnv, VerifyTarget
 from providers.deployers.postfix import PostfixDeployer
-from tests.peers.named import (
-    Named,
-    SecondaryNamed,
-    ValidatingResolver,
-    dane_verified,
-    posttls_finger,
-    running_named,
-)
-from tests.peers.pebble import AccountStore, Pebble, make_issuer, running_pebble
+from tests.peers.named import dane_verified, posttls_finger
+from tests.peers.pebble import DaneWorld, dane_world, dns01_issue
 from tests.peers.postfix import PostfixPeer, write_chain_files
 from tests.peers.testca import TestCA
 
@@ -42,43 +34,21 @@ MX = "mx1.example.test"
 KEY_TYPES = ("ecdsa-p256", "rsa-2048")
 
 
-@dataclass
-class World:
-    primary: Named
-    secondary: SecondaryNamed
-    resolver: ValidatingResolver
-    pebble: Pebble
-    base: Path
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    base = tmp_path_factory.mktemp("dane-rollover")
-    with running_named(base / "primary", dnssec=True) as primary:
-        primary.replace("mx1", "A", ["127.0.0.1"])
-        secondary = SecondaryNamed(base / "secondary", primary)
-        secondary.start()
-        resolver = ValidatingResolver(base / "resolver", primary, via=secondary)
-        try:
-            resolver.start()
-            with running_pebble(base / "pebble", dns_server=primary.server) as pebble:
-                yield World(primary, secondary, resolver, pebble, base)
-        finally:
-            resolver.stop()
-            secondary.stop()
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaneWorld]:
+    with dane_world(tmp_path_factory.mktemp("dane-rollover"), hosts=("mx1",)) as w:
+        yield w
 
 
-def _finger_ok(world: World, port: int, when: str) -> None:
+def _finger_ok(world: DaneWorld, port: int, when: str) -> None:
     r = posttls_finger(world.resolver, MX, port)
     assert dane_verified(r), f"posttls-finger failed {when}:\n{r.stdout}{r.stderr}"
 
 
-def test_forced_renewals_with_sigkill_at_every_step_never_break_dane(world: World, tmp_path: Path) -> None:
-    ca = TestCA()
-    cert_dir = tmp_path / "certs"
-    cert_dir.mkdir()
-    old = [ca.leaf(MX, key_type=t) for t in KEY_TYPES]
-    peer = PostfixPeer(tmp_path / "postfix", hostname=MX, chain_files=write_chain_files(cert_dir, old)).start()
+def _publisher_and_deployer(world: DaneWorld, tmp_path: Path, peer: PostfixPeer,
+                            cert_dir: Path) -> tuple[DnsPublisher, PostfixDeployer]:
+    """``[dns.corp]`` (RFC 2136 to the primary, visible once both servers serve it, TTL 2) and
+    the Postfix deployer of ``peer``."""
     env = ProviderEnv(config_dir=tmp_path, state_dir=tmp_path)
     publisher = load_publisher("corp", {
         "type": "rfc2136", "server": world.primary.server, "zone": world.primary.zone,
@@ -87,16 +57,17 @@ def test_forced_renewals_with_sigkill_at_every_step_never_break_dane(world: Worl
     }, env, base_dir=tmp_path)
     deployer = PostfixDeployer.from_config("mx1", Options(
         {"config_dir": str(peer.config_dir), "cert_dir": str(cert_dir)}, where="deploy.mx1", base_dir=tmp_path), env)
-    issuer = make_issuer({
-        "directory": world.pebble.directory_url, "ca_bundle": str(world.pebble.ca_bundle), "timeout": 60,
-        "challenge": {"type": "dns-01", "provider": "rfc2136", "server": world.primary.server,
-                      "tsig_key_file": str(world.primary.key_file), "nameservers": [world.primary.server]},
-    }, tmp_path)
-    accounts = AccountStore()
+    return publisher, deployer
 
-    def issue(key_type: str, key_pem: bytes, names: tuple[str, ...]) -> bytes:
-        req = CertRequest(hostname=names[0], names=names, key_type=key_type, csr_pem=make_csr(key_pem, names))
-        return bytes(issuer.issue(req, accounts.context(names[0])).fullchain_pem)
+
+def test_forced_renewals_with_sigkill_at_every_step_never_break_dane(world: DaneWorld, tmp_path: Path) -> None:
+    ca = TestCA()
+    cert_dir = tmp_path / "certs"
+    cert_dir.mkdir()
+    old = [ca.leaf(MX, key_type=t) for t in KEY_TYPES]
+    peer = PostfixPeer(tmp_path / "postfix", hostname=MX, chain_files=write_chain_files(cert_dir, old)).start()
+    publisher, deployer = _publisher_and_deployer(world, tmp_path, peer, cert_dir)
+    issue = dns01_issue(world.pebble, world.primary, tmp_path)
 
     def mta(checkpoint: Any = lambda name: None) -> DaneMta:
         return DaneMta(state_dir=tmp_path / "state", hostname=MX, publisher=publisher, issue=issue,
@@ -194,38 +165,22 @@ def test_forced_renewals_with_sigkill_at_every_step_never_break_dane(world: Worl
         # before; the three distinct served certificates and the empty ``retiring`` show them)
         assert {s.value for s in (Step.PUBLISH, Step.WAIT_VISIBLE, Step.WAIT_TTL, Step.IDLE)} <= steps_seen
         journal = tmp_path / "state" / "dane" / MX
-        secret = [*journal.glob("next.*.key"), *journal.glob("pending.*.pem")]
+        secret = [*(tmp_path / "state" / "keys" / MX).glob("next-*.pem"), *journal.glob("pending.*.pem")]
         assert len(secret) == 4 and all(f.stat().st_mode & 0o777 == 0o600 for f in secret)
         print(f"children={children} kills={len(killed_at)} waits_on_lag={waits_on_lag}")
     finally:
         peer.stop()
 
 
-def test_ta_and_ee_records_keep_dane_working_across_renewals(world: World, tmp_path: Path) -> None:
+def test_ta_and_ee_records_keep_dane_working_across_renewals(world: DaneWorld, tmp_path: Path) -> None:
     """usage "3 1 1 + 2 1 1": the issuing intermediate's record is published beside the keys'."""
     ca = TestCA()
     cert_dir = tmp_path / "certs"
     cert_dir.mkdir()
     old = ca.leaf(MX, key_type="ecdsa-p256")
     peer = PostfixPeer(tmp_path / "postfix", hostname=MX, chain_files=write_chain_files(cert_dir, [old])).start()
-    env = ProviderEnv(config_dir=tmp_path, state_dir=tmp_path)
-    publisher = load_publisher("corp", {
-        "type": "rfc2136", "server": world.primary.server, "zone": world.primary.zone,
-        "tsig_key_file": str(world.primary.key_file), "ttl": 2,
-        "nameservers": [world.primary.server, world.secondary.server], "timeout": 2,
-    }, env, base_dir=tmp_path)
-    deployer = PostfixDeployer.from_config("mx1", Options(
-        {"config_dir": str(peer.config_dir), "cert_dir": str(cert_dir)}, where="deploy.mx1", base_dir=tmp_path), env)
-    issuer = make_issuer({
-        "directory": world.pebble.directory_url, "ca_bundle": str(world.pebble.ca_bundle), "timeout": 60,
-        "challenge": {"type": "dns-01", "provider": "rfc2136", "server": world.primary.server,
-                      "tsig_key_file": str(world.primary.key_file), "nameservers": [world.primary.server]},
-    }, tmp_path)
-    accounts = AccountStore()
-
-    def issue(key_type: str, key_pem: bytes, names: tuple[str, ...]) -> bytes:
-        req = CertRequest(hostname=names[0], names=names, key_type=key_type, csr_pem=make_csr(key_pem, names))
-        return bytes(issuer.issue(req, accounts.context(names[0])).fullchain_pem)
+    publisher, deployer = _publisher_and_deployer(world, tmp_path, peer, cert_dir)
+    issue = dns01_issue(world.pebble, world.primary, tmp_path)
 
     mta = DaneMta(state_dir=tmp_path / "state", hostname=MX, publisher=publisher, issue=issue,
                   deploy=deployer.install, verify=VerifyTarget("127.0.0.1", peer.port),

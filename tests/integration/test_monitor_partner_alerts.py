@@ -34,7 +34,7 @@ def test_plaintext_to_an_enforced_partner_is_mailed_at_once(flow: MailFlow, tmp_
 state_dir = "{tmp_path / 'state'}"
 trust = "{smtpd.ca_file}"
 
-{smtpd.notify_table()}
+{smtpd.notify_toml("mailops", '"mailops@example.com"')}
 [[partner]]
 domain = "plain.test"
 require = "encrypt"

@@ -8,6 +8,7 @@ the ``_mta-sts`` and ``_smtp._tls`` records."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -20,14 +21,15 @@ from typing import Any
 
 import pytest
 
-from certmgr.dns.dane_run import make_csr
 from certmgr.dns.mtasts import Step, parse_txt_id
-from certmgr.dns.mtasts_run import MtaStsDomain, WebrootTarget, fetch_policy
+from certmgr.dns.mtasts_run import DeployerWeb, MtaStsDomain, fetch_policy
 from certmgr.dns.publisher import DnsPublisher, load_publisher
-from certmgr.interfaces import CertRequest, ProviderEnv
+from certmgr.interfaces import ProviderEnv
+from certmgr.options import Options
+from providers.deployers.webroot import WebrootDeployer
 from tests.peers.named import Named, ValidatingResolver, running_named, with_resolver
 from tests.peers.nginx import NginxSite
-from tests.peers.pebble import AccountStore, Pebble, make_issuer, running_pebble
+from tests.peers.pebble import Pebble, dns01_issue, running_pebble
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -44,9 +46,10 @@ class World:
     trust: Path
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    base = tmp_path_factory.mktemp("mta-sts")
+@contextlib.contextmanager
+def mta_sts_world(base: Path) -> Iterator[World]:
+    """A signed zone with mx1/mx2 and mta-sts addresses, a validating resolver, an nginx site
+    for ``mta-sts.<domain>`` (a placeholder certificate until certmgr deploys one), pebble."""
     with running_named(base / "primary", dnssec=True) as primary:
         resolver = ValidatingResolver(base / "resolver", primary)
         nginx = NginxSite(base / "nginx", f"mta-sts.{DOMAIN}")
@@ -64,6 +67,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         finally:
             nginx.stop()
             resolver.stop()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with mta_sts_world(tmp_path_factory.mktemp("mta-sts")) as w:
+        yield w
 
 
 def mta_sts_query(world: World) -> subprocess.CompletedProcess[str]:
@@ -90,20 +99,14 @@ def test_renewal_and_mx_change_bump_the_id_only_after_the_policy_is_served(world
         "tsig_key_file": str(world.primary.key_file), "ttl": 60, "nameservers": [world.primary.server],
     }, env, base_dir=tmp_path)
     publisher.replace(DOMAIN, "MX", ["10 mx1.example.test."])
-    issuer = make_issuer({
-        "directory": world.pebble.directory_url, "ca_bundle": str(world.pebble.ca_bundle), "timeout": 60,
-        "challenge": {"type": "dns-01", "provider": "rfc2136", "server": world.primary.server,
-                      "tsig_key_file": str(world.primary.key_file), "nameservers": [world.primary.server]},
-    }, tmp_path)
-    accounts = AccountStore()
-
-    def issue(key_type: str, key_pem: bytes, names: tuple[str, ...]) -> bytes:
-        req = CertRequest(hostname=names[0], names=names, key_type=key_type, csr_pem=make_csr(key_pem, names))
-        return bytes(issuer.issue(req, accounts.context(names[0])).fullchain_pem)
+    issue = dns01_issue(world.pebble, world.primary, tmp_path)
 
     nginx = world.nginx
-    web = WebrootTarget(nginx.webroot, nginx.cert_file, nginx.key_file,
-                        ["nginx", "-p", str(nginx.workdir), "-c", str(nginx.conf), "-s", "reload"])
+    deployer = WebrootDeployer.from_config("mtasts-web", Options({
+        "webroot": str(nginx.webroot), "cert_file": str(nginx.cert_file), "key_file": str(nginx.key_file),
+        "reload": ["nginx", "-p", str(nginx.workdir), "-c", str(nginx.conf), "-s", "reload"],
+    }, where="deploy.mtasts-web", base_dir=tmp_path), env)
+    web = DeployerWeb(deployer, DOMAIN, "ecdsa-p256")
     sts = MtaStsDomain(state_dir=tmp_path / "state", domain=DOMAIN, publisher=publisher, issue=issue, web=web,
                        mode="enforce", max_age=86400, rua=("mailto:tlsrpt@example.test",),
                        resolver=(world.resolver.address, 53), trust_file=world.trust)

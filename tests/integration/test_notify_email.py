@@ -14,7 +14,8 @@ import pytest
 from certmgr.errors import ConfigError, NotifyError
 from certmgr.interfaces import Attachment, Message, Options, ProviderEnv
 from certmgr.notify.calendar import renewal_event_ics
-from certmgr.notify.messages import CertStatus, reminder_message
+from certmgr.notify.cert_status import CertStatus
+from certmgr.notify.renewal_messages import reminder_message
 from providers.notifiers.email import EmailNotifier
 from tests.peers.smtpd import SmtpServer
 

@@ -16,7 +16,8 @@ import pytest
 
 from certmgr.errors import ConfigError, NotifyError
 from certmgr.interfaces import Message, Options, ProviderEnv
-from certmgr.notify.messages import CertStatus, failure_message
+from certmgr.notify.cert_status import CertStatus
+from certmgr.notify.renewal_messages import failure_message
 from providers.notifiers.webhook import WebhookNotifier
 from tests.peers.smtpd import make_ca_and_server_cert
 

@@ -15,10 +15,9 @@ from certmgr.config.model import PartnerSpec
 from certmgr.interfaces import CertRequest
 from certmgr.partners.assess import to_json
 from certmgr.partners.check import CheckOptions, check_partners
-from tests.peers.https import serving_https
+from tests.peers.nginx import NginxSite
 from tests.peers.partners import ZONE, PartnerWorld, partner_world
 from tests.peers.pebble import AccountStore, make_csr, make_issuer, running_pebble
-from tests.peers.util import random_loopback_address
 
 pytestmark = pytest.mark.integration
 POLICY = "version: STSv1\r\nmode: {mode}\r\n{mx}max_age: 86400\r\n"
@@ -59,29 +58,32 @@ def _pebble_certificate(root: Path, names: list[str]) -> tuple[Path, Path, bytes
 @pytest.fixture(scope="module")
 def sts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sts]:
     root = tmp_path_factory.mktemp("mtasts")
-    web = random_loopback_address(443)
+    good, multi, nostarttls = (f"mta-sts.{d}.{ZONE}" for d in ("good", "multi", "nostarttls"))
+    web = NginxSite(root / "nginx", good, vhosts={multi: "text/plain", nostarttls: "text/html"})
     records = (
-        f'_mta-sts.good IN TXT "v=STSv1; id=20261130T01"\nmta-sts.good IN A {web}\n'
+        f'_mta-sts.good IN TXT "v=STSv1; id=20261130T01"\nmta-sts.good IN A {web.address}\n'
         '_smtp._tls.good IN TXT "v=TLSRPTv1; rua=mailto:tlsrpt@good.partners.test,https://r.good.partners.test/"\n'
-        f'_mta-sts.multi IN TXT "v=STSv1; id=7"\nmta-sts.multi IN A {web}\n'
+        f'_mta-sts.multi IN TXT "v=STSv1; id=7"\nmta-sts.multi IN A {web.address}\n'
         '_mta-sts.nomx IN TXT "v=STSv1; id=1"\n'  # announced, but no mta-sts.nomx host
-        f'_mta-sts.nostarttls IN TXT "v=STSv1; id=2"\nmta-sts.nostarttls IN A {web}\n'
+        f'_mta-sts.nostarttls IN TXT "v=STSv1; id=2"\nmta-sts.nostarttls IN A {web.address}\n'
     )
-    chain, key, pebble_root = _pebble_certificate(root, [f"mta-sts.good.{ZONE}", f"mta-sts.multi.{ZONE}",
-                                                         f"mta-sts.nostarttls.{ZONE}"])
+    chain, key, pebble_root = _pebble_certificate(root, [good, multi, nostarttls])
     pages = {
-        (f"mta-sts.good.{ZONE}", "/.well-known/mta-sts.txt"):
-            POLICY.format(mode="enforce", mx=f"mx: *.good.{ZONE}\r\n").encode(),
-        (f"mta-sts.multi.{ZONE}", "/.well-known/mta-sts.txt"):
-            POLICY.format(mode="enforce", mx=f"mx: mx.good.{ZONE}\r\n").encode(),
-        (f"mta-sts.nostarttls.{ZONE}", "/.well-known/mta-sts.txt"):
-            (POLICY.format(mode="testing", mx=f"mx: *.{ZONE}\r\n").encode(), "text/html"),
+        good: POLICY.format(mode="enforce", mx=f"mx: *.good.{ZONE}\r\n"),
+        multi: POLICY.format(mode="enforce", mx=f"mx: mx.good.{ZONE}\r\n"),
+        nostarttls: POLICY.format(mode="testing", mx=f"mx: *.{ZONE}\r\n"),  # served as text/html
     }
-    with partner_world(root / "partners", defects=("good", "nostarttls"), records=records) as world, \
-            serving_https(web, 443, chain, key, pages):
-        trust = root / "trust.pem"
-        trust.write_bytes(world.trust_file.read_bytes() + pebble_root)
-        yield Sts(world, trust)
+    web.start(chain.read_bytes(), key.read_bytes())
+    try:
+        for host, policy in pages.items():
+            (web.root_of(host) / ".well-known").mkdir()
+            (web.root_of(host) / ".well-known" / "mta-sts.txt").write_text(policy)
+        with partner_world(root / "partners", defects=("good", "nostarttls"), records=records) as world:
+            trust = root / "trust.pem"
+            trust.write_bytes(world.trust_file.read_bytes() + pebble_root)
+            yield Sts(world, trust)
+    finally:
+        web.stop()
 
 
 def test_enforced_policy_that_lists_the_mx(sts: Sts) -> None:

@@ -14,7 +14,8 @@ from certmgr.config.model import PartnerSpec
 from certmgr.partners.assess import to_json, worst
 from certmgr.partners.check import CheckOptions, check_partners
 from certmgr.probe.assess import EXIT_CODES
-from tests.peers.partners import PartnerWorld, finger_meets, partner_world, posttls_finger
+from tests.peers.named import posttls_finger
+from tests.peers.partners import PartnerWorld, finger_meets, partner_world
 from tests.peers.util import random_loopback_address
 
 pytestmark = pytest.mark.integration
@@ -119,13 +120,12 @@ def test_several_partners_exit_with_the_worst(world: PartnerWorld) -> None:
 @pytest.mark.parametrize("level", ["encrypt", "verify"])
 def test_same_verdicts_as_posttls_finger(world: PartnerWorld, tmp_path: Path, level: str) -> None:
     """Postfix's own TLS client, on the same partners at the same level, agrees with every verdict."""
-    resolv = tmp_path / "resolv.conf"
-    resolv.write_text(f"nameserver {world.named.address}\n")
     ours: dict[str, bool | None] = {}
     for report in _check(world, *(PartnerSpec(world.domain(d), require=level) for d in world.mtas)):
         [mx] = report["mx"]
         ours[mx["host"]] = mx["meets_level"]
-    theirs = {world.mx(d): finger_meets(posttls_finger(world, resolv, world.mx(d), level), level)
+    theirs = {world.mx(d): finger_meets(
+        posttls_finger(world.named, world.mx(d), level=level, trust_file=world.trust_file), level)
               for d in world.mtas}
     assert ours == theirs
     # and the cases differ between the levels, so the comparison means something

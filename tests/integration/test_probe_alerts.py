@@ -7,14 +7,10 @@ address, and an aiosmtpd mailbox behind the email notifier.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certmgr.config.load import load_config
 from certmgr.lifecycle.manual import export_csr, import_certificate
@@ -28,14 +24,6 @@ from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
 HOST = "mx1.example.com"
-
-
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def subjects(smtpd: SmtpServer) -> list[str]:
@@ -59,13 +47,7 @@ resolver = "{named.server}"
 [issuer.corp]
 type = "manual"
 
-[notify.ops]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-timeout = 5
-
+{smtpd.notify_toml()}
 [[mta]]
 hostname = "{HOST}"
 issuer = "corp"
@@ -75,7 +57,7 @@ smtp = "127.0.0.1:{peer.port}"
         rt = Runtime(load_config(config))
         ((_alg, csr),) = export_csr(rt, HOST)
         signed = tmp_path / "signed.pem"
-        signed.write_bytes(sign(ca, csr))
+        signed.write_bytes(ca.sign_csr(csr))
         import_certificate(rt, HOST, signed)
         version = rt.store.version(rt.store.slots()[0].current_version_id)
         assert version is not None and version.key_path
@@ -127,24 +109,6 @@ smtp = "127.0.0.1:{peer.port}"
         finally:
             rt.close()
             peer.stop()
-
-
-def sign(ca: TestCA, csr_pem: bytes) -> bytes:
-    """What a CA makes of the CSR: a 90-day server certificate chaining to its intermediate."""
-    csr = x509.load_pem_x509_csr(csr_pem)
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(csr.subject).issuer_name(ca.inter.subject)
-        .public_key(csr.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=90))
-        .add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
-                       critical=False)
-        .sign(ca.inter_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
 
 
 def _ehlo(port: int) -> str:

@@ -6,16 +6,12 @@ the CSR signed by a (test) CA, `certmgr import`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import icalendar
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certmgr.config.load import load_config
 from certmgr.lifecycle.manual import export_csr, import_certificate
@@ -45,14 +41,6 @@ issuer = "corp"
 """
 
 
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 #: the corporate CA of the manual issuer; its root is trusted (an import is verified up to it)
 CORP = TestCA("certmgr test corporate CA")
 
@@ -69,12 +57,7 @@ trust = "{trust}"
 [issuer.corp]
 type = "manual"
 {issuer}
-[notify.ops]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-timeout = 5
+{smtpd.notify_toml()}
 calendar = {str(calendar).lower()}
 {mtas}
 """)
@@ -85,32 +68,10 @@ def runtime(config: Path) -> Runtime:
     return Runtime(load_config(config))
 
 
-def sign_csr(ca: TestCA, csr_pem: bytes, days: float) -> bytes:
-    csr = x509.load_pem_x509_csr(csr_pem)
-    now = datetime.now(UTC)
-    sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca.inter.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=days))
-        .add_extension(sans, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
-                       critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca.inter_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
-
-
 def import_manual(rt: Runtime, tmp_path: Path, ca: TestCA, days: float) -> str:
     ((_alg, csr),) = export_csr(rt, HOST)
     path = tmp_path / f"signed-{days}.pem"
-    path.write_bytes(sign_csr(ca, csr, days))
+    path.write_bytes(ca.sign_csr(csr, days=days))
     import_certificate(rt, HOST, path)
     version = rt.store.version(rt.store.slots()[0].current_version_id)
     assert version is not None
@@ -222,22 +183,8 @@ def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: P
 
 def test_two_notifiers_to_one_address_send_once(tmp_path: Path, smtpd: SmtpServer) -> None:
     ca = CORP
-    second = f"""
-[notify.ops-again]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["OPS@example.com"]
-timeout = 5
-calendar = true
-
-[notify.security]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["security@example.com"]
-timeout = 5
-"""
+    second = (smtpd.notify_toml("ops-again", '"OPS@example.com"') + "calendar = true\n\n"
+              + smtpd.notify_toml("security", '"security@example.com"'))
     mta = MTA.replace('notify = ["ops"]', 'notify = ["ops", "ops-again", "security"]')
     rt = runtime(write_config(tmp_path, smtpd, second + mta))
     try:
@@ -260,7 +207,7 @@ def test_dropping_a_key_type_keeps_the_mta_event(tmp_path: Path, smtpd: SmtpServ
     rt = runtime(write_config(tmp_path, smtpd, dual))
     for alg, csr in export_csr(rt, HOST):
         signed = tmp_path / f"signed-{alg}.pem"
-        signed.write_bytes(sign_csr(ca, csr, 20 if alg == "rsa" else 40))
+        signed.write_bytes(ca.sign_csr(csr, days=20 if alg == "rsa" else 40))
         import_certificate(rt, HOST, signed)
     process(rt)
     (first,) = [m for m in smtpd.messages if calendar_parts(m)]

@@ -32,14 +32,6 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
         yield p
 
 
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 def write_config(tmp_path: Path, pebble: Pebble, smtpd: SmtpServer, *, on_success: bool,
                  key: str = '"rsa-2048"', deploy: str = "") -> Path:
     path = tmp_path / "certmgr.toml"
@@ -49,12 +41,7 @@ state_dir = "{tmp_path / 'state'}"
 trust = "{smtpd.ca_file}"
 
 {pebble.issuer_toml()}
-[notify.ops]
-type = "email"
-smtp = "localhost:{smtpd.port}"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-timeout = 5
+{smtpd.notify_toml()}
 calendar = true
 on_success = {str(on_success).lower()}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,23 +18,10 @@ from tests.peers.util import free_port
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def smtpd(tmp_path: Path) -> Iterator[SmtpServer]:
-    server = SmtpServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 def config(tmp_path: Path, body: str, *, head: str = "") -> Path:
     path = tmp_path / "certmgr.toml"
     path.write_text(f'[certmgr]\nstate_dir = "{tmp_path / "state"}"\n{head}\n{body}')
     return path
-
-
-def notifier(name: str, smtpd: SmtpServer, to: str) -> str:
-    return (f'[notify.{name}]\ntype = "email"\nsmtp = "localhost:{smtpd.port}"\nfrom = "certmgr@example.com"\n'
-            f"to = [{to}]\ntimeout = 5\n")
 
 
 #: an ACME CA that is not there: every renewal fails, and the failure is notified
@@ -53,7 +39,7 @@ challenge = {{ type = "http-01", mode = "standalone", address = "127.0.0.1", por
                                 '"ops@example.com, evil@example.com"', '"ops@exämple.com"'])
 def test_notifier_address_that_cannot_be_sent_is_refused_at_validate(tmp_path: Path, smtpd: SmtpServer,
                                                                      to: str) -> None:
-    path = config(tmp_path, DEAD_CA + notifier("ops", smtpd, to) + notifier("all", smtpd, '"all@example.com"')
+    path = config(tmp_path, DEAD_CA + smtpd.notify_toml("ops", to) + smtpd.notify_toml("all", '"all@example.com"')
                   + '[[mta]]\nhostname = "mx1.example.com"\nissuer = "ca"\nnotify = ["ops", "all"]\n',
                   head=f'trust = "{smtpd.ca_file}"')
     r = Cli(path)("validate", check=2)
@@ -62,8 +48,8 @@ def test_notifier_address_that_cannot_be_sent_is_refused_at_validate(tmp_path: P
 
 
 def test_one_broken_notification_never_blocks_the_others(tmp_path: Path, smtpd: SmtpServer) -> None:
-    path = config(tmp_path, DEAD_CA + notifier("ops", smtpd, '"Mail Ops <ops@example.com>"')
-                  + notifier("all", smtpd, '"all@example.com"')
+    path = config(tmp_path, DEAD_CA + smtpd.notify_toml("ops", '"Mail Ops <ops@example.com>"')
+                  + smtpd.notify_toml("all", '"all@example.com"')
                   + '[[mta]]\nhostname = "mx1.example.com"\nissuer = "ca"\nnotify = ["ops", "all"]\n',
                   head=f'trust = "{smtpd.ca_file}"')
     cli = Cli(path)

@@ -10,9 +10,10 @@ For DANE and MTA-STS (all optional, the defaults keep the plain unsigned zone):
 - ``SecondaryNamed(workdir, primary)``: a second authoritative server for the zone that
   transfers it from the primary only when told (``sync()``); until then it keeps
   serving the old records, as a lagging secondary does.
-- ``ValidatingResolver(workdir, primary)``: a recursive ``named`` on ``127.0.0.x:53``
+- ``ValidatingResolver(workdir, primary)``: a recursive ``named`` on ``127.x.y.z:53``
   that validates the zone against a static trust anchor (the primary's KSK) and
   forwards only to the primary.
+- ``dane_dns(workdir)``: the three together, as the DANE tests stand on them.
 - ``posttls_finger(resolver, ...)``: Postfix's own TLS/DANE client, run in a private
   mount namespace whose ``/etc/resolv.conf`` names that resolver.
 """
@@ -21,11 +22,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,56 @@ import dns.opcode
 import dns.query
 import dns.rdatatype
 
-from tests.peers.util import free_port, require_binary, stop_process, wait_port
+from tests.peers.util import free_port, random_loopback_address, require_binary, stop_process, wait_port
 
 KEY_NAME = "certmgr-test"
 
 
-class Named:
+AUTHORITATIVE_OPTIONS = """    recursion no;
+    dnssec-validation no;
+    allow-query { any; };
+    notify no;
+"""
+RESOLVER_OPTIONS = """    recursion yes;
+    allow-recursion { 127.0.0.0/8; };
+    allow-query { 127.0.0.0/8; };
+    dnssec-validation yes;
+    max-cache-ttl 1;
+    max-ncache-ttl 1;
+"""
+
+
+def _options(d: Path, address: str, port: int, rest: str = AUTHORITATIVE_OPTIONS) -> str:
+    """named.conf's ``options`` (files in ``d``, listening on ``address:port`` only, then ``rest``)
+    and an empty ``controls``."""
+    return f"""options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    managed-keys-directory "{d}";
+    listen-on port {port} {{ {address}; }};
+    listen-on-v6 {{ none; }};
+{rest}}};
+controls {{ }};
+"""
+
+
+class LoopbackServer:
+    """A server process on an address of its own, which ``lo`` may have been given for it."""
+
+    proc: subprocess.Popen[bytes] | None
+    address: str
+    _added_address: bool
+
+    def stop(self) -> None:
+        stop_process(self.proc, 10)
+        self.proc = None
+        if self._added_address:
+            remove_loopback_address(self.address)
+            self._added_address = False
+
+
+class Named(LoopbackServer):
     def __init__(self, workdir: Path, zone: str = "example.test", *, dnssec: bool = False, records: str = "",
                  wildcard: bool = True, address: str = "127.0.0.1", port: int | None = None) -> None:
         """``records``: extra zone-file lines (relative to the zone); ``wildcard=False`` drops the
@@ -82,20 +127,7 @@ class Named:
         d = self.workdir
         conf = d / "named.conf"
         conf.write_text(
-            f"""options {{
-    directory "{d}";
-    pid-file "{d}/named.pid";
-    session-keyfile "{d}/session.key";
-    managed-keys-directory "{d}";
-    listen-on port {self.port} {{ {self.address}; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    allow-query {{ any; }};
-    notify no;
-}};
-controls {{ }};
-include "{self.key_file}";
+            f"""{_options(d, self.address, self.port)}include "{self.key_file}";
 zone "{self.zone}" {{
     type primary;
     file "{zone_file}";
@@ -195,12 +227,16 @@ zone "{self.zone}" {{
         r = dns.query.tcp(upd, self.address, port=self.port, timeout=5)
         assert r.rcode() == 0, f"named refused the update of {name} {rdtype}: rcode {r.rcode()}"
 
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
-        self.proc = None
-        if self._added_address:
-            remove_loopback_address(self.address)
-            self._added_address = False
+    def challenge_toml(self) -> str:
+        """An inline certmgr.toml dns-01 challenge answered by TSIG updates to this server."""
+        return (f'{{ type = "dns-01", provider = "rfc2136", server = "{self.server}", '
+                f'tsig_key_file = "{self.key_file}", nameservers = ["{self.server}"] }}')
+
+    def zone_toml(self, name: str = "corp", *, ttl: int, nameservers: list[str] | None = None) -> str:
+        """The certmgr.toml ``[dns.NAME]`` table that updates this zone."""
+        servers = ", ".join(f'"{s}"' for s in nameservers or [self.server])
+        return (f'[dns.{name}]\ntype = "rfc2136"\nserver = "{self.server}"\nzone = "{self.zone}"\n'
+                f'tsig_key_file = "{self.key_file}"\nttl = {ttl}\nnameservers = [{servers}]\n')
 
 
 class SecondaryNamed(Named):
@@ -219,20 +255,7 @@ class SecondaryNamed(Named):
         d = self.workdir
         conf = d / "named.conf"
         conf.write_text(
-            f"""options {{
-    directory "{d}";
-    pid-file "{d}/named.pid";
-    session-keyfile "{d}/session.key";
-    managed-keys-directory "{d}";
-    listen-on port {self.port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-    allow-query {{ any; }};
-    notify no;
-}};
-controls {{ }};
-zone "{self.zone}" {{
+            f"""{_options(d, self.address, self.port)}zone "{self.zone}" {{
     type secondary;
     file "{d}/{self.zone}.secondary";
     primaries {{ 127.0.0.1 port {self.primary.port}; }};
@@ -269,25 +292,6 @@ zone "{self.zone}" {{
         raise RuntimeError("a secondary takes no updates; update the primary")
 
 
-def free_loopback_address(port: int = 53) -> str:
-    """A 127.0.53.x address whose ``port`` (UDP and TCP) is free, for servers that must
-    listen on a well-known port (a resolver on 53, an MTA-STS web server on 443)."""
-    for last in range(53, 254):
-        addr = f"127.0.53.{last}"
-        if subprocess.run(["ip", "-4", "addr", "show", "to", f"{addr}/32"], capture_output=True,
-                          text=True).stdout.strip():
-            continue  # another test's server holds it
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
-                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                u.bind((addr, port))
-                t.bind((addr, port))
-        except OSError:
-            continue
-        return addr
-    raise RuntimeError(f"no free 127.0.53.x:{port}")
-
-
 def add_loopback_address(address: str) -> bool:
     """Give ``lo`` this address (servers such as named listen only on interface addresses);
     True when it was added here and must be removed with ``remove_loopback_address``."""
@@ -299,7 +303,7 @@ def remove_loopback_address(address: str) -> None:
     subprocess.run([require_binary("ip"), "addr", "del", f"{address}/32", "dev", "lo"], capture_output=True)
 
 
-class ValidatingResolver:
+class ValidatingResolver(LoopbackServer):
     """A recursive ``named`` on ``<address>:53`` validating ``primary``'s signed zone with
     a static trust anchor, forwarding only to the primary (or to ``via``, e.g. a
     secondary, to see the zone as that server serves it)."""
@@ -308,7 +312,7 @@ class ValidatingResolver:
         self.workdir = workdir
         self.primary = primary
         self.via = via or primary
-        self.address = free_loopback_address(53)
+        self.address = random_loopback_address(53)
         self.proc: subprocess.Popen[bytes] | None = None
         self._added_address = False
 
@@ -323,22 +327,7 @@ class ValidatingResolver:
         zone = self.primary.zone
         conf = d / "named.conf"
         conf.write_text(
-            f"""options {{
-    directory "{d}";
-    pid-file "{d}/named.pid";
-    session-keyfile "{d}/session.key";
-    managed-keys-directory "{d}";
-    listen-on port 53 {{ {self.address}; }};
-    listen-on-v6 {{ none; }};
-    recursion yes;
-    allow-recursion {{ 127.0.0.0/8; }};
-    allow-query {{ 127.0.0.0/8; }};
-    dnssec-validation yes;
-    max-cache-ttl 1;
-    max-ncache-ttl 1;
-}};
-controls {{ }};
-trust-anchors {{ "{zone}." static-key {anchor}; }};
+            f"""{_options(d, self.address, 53, RESOLVER_OPTIONS)}trust-anchors {{ "{zone}." static-key {anchor}; }};
 zone "{zone}" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {self.via.port}; }}; }};
 """
         )
@@ -373,17 +362,12 @@ zone "{zone}" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {self.
             return []
         return [rd.to_text() for rrset in r.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype) for rd in rrset]
 
-    def stop(self) -> None:
-        stop_process(self.proc, 10)
-        self.proc = None
-        if self._added_address:
-            remove_loopback_address(self.address)
-            self._added_address = False
 
 
-def with_resolver(resolver: ValidatingResolver, cmd: list[str], *, timeout: float = 60.0,
+def with_resolver(resolver: ValidatingResolver | Named, cmd: list[str], *, timeout: float = 60.0,
                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``cmd`` so that the system resolver (``/etc/resolv.conf``) is ``resolver``: in a
+    """Run ``cmd`` so that the system resolver (``/etc/resolv.conf``) is ``resolver`` (a
+    validating resolver, or a ``Named`` serving on port 53 of an address of its own): in a
     private mount namespace (``unshare --mount``) with a private resolv.conf bind-mounted
     over it, so nothing outside the test sees the change.  ``trust-ad`` makes glibc pass
     the AD flag on (Postfix needs it for DANE)."""
@@ -396,11 +380,13 @@ def with_resolver(resolver: ValidatingResolver, cmd: list[str], *, timeout: floa
                           env={**os.environ, "LANG": "C", **(env or {})})
 
 
-def posttls_finger(resolver: ValidatingResolver, host: str, port: int, *, level: str = "dane",
-                   timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Postfix's ``posttls-finger -l LEVEL [host]:port`` resolving through ``resolver``."""
+def posttls_finger(resolver: ValidatingResolver | Named, host: str, port: int = 25, *, level: str = "dane",
+                   trust_file: Path | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Postfix's ``posttls-finger -l LEVEL [host]:port`` resolving through ``resolver``, trusting
+    the system CAs or only ``trust_file``."""
+    trust = ["-F", str(trust_file)] if trust_file else ["-P", "/etc/ssl/certs"]
     return with_resolver(resolver, [require_binary("posttls-finger"), "-o", "inet_protocols=ipv4", "-t30", "-T60",
-                                    "-c", "-l", level, "-P", "/etc/ssl/certs", f"[{host}]:{port}"], timeout=timeout)
+                                    "-c", "-l", level, *trust, f"[{host}]:{port}"], timeout=timeout)
 
 
 def dane_verified(result: subprocess.CompletedProcess[str]) -> bool:
@@ -428,3 +414,31 @@ def running_named(workdir: Path, zone: str = "example.test", **options: Any) -> 
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class DaneDns:
+    primary: Named
+    secondary: SecondaryNamed
+    resolver: ValidatingResolver
+
+
+@contextmanager
+def dane_dns(workdir: Path, *, hosts: tuple[str, ...] = (), resolve_via_secondary: bool = True) -> Iterator[DaneDns]:
+    """A DNSSEC-signed primary, a lagging secondary of it, and a validating resolver forwarding to
+    the secondary (senders see the zone as the slowest server serves it) or, with
+    ``resolve_via_secondary=False``, to the primary; all stopped after.  ``hosts``: names in the
+    zone given an A record 127.0.0.1 of their own before the secondary's first transfer (a TLSA
+    owner below a host makes it an empty non-terminal that the wildcard no longer covers)."""
+    with running_named(workdir / "primary", dnssec=True) as primary:
+        for host in hosts:
+            primary.replace(host, "A", ["127.0.0.1"])
+        secondary = SecondaryNamed(workdir / "secondary", primary)
+        secondary.start()
+        resolver = ValidatingResolver(workdir / "resolver", primary, via=secondary if resolve_via_secondary else None)
+        try:
+            resolver.start()
+            yield DaneDns(primary, secondary, resolver)
+        finally:
+            resolver.stop()
+            secondary.stop()

@@ -19,6 +19,7 @@ listening on that IPv6 address (``mtas["v6"]``).  Partners accept anything and d
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -98,7 +99,7 @@ def partner_world(root: Path, *, defects: tuple[str, ...] = DEFECTS, zone: str =
     v6 = f"v6 IN MX 10 mx.v6\nmx.v6 IN AAAA {ipv6}\n" if ipv6 else ""
     with ExitStack() as stack:
         named = Named(root / "named", zone, records=_zone_records(zone, addresses, records) + v6, wildcard=False,
-                      dnssec=dnssec, **({"address": dns_address, "port": 53} if dns_address else {}))
+                      dnssec=dnssec, address=dns_address or "127.0.0.1", port=53 if dns_address else None)
         named.start()
         stack.callback(named.stop)
         world = PartnerWorld(zone, named, ca, trust)
@@ -120,7 +121,6 @@ def loopback_ipv6() -> Iterator[str]:
     """A unique-local IPv6 address (fd00::/8, RFC 4193) added to ``lo`` for the test, removed
     after: a partner MX of its own on port 25, as ``random_loopback_address`` is for IPv4."""
     import random
-    import subprocess
 
     address = f"fd00:c3a7:{random.randint(1, 0xffff):x}::{random.randint(2, 0xffff):x}"
     subprocess.run(["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo", "nodad"], check=True,
@@ -131,27 +131,9 @@ def loopback_ipv6() -> Iterator[str]:
         subprocess.run(["ip", "-6", "addr", "del", f"{address}/128", "dev", "lo"], check=False, capture_output=True)
 
 
-def posttls_finger(world: PartnerWorld, resolv_conf: Path, host: str, level: str) -> str:
-    """Postfix's own TLS client against ``[host]:25`` at ``level``, resolving through the
-    world's BIND (which must serve on port 53, see ``dns_address``); its whole output.
-
-    posttls-finger reads /etc/resolv.conf, so it runs in a private mount namespace with
-    ``resolv_conf`` bind-mounted over it; ``-F`` trusts the partner CA like ``trust``.
-    """
-    import subprocess
-
-    from tests.peers.util import require_binary
-
-    script = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
-    cmd = ["unshare", "--mount", "sh", "-c", script, str(resolv_conf), require_binary("posttls-finger"),
-           "-o", "inet_protocols=ipv4", "-t10", "-T20", "-c", "-l", level, "-F", str(world.trust_file),
-           f"[{host}]:25"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
-    return proc.stdout + proc.stderr
-
-
-def finger_meets(output: str, level: str) -> bool:
-    """posttls-finger's verdict: would Postfix deliver at ``level``?"""
+def finger_meets(result: subprocess.CompletedProcess[str], level: str) -> bool:
+    """posttls-finger's verdict (``tests.peers.named.posttls_finger``): would Postfix deliver at ``level``?"""
+    output = result.stdout + result.stderr
     if level in ("verify", "secure"):
         return "Verified TLS connection established" in output or "Trusted TLS connection established" in output
     return "TLS connection established" in output

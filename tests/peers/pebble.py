@@ -13,8 +13,9 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.peers.named import DaneDns, Named, dane_dns
 from tests.peers.util import free_port, require_binary, stop_process, wait_port
 
 
@@ -286,18 +288,9 @@ def running_pebble(
 
 def make_csr(names: list[str], key_type: str = "ecdsa-p256") -> tuple[bytes, bytes]:
     """(key_pem, csr_pem) for ``names`` (CN = first name), as the core would make them."""
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+    from tests.peers.testca import make_key
 
-    key: CertificateIssuerPrivateKeyTypes
-    if key_type.startswith("rsa-"):
-        key = rsa.generate_private_key(public_exponent=65537, key_size=int(key_type[4:]))
-    elif key_type == "ecdsa-p256":
-        key = ec.generate_private_key(ec.SECP256R1())
-    elif key_type == "ecdsa-p384":
-        key = ec.generate_private_key(ec.SECP384R1())
-    else:
-        raise ValueError(key_type)
+    key = make_key(key_type)
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
@@ -378,3 +371,37 @@ def make_issuer(table: Mapping[str, Any], base_dir: Path, name: str = "pebble") 
 
     env = ProviderEnv(config_dir=base_dir, state_dir=base_dir, make_challenge=make_challenge_factory())
     return AcmeIssuer.from_config(name, Options(table, where=f"issuer.{name}", base_dir=base_dir), env)
+
+
+def dns01_issue(pebble: Pebble, named: Named, base_dir: Path) -> Callable[[str, bytes, tuple[str, ...]], bytes]:
+    """The ``issue(key_type, key_pem, names) -> fullchain PEM`` that the DANE and MTA-STS runners
+    take: the core's CSR for the key, issued by ``pebble`` with DNS-01 answered through
+    ``named``'s TSIG-signed updates, on one in-memory ACME account."""
+    from certmgr.dns.dane_run import make_csr
+    from certmgr.interfaces import CertRequest
+
+    issuer = make_issuer({
+        "directory": pebble.directory_url, "ca_bundle": str(pebble.ca_bundle), "timeout": 60,
+        "challenge": {"type": "dns-01", "provider": "rfc2136", "server": named.server,
+                      "tsig_key_file": str(named.key_file), "nameservers": [named.server]},
+    }, base_dir)
+    accounts = AccountStore()
+
+    def issue(key_type: str, key_pem: bytes, names: tuple[str, ...]) -> bytes:
+        req = CertRequest(hostname=names[0], names=names, key_type=key_type, csr_pem=make_csr(key_pem, names))
+        return bytes(issuer.issue(req, accounts.context(names[0])).fullchain_pem)
+
+    return issue
+
+
+@dataclass
+class DaneWorld(DaneDns):
+    pebble: Pebble
+
+
+@contextmanager
+def dane_world(workdir: Path, *, hosts: tuple[str, ...] = ()) -> Iterator[DaneWorld]:
+    """``tests.peers.named.dane_dns`` (the resolver seeing the zone through the lagging
+    secondary) plus a pebble that resolves through the primary, for DNS-01; all stopped after."""
+    with dane_dns(workdir, hosts=hosts) as dns, running_pebble(workdir / "pebble", dns_server=dns.primary.server) as p:
+        yield DaneWorld(dns.primary, dns.secondary, dns.resolver, p)

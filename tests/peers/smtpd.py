@@ -129,15 +129,15 @@ class SmtpServer:
             self._controller.stop()
             self._controller = None
 
+    def notify_toml(self, name: str = "ops", to: str = '"ops@example.com"') -> str:
+        """The ``[notify.NAME]`` table of a certmgr.toml that mails through this server to ``to`` (the
+        addresses as TOML strings, comma-separated); lines for more keys may follow it."""
+        return (f'[notify.{name}]\ntype = "email"\nsmtp = "localhost:{self.port}"\nfrom = "certmgr@example.com"\n'
+                f"to = [{to}]\ntimeout = 5\n")
+
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def notify_table(self, name: str = "mailops", to: str = "mailops@example.com") -> str:
-        """A ``[notify.NAME]`` email notifier that delivers here (its config needs
-        ``trust = self.ca_file`` in ``[certmgr]``)."""
-        return (f'[notify.{name}]\ntype = "email"\nsmtp = "localhost:{self.port}"\n'
-                f'from = "certmgr@example.com"\nto = ["{to}"]\ntimeout = 5\n')
 
     def __enter__(self) -> SmtpServer:
         self.start()

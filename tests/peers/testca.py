@@ -140,3 +140,48 @@ class TestCA:
             serial=format(cert.serial_number, "x"),
             not_after=end,
         )
+
+    def sign_csr(self, csr_pem: bytes, *, days: float = 90) -> bytes:
+        """What a CA makes of a CSR (``certmgr csr``'s output): a server certificate for its
+        subject and SANs, valid from an hour ago until ``days`` from now; leaf then intermediate, PEM."""
+        csr = x509.load_pem_x509_csr(csr_pem)
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.inter.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=days))
+            .add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value,
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.inter_key.public_key()),
+                           critical=False)
+            .sign(self.inter_key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM) + self.chain_pem
+
+
+def import_all(config: Path, ca: TestCA, out_dir: Path) -> None:
+    """Give every MTA of ``config`` a certificate the way a manual-CA user does: `csr`, ``ca``
+    signs it, `import` (which verifies the chain up to ``[certmgr] trust``); in one process
+    through the functions the two commands run, never by writing rows.  The signed files go
+    to ``out_dir``."""
+    from certmgr.config.load import load_config
+    from certmgr.lifecycle.manual import export_csr, import_certificate
+    from certmgr.runtime import Runtime
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rt = Runtime(load_config(config))
+    try:
+        rt.sync_inventory()
+        for mta in rt.config.mtas:
+            [(_alg, csr)] = export_csr(rt, mta.hostname)
+            pem = out_dir / f"{mta.hostname}.pem"
+            pem.write_bytes(ca.sign_csr(csr))
+            import_certificate(rt, mta.hostname, pem)
+    finally:
+        rt.close()

@@ -20,18 +20,25 @@ def free_port() -> int:
 
 
 def random_loopback_address(port: int = 25) -> str:
-    """A 127.x.y.z address (not 127.0.0.1) where ``port`` is free right now: a partner MTA of
-    its own on port 25, as on the Internet.  Random, so parallel test runs rarely collide."""
+    """A 127.x.y.z address (not 127.0.0.1) where ``port`` is free for TCP and UDP right now and
+    that no other test has given ``lo``: for a server of its own on a well-known port (a
+    partner MTA on 25, a resolver on 53, an MTA-STS web server on 443), as on the Internet.
+    Random, so parallel test runs rarely collide."""
     import random
 
     for _ in range(200):
         address = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(2, 254)}"
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind((address, port))
-            except OSError:
-                continue
-            return address
+        if subprocess.run(["ip", "-4", "addr", "show", "to", f"{address}/32"], capture_output=True,
+                          text=True).stdout.strip():
+            continue  # another test's server holds it (see tests.peers.named.add_loopback_address)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                t.bind((address, port))
+                u.bind((address, port))
+        except OSError:
+            continue
+        return address
     raise RuntimeError(f"no free loopback address for port {port}")
 
 

@@ -10,7 +10,7 @@ import icalendar
 import pytest
 
 from certmgr.notify.calendar import alarm_before, feed_ics, renewal_event_ics, renewal_start
-from certmgr.notify.messages import CertStatus
+from certmgr.notify.cert_status import CertStatus
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EXPIRY = datetime(2025, 5, 30, 8, 30, 15, tzinfo=UTC)

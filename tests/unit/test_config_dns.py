@@ -20,9 +20,11 @@ state_dir = "{state}"
 type = "manual"
 
 [deploy.web]
-type = "exec"
-command = ["/bin/true"]
-cert_dir = "{state}"
+type = "webroot"
+webroot = "{state}/www"
+cert_file = "{state}/mta-sts.crt"
+key_file = "{state}/mta-sts.key"
+reload = ["/bin/true"]
 
 [dns.corp]
 type = "rfc2136"
@@ -93,7 +95,7 @@ def line_of(text: str, needle: str) -> int:
      "unknown key"),
     (HEAD + MTA.replace("{dane}", '"yes"'), "mta #1", "dane", "dane", "must be"),
     (HEAD + STS.replace('"enforce"', '"strict"'), 'mta_sts."example.com"', "mode", "mode", "must be one of enforce"),
-    (HEAD + STS.replace('web = "web"', 'web = "nginx"'), 'mta_sts."example.com"', "web", "web", "[deploy.nginx]"),
+    (HEAD + STS.replace('web = "web"', 'web = "nginx"'), 'mta_sts."example.com"', "web", "web =", "[deploy.nginx]"),
     (HEAD + STS.replace('dns = "corp"', 'dns = "other"'), 'mta_sts."example.com"', "dns", "dns =", "[dns.other]"),
 ])
 def test_bad_values_name_file_line_table_and_key(tmp_path: Path, text: str, table: str, key: str, needle: str,
@@ -157,3 +159,12 @@ def test_mta_sts_is_refused_in_an_included_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     assert info.value.table == "mta_sts" and "only in the main config file" in info.value.message
+
+
+def test_a_web_target_that_serves_no_documents_is_refused_by_validate(tmp_path: Path) -> None:
+    text = (HEAD.replace('type = "webroot"\nwebroot = "{state}/www"\ncert_file = "{state}/mta-sts.crt"\n'
+                         'key_file = "{state}/mta-sts.key"\nreload = ["/bin/true"]',
+                         'type = "exec"\ncommand = ["/bin/true"]\ncert_dir = "{state}"') + STS)
+    r = Cli(write(tmp_path, text))("validate", check=2)
+    assert 'certmgr.toml:' in r.stderr and '[mta_sts."example.com"] web: [deploy.web] cannot serve the MTA-STS ' \
+        'policy file: its type \'exec\' installs no documents' in r.stderr, r.stderr

@@ -7,14 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from certmgr.notify.messages import (
-    CertStatus,
-    Deployed,
-    NewCert,
-    failure_message,
-    reminder_message,
-    success_message,
-)
+from certmgr.notify.cert_status import CertStatus, Deployed, NewCert
+from certmgr.notify.renewal_messages import deploy_failure_message, failure_message, reminder_message
+from certmgr.notify.success_message import success_message
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -164,8 +159,6 @@ def test_no_certificate_yet() -> None:
 
 
 def test_deploy_failure_says_why_and_how_to_deploy() -> None:
-    from certmgr.notify.messages import deploy_failure_message
-
     reason = "not deployed, DANE would break: publish `3 1 1 ab<cd>` there"
     m = deploy_failure_message(facts(), reason, 0, NOW)
     assert "DEPLOYMENT FAILED" in m.subject and "mx1.example.com" in m.subject
@@ -197,8 +190,6 @@ DEPLOY_WORDS = [
 @pytest.mark.parametrize(("result", "said", "unsaid"), [c[1:] for c in DEPLOY_WORDS],
                          ids=[c[0] for c in DEPLOY_WORDS])
 def test_deploy_failure_says_what_the_mta_serves(result: str, said: list[str], unsaid: list[str]) -> None:
-    from certmgr.notify.messages import deploy_failure_message
-
     m = deploy_failure_message(facts(), "reload failed", 0, NOW,
                                Deployed(("postfix",), {"postfix": (result, "reload failed")}))
     for words in said:

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from certmgr.errors import StateError
 from certmgr.service.metrics import CertMetrics, JobMetrics, build_registry, render_text, serve, write_textfile
 from tests.peers.util import free_port
 
@@ -75,7 +76,7 @@ def test_textfile_is_written_atomically(tmp_path: Path) -> None:
 
 
 def test_textfile_into_missing_directory_fails_cleanly(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(StateError, match=r"could not write .*/nope/certmgr.prom: No such file or directory"):
         write_textfile(tmp_path / "nope" / "certmgr.prom", registry())
 
 

@@ -28,6 +28,7 @@ from certmgr.interfaces import (
     Options,
     RenewalInfoSource,
     Revoker,
+    ServesDocuments,
     SeveralHostnames,
     renews_automatically,
 )
@@ -49,6 +50,8 @@ MINIMAL: dict[tuple[str, str], str] = {
     ("deploy", "exec"): 'command = ["/bin/true"]\ncert_dir = "/etc/certmgr/out"',
     ("deploy", "exchange"): 'command = ["/bin/true"]\ncert_dir = "/var/lib/certmgr/exchange"\n'
                             'pfx_password_env = "PFX_PW"',
+    ("deploy", "webroot"): 'webroot = "/srv/mta-sts"\ncert_file = "/etc/nginx/mta-sts.crt"\n'
+                           'key_file = "/etc/nginx/mta-sts.key"\nreload = ["nginx", "-s", "reload"]',
     ("notify", "email"): 'smtp = "127.0.0.1:25"\nfrom = "certmgr@example.com"\nto = ["ops@example.com"]',
     ("notify", "webhook"): 'url = "https://hooks.example.com/certmgr"',
     ("dns", "rfc2136"): 'server = "127.0.0.1:53"\nzone = "example.com"\ntsig_key_file = "tsig.key"',
@@ -123,6 +126,7 @@ def test_deployers_say_whether_they_serve_several_hostnames(name: str, tmp_path:
     monkeypatch.setenv("PFX_PW", "pw")
     built = build("deploy", name, tmp_path)
     assert isinstance(built, SeveralHostnames) and isinstance(built, MtaInstance)
+    assert isinstance(built, ServesDocuments) == (built.__class__ in conformance.SERVES_DOCUMENTS)
 
 
 def test_an_object_that_is_not_its_protocol_is_refused_naming_what_it_lacks() -> None:
