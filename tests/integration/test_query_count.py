@@ -15,13 +15,9 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -59,27 +55,6 @@ def smtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
         yield server
 
 
-def sign(ca: TestCA, csr_pem: bytes) -> bytes:
-    csr = x509.load_pem_x509_csr(csr_pem)
-    start = datetime.now(UTC) - timedelta(hours=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(csr.subject)
-        .issuer_name(ca.inter.subject)
-        .public_key(csr.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + timedelta(days=90))
-        .add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.inter_key.public_key()),
-                       critical=False)
-        .sign(ca.inter_key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.PEM) + ca.chain_pem
-
-
 def seeded(root: Path, n: int, ca: TestCA, dns: ChallTestSrv, smtpd: SmtpServer) -> Path:
     """A config of ``n`` manual-CA MTAs, each with a certificate imported through `csr` + `import`."""
     mtas = "".join(
@@ -110,7 +85,7 @@ calendar = false
         for mta in rt.config.mtas:
             [(_alg, csr)] = export_csr(rt, mta.hostname)
             pem = root / f"{mta.hostname}.pem"
-            pem.write_bytes(sign(ca, csr))
+            pem.write_bytes(ca.sign_csr(csr))
             import_certificate(rt, mta.hostname, pem)
     finally:
         rt.close()

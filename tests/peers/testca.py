@@ -140,3 +140,26 @@ class TestCA:
             serial=format(cert.serial_number, "x"),
             not_after=end,
         )
+
+    def sign_csr(self, csr_pem: bytes, *, days: int = 90) -> bytes:
+        """What a public CA returns for ``csr_pem``: a serverAuth leaf for its names, signed by the
+        intermediate, followed by the chain (PEM)."""
+        csr = x509.load_pem_x509_csr(csr_pem)
+        start = datetime.now(UTC) - timedelta(hours=1)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.inter.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + timedelta(days=days))
+            .add_extension(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value,
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.inter_key.public_key()),
+                           critical=False)
+            .sign(self.inter_key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM) + self.chain_pem
