@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, update
+from sqlalchemy import insert, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
@@ -61,6 +61,13 @@ def assign(row: Any, fields: Mapping[str, Any]) -> None:
         if not hasattr(row, k):
             raise AttributeError(k)
         setattr(row, k, v)
+
+
+def event_values(kind: str, hostname: str | None, key_alg: str | None, detail: Mapping[str, Any],
+                 ts: datetime) -> Any:
+    """The INSERT of an event (for :func:`certmgr.store.db.write_scope`)."""
+    return insert(Event).values(ts=ts, hostname=hostname, key_alg=key_alg, kind=kind,
+                                detail=json.dumps(dict(detail), default=str))
 
 
 def event_row(kind: str, hostname: str | None, key_alg: str | None, detail: Mapping[str, Any],

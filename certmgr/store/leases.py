@@ -10,7 +10,7 @@ from sqlalchemy import update
 from sqlmodel import col
 
 from certmgr.store.base import StoreBase, lease_update, utcnow
-from certmgr.store.db import session_scope
+from certmgr.store.db import session_scope, write_scope
 from certmgr.store.models import ManagedCert
 
 
@@ -18,8 +18,8 @@ class LeaseStore(StoreBase):
     def claim(self, slot_id: int, owner: str, seconds: float, now: datetime | None = None) -> bool:
         """Take the slot for ``seconds`` unless somebody else holds a live lease."""
         now = now or utcnow()
-        with session_scope(self.engine) as s:
-            return bool(s.exec(lease_update(slot_id, owner, seconds, now)).rowcount == 1)
+        with write_scope(self.engine) as c:
+            return bool(c.execute(lease_update(slot_id, owner, seconds, now)).rowcount == 1)
 
     def lease_owner(self, slot_id: int) -> str | None:
         with session_scope(self.engine) as s:
@@ -37,8 +37,8 @@ class LeaseStore(StoreBase):
             return bool(result.rowcount == 1)
 
     def release(self, slot_id: int, owner: str) -> None:
-        with session_scope(self.engine) as s:
-            s.exec(
+        with write_scope(self.engine) as c:
+            c.execute(
                 update(ManagedCert)
                 .where(col(ManagedCert.id) == slot_id, col(ManagedCert.lease_owner) == owner)
                 .values(lease_owner=None, lease_until=None)

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from certmgr.store.base import StoreBase, assign, event_row, lease_update, utcnow
-from certmgr.store.db import session_scope
+from certmgr.store.base import StoreBase, assign, event_row, event_values, lease_update, utcnow
+from certmgr.store.db import session_scope, write_scope
 from certmgr.store.models import CertVersion, Event, ManagedCert, OrderAttempt
 
 
@@ -31,11 +31,11 @@ class StepStore(StoreBase):
         """The key to certify is on disk: remember it as pending with its CSR (an order
         follows; no order of an older key is resumed) and log ``key_ready``."""
         now = utcnow()
-        with session_scope(self.engine) as s:
-            s.exec(update(ManagedCert).where(col(ManagedCert.id) == slot_id).values(
+        with write_scope(self.engine) as c:
+            c.execute(update(ManagedCert).where(col(ManagedCert.id) == slot_id).values(
                 pending_key_path=key_path, pending_csr=csr, pending_order_url=None, pending_since=now,
                 state="key_ready", updated_at=now))
-            s.add(event_row("key_ready", hostname, key_alg, {"key_path": key_path, "key_type": key_type}, now))
+            c.execute(event_values("key_ready", hostname, key_alg, {"key_path": key_path, "key_type": key_type}, now))
 
     def record_step(self, slot_id: int, order_id: int, owner: str, lease_seconds: float, step: str,
                     hostname: str, key_alg: str, detail: Mapping[str, Any]) -> bool:
@@ -46,14 +46,14 @@ class StepStore(StoreBase):
         happened -- and the caller stops."""
         now = utcnow()
         order_url = detail.get("order_url") if step == "order_created" else None
-        with session_scope(self.engine) as s:
-            s.exec(update(OrderAttempt).where(col(OrderAttempt.id) == order_id).values(
+        with write_scope(self.engine) as c:
+            c.execute(update(OrderAttempt).where(col(OrderAttempt.id) == order_id).values(
                 state=step, updated_at=now, **({"order_url": order_url} if order_url else {})))
             if order_url:
-                s.exec(update(ManagedCert).where(col(ManagedCert.id) == slot_id).values(
+                c.execute(update(ManagedCert).where(col(ManagedCert.id) == slot_id).values(
                     pending_order_url=order_url, state="order_pending", updated_at=now))
-            s.add(event_row(step, hostname, key_alg, detail, now))
-            held = s.exec(lease_update(slot_id, owner, lease_seconds, now)).rowcount == 1
+            c.execute(event_values(step, hostname, key_alg, detail, now))
+            held = c.execute(lease_update(slot_id, owner, lease_seconds, now)).rowcount == 1
         return bool(held)
 
     def record_certificate(self, version: CertVersion, owner: str, lease_seconds: float) -> CertVersion | None:
@@ -114,8 +114,8 @@ class StepStore(StoreBase):
 
     def log(self, kind: str, hostname: str | None = None, key_alg: str | None = None,
             detail: Mapping[str, Any] | None = None) -> None:
-        with session_scope(self.engine) as s:
-            s.add(event_row(kind, hostname, key_alg, detail or {}, utcnow()))
+        with write_scope(self.engine) as c:
+            c.execute(event_values(kind, hostname, key_alg, detail or {}, utcnow()))
 
     def events(self, hostname: str | None = None, kind: str | None = None) -> list[Event]:
         with session_scope(self.engine) as s:
