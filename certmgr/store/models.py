@@ -296,6 +296,20 @@ class PartnerState(SQLModel, table=True):
     alerted_at: datetime | None = None
 
 
+class MonitorPlainPeer(SQLModel, table=True):
+    """SMTP sessions without TLS per hour, direction, domain and peer: who still sends or
+    receives mail in plaintext (added in the transaction that adds the session counts)."""
+
+    __tablename__ = "monitor_plain_peer"
+
+    hour: str = Field(primary_key=True)
+    direction: str = Field(primary_key=True)
+    domain: str = Field(primary_key=True)
+    host: str = Field(primary_key=True)
+    address: str = Field(primary_key=True)
+    sessions: int = 0
+
+
 # ---------------------------------------------------------------------- DANE rollover and MTA-STS
 
 
