@@ -140,3 +140,44 @@ def test_a_lease_left_by_a_dead_process_is_taken_over_at_once(tmp_path: Path) ->
     with db.lease(DANE, MX, f"{socket.gethostname()}:{os.getpid()}", 60, owner_is_dead) as held:
         assert held
     store.close()
+
+
+def test_an_mta_or_domain_held_by_another_node_is_left_alone(tmp_path: Path) -> None:
+    """The engines ask for the lease before anything else: while another node holds it, a
+    rollover step neither looks at DNS nor publishes, a renewal issues nothing, an MTA-STS step
+    deploys and publishes nothing, and nothing recorded changes."""
+    from datetime import UTC, datetime
+
+    from certmgr.dns.dane_run import DaneMta
+    from certmgr.dns.mtasts import Step as StsStep
+    from certmgr.dns.mtasts_run import MtaStsDomain
+    from certmgr.dns.publisher import load_publisher
+    from certmgr.dns.rollover import Step
+    from certmgr.interfaces import ProviderEnv, VerifyTarget
+    from tests.unit.test_config_dns import write
+
+    write(tmp_path, "")  # the TSIG key file
+    calls: list[str] = []
+    # a zone on a port nobody listens on: any DNS query or update would fail the step
+    publisher = load_publisher("corp", {"type": "rfc2136", "server": "127.0.0.1:9", "zone": "example.com",
+                                        "tsig_key_file": str(tmp_path / "tsig.key"), "timeout": 1},
+                               ProviderEnv(config_dir=tmp_path, state_dir=tmp_path), base_dir=tmp_path)
+    state_dir = tmp_path / "state"
+    mta = DaneMta(state_dir=state_dir, hostname=MX, publisher=publisher,
+                  issue=lambda *a: calls.append("issue") or b"", deploy=lambda r: calls.append("deploy"),
+                  verify=VerifyTarget("127.0.0.1", 25), owner="node-a:1")
+    recorded = Rollover(MX, ttl=300, current=("3 1 1 " + "aa" * 32,))
+    mta.record(recorded)
+    sts = MtaStsDomain(state_dir=state_dir, domain="example.com", publisher=publisher,
+                       issue=lambda *a: calls.append("issue") or b"", web=None,  # type: ignore[arg-type]
+                       store=mta.db.store, owner="node-a:1")
+    assert mta.db.claim(DANE, MX, "node-b:1", 60) and mta.db.claim(MTA_STS, "example.com", "node-b:1", 60)
+    now = datetime.now(UTC)
+    d = mta.step(now)
+    assert d.step is Step.WAIT_VISIBLE and "another node" in d.why and d.state == recorded
+    assert mta.renew(now) == recorded
+    sts.renew_certificate()
+    assert sts.step(now).step is StsStep.WAIT_SERVED
+    assert calls == [] and not sts.certificate_file.exists()
+    assert mta.load() == recorded and mta.db.holder(DANE, MX) == "node-b:1"  # its lease stays
+    mta.db.store.close()
