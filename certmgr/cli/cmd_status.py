@@ -25,14 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from certmgr.dns.status import text_tables
+    from certmgr.dns.status import snapshot, text_tables
     from certmgr.lifecycle.recover import lost_inventory
     from certmgr.notify import tls_alerts
 
     with runtime(args, read_only=True) as rt:
         rows = status_rows(rt, utcnow())
         lost = lost_inventory(rt)
-        dns_tables = [] if args.json else text_tables(rt.config, rows)
+        dns_tables = [] if args.json else text_tables(rt.config, rows, snapshot(rt))
         alerts = tls_alerts.status_rows(rt, utcnow())
     if lost:
         print(f"certmgr status: warning: {lost}", file=sys.stderr)
