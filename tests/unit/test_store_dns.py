@@ -1,4 +1,4 @@
-"""DANE rollover and MTA-STS state in the store: migration 0008 keeps old rows and imports the
+"""DANE rollover and MTA-STS state in the store: migration 0007 keeps old rows and imports the
 JSON state files once; the keys generated ahead are recorded; two processes on one database
 never both act on one MTA's step."""
 
@@ -25,14 +25,14 @@ from certmgr.store.dns import DANE, MTA_STS, DnsStore
 MX = "mx1.example.com"
 
 
-def test_migration_0008_keeps_old_rows_and_imports_the_state_files_once(tmp_path: Path) -> None:
+def test_migration_0007_keeps_old_rows_and_imports_the_state_files_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'certmgr.db'}"
     engine = create_engine(url)
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
+        command.upgrade(cfg, "0006")
         conn.execute(text("INSERT INTO managed_cert (id, hostname, key_alg, key_type, names, issuer, state, "
                           "attempts, last_error_permanent) VALUES (1, 'mx1', 'rsa', 'rsa-2048', '[]', 'le', "
                           "'issued', 0, 0)"))
