@@ -46,7 +46,7 @@ class Outcome:
 
     @property
     def failed(self) -> bool:
-        return self.action in ("failed", "rolled-back", "deploy-failed", "mta-sts-refused")
+        return self.action in ("failed", "rolled-back", "deploy-failed", "deploy-held", "mta-sts-refused")
 
 
 def renew_at_for(mta: MtaConfig, version: CertVersion, key: str) -> datetime:

@@ -39,16 +39,22 @@ def renew_many(
     by_mta: dict[str, tuple[MtaConfig, list[ManagedCert]]] = {}
     for mta, slot in rt.select(hosts):
         by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
-    # naming a host limits the run to it and renews it if due, trying now despite a back-off
-    # (as certbot's `renew --cert-name`); only --force renews what is not due
+    # naming a host limits the run to it and renews (and deploys) it if due, trying now despite a
+    # back-off (as certbot's `renew --cert-name`); only --force renews what is not due
     retry_now = bool(hosts)
     current = rt.store.current_versions()  # every slot's, in one query
     # every deployment of every certificate, in one query, for the MTAs whose renewal issues nothing
     tries = rt.store.deploy_tries() if any(mta.deploy for mta, _ in by_mta.values()) else {}
 
+    def versions(slots: list[ManagedCert]) -> list[tuple[int, int]]:
+        return [(s.id, v.id) for s in slots if s.id is not None and (v := current.get(s.id)) and v.id]
+
     def not_deployed(mta: MtaConfig, slots: list[ManagedCert]) -> bool:
-        versions = [(s.id, v.id) for s in slots if s.id is not None and (v := current.get(s.id)) and v.id]
-        return needs_deploy(mta, versions, tries, utcnow())
+        held = deploy_held_until(mta, versions(slots), tries, utcnow())
+        return held is _DUE or (retry_now and held is not None)
+
+    def held_until(mta: MtaConfig, slots: list[ManagedCert]) -> datetime | None:
+        return deploy_held_until(mta, versions(slots), tries, utcnow())
 
     def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
         out = []
@@ -75,6 +81,8 @@ def renew_many(
                     out.append(Outcome(mta.hostname, "all", "would-deploy", ", ".join(mta.deploy)))
             elif issued or not_deployed(mta, slots):
                 due.append(mta)
+            elif (retry_at := held_until(mta, slots)) is not None:
+                out.append(held_outcome(mta, retry_at))
         for report in deploy_mtas(rt, due) if due else []:
             action = "deployed" if report.ok else ("deploy-waiting" if report.waiting else
                                                    "rolled-back" if report.rolled_back else "deploy-failed")
@@ -136,16 +144,38 @@ def needs_deploy(mta: MtaConfig, versions: Iterable[tuple[int, int]],
                  tries: Mapping[tuple[int, int], Sequence[DeployTry]], now: datetime) -> bool:
     """True when a current certificate -- ``versions``: (slot, version) of each -- has no
     verified deployment in ``tries`` (newest first) and the back-off allows a try."""
+    return deploy_held_until(mta, versions, tries, now) is _DUE
+
+
+#: ``deploy_held_until``'s answer when a deployment is due now
+_DUE = datetime.min
+
+
+def deploy_held_until(mta: MtaConfig, versions: Iterable[tuple[int, int]],
+                      tries: Mapping[tuple[int, int], Sequence[DeployTry]], now: datetime) -> datetime | None:
+    """When the next deployment of an MTA whose current certificate is not deployed may be tried:
+    ``_DUE`` when now, the end of the back-off after its failed deployments, or None when every
+    current certificate is deployed (or waits on DNS, which is looked at again on every run)."""
     if not mta.deploy:
-        return False
+        return None
+    held: datetime | None = None
     for key in versions:
         attempts = tries.get(key, [])
         if any(t.result == "verified" for t in attempts):
             continue
-        # waiting on DNS (DANE rollover) is not a failure: looked at again on every run
         attempts = [t for t in attempts if t.result != "waiting"]
         if not attempts:
-            return True
-        if now >= attempts[0].started_at + policy.backoff_delay(len(attempts)):
-            return True
-    return False
+            return _DUE
+        retry_at = attempts[0].started_at + policy.backoff_delay(len(attempts))
+        if now >= retry_at:
+            return _DUE
+        held = retry_at if held is None else min(held, retry_at)
+    return held
+
+
+def held_outcome(mta: MtaConfig, retry_at: datetime) -> Outcome:
+    """What `renew` says of an MTA whose certificate is not deployed and whose next deployment
+    waits for the back-off: not a silent "not due"."""
+    return Outcome(mta.hostname, "all", "deploy-held",
+                   f"the current certificate is not deployed (the last deployment failed, see `certmgr status`); "
+                   f"next try at {retry_at:%Y-%m-%d %H:%M} UTC, or now with `certmgr renew {mta.hostname}`")
