@@ -55,6 +55,10 @@ def _str(value: Mapping[str, Any], key: str, table: str, prefix: str = "") -> st
     return v
 
 
+#: the longest ``dane.late_after``: a year (a larger number would overflow the clock arithmetic)
+MAX_LATE_AFTER = 365 * 86400
+
+
 def parse_dane(value: Any, *, table: str, dns_tables: Collection[str]) -> DaneSettings | None:
     """An MTA's ``dane`` value: false/absent (today's guard only) or the publishing table."""
     if value is None or value is False or value is True:
@@ -71,8 +75,9 @@ def parse_dane(value: Any, *, table: str, dns_tables: Collection[str]) -> DaneSe
     if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= 32:
         raise ConfigError("must be a whole number from 2 to 32", table=table, key="dane.max_records")
     late = value.get("late_after", 3600)
-    if not isinstance(late, int) or isinstance(late, bool) or late < 1:
-        raise ConfigError("must be a whole number of seconds, at least 1", table=table, key="dane.late_after")
+    if not isinstance(late, int) or isinstance(late, bool) or not 1 <= late <= MAX_LATE_AFTER:
+        raise ConfigError(f"must be a whole number of seconds from 1 to {MAX_LATE_AFTER} (a year), got {late!r}",
+                          table=table, key="dane.late_after")
     return DaneSettings(publish, usages, cap, late, _intermediates(value.get("intermediates", []), usages, table))
 
 

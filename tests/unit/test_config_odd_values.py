@@ -1,0 +1,72 @@
+"""Odd values a new admin may write: each one that cannot work fails `certmgr validate` with file,
+line, table, key and what to do (exit 2, no traceback); each one that validates works."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from certmgr.config.load import load_config
+from certmgr.errors import ConfigError
+from providers.challenges.dns01 import parse_server
+from tests.e2e.conftest import Cli
+from tests.unit.test_config_dns import HEAD, MTA, STS, write
+
+
+def _validate(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    return Cli(write(tmp_path, text))("validate", check=None)
+
+
+def test_a_boolean_for_a_number_says_which_type_is_wanted(tmp_path: Path) -> None:
+    r = _validate(tmp_path, HEAD + "\n[daemon]\npartner_interval = true\n")
+    assert r.returncode == 2
+    assert "[daemon] partner_interval: must be int, got True" in r.stderr
+
+
+def test_a_late_after_the_clock_cannot_hold_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + MTA.replace("{dane}", '{ publish = "corp", late_after = 9223372036854775807 }'))
+    with pytest.raises(ConfigError, match="from 1 to 31536000") as e:
+        load_config(path)
+    assert e.value.key == "dane.late_after" and e.value.line is not None
+
+
+@pytest.mark.parametrize("value", ["ns1.example.com:53", "not a server", "ns1.example.com"])
+def test_a_dns_server_written_as_a_name_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError, match="write the server's address") as e:
+        parse_server(value, table="dns.corp", key="nameservers")
+    assert e.value.key == "nameservers"
+
+
+def test_dns_server_addresses_are_accepted() -> None:
+    assert parse_server("192.0.2.53") == ("192.0.2.53", 53)
+    assert parse_server("[2001:db8::53]:5353") == ("2001:db8::53", 5353)
+
+
+def test_nameservers_that_are_not_addresses_fail_validate_without_a_traceback(tmp_path: Path) -> None:
+    text = HEAD.replace('zone = "example.com"', 'zone = "example.com"\nnameservers = ["not a server"]')
+    r = _validate(tmp_path, text + MTA.replace("{dane}", '{ publish = "corp" }'))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "[dns.corp] nameservers: must be an IP address" in r.stderr and "certmgr.toml:" in r.stderr
+
+
+def test_a_zone_that_does_not_hold_the_tlsa_owner_fails_validate(tmp_path: Path) -> None:
+    text = HEAD.replace('zone = "example.com"', 'zone = "other.org"')
+    r = _validate(tmp_path, text + MTA.replace("{dane}", '{ publish = "corp" }'))
+    assert r.returncode == 2
+    assert "[dns.corp] zone: zone 'other.org' does not hold _25._tcp.mx1.example.com" in r.stderr
+    assert "certmgr.toml:" in r.stderr
+
+
+def test_a_zone_that_does_not_hold_the_mta_sts_record_fails_validate(tmp_path: Path) -> None:
+    text = HEAD.replace('zone = "example.com"', 'zone = "other.org"')
+    r = _validate(tmp_path, text + STS)
+    assert r.returncode == 2
+    assert "does not hold _mta-sts.example.com" in r.stderr
+
+
+def test_a_zone_written_in_upper_case_with_a_dot_holds_its_names(tmp_path: Path) -> None:
+    text = HEAD.replace('zone = "example.com"', 'zone = "EXAMPLE.com."\nnameservers = ["127.0.0.1:9"]')
+    r = _validate(tmp_path, text + MTA.replace("{dane}", '{ publish = "corp" }'))
+    assert r.returncode == 0, r.stderr
