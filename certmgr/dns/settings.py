@@ -16,6 +16,7 @@ from typing import Any
 from certmgr.dns.mtasts import check_settings
 from certmgr.dns.rollover import DEFAULT_MAX_RECORDS, parse_usage
 from certmgr.errors import ConfigError
+from certmgr.pki.names import NameError_, normalize_hostname
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,12 @@ def parse_mta_sts(domain: str, value: Any, *, dns_tables: Collection[str], deplo
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             raise ConfigError("must be a list of strings", table=table, key=key)
         lists[key] = tuple(v)
+    for pattern in lists["mx"]:
+        try:  # RFC 8461 3.2: a name, or "*." and a name (the wildcard covers one label)
+            normalize_hostname(pattern, allow_wildcard=True)
+        except NameError_ as e:
+            raise ConfigError(f"{pattern!r} is not an MX name or a *.domain pattern: {e}",
+                              table=table, key="mx") from None
     bad_rua = [u for u in lists["rua"] if not u.startswith(("mailto:", "https:"))]
     if bad_rua:
         raise ConfigError(f"TLS-RPT addresses start with mailto: or https:, got {bad_rua[0]!r}", table=table, key="rua")

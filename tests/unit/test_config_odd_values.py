@@ -70,3 +70,51 @@ def test_a_zone_written_in_upper_case_with_a_dot_holds_its_names(tmp_path: Path)
     text = HEAD.replace('zone = "example.com"', 'zone = "EXAMPLE.com."\nnameservers = ["127.0.0.1:9"]')
     r = _validate(tmp_path, text + MTA.replace("{dane}", '{ publish = "corp" }'))
     assert r.returncode == 0, r.stderr
+
+
+def test_one_domain_written_twice_as_mta_sts_tables_is_refused(tmp_path: Path) -> None:
+    twice = STS + STS.replace('[mta_sts."example.com"]', '[mta_sts."EXAMPLE.COM."]')
+    r = _validate(tmp_path, HEAD + twice)
+    assert r.returncode == 2
+    assert '[mta_sts."EXAMPLE.COM."]: example.com is configured twice (also [mta_sts."example.com"])' in r.stderr
+
+
+def test_two_domains_on_one_web_target_are_refused(tmp_path: Path) -> None:
+    net = STS.replace('"example.com"', '"example.net"').replace('dns = "corp"', 'dns = "net"')
+    zone = '\n[dns.net]\ntype = "rfc2136"\nserver = "127.0.0.1:5353"\nzone = "example.net"\ntsig_key_file = "{key}"\n'
+    r = _validate(tmp_path, HEAD + zone + STS + net)
+    assert r.returncode == 2
+    assert ('[mta_sts."example.net"] web: [deploy.web] already serves the policy and certificate of example.com'
+            in r.stderr)
+
+
+@pytest.mark.parametrize("pattern", ["*.*.example.com", "mx*.example.com", "mx .example.com"])
+def test_an_mx_pattern_senders_cannot_match_is_refused(tmp_path: Path, pattern: str) -> None:
+    r = _validate(tmp_path, HEAD + STS + f'mx = ["{pattern}"]\n')
+    assert r.returncode == 2
+    assert f"[mta_sts.\"example.com\"] mx: {pattern!r} is not an MX name or a *.domain pattern" in r.stderr
+
+
+def test_mx_patterns_a_sender_matches_validate(tmp_path: Path) -> None:
+    r = _validate(tmp_path, HEAD + STS + 'mx = ["*.example.com", "MX1.Example.com."]\n')
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(("key_file", "message"), [
+    ("{state}/mta-sts.crt", "key_file: is also cert_file"),
+    ("{state}/www/mta-sts.key", "is inside the webroot"),
+    ("{state}/www/.well-known/k.pem", "is inside the webroot"),
+])
+def test_a_webroot_key_that_would_be_overwritten_or_served_is_refused(tmp_path: Path, key_file: str,
+                                                                       message: str) -> None:
+    text = HEAD.replace('key_file = "{state}/mta-sts.key"', f'key_file = "{key_file}"')
+    r = _validate(tmp_path, text + STS)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"[deploy.web] {message}" in r.stderr if message.startswith("key_file") else message in r.stderr
+    assert "certmgr.toml:" in r.stderr
+
+
+def test_a_key_beside_a_webroot_of_a_similar_name_validates(tmp_path: Path) -> None:
+    text = HEAD.replace('key_file = "{state}/mta-sts.key"', 'key_file = "{state}/www-keys/k.pem"')
+    r = _validate(tmp_path, text + STS)
+    assert r.returncode == 0, r.stderr
