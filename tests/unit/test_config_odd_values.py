@@ -118,3 +118,29 @@ def test_a_key_beside_a_webroot_of_a_similar_name_validates(tmp_path: Path) -> N
     text = HEAD.replace('key_file = "{state}/mta-sts.key"', 'key_file = "{state}/www-keys/k.pem"')
     r = _validate(tmp_path, text + STS)
     assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize(("monitor", "message"), [
+    ('logs = [{ type = "postfix", path = "/nonexistent/mail.log" }]',
+     "[monitor] logs: /nonexistent/mail.log does not exist; certmgr collect reads it as this user"),
+    ('logs = [{ type = "postfix", path = "{state}" }]', "is a directory"),
+    ('tlsrpt = { maildir = "/nonexistent/tlsrpt" }', "[monitor] tlsrpt: maildir /nonexistent/tlsrpt does not exist"),
+    ('tlsrpt = { listen = "127.0.0.1:9421", cert = "/nonexistent/c.pem", key = "{key}" }',
+     "[monitor] tlsrpt: cert /nonexistent/c.pem does not exist; the daemon could not start"),
+    ('tlsrpt = { listen = "127.0.0.1:9420", cert = "{key}", key = "{key}" }',
+     "[monitor] tlsrpt: listen 127.0.0.1:9420 is also the daemon's metrics_listen"),
+])
+def test_monitor_files_and_ports_that_cannot_work_fail_validate(tmp_path: Path, monitor: str, message: str) -> None:
+    (tmp_path / "state").mkdir()
+    r = _validate(tmp_path, HEAD + f"\n[monitor]\n{monitor}\n")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert message in r.stderr and "certmgr.toml:" in r.stderr
+
+
+def test_a_readable_log_and_maildir_validate(tmp_path: Path) -> None:
+    for sub in ("new", "cur", "tmp"):
+        (tmp_path / "md" / sub).mkdir(parents=True)
+    (tmp_path / "mail.log").write_text("")
+    r = _validate(tmp_path, HEAD + f'\n[monitor]\nlogs = [{{ type = "postfix", path = "{tmp_path}/mail.log" }}]\n'
+                                    f'tlsrpt = {{ maildir = "{tmp_path}/md" }}\n')
+    assert r.returncode == 0, r.stderr
