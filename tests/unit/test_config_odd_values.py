@@ -144,3 +144,9 @@ def test_a_readable_log_and_maildir_validate(tmp_path: Path) -> None:
     r = _validate(tmp_path, HEAD + f'\n[monitor]\nlogs = [{{ type = "postfix", path = "{tmp_path}/mail.log" }}]\n'
                                     f'tlsrpt = {{ maildir = "{tmp_path}/md" }}\n')
     assert r.returncode == 0, r.stderr
+
+
+def test_renew_before_zero_is_refused_with_a_range_that_excludes_it(tmp_path: Path) -> None:
+    r = _validate(tmp_path, HEAD + MTA.replace("{dane}", "false") + "renew_before = 0\n")
+    assert r.returncode == 2
+    assert "renew_before: must be a number of days between 0 and 365 (more than 0), got 0" in r.stderr
