@@ -25,18 +25,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PartnerWorld]:
 
 def _config(tmp_path: Path, world: PartnerWorld, out: PostfixPeer, cert_dir: Path, require: str,
             reload: str = "") -> str:
-    return f"""
-[certmgr]
-state_dir = "{tmp_path / 'state'}"
-trust = "{world.trust_file}"
-resolver = "{world.named.server}"
-
-[deploy.out]
-type = "postfix"
-config_dir = "{out.config_dir}"
-cert_dir = "{cert_dir}"
-manage_config = true
-{reload}
+    return world.outbound_config(tmp_path / "state", out.config_dir, cert_dir) + f"""{reload}
 
 [[partner]]
 domain = "{world.domain('good')}"
