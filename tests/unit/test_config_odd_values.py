@@ -150,3 +150,12 @@ def test_renew_before_zero_is_refused_with_a_range_that_excludes_it(tmp_path: Pa
     r = _validate(tmp_path, HEAD + MTA.replace("{dane}", "false") + "renew_before = 0\n")
     assert r.returncode == 2
     assert "renew_before: must be a number of days between 0 and 365 (more than 0), got 0" in r.stderr
+
+
+@pytest.mark.parametrize("policy_map", ["/etc/postfix/certmgr/tls policy", "/etc/postfix/certmgr/a,b"])
+def test_a_postfix_policy_map_path_postfix_would_split_is_refused(tmp_path: Path, policy_map: str) -> None:
+    target = ('\n[deploy.out]\ntype = "postfix"\nconfig_dir = "/etc/postfix"\n'
+              f'tls_policy_map = "{policy_map}"\n')
+    r = _validate(tmp_path, HEAD + target)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "[deploy.out] tls_policy_map: " in r.stderr and "list separator in smtp_tls_policy_maps" in r.stderr
