@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from certmgr.config.load import load_config
-from certmgr.errors import ConfigError
+from certmgr.errors import ConfigError, UsageError
+from certmgr.monitor.commands import parse_since
 from providers.challenges.dns01 import parse_server
 from tests.e2e.conftest import Cli
 from tests.unit.test_config_dns import HEAD, MTA, STS, write
@@ -159,3 +160,14 @@ def test_a_postfix_policy_map_path_postfix_would_split_is_refused(tmp_path: Path
     r = _validate(tmp_path, HEAD + target)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "[deploy.out] tls_policy_map: " in r.stderr and "list separator in smtp_tls_policy_maps" in r.stderr
+
+
+@pytest.mark.parametrize("since", ["99999999d", "9999999999999999999w", "5300000w"])
+def test_a_report_period_beyond_the_clock_is_a_usage_error(since: str) -> None:
+    with pytest.raises(UsageError, match="at most 3650d") as e:
+        parse_since(since)
+    assert e.value.exit_code == 2
+
+
+def test_a_ten_year_report_period_is_accepted() -> None:
+    assert parse_since("3650d").days == 3650 and parse_since("520w").days == 3640
