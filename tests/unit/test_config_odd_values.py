@@ -171,3 +171,10 @@ def test_a_report_period_beyond_the_clock_is_a_usage_error(since: str) -> None:
 
 def test_a_ten_year_report_period_is_accepted() -> None:
     assert parse_since("3650d").days == 3650 and parse_since("520w").days == 3640
+
+
+@pytest.mark.parametrize("source", ["notanip", "", "mx1.example.com"])
+def test_audit_source_that_is_not_an_address_is_a_usage_error(tmp_path: Path, source: str) -> None:
+    r = Cli(write(tmp_path, HEAD))("audit", "--source", source, check=None)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--source: " in r.stderr and "is not an IP address" in r.stderr
