@@ -178,3 +178,16 @@ def test_audit_source_that_is_not_an_address_is_a_usage_error(tmp_path: Path, so
     r = Cli(write(tmp_path, HEAD))("audit", "--source", source, check=None)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--source: " in r.stderr and "is not an IP address" in r.stderr
+
+
+def test_an_idn_smtp_target_is_taken_as_its_a_label(tmp_path: Path) -> None:
+    mta = '\n[[mta]]\nhostname = "MX1.bücher.example."\nissuer = "le"\nsmtp = "MX1.Bücher.example.:2525"\n'
+    [m] = load_config(write(tmp_path, HEAD + mta)).mtas
+    assert (m.hostname, m.smtp_host, m.smtp_port) == ("mx1.xn--bcher-kva.example", "mx1.xn--bcher-kva.example", 2525)
+
+
+def test_a_bad_idn_smtp_target_names_the_key(tmp_path: Path) -> None:
+    mta = '\n[[mta]]\nhostname = "mx1.bücher.example"\nissuer = "le"\nsmtp = "mx1.bü cher.example:25"\n'
+    r = _validate(tmp_path, HEAD + mta)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "[mta #1] smtp: " in r.stderr and "certmgr.toml:" in r.stderr
