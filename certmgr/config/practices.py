@@ -45,6 +45,10 @@ def parse_mta_sts_tables(ld: Loader, raw: Any, refs: Mapping[str, Collection[str
     out: dict[str, MtaStsSettings] = {}
     written: dict[str, str] = {}  # domain -> the table name as written
     for name, table in raw.items():
+        if not isinstance(table, dict):  # [mta_sts] with mode = ... under it: the domain is missing
+            ld.report(ld.error(f'is not a table: write one table per domain, like [mta_sts."example.com"], '
+                               f"and {name} inside it", "mta_sts", name))
+            continue
         try:
             domain = normalize_hostname(name)
         except NameError_ as e:

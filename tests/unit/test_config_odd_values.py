@@ -191,3 +191,17 @@ def test_a_bad_idn_smtp_target_names_the_key(tmp_path: Path) -> None:
     r = _validate(tmp_path, HEAD + mta)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "[mta #1] smtp: " in r.stderr and "certmgr.toml:" in r.stderr
+
+
+def test_an_mta_sts_table_without_its_domain_says_how_to_write_it(tmp_path: Path) -> None:
+    r = _validate(tmp_path, HEAD + '\n[mta_sts]\nmode = "enforce"\n')
+    assert r.returncode == 2
+    assert ('certmgr.toml:21 [mta_sts] mode: is not a table: write one table per domain, like '
+            '[mta_sts."example.com"]') in r.stderr
+
+
+def test_a_partner_on_an_exec_target_reads_as_english(tmp_path: Path) -> None:
+    text = HEAD + '\n[deploy.hook]\ntype = "exec"\ncommand = ["/bin/true"]\n\n[[partner]]\ndomain = "bank.example"\n' \
+                  'deploy = ["hook"]\n'
+    r = _validate(tmp_path, text)
+    assert r.returncode == 2 and "[deploy.hook] is an exec deployer; the TLS policy for partners" in r.stderr
