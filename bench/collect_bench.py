@@ -8,7 +8,11 @@ domains, and one line in a thousand that is no syslog line.  Measures one
 ``collect_log`` run into a fresh SQLite store (wall time, peak memory of the
 process) and, as an anchor, ``pflogsumm`` on the same file.
 
-    python bench/collect_bench.py [--lines 1000000] [--keep FILE]
+    python bench/collect_bench.py [--lines 1000000] [--keep FILE] [--log FILE] [--no-anchor]
+
+``--log FILE`` reads a log kept by an earlier ``--keep`` run instead of
+generating one (so that ``farm-bench`` times the collect, with ``pflogsumm FILE``
+as ``--vs``); ``--no-anchor`` leaves pflogsumm out.
 
 Wall time depends on what else runs; CPU time is printed beside it.
 """
@@ -86,13 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--keep", type=Path, help="write the generated log here and keep it")
+    ap.add_argument("--log", type=Path, help="read this log (kept by --keep) instead of generating one")
+    ap.add_argument("--no-anchor", action="store_true", help="do not run pflogsumm")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        log = args.keep or Path(tmp) / "maillog"
-        t0 = time.perf_counter()
-        expected = generate(log, args.lines)
-        lines = sum(1 for _ in open(log, "rb"))
-        print(f"generated {lines} lines, {sum(expected.values())} sessions in {time.perf_counter() - t0:.1f} s")
+        log = args.log or args.keep or Path(tmp) / "maillog"
+        expected: Counter[tuple[str, str]] | None = None
+        if args.log is None:
+            t0 = time.perf_counter()
+            expected = generate(log, args.lines)
+            lines = sum(1 for _ in open(log, "rb"))
+            print(f"generated {lines} lines, {sum(expected.values())} sessions in {time.perf_counter() - t0:.1f} s")
         store = MonitorStore.at(Path(tmp) / "monitor.sqlite")
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t0, c0 = time.perf_counter(), time.process_time()
@@ -102,9 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"collect: {result.lines} lines, {result.sessions} sessions, {result.unparsed} unparsed in "
               f"{took:.2f} s wall, {cpu:.2f} s CPU ({result.lines / took:,.0f} lines/s); peak RSS {rss / 1024:.0f} MiB "
               f"(+{(rss - rss0) / 1024:.0f} MiB during collect)")
-        assert result.sessions == sum(expected.values()), (result.sessions, expected)
+        assert expected is None or result.sessions == sum(expected.values()), (result.sessions, expected)
         pflogsumm = shutil.which("pflogsumm")
-        if pflogsumm:
+        if args.no_anchor:
+            pass
+        elif pflogsumm:
             t0 = time.perf_counter()
             proc = subprocess.run(["bash", "-c", 'TIMEFORMAT=%U+%S; time "$0" "$1" >/dev/null 2>&1', pflogsumm,
                                    str(log)], capture_output=True, text=True, check=True)

@@ -322,6 +322,9 @@ class Attachment:
     filename: str
     content_type: str  # e.g. "text/calendar; method=REQUEST"
     data: bytes
+    #: set for an image the HTML part shows inline as ``<img src="cid:CONTENT_ID">`` (no angle
+    #: brackets): a mail notifier sends it as a related part of the HTML, others may drop it
+    content_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ class Runtime:
         state dir and database are not written, so they work on a full or read-only disk."""
         self.config = config
         self.state = StateDir(config.settings.state_dir).ensure()  # checks an existing one, never changes it
-        self.store = Store(config.settings.database, read_only=read_only)
+        self.store = Store(config.settings.database, read_only=read_only,
+                           connections=config.settings.concurrency)
         self.read_only = read_only
         self.providers = Providers(config)
         self.node = node or node_id()

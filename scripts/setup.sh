@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 DEBS=(pebble postfix bind9 bind9-dnsutils dovecot-core dovecot-imapd dovecot-pop3d openssh-server openssh-client
       swaks postgresql systemd openssl ca-certificates python3-venv procps sudo iproute2 util-linux nginx
-      pflogsumm prometheus)
+      pflogsumm prometheus systemd-journal-remote libcairo2)
 
 missing=()
 for p in "${DEBS[@]}"; do

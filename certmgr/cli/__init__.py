@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
-import warnings
 from collections.abc import Sequence
 
 from certmgr import __version__
@@ -76,7 +74,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(argv)  # --help and --version exit here, before logging is imported
+    import logging
+    import warnings
+
     # CAs write a CN longer than the 64 characters X.509 allows when the only name is that long;
     # cryptography then warns at every read of the subject, which would reach cron mail and journald
     warnings.filterwarnings("ignore", message="Attribute's length must be", category=UserWarning)

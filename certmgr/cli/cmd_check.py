@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from certmgr.cli.common import print_json, print_table, runtime
-from certmgr.dns.status import add_rollover
+from certmgr.dns.status import add_rollover, snapshot
 from certmgr.errors import CertmgrError
 from certmgr.probe.check import EXIT, check, exit_code
 from certmgr.store import utcnow
@@ -21,9 +21,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         with runtime(args, read_only=True) as rt:
             reports = check(rt, args.targets)
+            recorded = snapshot(rt) if any(r.get("hostname") for r in reports) else None
             for report in reports:
-                if report.get("hostname"):
-                    add_rollover(report, rt.config, utcnow())
+                if report.get("hostname") and recorded is not None:
+                    add_rollover(report, rt.config, utcnow(), recorded)
     except CertmgrError as e:
         # a check that could not be made is UNKNOWN to a monitoring system, never WARNING/CRITICAL
         print(f"certmgr check: UNKNOWN: {e}", file=sys.stderr)

@@ -25,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = config(args)
     mon = monitor_config(cfg)  # before the state dir or the database is touched
     with runtime(args, cfg=cfg) as rt:
-        rep, summary = report(mon, MonitorStore(rt.store), since=since, now=datetime.now(UTC))
+        from certmgr.notify.tls_alerts import partner_domains
+
+        rep, summary = report(mon, MonitorStore(rt.store), since=since, now=datetime.now(UTC),
+                              enforced_partners=partner_domains(rt))
     for err in summary.errors:
         print(f"certmgr report: {err}", file=sys.stderr)
     if args.json:

@@ -1,4 +1,5 @@
-"""certmgr status [--json]: one row per managed certificate.
+"""certmgr status [--json]: one row per managed certificate, then the open mail TLS alerts
+of ``[monitor]`` (exit 1, the warning of ``check``, while there are any).
 
 On a terminal too narrow for the whole table (an 80-column one, typically),
 each certificate gets a line of its own instead: hostnames, states and errors
@@ -24,18 +25,21 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from certmgr.dns.status import text_tables
+    from certmgr.dns.status import snapshot, text_tables
     from certmgr.lifecycle.recover import lost_inventory
+    from certmgr.notify import tls_alerts
 
     with runtime(args, read_only=True) as rt:
         rows = status_rows(rt, utcnow())
         lost = lost_inventory(rt)
-        dns_tables = [] if args.json else text_tables(rt.config, rows)
+        dns_tables = [] if args.json else text_tables(rt.config, rows, snapshot(rt))
+        alerts = tls_alerts.status_rows(rt, utcnow())
     if lost:
         print(f"certmgr status: warning: {lost}", file=sys.stderr)
+    code = 1 if alerts else 0  # as `check` says WARNING
     if args.json:
-        print_json(rows)
-        return 0
+        print_json(rows + alerts)
+        return code
     table = [
         (r["hostname"], r["key_spec"], r["issuer"], r["serial"] or "-",
          (r["not_after"] or "-")[:10], str(r["days_left"]) if r["days_left"] is not None else "-", r["state"],
@@ -54,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         print_table("Managed certificates", COLUMNS, table)
     for title, columns, cells in dns_tables:  # DANE per MTA, MTA-STS per domain
         print_table(title, columns, cells)
-    return 0
+    if alerts:
+        print_table("Mail TLS alerts", list(tls_alerts.STATUS_COLUMNS),
+                    [tuple(a[c] for c in tls_alerts.STATUS_COLUMNS) for a in alerts])
+    return code
 
 
 def _table_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:

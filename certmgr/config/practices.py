@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from certmgr.config.toml import Loader
-from certmgr.errors import ConfigError
+from certmgr.errors import ConfigError, ConfigErrors
 from certmgr.monitor.config import MonitorConfig, parse_monitor
 from certmgr.options import did_you_mean
 from certmgr.pki.names import NameError_, normalize_hostname
@@ -22,9 +22,9 @@ def parse_monitor_table(ld: Loader, raw: Any, notifies: Collection[str]) -> Moni
     try:
         monitor = parse_monitor(raw, file=ld.file)
     except ConfigError as e:
-        key = e.key or None
-        line = ld.line("monitor", re.sub(r"\[\d+\]", "", key).partition(".")[0] if key else None)
-        ld.report(ConfigError(e.message, file=ld.file, table="monitor", key=key, line=line))
+        for one in e.errors if isinstance(e, ConfigErrors) else [e]:
+            key = one.key or None
+            ld.report(ConfigError(one.message, file=ld.file, table="monitor", key=key, line=_monitor_line(ld, key)))
         return None
     missing = [name for name in monitor.report_notify if name not in notifies]
     known = ", ".join(sorted(notifies)) or "none"
@@ -32,6 +32,25 @@ def parse_monitor_table(ld: Loader, raw: Any, notifies: Collection[str]) -> Moni
         ld.report(ld.error(f"{name!r} is not a [notify.*] table{did_you_mean(name, notifies)} (configured: {known})",
                            "monitor", "report.notify"))
     return None if missing else monitor
+
+
+def _monitor_line(ld: Loader, key: str | None) -> int | None:
+    """The line of a ``[monitor]`` key; for ``logs[N].…`` the line of the N-th table of the
+    ``logs`` array (written one per line or all on one)."""
+    m = re.match(r"([a-z_]+)(?:\[(\d+)\])?", key or "")
+    if m is None:
+        return ld.line("monitor", None)
+    line = ld.line("monitor", m[1])
+    if m[2] is None or line is None:
+        return line
+    lines = ld.text.splitlines()
+    seen = -1
+    for i in range(line - 1, len(lines)):
+        text = lines[i].partition("#")[0] if i >= line else lines[i].partition("=")[2].partition("#")[0]
+        seen += text.count("{")
+        if seen >= int(m[2]):
+            return i + 1
+    return line
 
 
 def parse_mta_sts_tables(ld: Loader, raw: Any, refs: Mapping[str, Collection[str]]) -> dict[str, MtaStsSettings]:

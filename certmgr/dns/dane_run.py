@@ -1,9 +1,11 @@
 """Carrying out TLSA rollover steps for one MTA, recording each before it acts.
 
-The recorded state (:class:`~certmgr.dns.rollover.Rollover`, JSON) lives under
-``<state_dir>/dane/<hostname>/``: ``state.json`` and ``pending.<alg>.pem`` (a certificate
-waiting for its records); the keys generated ahead are
-``<state_dir>/keys/<hostname>/next-<key type>.pem``, where `renew` finds them.  All are
+The recorded state (:class:`~certmgr.dns.rollover.Rollover`, JSON) is a row of the store
+(:mod:`certmgr.store.dns`, table ``dane_state``); a step is carried out under the row's lease,
+so two nodes sharing a database never act on one MTA at once.  Key material stays in files:
+``<state_dir>/dane/<hostname>/pending.<alg>.pem`` (a certificate waiting for its records)
+and the keys generated ahead, ``<state_dir>/keys/<hostname>/next-<key type>.pem``, where
+`renew` finds them (their path and identity are recorded in ``dane_next_key``).  Files are
 written atomically, keys 0600.  ``checkpoint(name)`` is called after each record and each
 action, so a test can kill the process at every point and resume.
 """
@@ -28,11 +30,17 @@ from certmgr.dns.publisher import DnsPublisher, canonical
 from certmgr.dns.rollover import Decision, Rollover, Step, begin, decide, deployed, ee_record, records_for_chain
 from certmgr.errors import PermanentError
 from certmgr.interfaces import CertBundle, DeployRequest, VerifyTarget
+from certmgr.runtime import node_id, owner_is_dead
+from certmgr.store import Store
+from certmgr.store.dns import DANE, DnsStore, default_store
 from certmgr.store.statedir import StateDir
 
 log = logging.getLogger(__name__)
 
 #: (key_type, key_pem, names) -> fullchain PEM (leaf first)
+#: how long a node may hold one MTA's rollover for one step before another may take it
+LEASE_SECONDS = 300
+
 IssueFn = Callable[[str, bytes, tuple[str, ...]], bytes]
 DeployFn = Callable[[DeployRequest], object]
 
@@ -107,36 +115,41 @@ def bundle_of(hostname: str, names: tuple[str, ...], key_type: str, key_pem: byt
     )
 
 
-def next_key_records(state_dir: Path, hostname: str, key_types: Sequence[str], *, fresh: bool) -> tuple[str, ...]:
+def next_key_records(db: DnsStore, hostname: str, key_types: Sequence[str], *, fresh: bool) -> tuple[str, ...]:
     """The ``3 1 1`` records of the keys generated ahead for ``hostname``'s next certificates
     (:meth:`~certmgr.store.statedir.StateDir.next_key_path`).  New keys when ``fresh`` (after a
     deployment: the previous ones are served now) or when missing, each written atomically,
-    0600, before its record is returned: a record is never published for a key not kept."""
+    0600, and recorded in the store (path and identity) before its record is returned: a
+    record is never published for a key not kept."""
     out = []
     for key_type in key_types:
-        path = StateDir(state_dir).next_key_path(hostname, key_type)
-        if fresh or not path.exists():
+        path = StateDir(db.state_dir).next_key_path(hostname, key_type)
+        made = fresh or not path.exists()
+        if made:
             _write(path, _new_key(key_type), 0o600)
-        out.append(ee_record(_public_key(path.read_bytes())))
+        record = ee_record(_public_key(path.read_bytes()))
+        if made or key_type not in db.next_keys(hostname):
+            db.record_next_key(hostname, key_type, path, record.split()[-1])
+        out.append(record)
     return tuple(out)
 
 
 def journal_dir(state_dir: Path, hostname: str) -> Path:
-    """Where one MTA's rollover is recorded: ``<state_dir>/dane/<hostname>/``."""
+    """Where one MTA's pending certificates (key and chain) wait: ``<state_dir>/dane/<hostname>/``."""
     return state_dir / "dane" / hostname
 
 
-def load_state(state_dir: Path, hostname: str, *, port: int, ttl: int, max_records: int | None = None) -> Rollover:
+def load_state(db: DnsStore, hostname: str, *, port: int, ttl: int, max_records: int | None = None) -> Rollover:
     """The recorded rollover of an MTA, or a fresh one when none is recorded yet."""
-    path = journal_dir(state_dir, hostname) / "state.json"
-    if path.exists():
-        return Rollover.from_json(path.read_text())
+    text = db.load(DANE, hostname)
+    if text is not None:
+        return Rollover.from_json(text)
     st = Rollover(hostname, port=port, ttl=ttl)
     return replace(st, max_records=max_records) if max_records else st
 
 
-def save_state(state_dir: Path, state: Rollover) -> None:
-    _write(journal_dir(state_dir, state.hostname) / "state.json", state.to_json().encode(), 0o644)
+def save_state(db: DnsStore, state: Rollover) -> None:
+    db.save(DANE, state.hostname, state.to_json())
 
 
 def observe(publisher: DnsPublisher, owner: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -157,8 +170,12 @@ class DaneMta:
                  deploy: DeployFn, verify: VerifyTarget, key_types: Sequence[str] = ("ecdsa-p256",),
                  usages: Sequence[str] = ("3 1 1",), port: int = 25, ttl: int | None = None,
                  max_records: int | None = None, names: Sequence[str] = (),
-                 checkpoint: Callable[[str], None] = lambda name: None) -> None:
+                 checkpoint: Callable[[str], None] = lambda name: None, store: Store | None = None,
+                 owner: str | None = None) -> None:
         self.state_dir = state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.db = DnsStore(store or default_store(state_dir), state_dir)
+        self.owner = owner or node_id()
         self.dir = journal_dir(state_dir, hostname)
         self.hostname = hostname
         self.names = tuple(dict.fromkeys((hostname, *names)))
@@ -175,26 +192,22 @@ class DaneMta:
 
     # -- the journal --------------------------------------------------------
 
-    @property
-    def state_file(self) -> Path:
-        return self.dir / "state.json"
-
     def load(self) -> Rollover:
-        return load_state(self.state_dir, self.hostname, port=self.port, ttl=self.ttl, max_records=self.max_records)
+        return load_state(self.db, self.hostname, port=self.port, ttl=self.ttl, max_records=self.max_records)
 
     def record(self, state: Rollover) -> None:
-        save_state(self.state_dir, state)
+        save_state(self.db, state)
         self.checkpoint("recorded")
 
     def _next_key(self, key_type: str) -> bytes:
-        next_key_records(self.state_dir, self.hostname, (key_type,), fresh=False)
+        next_key_records(self.db, self.hostname, (key_type,), fresh=False)
         return StateDir(self.state_dir).next_key_path(self.hostname, key_type).read_bytes()
 
     def next_records(self, *, fresh: bool = False) -> tuple[str, ...]:
         """The 3 1 1 records of the keys generated ahead (generating them when missing)."""
         if "3 1 1" not in self.usages:
             return ()
-        return next_key_records(self.state_dir, self.hostname, self.key_types, fresh=fresh)
+        return next_key_records(self.db, self.hostname, self.key_types, fresh=fresh)
 
     # -- operations ----------------------------------------------------------
 
@@ -211,7 +224,12 @@ class DaneMta:
 
     def renew(self, now: datetime) -> Rollover:
         """Issue a certificate for each key type with the key generated ahead; it then
-        waits (``pending``) until its records have been visible long enough."""
+        waits (``pending``) until its records have been visible long enough.  Under the
+        lease: when another node holds it, nothing is issued."""
+        with self.db.lease(DANE, self.hostname, self.owner, LEASE_SECONDS, owner_is_dead) as held:
+            return self._renew(now) if held else self.load()
+
+    def _renew(self, now: datetime) -> Rollover:
         st = self.load()
         needs: list[str] = []
         for key_type in self.key_types:
@@ -234,7 +252,14 @@ class DaneMta:
         return tuple(out)
 
     def step(self, now: datetime) -> Decision:
-        """Look at DNS, decide, record, act: one step."""
+        """Look at DNS, decide, record, act: one step, under the lease on this MTA's rollover
+        (another node holding it: nothing is done, WAIT_VISIBLE is returned)."""
+        with self.db.lease(DANE, self.hostname, self.owner, LEASE_SECONDS, owner_is_dead) as held:
+            if not held:
+                return Decision(Step.WAIT_VISIBLE, self.load(), why="another node is carrying out a step")
+            return self._step(now)
+
+    def _step(self, now: datetime) -> Decision:
         st = self.load()
         published, everywhere = self.observe(st)
         d = decide(st, published, everywhere, now)

@@ -77,7 +77,8 @@ def for_domain(rt: Runtime, sts: MtaStsSettings) -> MtaStsDomain:
 
     web = rt.providers.web_target(sts.web, f'mta_sts."{sts.domain}"')
     return MtaStsDomain(
-        state_dir=settings.state_dir, domain=sts.domain, publisher=rt.providers.dns(sts.dns), issue=issue,
+        state_dir=settings.state_dir, store=rt.store, owner=rt.node,
+        domain=sts.domain, publisher=rt.providers.dns(sts.dns), issue=issue,
         web=DeployerWeb(web, sts.domain, KEY_TYPE), mode=sts.mode, max_age=sts.max_age, mx_patterns=sts.mx, rua=sts.rua,
         key_type=KEY_TYPE, resolver=settings.resolver, trust_file=settings.trust,
         mx_check=lambda host: mx_problem(rt, host), checkpoint=lambda name: checkpoint(f"mta-sts-{name}"),

@@ -1,7 +1,9 @@
 """Carrying out MTA-STS steps for one domain, recording each before it acts.
 
-State under ``<state_dir>/mta-sts/<domain>/``: ``state.json`` (what went to the web
-target, what the published id stands for), ``mta-sts.key`` (0600) and ``mta-sts.pem``.
+What went to the web target and what the published id stands for is the domain's row in the
+store (:mod:`certmgr.store.dns`, table ``mta_sts_state``); each step runs under that row's
+lease, so with several nodes on one database one acts.  The key and certificate of
+``mta-sts.<domain>`` stay a file, ``<state_dir>/mta-sts/<domain>/mta-sts.pem`` (0600).
 The web target is a deploy target that serves documents (the ``webroot`` deployer:
 certificate, key and ``/.well-known/mta-sts.txt`` in one backup/write/reload/undo unit);
 once installed, the policy and certificate are fetched over HTTPS as a sender does, and
@@ -33,8 +35,13 @@ from certmgr.dns.publisher import DnsPublisher, txt
 from certmgr.errors import DeployError
 from certmgr.interfaces import Committing, Deployer, DeployRequest, VerifyTarget
 from certmgr.pki.names import comparable_name
+from certmgr.runtime import node_id, owner_is_dead
+from certmgr.store import Store
+from certmgr.store.dns import MTA_STS, DnsStore, default_store
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
+#: how long a node may hold one domain for one step (a web deployment and its checks)
+LEASE_SECONDS = 300
 
 
 @dataclass(frozen=True)
@@ -113,8 +120,12 @@ class MtaStsDomain:
                  mx_patterns: Sequence[str] = (), rua: Sequence[str] = (), key_type: str = "ecdsa-p256",
                  resolver: tuple[str, int] | None = None, trust_file: Path | None = None,
                  mx_check: Callable[[str], str | None] = lambda host: None,
-                 checkpoint: Callable[[str], None] = lambda name: None) -> None:
+                 checkpoint: Callable[[str], None] = lambda name: None, store: Store | None = None,
+                 owner: str | None = None) -> None:
         self.dir = state_dir / "mta-sts" / domain
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.db = DnsStore(store or default_store(state_dir), state_dir)
+        self.owner = owner or node_id()
         self.domain = domain
         self.publisher = publisher
         self.issue_fn = issue
@@ -127,11 +138,11 @@ class MtaStsDomain:
         self.checkpoint = checkpoint
 
     def load(self) -> Published:
-        f = self.dir / "state.json"
-        return Published(**json.loads(f.read_text())) if f.exists() else Published()
+        text = self.db.load(MTA_STS, self.domain)
+        return Published(**json.loads(text)) if text is not None else Published()
 
     def record(self, rec: Published) -> None:
-        _write(self.dir / "state.json", json.dumps(asdict(rec), sort_keys=True).encode(), 0o644)
+        self.db.save(MTA_STS, self.domain, json.dumps(asdict(rec), sort_keys=True))
         self.checkpoint("recorded")
 
     @property
@@ -140,7 +151,13 @@ class MtaStsDomain:
         return self.dir / "mta-sts.pem"
 
     def renew_certificate(self) -> None:
-        """Issue (again) the mta-sts.<domain> certificate with a fresh key."""
+        """Issue (again) the mta-sts.<domain> certificate with a fresh key (under the domain's
+        lease: nothing is issued while another node holds it)."""
+        with self.db.lease(MTA_STS, self.domain, self.owner, LEASE_SECONDS, owner_is_dead) as held:
+            if held:
+                self._issue()
+
+    def _issue(self) -> None:
         key_pem = _new_key(self.key_type)
         fullchain = self.issue_fn(self.key_type, key_pem, (f"mta-sts.{self.domain}",))
         _write(self.certificate_file, key_pem + fullchain, 0o600)
@@ -172,8 +189,15 @@ class MtaStsDomain:
                 time.sleep(0.2)
 
     def step(self, now: datetime) -> Decision:
+        """One step under the domain's lease; another node holding it: WAIT_SERVED, nothing done."""
+        with self.db.lease(MTA_STS, self.domain, self.owner, LEASE_SECONDS, owner_is_dead) as held:
+            if not held:
+                return Decision(Step.WAIT_SERVED, self.load(), why="another node is carrying out a step")
+            return self._step(now)
+
+    def _step(self, now: datetime) -> Decision:
         if not (self.certificate_file).exists():
-            self.renew_certificate()
+            self._issue()
         key_pem, fullchain, sha = self._cert()
         rec = self.load()
         mx = self.live_mx()

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 from certmgr.config.model import MtaConfig
-from certmgr.dns.status import dane_state
+from certmgr.dns.status import dane_state, snapshot
 from certmgr.interfaces import Message
 from certmgr.notify.outbox import dump_message
 from certmgr.runtime import Runtime
@@ -39,7 +39,7 @@ def late_message(hostname: str, state: dict[str, object], config_path: str) -> M
 
 def queue_late_notice(rt: Runtime, mta: MtaConfig, now: datetime) -> int:
     """Queue, once per waiting episode and notifier, the notice of a rollover late on DNS."""
-    state = dane_state(rt.config.settings.state_dir, mta, now)
+    state = dane_state(snapshot(rt), mta, now)
     if not state or not state["late"] or not mta.notify:
         return 0
     slots = [s for _, s in rt.select([mta.hostname]) if s.id is not None]

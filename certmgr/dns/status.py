@@ -1,27 +1,40 @@
 """What `certmgr status` and `certmgr check` show of the DANE rollover and MTA-STS of an MTA:
-the recorded state files under the state directory, read without changing anything."""
+the recorded rows of the store (:mod:`certmgr.store.dns`), every MTA and domain read at once in
+a fixed number of queries (:func:`snapshot`), without changing anything."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from certmgr.config.model import Config, MtaConfig
-from certmgr.dns.dane_run import journal_dir
 from certmgr.dns.rollover import Rollover
+from certmgr.store.dns import DnsStore, Snapshot
 from certmgr.times import utc_text
 
+if TYPE_CHECKING:
+    from certmgr.runtime import Runtime
 
-def dane_state(state_dir: Path, mta: MtaConfig, now: datetime) -> dict[str, Any] | None:
+NOTHING = Snapshot({}, {})
+
+
+def snapshot(rt: Runtime) -> Snapshot:
+    """Every recorded rollover and MTA-STS domain (no query when the config has neither)."""
+    config = rt.config
+    if not config.mta_sts and not any(m.dane_publish for m in config.mtas):
+        return NOTHING
+    return DnsStore(rt.store, config.settings.state_dir).snapshot()
+
+
+def dane_state(recorded: Snapshot, mta: MtaConfig, now: datetime) -> dict[str, Any] | None:
     """The recorded TLSA rollover of an MTA with ``dane.publish`` (None without)."""
     if mta.dane_publish is None:
         return None
-    path = journal_dir(state_dir, mta.hostname) / "state.json"
-    if not path.exists():
+    text = recorded.rollovers.get(mta.hostname)
+    if text is None:
         return {"publish": mta.dane_publish.publish, "step": "not started", "late": False}
-    st = Rollover.from_json(path.read_text())
+    st = Rollover.from_json(text)
     step = "waiting" if st.pending else "retiring" if st.retiring else "idle"
     since = datetime.fromisoformat(st.waiting_since) if st.waiting_since else None
     return {"publish": mta.dane_publish.publish, "owner": st.owner, "step": step, "ttl": st.ttl,
@@ -31,25 +44,25 @@ def dane_state(state_dir: Path, mta: MtaConfig, now: datetime) -> dict[str, Any]
             "late": bool(st.pending and since and now - since > timedelta(seconds=mta.dane_publish.late_after))}
 
 
-def _mta_sts_domain(state_dir: Path, domain: str, mode: str) -> dict[str, Any]:
-    path = state_dir / "mta-sts" / domain / "state.json"
-    rec: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+def _mta_sts_domain(recorded: Snapshot, domain: str, mode: str) -> dict[str, Any]:
+    text = recorded.mta_sts.get(domain)
+    rec: dict[str, Any] = json.loads(text) if text is not None else {}
     return {"domain": domain, "mode": mode,
             "step": "published" if rec.get("policy_id") else "not started",
             "policy_id": rec.get("policy_id") or None,
             "web_in_step": bool(rec) and rec.get("web_policy_text") == rec.get("policy_text")}
 
 
-def mta_sts_state(state_dir: Path, config: Config, hostname: str) -> list[dict[str, Any]]:
+def mta_sts_state(recorded: Snapshot, config: Config, hostname: str) -> list[dict[str, Any]]:
     """The ``[mta_sts."domain"]`` policies an MTA's hostname falls under, with what is recorded."""
-    return [_mta_sts_domain(state_dir, domain, sts.mode) for domain, sts in config.mta_sts.items()
+    return [_mta_sts_domain(recorded, domain, sts.mode) for domain, sts in config.mta_sts.items()
             if hostname == domain or hostname.endswith("." + domain)]
 
 
 Table = tuple[str, list[str], list[tuple[str, ...]]]
 
 
-def text_tables(config: Config, rows: list[dict[str, Any]]) -> list[Table]:
+def text_tables(config: Config, rows: list[dict[str, Any]], recorded: Snapshot) -> list[Table]:
     """The DANE rollover per MTA and the MTA-STS state per domain, as (title, columns, rows)
     tables for `certmgr status` (empty when neither is configured)."""
     dane: dict[str, tuple[str, ...]] = {}
@@ -62,7 +75,7 @@ def text_tables(config: Config, rows: list[dict[str, Any]]) -> list[Table]:
         since = utc_text(datetime.fromisoformat(d["waiting_since"])) if d.get("waiting_since") else "-"
         dane[r["hostname"]] = (r["hostname"], d.get("owner", "-"), d["step"], counts or "-", since,
                                "LATE: waiting on DNS" if d["late"] else "")
-    domains = [_mta_sts_domain(config.settings.state_dir, domain, s.mode) for domain, s in config.mta_sts.items()]
+    domains = [_mta_sts_domain(recorded, domain, s.mode) for domain, s in config.mta_sts.items()]
     sts: list[tuple[str, ...]] = [(x["domain"], x["mode"], x["step"], x["policy_id"] or "-",
                                    "yes" if x["web_in_step"] else "no") for x in domains]
     out: list[Table] = []
@@ -74,15 +87,15 @@ def text_tables(config: Config, rows: list[dict[str, Any]]) -> list[Table]:
     return out
 
 
-def add_rollover(report: dict[str, Any], config: Config, now: datetime) -> None:
+def add_rollover(report: dict[str, Any], config: Config, now: datetime, recorded: Snapshot) -> None:
     """Add the recorded TLSA rollover and MTA-STS state to a `check` report of a managed MTA;
     a rollover waiting on DNS for longer than expected is a warning."""
     from certmgr.probe.check import raise_status
 
     mta = config.mta(report["hostname"])
-    state = dane_state(config.settings.state_dir, mta, now)
+    state = dane_state(recorded, mta, now)
     report["dane_rollover"] = state
-    report["mta_sts"] = mta_sts_state(config.settings.state_dir, config, mta.hostname)
+    report["mta_sts"] = mta_sts_state(recorded, config, mta.hostname)
     if state and state["late"]:
         since = utc_text(datetime.fromisoformat(state["waiting_since"]))
         report["problems"].append(f"DANE rollover of {state['owner']} has waited on DNS since {since}: "

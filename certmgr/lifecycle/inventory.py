@@ -23,6 +23,7 @@ def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     histories = rt.store.histories()
     deployments = rt.store.latest_deployments()
     probes = rt.store.recent_probes(RECENT_PROBES)
+    recorded = dns_status.snapshot(rt)
     rows = []
     for mta, slot in inventory:
         # a slot not stored yet (a read-only run before the first write) has no history
@@ -61,8 +62,8 @@ def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
             "sha256": v.sha256 if v else None,
             "last_probe": {"status": probe.status, "at": iso(probe.ts), "problems": json.loads(probe.problems)}
             if probe else None,
-            "dane": dns_status.dane_state(rt.config.settings.state_dir, mta, now),
-            "mta_sts": dns_status.mta_sts_state(rt.config.settings.state_dir, rt.config, mta.hostname),
+            "dane": dns_status.dane_state(recorded, mta, now),
+            "mta_sts": dns_status.mta_sts_state(recorded, rt.config, mta.hostname),
         })
     return rows
 

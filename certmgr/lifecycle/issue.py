@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError, LockBusy, PermanentError, RetryableError
@@ -74,14 +75,30 @@ def why_due(mta: MtaConfig, slot: ManagedCert, version: CertVersion | None, now:
     return None
 
 
-def _key_for(rt: Runtime, mta: MtaConfig, slot: ManagedCert) -> tuple[Path, PrivateKey]:
+class PendingKey(NamedTuple):
+    """The key a slot's next certificate certifies, and its CSR (made once, kept on the slot)."""
+
+    path: Path
+    key: PrivateKey
+    csr: bytes
+    new_csr: bool  # made now (else the one stored for this key)
+
+
+def pending_key(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVersion | None) -> PendingKey:
     """The key to certify: a pending one from an interrupted run, the current one when
     ``reuse_key`` is set (DANE pins), the key generated ahead when certmgr keeps the MTA's TLSA
-    records (its record is already published), else a fresh one recorded before it is used."""
+    records (its record is already published), else a fresh one recorded before it is used; with
+    its CSR, signed once and stored in the same transaction as the key (``current``: the slot's
+    current certificate)."""
     assert slot.id is not None
     if slot.pending_key_path and Path(slot.pending_key_path).exists():
-        return Path(slot.pending_key_path), load_key(Path(slot.pending_key_path))
-    current = rt.store.version(slot.current_version_id)
+        path = Path(slot.pending_key_path)
+        key = load_key(path)
+        if slot.pending_csr:
+            return PendingKey(path, key, slot.pending_csr.encode(), False)
+        csr = make_csr(key, slot.hostname, mta.names)
+        rt.store.update_slot(slot.id, pending_csr=csr.decode())
+        return PendingKey(path, key, csr, True)
     ahead = rt.state.next_key_path(slot.hostname, slot.key_type)
     if mta.reuse_key and current is not None and current.key_type == slot.key_type:
         path = Path(current.key_path)
@@ -95,9 +112,10 @@ def _key_for(rt: Runtime, mta: MtaConfig, slot: ManagedCert) -> tuple[Path, Priv
         key = generate_key(slot.key_type)
         path = rt.state.new_key_path(slot.hostname, slot.key_alg)
         write_new(path, key_to_pem(key), 0o600)
-    rt.store.key_ready(slot.id, slot.hostname, slot.key_alg, slot.key_type, str(path))
+    csr = make_csr(key, slot.hostname, mta.names)
+    rt.store.key_ready(slot.id, slot.hostname, slot.key_alg, slot.key_type, str(path), csr.decode())
     checkpoint("key_ready")
-    return path, key
+    return PendingKey(path, key, csr, True)
 
 
 def renew_slot(
@@ -136,17 +154,21 @@ def renew_slot(
     if not rt.claim(slot.id, rt.node, LEASE_SECONDS):
         return Outcome(host, alg, "busy", "another certmgr process is renewing it right now")
     slot_id = slot.id
+    outcome = None
     try:
         slot = rt.store.slot(slot_id)  # re-check under the claim: it may be done already
-        if not force and why_due(mta, slot, rt.store.version(slot.current_version_id), now()) is None:
+        current = rt.store.version(slot.current_version_id)
+        if not force and why_due(mta, slot, current, now()) is None:
             return Outcome(host, alg, "not-due", "renewed by another process")
-        return _issue(rt, mta, slot, issuer, reason, now)
+        outcome = _issue(rt, mta, slot, current, issuer, reason, now)
+        return outcome
     finally:
-        rt.store.release(slot_id, rt.node)
+        if outcome is None or outcome.action != "issued":  # recording the certificate released it
+            rt.store.release(slot_id, rt.node)
 
 
-def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: Issuer, reason: str,
-           now: Callable[[], datetime]) -> Outcome:
+def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVersion | None, issuer: Issuer,
+           reason: str, now: Callable[[], datetime]) -> Outcome:
     assert slot.id is not None
     slot_id, host, alg = slot.id, slot.hostname, slot.key_alg
     order_id = rt.store.start_renewal(slot_id, mta.issuer, rt.node, host, alg, reason)
@@ -154,13 +176,8 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: Issuer, reaso
         stranded = _stranded_version(rt, mta, slot, now())
         if stranded is not None:
             log.info("%s (%s): adopting serial %s, obtained by an interrupted run", host, alg, stranded.serial)
-            return _make_current(rt, mta, slot_id, order_id, stranded, now)
-        key_path, key = _key_for(rt, mta, slot)
-        slot = rt.store.slot(slot_id)
-        csr = slot.pending_csr.encode() if slot.pending_csr else make_csr(key, host, mta.names)
-        if not slot.pending_csr:
-            rt.store.update_slot(slot_id, pending_csr=csr.decode())
-        current = rt.store.version(slot.current_version_id)
+            return _make_current(rt, mta, slot, order_id, stranded, now)
+        key_path, key, csr, _ = pending_key(rt, mta, slot, current)
         replaces = Path(current.cert_path).read_bytes() if current is not None else None
 
         def record_step(step: str, detail: Mapping[str, str]) -> None:
@@ -197,18 +214,14 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, issuer: Issuer, reaso
                          "the daemon asks again", host, e)
             if window is not None:
                 version.ari_start, version.ari_end = window.start, window.end
-        # last heartbeat before the certificate is recorded: a node that stalled past its lease
-        # (the renewal information request above can be slow) leaves the slot to its new holder
-        if not rt.store.claim(slot_id, rt.node, LEASE_SECONDS):
+        # recorded with a last heartbeat: a node that stalled past its lease (the renewal
+        # information request above can be slow) leaves the slot to its new holder
+        recorded = rt.store.record_certificate(version, rt.node, LEASE_SECONDS)
+        if recorded is None:
             raise LockBusy(f"{host} ({alg}): another node took over this renewal while this run stalled; "
                            "this run records nothing")
-        stored = rt.store.version_by_sha256(version.sha256)
-        if stored is not None and stored.managed_id == slot_id:
-            version = stored  # recorded by a run that died before it could make it current
-        else:
-            version = rt.store.add_version(version)
         checkpoint("version_added")
-        return _make_current(rt, mta, slot_id, order_id, version, now)
+        return _make_current(rt, mta, slot, order_id, recorded, now)
     except LockBusy as e:
         rt.store.update_order(order_id, state="abandoned", error=str(e))
         return Outcome(host, alg, "busy", str(e))
@@ -244,10 +257,10 @@ def _stranded_version(rt: Runtime, mta: MtaConfig, slot: ManagedCert, now: datet
     return None
 
 
-def _make_current(rt: Runtime, mta: MtaConfig, slot_id: int, order_id: int, version: CertVersion,
+def _make_current(rt: Runtime, mta: MtaConfig, slot: ManagedCert, order_id: int, version: CertVersion,
                   now: Callable[[], datetime]) -> Outcome:
-    slot = rt.store.slot(slot_id)
-    host, alg = slot.hostname, slot.key_alg
+    assert slot.id is not None
+    slot_id, host, alg = slot.id, slot.hostname, slot.key_alg
     renew_at = renew_at_for(mta, version, f"{host}/{alg}/{version.serial}")
     recorded = rt.store.record_issued(
         slot_id, order_id, rt.node,

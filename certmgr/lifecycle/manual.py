@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -23,13 +24,14 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 
 from certmgr.config.model import MtaConfig
 from certmgr.errors import ImportRejected, UsageError
-from certmgr.lifecycle.issue import _key_for, renew_at_for
+from certmgr.lifecycle.issue import pending_key, renew_at_for
 from certmgr.lifecycle.versions import IssuedBy, check_chain, save_version
 from certmgr.pki.certs import CertificateError, cert_facts, parse_chain, to_pem
-from certmgr.pki.keys import load_key, make_csr
+from certmgr.pki.keys import load_key
 from certmgr.pki.trust import trust_anchors
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, utcnow
+from certmgr.store.files import atomic_write_many
 
 
 def _manual_only(rt: Runtime, mta: MtaConfig, command: str, force: bool) -> None:
@@ -45,26 +47,48 @@ def _manual_only(rt: Runtime, mta: MtaConfig, command: str, force: bool) -> None
 def export_csr(rt: Runtime, host: str, key_alg: str | None = None, *,
                force: bool = False) -> list[tuple[str, bytes]]:
     """[(key_alg, CSR PEM)] for the host's slots; the keys stay in the state dir."""
-    out = []
     # refused from the config alone, before the inventory is touched
     _manual_only(rt, rt.config.mta(host), "csr", force)
-    for mta, slot in rt.select([host]):
+    return _export_csr(rt, rt.select([host]), host, key_alg)
+
+
+def _export_csr(rt: Runtime, pairs: Sequence[tuple[MtaConfig, ManagedCert]], host: str,
+                key_alg: str | None) -> list[tuple[str, bytes]]:
+    out = []
+    for mta, slot in pairs:
         if key_alg and slot.key_alg != key_alg:
             continue
-        slot_id = slot.id
-        assert slot_id is not None
-        _, key = _key_for(rt, mta, slot)
-        slot = rt.store.slot(slot_id)
-        if slot.pending_csr:
-            csr = slot.pending_csr.encode()
-        else:
-            csr = make_csr(key, mta.hostname, mta.names)
-            rt.store.update_slot(slot_id, pending_csr=csr.decode())
+        pending = pending_key(rt, mta, slot, rt.store.version(slot.current_version_id))
+        if pending.new_csr:
             rt.store.log("csr_exported", mta.hostname, slot.key_alg, {"key_type": slot.key_type})
-        out.append((slot.key_alg, csr))
+        out.append((slot.key_alg, pending.csr))
     if not out:
         raise UsageError(f"{host} has no {key_alg} key configured")
     return out
+
+
+def export_csrs(rt: Runtime, directory: Path, *, force: bool = False) -> list[Path]:
+    """``csr --batch DIR``: the CSR of every slot of every MTA with a manual issuer (every MTA
+    with ``force``) written into ``directory`` as ``HOST.csr`` (``HOST.ALG.csr`` for an MTA
+    with two keys), in one process; the files written."""
+    by_host: dict[str, list[tuple[MtaConfig, ManagedCert]]] = {}
+    for mta, slot in rt.sync_inventory():
+        if force or rt.config.issuers[mta.issuer].type == "manual":
+            by_host.setdefault(mta.hostname, []).append((mta, slot))
+    if not by_host:
+        raise UsageError("no MTA gets its certificates from a manual issuer; `certmgr csr --batch --force` "
+                         "exports the CSRs of every MTA")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot create {directory}: {e.strerror}") from e
+    written = []
+    for host, pairs in by_host.items():
+        csrs = _export_csr(rt, pairs, host, None)
+        files = {(f"{host}.csr" if len(csrs) == 1 else f"{host}.{alg}.csr"): pem for alg, pem in csrs}
+        atomic_write_many(directory, files, 0o644)
+        written += [directory / name for name in files]
+    return written
 
 
 def import_certificate(rt: Runtime, host: str, file: Path, *, force: bool = False) -> str:
@@ -79,8 +103,12 @@ def import_certificate(rt: Runtime, host: str, file: Path, *, force: bool = Fals
         leaf = parse_chain(data, str(file))[0]
     except CertificateError as e:
         raise ImportRejected(f"{host}: {e}") from None
+    return _import_into(rt, rt.select([host]), host, file, data, leaf, force=force)
+
+
+def _import_into(rt: Runtime, pairs: Sequence[tuple[MtaConfig, ManagedCert]], host: str, file: Path, data: bytes,
+                 leaf: x509.Certificate, *, force: bool) -> str:
     leaf_alg = cert_facts(leaf).key_alg
-    pairs = rt.select([host])
     for mta, _slot in pairs[:1]:
         _manual_only(rt, mta, "import", force)
     match = [(m, s) for m, s in pairs if s.key_alg == leaf_alg]
@@ -118,6 +146,44 @@ def import_certificate(rt: Runtime, host: str, file: Path, *, force: bool = Fals
                 f"({len(certs) - 1} certificate(s)); deploy it with `certmgr deploy {host}`")
     rt.store.log("imported", host, slot.key_alg, {"serial": facts.serial, "file": str(file)})
     return f"{host} ({slot.key_alg}): imported serial {facts.serial}, expires {facts.not_after:%Y-%m-%d}"
+
+
+def import_batch(rt: Runtime, directory: Path, *, force: bool = False) -> tuple[list[str], list[str]]:
+    """``import --batch DIR``: import every ``*.pem`` of ``directory`` in one process, each as
+    `certmgr import HOST FILE` would (checked, then stored in its own transactions, or not at
+    all); the file's name says the host: ``HOST.pem`` (or ``HOST.ALG.pem``, as ``csr --batch``
+    names the CSRs).  Returns (one line per imported file, one error per refused file)."""
+    try:
+        files = sorted(p for p in directory.iterdir() if p.suffix == ".pem")
+    except OSError as e:
+        raise UsageError(f"cannot read {directory}: {e.strerror}") from e
+    if not files:
+        raise UsageError(f"{directory} holds no .pem files; name each HOST.pem (a certificate followed by its "
+                         "chain)")
+    by_host: dict[str, list[tuple[MtaConfig, ManagedCert]]] = {}
+    for mta, slot in rt.sync_inventory():
+        by_host.setdefault(mta.hostname, []).append((mta, slot))
+    done, refused = [], []
+    for file in files:
+        stem = file.name.removesuffix(".pem")
+        base, _, alg = stem.rpartition(".")
+        host = stem if stem in by_host else base if alg in ("rsa", "ecdsa") and base in by_host else None
+        if host is None:
+            refused.append(f"{file}: the name does not name a configured MTA (HOST.pem or HOST.ALG.pem)")
+            continue
+        try:
+            data = file.read_bytes()
+            try:
+                leaf = parse_chain(data, str(file))[0]
+            except CertificateError as e:
+                raise ImportRejected(f"{host}: {e}") from None
+            done.append(_import_into(rt, by_host[host], host, file, data, leaf, force=force))
+            by_host[host] = rt.select([host])  # as imported, for a second file of the same host
+        except OSError as e:
+            refused.append(f"{file}: cannot read it: {e.strerror}")
+        except (ImportRejected, UsageError) as e:
+            refused.append(f"{file}: {e}")
+    return done, refused
 
 
 def _make_current(rt: Runtime, mta: MtaConfig, slot: ManagedCert, version: CertVersion, now: datetime) -> None:

@@ -9,18 +9,19 @@ certificates are renewed first, then each target is deployed once, as one unit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime
 
 from certmgr.config.model import MtaConfig
-from certmgr.deploy.orchestrate import current, deploy_mtas, deploy_units
+from certmgr.deploy.orchestrate import deploy_mtas, deploy_units
 from certmgr.dns import dane_gate
 from certmgr.errors import CertmgrError
 from certmgr.lifecycle import policy
-from certmgr.lifecycle.issue import Outcome, renew_slot
+from certmgr.lifecycle.issue import Outcome, renew_slot, why_due
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, utcnow
+from certmgr.store.deployments import DeployTry
 
 log = logging.getLogger("certmgr.renew")
 
@@ -42,6 +43,12 @@ def renew_many(
     # (as certbot's `renew --cert-name`); only --force renews what is not due
     retry_now = bool(hosts)
     current = rt.store.current_versions()  # every slot's, in one query
+    # every deployment of every certificate, in one query, for the MTAs whose renewal issues nothing
+    tries = rt.store.deploy_tries() if any(mta.deploy for mta, _ in by_mta.values()) else {}
+
+    def not_deployed(mta: MtaConfig, slots: list[ManagedCert]) -> bool:
+        versions = [(s.id, v.id) for s in slots if s.id is not None and (v := current.get(s.id)) and v.id]
+        return needs_deploy(mta, versions, tries, utcnow())
 
     def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
         out = []
@@ -64,9 +71,9 @@ def renew_many(
                 continue
             issued = any(o.action == "issued" for o in done)
             if dry_run:
-                if issued or any(o.action == "would-renew" for o in done) or needs_deploy(rt, mta, utcnow()):
+                if issued or any(o.action == "would-renew" for o in done) or not_deployed(mta, slots):
                     out.append(Outcome(mta.hostname, "all", "would-deploy", ", ".join(mta.deploy)))
-            elif issued or needs_deploy(rt, mta, utcnow()):
+            elif issued or not_deployed(mta, slots):
                 due.append(mta)
         for report in deploy_mtas(rt, due) if due else []:
             action = "deployed" if report.ok else ("deploy-waiting" if report.waiting else
@@ -84,9 +91,25 @@ def renew_many(
     units = [[by_mta[m.hostname] for m in group]
              for group in deploy_units([mta for mta, _ in by_mta.values()])]
     results: list[Outcome] = []
-    workers = max(1, min(rt.config.settings.concurrency, len(units)))
+    start = utcnow()
+
+    def idle(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> bool:
+        """Nothing to do but say so: no slot due, nothing to deploy, no DNS records to keep
+        (decided from what was read above, without I/O; the claim re-checks what is due)."""
+        return not force and all(
+            mta.dane_publish is None and not not_deployed(mta, slots)
+            and all(s.id is not None and why_due(mta, s, current.get(s.id), start) is None for s in slots)
+            for mta, slots in unit)
+
+    busy = []
+    for unit in units:  # at 10,000 certificates, a pool task each cost more than the check itself
+        if idle(unit):
+            results.extend(one_unit(unit))
+        else:
+            busy.append(unit)
+    workers = max(1, min(rt.config.settings.concurrency, len(busy)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renew") as pool:
-        futures = [pool.submit(one_unit, u) for u in units]
+        futures = [pool.submit(one_unit, u) for u in busy]
         for f in as_completed(futures):
             results.extend(f.result())
     if not hosts and rt.config.mta_sts:  # the mta-sts.<domain> certificates, policies and ids
@@ -109,20 +132,20 @@ def _maintain_dane(rt: Runtime, mta: MtaConfig) -> Outcome | None:
     return Outcome(mta.hostname, "all", "dane", done) if done else None
 
 
-def needs_deploy(rt: Runtime, mta: MtaConfig, now: datetime) -> bool:
-    """True when a current certificate has no verified deployment and the back-off allows a try."""
+def needs_deploy(mta: MtaConfig, versions: Iterable[tuple[int, int]],
+                 tries: Mapping[tuple[int, int], Sequence[DeployTry]], now: datetime) -> bool:
+    """True when a current certificate -- ``versions``: (slot, version) of each -- has no
+    verified deployment in ``tries`` (newest first) and the back-off allows a try."""
     if not mta.deploy:
         return False
-    for slot, version in current(rt, mta):
-        assert slot.id is not None
-        tries = [d for d in rt.store.deployments(slot.id) if d.version_id == version.id]
-        if any(d.result == "verified" for d in tries):
+    for key in versions:
+        attempts = tries.get(key, [])
+        if any(t.result == "verified" for t in attempts):
             continue
         # waiting on DNS (DANE rollover) is not a failure: looked at again on every run
-        tries = [d for d in tries if d.result != "waiting"]
-        if not tries:
+        attempts = [t for t in attempts if t.result != "waiting"]
+        if not attempts:
             return True
-        failures = len(tries)
-        if now >= tries[0].started_at + policy.backoff_delay(failures):
+        if now >= attempts[0].started_at + policy.backoff_delay(len(attempts)):
             return True
     return False

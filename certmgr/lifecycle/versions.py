@@ -20,7 +20,7 @@ from certmgr.pki.certs import CertFacts, CertificateError, cert_facts, check_cha
 from certmgr.pki.keys import PrivateKey, key_type_of, public_key_matches
 from certmgr.pki.keytypes import weak_key_reason
 from certmgr.store import CertVersion, ManagedCert, utcnow
-from certmgr.store.files import write_new
+from certmgr.store.files import write_new_many
 from certmgr.store.statedir import StateDir
 
 
@@ -95,10 +95,13 @@ def save_version(
         digest = hashlib.sha256(chain_pem).hexdigest()[:12]
         directory = state.cert_dir(slot.hostname, slot.key_alg, f"{facts.serial}-{digest}")
     paths = {n: directory / f"{n}.pem" for n in ("cert", "chain", "fullchain")}
+    todo = {}
     for name, data in (("cert", leaf_pem), ("chain", chain_pem), ("fullchain", leaf_pem + chain_pem)):
         if paths[name].exists() and paths[name].read_bytes() == data:
             continue  # the same certificate stored by an interrupted run
-        write_new(paths[name], data, 0o644)
+        todo[paths[name].name] = data
+    if todo:
+        write_new_many(directory, todo, 0o644)
     return CertVersion(
         managed_id=slot.id,
         serial=facts.serial,

@@ -1,6 +1,7 @@
 """Alerts on mail TLS: pure functions of period counts, nothing read or sent here.
 
-- ``plaintext-partner``: sessions without TLS to or from an enforced partner;
+- ``plaintext-partner``: sessions without TLS to or from an enforced partner (a
+  ``[[partner]]`` domain or a subdomain of one), naming the peers;
 - ``tls-share-low``: the TLS share of a direction below the threshold;
 - ``tlsrpt-failures``: TLS-RPT failed sessions in the period at or above the threshold;
 - ``downgrade``: a domain whose sessions were all Verified in the previous
@@ -14,7 +15,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from certmgr.config.model import PartnerSpec
 from certmgr.pki.names import comparable_name
+from certmgr.store.monitor_types import PeerCount
 
 
 @dataclass(frozen=True)
@@ -41,19 +44,52 @@ DEFAULT_THRESHOLDS = Thresholds()
 Counts = Mapping[str, Mapping[str, Mapping[str, int]]]
 
 
-def evaluate(current: Counts, previous: Counts, *, tlsrpt_failures: Mapping[str, int],
-             enforced_partners: Iterable[str] = (), thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
+def enforced_partners(partners: Iterable[PartnerSpec], enforced: Mapping[str, bool]) -> tuple[str, ...]:
+    """The partner domains whose sessions must use TLS: each ``[[partner]]`` (every ``require``
+    level, ``encrypt`` and up, makes TLS mandatory) except those the partner watch's last check
+    did not enforce (``enforced``: domain → enforced, as the store has it); a partner not
+    checked yet counts as enforced, as its config asks."""
+    return tuple(p.domain for p in partners if enforced.get(p.domain, True))
+
+
+def partner_of(domain: str, partners: Iterable[str]) -> str | None:
+    """The partner domain ``domain`` is, or is under; None when it is no partner's."""
+    for p in partners:
+        if domain == p or domain.endswith("." + p):
+            return p
+    return None
+
+
+def plaintext_with_partners(peers: Iterable[PeerCount], enforced_partners: Iterable[str]) -> list[Alert]:
+    """One alert per direction and enforced partner with sessions without TLS, naming
+    the peers and how many sessions each had."""
+    partners = sorted({comparable_name(p) for p in enforced_partners}, key=len, reverse=True)  # longest first
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    for row in peers:
+        k = row.key
+        partner = partner_of(k.domain, partners)
+        if partner is not None:
+            by_peer = found.setdefault((k.direction, partner), {})
+            peer = f"{k.host}[{k.address}]"
+            by_peer[peer] = by_peer.get(peer, 0) + row.sessions
     alerts = []
-    partners = {comparable_name(p) for p in enforced_partners}
+    for (direction, partner), by_peer in sorted(found.items()):
+        n = sum(by_peer.values())
+        to = "to" if direction == "outbound" else "from"
+        peers_text = ", ".join(f"{peer} ({c})" for peer, c in sorted(by_peer.items(), key=lambda kv: (-kv[1], kv[0])))
+        alerts.append(Alert("plaintext-partner", direction, partner,
+                            f"{n} {direction} sessions {to} enforced partner {partner} without TLS: {peers_text}"))
+    return alerts
+
+
+def evaluate(current: Counts, previous: Counts, *, tlsrpt_failures: Mapping[str, int],
+             plain_peers: Iterable[PeerCount] = (), enforced_partners: Iterable[str] = (),
+             thresholds: Thresholds = DEFAULT_THRESHOLDS) -> list[Alert]:
+    alerts = plaintext_with_partners(plain_peers, enforced_partners)
     for direction in ("inbound", "outbound"):
         domains = current.get(direction, {})
         total = sum(sum(levels.values()) for levels in domains.values())
         plain = sum(levels.get("none", 0) for levels in domains.values())
-        for domain in sorted(partners & set(domains)):
-            n = domains[domain].get("none", 0)
-            if n:
-                alerts.append(Alert("plaintext-partner", direction, domain,
-                                    f"{n} {direction} sessions with enforced partner {domain} without TLS"))
         if total >= thresholds.min_sessions and (total - plain) / total < thresholds.tls_share:
             alerts.append(Alert("tls-share-low", direction, "",
                                 f"{direction} TLS share {100 * (total - plain) / total:.1f}% is below "

@@ -24,6 +24,7 @@ past it are not seen: rotate with a reload (``postfix logrotate`` does).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 from collections import Counter
@@ -35,7 +36,7 @@ from typing import IO, Any, Protocol
 
 from certmgr.monitor.exim_log import EximLogParser
 from certmgr.monitor.postfix_log import PostfixLogParser, Session
-from certmgr.monitor.storage import MonitorStorage, SessionKey, hour_of
+from certmgr.monitor.storage import MonitorStorage, PeerKey, SessionKey, hour_of
 
 
 @dataclass
@@ -96,16 +97,56 @@ def _plan(log: Path, pos: dict[str, Any] | None) -> tuple[list[tuple[Path, int]]
     return [(log, 0)], True
 
 
-def _lines(path: Path, start: int, *, live: bool) -> Iterator[tuple[bytes, int]]:
-    """(line, offset after it) from ``start``; from the live log only complete lines."""
+#: bytes read at a time; lines are decoded and handed to the parser a block at a time
+BLOCK = 1 << 20
+
+
+def _blocks(path: Path, start: int, *, live: bool) -> Iterator[tuple[list[str], bytes, int]]:
+    """The lines from ``start`` a block at a time, without their newlines: (lines, the last
+    line's bytes, the offset after it).  From the live log only complete lines; a rotated
+    file to its end."""
     with _open(path) as f:
         f.seek(start)
-        offset = start
-        for line in f:
-            if live and not line.endswith(b"\n"):
-                return
-            offset += len(line)
-            yield line, offset
+        offset, rest = start, b""
+        while data := f.read(BLOCK):
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            block, rest = data[:cut], data[cut:]
+            if block:
+                offset += cut
+                # split at b"\n" only (str.splitlines would also split at \r, \x1c, U+2028 ...)
+                yield block.decode("utf-8", "replace").split("\n")[:-1], block[block.rfind(b"\n", 0, -1) + 1:], offset
+        if rest and not live:
+            yield [rest.decode("utf-8", "replace")], rest, offset + len(rest)
+
+
+class Tally:
+    """The sessions of one run, counted per hour, direction, domain, level and protocol."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, ...)
+        self.plain: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, domain, peer)
+        self.sessions = 0
+        self.last: datetime | None = None  # the time of the last session
+
+    def add(self, s: Session) -> None:
+        hour = int(s.when.timestamp()) // 3600
+        self.counts[(hour, s.direction, s.domain, s.level, s.protocol)] += 1
+        if not s.tls:
+            self.plain[(hour, s.direction, s.domain, s.host, s.address)] += 1
+        self.sessions += 1
+        self.last = s.when
+
+    def plain_peers(self) -> Counter[PeerKey]:
+        return Counter({PeerKey(_hour(h), *rest): n for (h, *rest), n in self.plain.items()})
+
+    def keyed(self) -> Counter[SessionKey]:
+        return Counter({SessionKey(_hour(h), *rest): n for (h, *rest), n in self.counts.items()})
+
+
+@functools.lru_cache(maxsize=4096)
+def _hour(epoch_hour: int) -> str:
+    return hour_of(datetime.fromtimestamp(epoch_hour * 3600, UTC))
 
 
 class LogParser(Protocol):
@@ -131,30 +172,22 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
     parser = PARSERS[log_type](datetime.now(UTC).year)
     if pos is not None and not result.position_lost:
         parser.restore(pos.get("parser", {}))
-    counts: Counter[tuple[int, str, str, str, str]] = Counter()  # (epoch hour, direction, domain, level, proto)
+    tally = Tally()
     offset, tail = 0, b""
-    last: datetime | None = None
-    feed = parser.feed
+    feed, add = parser.feed, tally.add
     for path, start in plan:
         live = path == log
         parser.year = datetime.fromtimestamp(path.stat().st_mtime, UTC).year
         result.files.append(path.name)
         offset, tail = start, b""
-        for line, offset in _lines(path, start, live=live):  # noqa: B007 - offset is the position kept
-            tail = line
-            result.lines += 1
-            s = feed(line.decode("utf-8", "replace"))
-            if s is not None:
-                counts[(int(s.when.timestamp()) // 3600, s.direction, s.domain, s.level, s.protocol)] += 1
-                result.sessions += 1
-                last = s.when
-    hours: dict[int, str] = {}
-    keyed: Counter[SessionKey] = Counter()
-    for (h, *rest), n in counts.items():
-        if h not in hours:
-            hours[h] = hour_of(datetime.fromtimestamp(h * 3600, UTC))
-        keyed[SessionKey(hours[h], *rest)] += n
-    last_time = last.isoformat() if last else pos.get("last_time") if pos else None
+        for lines, tail, offset in _blocks(path, start, live=live):  # noqa: B007 - the position kept
+            result.lines += len(lines)
+            for line in lines:
+                session = feed(line)
+                if session is not None:
+                    add(session)
+    result.sessions = tally.sessions
+    last_time = tally.last.isoformat() if tally.last else pos.get("last_time") if pos else None
     st = log.stat()
     if tail:
         new_pos = {"dev": st.st_dev, "ino": st.st_ino, "offset": offset, "tail_len": len(tail),
@@ -167,6 +200,6 @@ def collect_log(log: Path, storage: MonitorStorage, *, log_type: str = "postfix"
     new_pos["parser"] = parser.state()
     new_pos["last_time"] = last_time
     result.unparsed = parser.unparsed
-    storage.commit(source, new_pos, keyed, result.unparsed)
+    storage.commit(source, new_pos, tally.keyed(), result.unparsed, tally.plain_peers())
     return result
 

@@ -18,6 +18,7 @@ from typing import Any
 from certmgr.errors import CertmgrError, UsageError
 from certmgr.monitor.collector import CollectResult, collect_log
 from certmgr.monitor.config import MonitorConfig
+from certmgr.monitor.journal import JournalError, collect_journal
 from certmgr.monitor.report import build_report
 from certmgr.monitor.storage import MonitorStorage
 from certmgr.monitor.tlsrpt_ingest import IngestResult, ingest_maildir
@@ -53,9 +54,15 @@ def collect(cfg: MonitorConfig, storage: MonitorStorage, *, now: datetime) -> Co
     summary = CollectSummary()
     for src in cfg.logs:
         try:
-            summary.logs.append(collect_log(src.path, storage, log_type=src.type))
+            if src.journal is not None:
+                summary.logs.append(collect_journal(src.journal, storage, log_type=src.type, directory=src.directory))
+            else:
+                assert src.path is not None
+                summary.logs.append(collect_log(src.path, storage, log_type=src.type))
         except OSError as e:  # per-source boundary: the other logs are still counted
-            summary.errors.append(f"{src.path}: cannot read the {src.type} log: {e.strerror or e}")
+            summary.errors.append(f"{src.name}: cannot read the {src.type} log: {e.strerror or e}")
+        except JournalError as e:
+            summary.errors.append(f"{src.name}: {e}")
     if cfg.tlsrpt_maildir is not None:
         try:
             summary.tlsrpt = ingest_maildir(cfg.tlsrpt_maildir, storage, now=now)

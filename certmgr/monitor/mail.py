@@ -1,10 +1,12 @@
 """The periodic TLS report as a mail people want to read.
 
-``multipart/alternative``: a plain-text part that says everything in words, and
-an HTML part (``multipart/related``) with the TLS-share trend drawn by pygal as
-an SVG image referenced by ``cid:``.  Built from the JSON report of
-``certmgr.monitor.report`` and the certificate events of the period; pygal is
-imported only here, when a mail is built.
+A plain-text part that says everything in words (the trend too, point by
+point), and an HTML part showing the TLS-share trend drawn by pygal, as a PNG
+(rendered by cairosvg: mail clients show PNG, few show SVG) referenced by
+``cid:``; the notifier sends it as ``multipart/related``.  ``certmgr report
+--html`` writes a page with the SVG inline instead.  Built from the JSON report
+of ``certmgr.monitor.report`` and the certificate events of the period; pygal
+and cairosvg are imported only here, when a report is drawn.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from typing import Any
 
 LEGACY = ("TLSv1", "TLSv1.0", "TLSv1.1", "SSLv3")
@@ -38,7 +38,7 @@ def trend(direction: dict[str, Any], *, daily: bool) -> list[tuple[str, float | 
 def chart_svg(report: dict[str, Any]) -> bytes:
     import pygal
 
-    daily = (datetime.fromisoformat(report["until"]) - datetime.fromisoformat(report["since"])).days > 2
+    daily = _daily(report)
     series = {d: dict(trend(report[d], daily=daily)) for d in ("inbound", "outbound")}
     labels = sorted(set(series["inbound"]) | set(series["outbound"]))
     chart = pygal.Line(title="Share of SMTP sessions with TLS (%)", range=(0, 100), js=[], x_label_rotation=30,
@@ -47,6 +47,22 @@ def chart_svg(report: dict[str, Any]) -> bytes:
     for d in ("inbound", "outbound"):
         chart.add(d, [series[d].get(label) for label in labels])
     return str(chart.render(is_unicode=True)).encode()
+
+
+def chart_png(report: dict[str, Any]) -> bytes:
+    """The chart of :func:`chart_svg` as a PNG image."""
+    import cairosvg
+
+    return bytes(cairosvg.svg2png(bytestring=chart_svg(report)))
+
+
+def _daily(report: dict[str, Any]) -> bool:
+    return (datetime.fromisoformat(report["until"]) - datetime.fromisoformat(report["since"])).days > 2
+
+
+def _trend_words(direction: dict[str, Any], *, daily: bool) -> str:
+    points = [f"{label} {share:.1f}%" for label, share in trend(direction, daily=daily) if share is not None]
+    return ", ".join(points) if points else "no sessions"
 
 
 def _lines(report: dict[str, Any], previous: dict[str, Any] | None, events: Sequence[str]) -> list[str]:
@@ -60,8 +76,14 @@ def _lines(report: dict[str, Any], previous: dict[str, Any] | None, events: Sequ
         out.append(line + ".")
         levels = ", ".join(f"{lvl} {n}" for lvl, n in sorted(c["by_level"].items()))
         out.append(f"  by trust level: {levels or 'none'}")
+        out.append(f"  TLS share {'per day' if _daily(report) else 'per hour'} (the chart): "
+                   f"{_trend_words(c, daily=_daily(report))}")
         plain = sorted(((v["plaintext"], k) for k, v in c["domains"].items() if v["plaintext"]), reverse=True)[:TOP]
         out.append("  still in plaintext: " + (", ".join(f"{k} ({n})" for n, k in plain) if plain else "nobody"))
+        peers = c.get("plaintext_peers", [])[:TOP]
+        if peers:
+            out.append("  peers still in plaintext: " + ", ".join(
+                f"{p['host']}[{p['address']}] ({p['sessions']})" for p in peers))
         legacy = sorted(k for k, v in c["domains"].items() if any(p in LEGACY for p in v["by_protocol"]))
         out.append("  TLS 1.0/1.1 still used by: " + (", ".join(legacy) if legacy else "nobody"))
         protos = ", ".join(f"{p} {n}" for p, n in sorted(c["by_protocol"].items()))
@@ -96,34 +118,13 @@ def report_text(report: dict[str, Any], *, previous: dict[str, Any] | None = Non
 
 
 def report_page(report: dict[str, Any], *, previous: dict[str, Any] | None = None,
-                events: Sequence[str] = ()) -> str:
-    """The report as one HTML page (``certmgr report --html``): the chart inline, then the words of the mail."""
-    svg = chart_svg(report).decode()
+                events: Sequence[str] = (), chart_cid: str | None = None) -> str:
+    """The report as one HTML page: the chart, then the words of the mail.  The chart is the
+    SVG inline (``certmgr report --html``), or with ``chart_cid`` an ``<img>`` of the image
+    sent beside the page with that Content-ID (the mail)."""
+    chart = (chart_svg(report).decode() if chart_cid is None else
+             f"<img src=\"cid:{html.escape(chart_cid)}\" alt=\"TLS share trend, inbound and outbound "
+             f"(in words below)\" width=\"720\" height=\"320\">")
     return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>TLS report</title></head>"
-            f"<body style=\"font-family:sans-serif\">\n{svg}\n{_html_body(_lines(report, previous, events))}"
+            f"<body style=\"font-family:sans-serif\">\n{chart}\n{_html_body(_lines(report, previous, events))}"
             "</body></html>\n")
-
-
-def build_report_mail(report: dict[str, Any], *, sender: str, recipients: Sequence[str], now: datetime,
-                      previous: dict[str, Any] | None = None, events: Sequence[str] = ()) -> EmailMessage:
-    """The report mail; ``previous``: the report of the period before (for the trend in words)."""
-    lines = _lines(report, previous, events)
-    msg = EmailMessage()
-    msg["Subject"] = (f"TLS report: inbound {_pct(report['inbound']['tls'], report['inbound']['sessions'])}, "
-                      f"outbound {_pct(report['outbound']['tls'], report['outbound']['sessions'])} with TLS")
-    msg["From"] = sender
-    msg["To"] = ", ".join(recipients)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
-    msg.set_content(report_text(report, previous=previous, events=events))
-    cid = make_msgid(domain="certmgr.invalid")
-    body = _html_body(lines)
-    msg.add_alternative(
-        "<!DOCTYPE html><html><body style=\"font-family:sans-serif\">\n"
-        f"<img src=\"cid:{cid[1:-1]}\" alt=\"TLS share trend\" width=\"720\" height=\"320\">\n{body}</body></html>\n",
-        subtype="html")
-    html_part = next(p for p in msg.iter_parts() if p.get_content_type() == "text/html")
-    assert isinstance(html_part, EmailMessage)
-    html_part.add_related(chart_svg(report), maintype="image", subtype="svg+xml", cid=cid,
-                          filename="tls-trend.svg")
-    return msg

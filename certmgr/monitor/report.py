@@ -5,7 +5,8 @@
  "inbound":  {"sessions": n, "tls": n, "plaintext": n, "tls_share": 0.0-1.0 | null,
               "by_level": {level: n}, "by_protocol": {protocol: n},
               "domains": {domain: {the same counts, without "domains"}},
-              "hourly": [[hour ISO, sessions, tls], ...]},
+              "hourly": [[hour ISO, sessions, tls], ...],
+              "plaintext_peers": [{"host", "address", "domain", "sessions"}, ...]},  # top 20
  "outbound": {... the same ...},
  "tlsrpt": {"reports": n, "successful": n, "failures": {result-type: n},
             "by_policy": {policy-type: {"successful": n, "failed": n}}},
@@ -23,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from certmgr.monitor.alerts import DEFAULT_THRESHOLDS, Alert, Thresholds, evaluate
-from certmgr.monitor.storage import HourCount, MonitorStorage
+from certmgr.monitor.storage import HourCount, MonitorStorage, PeerCount
 
 DIRECTIONS = ("inbound", "outbound")
 
@@ -64,17 +65,33 @@ def _levels(rows: Iterable[HourCount]) -> dict[str, dict[str, dict[str, int]]]:
     return counts
 
 
+def plaintext_peers(peers: Iterable[PeerCount], top: int = 20) -> dict[str, list[dict[str, Any]]]:
+    """Per direction, the peers with the most sessions without TLS (most first)."""
+    totals: dict[tuple[str, str, str, str], int] = defaultdict(int)
+    for p in peers:
+        totals[(p.key.direction, p.key.host, p.key.address, p.key.domain)] += p.sessions
+    out: dict[str, list[dict[str, Any]]] = {d: [] for d in DIRECTIONS}
+    for (direction, host, address, domain), n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])):
+        if len(out[direction]) < top:
+            out[direction].append({"host": host, "address": address, "domain": domain, "sessions": n})
+    return out
+
+
 def build_report(storage: MonitorStorage, since: datetime, until: datetime, *,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS, enforced_partners: Iterable[str] = ()) -> dict[str, Any]:
     rows = list(storage.sessions(since, until))
     previous = list(storage.sessions(since - (until - since), since))
     tlsrpt = storage.tlsrpt(since, until)
+    peers = list(storage.plain_peers(since, until))
     alerts: list[Alert] = evaluate(_levels(rows), _levels(previous), tlsrpt_failures=tlsrpt.failures,
-                                   enforced_partners=enforced_partners, thresholds=thresholds)
+                                   plain_peers=peers, enforced_partners=enforced_partners, thresholds=thresholds)
+    directions = summarize(rows)
+    for direction, top in plaintext_peers(peers).items():
+        directions[direction]["plaintext_peers"] = top
     return {
         "since": since.isoformat(),
         "until": until.isoformat(),
-        **summarize(rows),
+        **directions,
         "tlsrpt": {"reports": tlsrpt.reports, "successful": tlsrpt.successful,
                    "failures": dict(sorted(tlsrpt.failures.items())), "by_policy": tlsrpt.by_policy},
         "alerts": [a.as_dict() for a in alerts],

@@ -19,6 +19,8 @@ from typing import Any, Protocol
 # the value types live beside their tables, so the store never imports the monitor
 from certmgr.store.monitor_types import (
     HourCount,
+    PeerCount,
+    PeerKey,
     SessionKey,
     TlsReport,
     TlsRptFailure,
@@ -26,7 +28,8 @@ from certmgr.store.monitor_types import (
     hour_of,
 )
 
-__all__ = ["HourCount", "MonitorStorage", "SessionKey", "TlsRptFailure", "TlsRptSummary", "hour_of"]
+__all__ = ["HourCount", "MonitorStorage", "PeerCount", "PeerKey", "SessionKey", "TlsRptFailure", "TlsRptSummary",
+           "hour_of"]
 
 
 class MonitorStorage(Protocol):
@@ -35,8 +38,13 @@ class MonitorStorage(Protocol):
         ...
 
     def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
-               unparsed: int) -> None:
-        """Add ``counts`` and ``unparsed``, and store ``position``: all or nothing."""
+               unparsed: int, plain_peers: Mapping[PeerKey, int] | None = None) -> None:
+        """Add ``counts``, ``unparsed`` and the peers of sessions without TLS, and store
+        ``position``: all or nothing."""
+        ...
+
+    def plain_peers(self, since: datetime, until: datetime) -> Iterator[PeerCount]:
+        """The peers of sessions without TLS in the hours that overlap ``[since, until)``."""
         ...
 
     def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:

@@ -218,14 +218,15 @@ def dump_message(msg: Message) -> str:
         "subject": msg.subject, "text": msg.text, "html": msg.html, "severity": msg.severity,
         "hostname": msg.hostname, "facts": dict(msg.facts),
         "attachments": [{"filename": a.filename, "content_type": a.content_type,
-                         "data": base64.b64encode(a.data).decode()} for a in msg.attachments],
+                         "data": base64.b64encode(a.data).decode(), "content_id": a.content_id}
+                        for a in msg.attachments],
     }
     return json.dumps(data, default=str)
 
 
 def load_message(payload: str) -> Message:
     d = json.loads(payload)
-    atts = tuple(Attachment(a["filename"], a["content_type"], base64.b64decode(a["data"]))
+    atts = tuple(Attachment(a["filename"], a["content_type"], base64.b64decode(a["data"]), a.get("content_id"))
                  for a in d.get("attachments", []))
     return Message(subject=d["subject"], text=d["text"], html=d.get("html"),
                    severity=d.get("severity", "info"), hostname=d.get("hostname"), attachments=atts,

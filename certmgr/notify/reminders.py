@@ -96,6 +96,7 @@ def _queue_due(ctx: Ctx) -> None:
     for mta, slot in managed:
         by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
     automatic: dict[str, bool] = {}
+    destinations: dict[str, frozenset[str]] = {}  # per notifier, asked once per run
     for mta, group in by_mta.values():
         group.sort(key=lambda s: s.id or 0)  # the first slot of an MTA (lowest id) holds its shared rows
         if mta.issuer not in automatic:
@@ -108,7 +109,9 @@ def _queue_due(ctx: Ctx) -> None:
         reached: dict[str, set[str]] = {}  # kind -> destinations an earlier notifier of this MTA covers
         for name in mta.notify:
             nc = rt.config.notifies[name]
-            dests = _destinations(rt, name)
+            if name not in destinations:
+                destinations[name] = _destinations(rt, name)
+            dests = destinations[name]
             dues: dict[str, list[tuple[Cert, Due]]] = {}
             kinds: set[str] = set()  # what this notifier sends or has sent
             for cert in certs:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from certmgr.errors import CertmgrError
 from certmgr.interfaces import Message
-from certmgr.monitor.alerts import Alert, Deployment, failures_after_deployments
+from certmgr.monitor.alerts import Alert, Deployment, enforced_partners, failures_after_deployments
 from certmgr.runtime import Runtime
 
 log = logging.getLogger("certmgr.daemon")
@@ -40,6 +40,14 @@ def to_send(alerts: Iterable[Alert], sent_recently: set[str]) -> list[Alert]:
     return out
 
 
+def partner_domains(rt: Runtime) -> tuple[str, ...]:
+    """The enforced partner domains of the config, with the partner watch's verdicts."""
+    from certmgr.store.partners import PartnerStore
+
+    states = PartnerStore(rt.store).states()
+    return enforced_partners(rt.config.partners, {d: r.enforced for d, r in states.items()})
+
+
 def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     from certmgr.monitor.report import build_report
     from certmgr.store.monitor import MonitorStore
@@ -47,7 +55,8 @@ def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     mon = rt.config.monitor
     assert mon is not None
     storage = MonitorStore(rt.store)
-    report = build_report(storage, now - WINDOW, now, thresholds=mon.thresholds)
+    report = build_report(storage, now - WINDOW, now, thresholds=mon.thresholds,
+                          enforced_partners=partner_domains(rt))
     alerts = [Alert(**a) for a in report["alerts"]]
     deployments = []
     wanted = {m.hostname for m in rt.config.mtas}
@@ -59,6 +68,17 @@ def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
         if dep is not None and version is not None:
             deployments.append(Deployment(slot.hostname, version.serial, dep.verified_at or dep.started_at))
     return alerts + failures_after_deployments(deployments, storage.tlsrpt_failures(now - TLSRPT_WINDOW))
+
+
+STATUS_COLUMNS = ("kind", "direction", "subject", "message")
+
+
+def status_rows(rt: Runtime, now: datetime) -> list[dict[str, str]]:
+    """The mail TLS alerts open now (those ``send_alerts`` would send, sent or not), as rows
+    of ``certmgr status`` (``"type": "monitor-alert"``); none without ``[monitor]``."""
+    if rt.config.monitor is None:
+        return []
+    return [{"type": "monitor-alert", **a.as_dict()} for a in current_alerts(rt, now)]
 
 
 def send_alerts(rt: Runtime, now: datetime) -> int:

@@ -43,9 +43,12 @@ def _events(rt: Runtime, since: datetime, until: datetime) -> list[str]:
 
 
 def report_message(report: dict[str, Any], previous: dict[str, Any] | None, events: list[str]) -> Message:
-    from certmgr.monitor.mail import chart_svg, report_page, report_text
+    from email.utils import make_msgid
+
+    from certmgr.monitor.mail import chart_png, report_page, report_text
 
     inbound, outbound = report["inbound"], report["outbound"]
+    cid = make_msgid("tls-trend", domain="certmgr.invalid")[1:-1]
 
     def pct(c: dict[str, Any]) -> str:
         return "n/a" if not c["sessions"] else f"{100 * c['tls'] / c['sessions']:.1f}%"
@@ -53,9 +56,9 @@ def report_message(report: dict[str, Any], previous: dict[str, Any] | None, even
     return Message(
         subject=f"TLS report: inbound {pct(inbound)}, outbound {pct(outbound)} with TLS",
         text=report_text(report, previous=previous, events=events),
-        html=report_page(report, previous=previous, events=events),
+        html=report_page(report, previous=previous, events=events, chart_cid=cid),
         severity="warning" if report["alerts"] else "info",
-        attachments=(Attachment("tls-trend.svg", "image/svg+xml", chart_svg(report)),
+        attachments=(Attachment("tls-trend.png", "image/png", chart_png(report), content_id=cid),
                      Attachment("tls-report.json", "application/json", json.dumps(report, indent=2).encode())),
         facts={"kind": "tls-report", "report": report},
     )
@@ -64,6 +67,7 @@ def report_message(report: dict[str, Any], previous: dict[str, Any] | None, even
 def send_if_due(rt: Runtime, now: datetime) -> str | None:
     """Send the report when it is due; what was done, or None when nothing was due."""
     from certmgr.monitor.report import build_report
+    from certmgr.notify.tls_alerts import partner_domains
     from certmgr.store.monitor import MonitorStore
 
     mon = rt.config.monitor
@@ -75,8 +79,10 @@ def send_if_due(rt: Runtime, now: datetime) -> str | None:
         return None
     period = PERIODS[mon.report_every]
     storage = MonitorStore(rt.store)
-    report = build_report(storage, now - period, now, thresholds=mon.thresholds)
-    previous = build_report(storage, now - 2 * period, now - period, thresholds=mon.thresholds)
+    partners = partner_domains(rt)
+    report = build_report(storage, now - period, now, thresholds=mon.thresholds, enforced_partners=partners)
+    previous = build_report(storage, now - 2 * period, now - period, thresholds=mon.thresholds,
+                            enforced_partners=partners)
     msg = report_message(report, previous, _events(rt, now - period, now))
     failed = []
     for name in mon.report_notify:

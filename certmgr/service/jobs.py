@@ -193,7 +193,7 @@ def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegis
         from certmgr.monitor.metrics import collector
         from certmgr.store.monitor import MonitorStore
 
-        sources = [str(src.path) for src in rt.config.monitor.logs]
+        sources = [src.name for src in rt.config.monitor.logs]
         registry.register(collector(MonitorStore(rt.store), sources, now=now))
     if rt.config.partners:  # what the last partner check found: metrics never probe partners
         from certmgr.partners.watch import add_metrics

@@ -294,3 +294,59 @@ class PartnerState(SQLModel, table=True):
     checked_at: datetime
     #: when the "no longer meets its level" alert went out; None once recovered (or never)
     alerted_at: datetime | None = None
+
+
+class MonitorPlainPeer(SQLModel, table=True):
+    """SMTP sessions without TLS per hour, direction, domain and peer: who still sends or
+    receives mail in plaintext (added in the transaction that adds the session counts)."""
+
+    __tablename__ = "monitor_plain_peer"
+
+    hour: str = Field(primary_key=True)
+    direction: str = Field(primary_key=True)
+    domain: str = Field(primary_key=True)
+    host: str = Field(primary_key=True)
+    address: str = Field(primary_key=True)
+    sessions: int = 0
+
+
+# ---------------------------------------------------------------------- DANE rollover and MTA-STS
+
+
+class DaneState(SQLModel, table=True):
+    """The TLSA rollover of one MTA (:class:`certmgr.dns.rollover.Rollover` as JSON), recorded
+    before each step is carried out, and the lease of the node carrying a step out."""
+
+    __tablename__ = "dane_state"
+
+    hostname: str = Field(primary_key=True)
+    state: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+class MtaStsState(SQLModel, table=True):
+    """What went to the web target of one MTA-STS domain and what its published id stands for
+    (:class:`certmgr.dns.mtasts.Published` as JSON), and the lease of the node at a step."""
+
+    __tablename__ = "mta_sts_state"
+
+    domain: str = Field(primary_key=True)
+    state: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+class DaneNextKey(SQLModel, table=True):
+    """A key generated ahead for an MTA's next certificate: the key stays a 0600 file, its path
+    and identity (SHA-256 of the SubjectPublicKeyInfo, the ``3 1 1`` data) are recorded here."""
+
+    __tablename__ = "dane_next_key"
+
+    hostname: str = Field(primary_key=True)
+    key_type: str = Field(primary_key=True)
+    path: str
+    spki_sha256: str
+    created_at: datetime

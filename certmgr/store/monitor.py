@@ -9,22 +9,39 @@ instead of counting them again.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as sa_select  # sqlmodel's select types at most four columns
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from certmgr.errors import StateError
 from certmgr.pki.names import comparable_name
 from certmgr.store import Store
 from certmgr.store.db import session_scope
-from certmgr.store.models import MonitorPosition, MonitorSessions, MonitorTlsReport, MonitorTlsResult
-from certmgr.store.monitor_types import HourCount, SessionKey, TlsReport, TlsRptFailure, TlsRptSummary, hour_of
+from certmgr.store.models import (
+    MonitorPlainPeer,
+    MonitorPosition,
+    MonitorSessions,
+    MonitorTlsReport,
+    MonitorTlsResult,
+)
+from certmgr.store.monitor_types import (
+    HourCount,
+    PeerCount,
+    PeerKey,
+    SessionKey,
+    TlsReport,
+    TlsRptFailure,
+    TlsRptSummary,
+    hour_of,
+)
+
+_Hourly = TypeVar("_Hourly", MonitorSessions, MonitorPlainPeer)
 
 
 class MonitorStore:
@@ -57,7 +74,7 @@ class MonitorStore:
         return None if text is None else dict(json.loads(text))
 
     def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
-               unparsed: int) -> None:
+               unparsed: int, plain_peers: Mapping[PeerKey, int] | None = None) -> None:
         text = json.dumps(position)
         if source not in self._loaded:
             self.load_position(source)
@@ -74,27 +91,27 @@ class MonitorStore:
                                       .values(position=text, unparsed=col(MonitorPosition.unparsed) + unparsed))
                     if moved.rowcount != 1:  # type: ignore[attr-defined]  # a CursorResult
                         raise _moved_elsewhere(source)
-                for k, n in counts.items():
-                    pk = (k.hour, k.direction, k.domain, k.level, k.protocol)
-                    row = s.get(MonitorSessions, pk)
-                    if row is None:
-                        s.add(MonitorSessions(hour=k.hour, direction=k.direction, domain=k.domain, level=k.level,
-                                              protocol=k.protocol, sessions=n))
-                    else:
-                        row.sessions += n
-                        s.add(row)
+                # a key's fields in the order of the table's primary key
+                _add_counts(s, MonitorSessions, {tuple(vars(k).values()): n for k, n in counts.items()})
+                _add_counts(s, MonitorPlainPeer, {tuple(vars(k).values()): n for k, n in (plain_peers or {}).items()})
         except IntegrityError as e:
             raise _moved_elsewhere(source) from e
         self._loaded[source] = text
 
-    def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
+    def _hours(self, model: type[_Hourly], since: datetime, until: datetime) -> Sequence[_Hourly]:
+        """The rows of ``model`` in the hours that overlap ``[since, until)``."""
         last = hour_of(until - timedelta(microseconds=1))  # the hour under way at ``until`` counts
         with session_scope(self.store.engine) as s:
-            rows = s.exec(select(MonitorSessions)
-                          .where(col(MonitorSessions.hour) >= hour_of(since), col(MonitorSessions.hour) <= last)
-                          .order_by(col(MonitorSessions.hour))).all()
-        for r in rows:
+            return s.exec(select(model).where(col(model.hour) >= hour_of(since), col(model.hour) <= last)
+                          .order_by(col(model.hour))).all()
+
+    def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
+        for r in self._hours(MonitorSessions, since, until):
             yield HourCount(SessionKey(r.hour, r.direction, r.domain, r.level, r.protocol), r.sessions)
+
+    def plain_peers(self, since: datetime, until: datetime) -> Iterator[PeerCount]:
+        for r in self._hours(MonitorPlainPeer, since, until):
+            yield PeerCount(PeerKey(r.hour, r.direction, r.domain, r.host, r.address), r.sessions)
 
     def unparsed(self) -> dict[str, int]:
         with session_scope(self.store.engine) as s:
@@ -160,6 +177,28 @@ class MonitorStore:
                                     col(MonitorTlsReport.end))
                           .order_by(col(MonitorTlsReport.end))).all()
         return [TlsRptFailure(org, mx, rt, int(n), end) for org, mx, rt, n, end in rows]
+
+
+def _add_counts(s: Session, model: type[_Hourly], counts: Mapping[tuple[str, ...], int]) -> None:
+    """Add ``counts`` (primary key → sessions) to the rows of ``model``: the keys already there
+    read in one query per few hundred hours, then one UPDATE and one INSERT, each for many rows."""
+    if not counts:
+        return
+    table = model.__table__  # type: ignore[attr-defined]  # a SQLModel table class
+    keys = [c.name for c in table.primary_key.columns]
+    hours = sorted({k[0] for k in counts})
+    existing: set[tuple[str, ...]] = set()
+    for i in range(0, len(hours), 500):  # under every database's limit of bound parameters
+        cols = [table.c[k] for k in keys]
+        existing.update(tuple(r) for r in s.execute(sa_select(*cols).where(table.c.hour.in_(hours[i:i + 500]))))
+    old = [{**{f"k_{k}": v for k, v in zip(keys, key, strict=True)}, "n": n}
+           for key, n in counts.items() if key in existing]
+    new = [{**dict(zip(keys, key, strict=True)), "sessions": n} for key, n in counts.items() if key not in existing]
+    if old:
+        s.execute(update(table).where(*(table.c[k] == bindparam(f"k_{k}") for k in keys))
+                  .values(sessions=table.c.sessions + bindparam("n")), old)
+    if new:
+        s.execute(insert(table), new)
 
 
 def _moved_elsewhere(source: str) -> StateError:

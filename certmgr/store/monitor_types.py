@@ -23,6 +23,23 @@ class HourCount:
     sessions: int
 
 
+@dataclass(frozen=True, order=True)
+class PeerKey:
+    """A peer of sessions without TLS in one hour."""
+
+    hour: str
+    direction: str
+    domain: str
+    host: str
+    address: str
+
+
+@dataclass(frozen=True)
+class PeerCount:
+    key: PeerKey
+    sessions: int
+
+
 @dataclass(frozen=True)
 class Failure:
     result_type: str

@@ -12,6 +12,7 @@ import email.utils
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +68,8 @@ class RetryingNetwork(acme_client.ClientNetwork):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.last_response: requests.Response | None = None
+        self.session.merge_environment_settings = _EnvironmentOnce(  # type: ignore[method-assign]
+            self.session.merge_environment_settings)
 
     def _send_request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:
         response = super()._send_request(method, url, *args, **kwargs)
@@ -89,6 +92,26 @@ class RetryingNetwork(acme_client.ClientNetwork):
                         pass
                 log.debug("badNonce from %s, retrying (%d)", args[0] if args else "?", attempt + 1)
         raise AssertionError("unreachable")
+
+
+class _EnvironmentOnce:
+    """requests reads the environment (the proxy variables, REQUESTS_CA_BUNDLE, .netrc) before
+    every request -- a scan of every variable, a tenth of the CPU a certificate cost.  Read
+    it once per CA origin instead: the environment of a running certmgr does not change."""
+
+    def __init__(self, merge: Callable[..., dict[str, Any]]) -> None:
+        self._merge = merge
+        self._seen: dict[tuple[str, bool | None, object, object], dict[str, Any]] = {}
+
+    def __call__(self, url: str, proxies: Any, stream: bool | None, verify: object, cert: object) -> dict[str, Any]:
+        if proxies:  # set per request: nothing to reuse
+            return self._merge(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (f"{parts.scheme}://{parts.netloc}", stream, verify, cert)
+        if key not in self._seen:
+            self._seen[key] = self._merge(url, proxies, stream, verify, cert)
+        merged = self._seen[key]
+        return {**merged, "proxies": dict(merged["proxies"])}
 
 
 def retry_after_seconds(response: requests.Response | None) -> float | None:

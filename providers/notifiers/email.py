@@ -215,11 +215,21 @@ def build_email(message: Message, sender: str, to: tuple[str, ...]) -> EmailMess
     if message.severity == "critical":
         mail["Importance"] = "high"
     mail.set_content(message.text)
+    inline = [a for a in message.attachments if a.content_id and message.html]
     if message.html:
         mail.add_alternative(message.html, subtype="html")
+        if inline:  # the HTML part becomes multipart/related: the HTML, then the images it shows
+            html_part = mail.get_body(("html",))
+            assert isinstance(html_part, EmailMessage)
+            for att in inline:
+                maintype, _, subtype = _content_type(att.content_type)[0].partition("/")
+                html_part.add_related(att.data, maintype=maintype, subtype=subtype, cid=f"<{att.content_id}>",
+                                      filename=att.filename, disposition="inline")
 
     plain = []
     for att in message.attachments:
+        if any(att is a for a in inline):
+            continue
         ctype, params = _content_type(att.content_type)
         method = params.get("method", "").upper()
         if ctype == "text/calendar" and method in ("REQUEST", "CANCEL", "PUBLISH"):

@@ -42,9 +42,9 @@ class Cli:
     def json(self, *args: str) -> Any:
         return json.loads(self(*args).stdout)
 
-    def on_terminal(self, *args: str, columns: int = 80, timeout: float = 120) -> str:
+    def on_terminal(self, *args: str, columns: int = 80, timeout: float = 120, check: int = 0) -> str:
         """Run with stdout and stderr on a pseudo-terminal ``columns`` wide, as a person sees it;
-        return what was shown."""
+        return what was shown (the exit status must be ``check``)."""
         master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         env = {k: v for k, v in os.environ.items() if k != "CERTMGR_CONFIG"}
@@ -66,7 +66,7 @@ class Cli:
                 out += chunk
         finally:
             os.close(master)
-        assert proc.wait(timeout=timeout) == 0, out.decode(errors="replace")
+        assert proc.wait(timeout=timeout) == check, out.decode(errors="replace")
         return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode()).replace("\r\n", "\n")
 
 

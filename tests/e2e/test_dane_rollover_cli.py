@@ -74,7 +74,6 @@ def test_forced_renewals_wait_for_dns_and_never_break_dane(world: DaneWorld, tmp
     peer = PostfixPeer(tmp_path / "postfix", hostname=MX, chain_files=write_chain_files(cert_dir, [old])).start()
     owner = f"_{peer.port}._tcp.{MX}"
     cli = write_config(tmp_path, world, peer, cert_dir)
-    state_file = tmp_path / "state" / "dane" / MX / "state.json"
 
     def finger_ok(when: str) -> None:
         r = posttls_finger(world.resolver, MX, peer.port)
@@ -122,7 +121,7 @@ def test_forced_renewals_wait_for_dns_and_never_break_dane(world: DaneWorld, tmp
                     world.secondary.sync()
                 time.sleep(1)
             else:
-                pytest.fail(f"renewal {renewal} was never deployed: {state_file.read_text()}")
+                pytest.fail(f"renewal {renewal} was never deployed: {cli.json('status', '--json')[0]['dane']}")
             if renewal == 0:  # later renewals certify the key generated ahead, whose record the secondary
                 # got at the last sync: they need not wait for it (tests/e2e/test_dane_next_key_cli.py)
                 assert waits >= 2, "deployed before the secondary served the record"

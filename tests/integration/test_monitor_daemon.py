@@ -113,10 +113,12 @@ tlsrpt = {{ listen = "127.0.0.1:{port}", cert = "{tmp_path / 'tlsrpt.pem'}", key
         text = mail.get_body(("plain",)).get_content()
         assert "Inbound: 2 of 3 sessions used TLS" in text and "Outbound: 2 of 3 sessions used TLS" in text
         assert "still in plaintext: plain.test (1)" in text
-        html = mail.get_body(("html",)).get_content()
-        assert "<svg" in html and "2 of 3 sessions used TLS" in html
-        names = {p.get_filename() for p in mail.iter_attachments()}
-        assert {"tls-trend.svg", "tls-report.json"} <= names
+        html = mail.get_body(("related",))
+        assert html.get_content_type() == "multipart/related"
+        page, chart = html.iter_parts()
+        assert "2 of 3 sessions used TLS" in page.get_content() and chart.get_content_type() == "image/png"
+        assert f'src="cid:{chart["Content-ID"].strip("<>")}"' in page.get_content()
+        assert {p.get_filename() for p in mail.iter_attachments()} == {"tls-report.json"}
 
         # TLS reports POSTed to the daemon's HTTPS endpoint (RFC 8460 section 3) land in the store, once
         def post(body: bytes) -> requests.Response:

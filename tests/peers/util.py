@@ -55,12 +55,10 @@ def wait_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0) -> None
             time.sleep(0.02)
 
 
-def require_binary(name: str) -> str:
-    """Path of a binary a test needs.  Missing binaries fail the test (CI installs them);
-    set CERTMGR_ALLOW_SKIP=1 to skip instead on a machine without them."""
-    path = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
-    )
+def require_binary(name: str, *, dirs: tuple[str, ...] = ("/usr/sbin", "/usr/bin")) -> str:
+    """Path of a binary a test needs (on PATH or in one of ``dirs``).  Missing binaries fail
+    the test (CI installs them); set CERTMGR_ALLOW_SKIP=1 to skip instead on a machine without them."""
+    path = shutil.which(name) or next((f"{d}/{name}" for d in dirs if os.path.exists(f"{d}/{name}")), None)
     if path:
         return path
     msg = f"{name} is not installed; run scripts/setup.sh (it installs every test peer)"

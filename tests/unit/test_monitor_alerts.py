@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from certmgr.monitor.alerts import Deployment, Thresholds, evaluate, failures_after_deployments
+from certmgr.config.model import PartnerSpec
+from certmgr.monitor.alerts import (
+    Deployment,
+    Thresholds,
+    enforced_partners,
+    evaluate,
+    failures_after_deployments,
+    plaintext_with_partners,
+)
+from certmgr.monitor.storage import PeerCount, PeerKey
 from certmgr.monitor.tlsrpt import parse_body
 from certmgr.store.monitor import MonitorStore
 from tests.tlsrpt_reports import as_json, report
@@ -23,7 +32,6 @@ def kinds(current: dict, previous: dict | None = None, failures: dict | None = N
 
 @pytest.mark.parametrize(("current", "previous", "failures", "expected"), [
     (OK, OK, {}, []),
-    ({"outbound": {"p.example": {"Verified": 29, "none": 1}}}, None, {}, [("plaintext-partner", "p.example")]),
     ({"inbound": {"a.example": {"Anonymous": 17, "none": 3}}}, None, {}, [("tls-share-low", "")]),
     ({"inbound": {"a.example": {"Anonymous": 10, "none": 9}}}, None, {}, []),  # too few sessions to judge
     ({"outbound": {"q.example": {"Verified": 20, "Anonymous": 1}}},
@@ -35,6 +43,32 @@ def kinds(current: dict, previous: dict | None = None, failures: dict | None = N
 def test_alerts(current: dict, previous: dict | None, failures: dict | None,  # type: ignore[type-arg]
                 expected: list[tuple[str, str]]) -> None:
     assert kinds(current, previous, failures) == expected
+
+
+def test_plaintext_with_an_enforced_partner_names_domain_peer_direction_and_count() -> None:
+    def peer(direction: str, domain: str, host: str, addr: str, n: int) -> PeerCount:
+        return PeerCount(PeerKey("2026-11-30T10:00:00+00:00", direction, domain, host, addr), n)
+
+    peers = [peer("outbound", "p.example", "mx1.p.example", "192.0.2.1", 2),
+             peer("outbound", "p.example", "mx1.p.example", "192.0.2.1", 1),  # another hour
+             peer("outbound", "sub.p.example", "mx2.p.example", "192.0.2.2", 1),
+             peer("inbound", "p.example", "out.p.example", "192.0.2.9", 4),
+             peer("outbound", "notp.example", "mx.notp.example", "192.0.2.3", 7),  # no partner's
+             peer("outbound", "q.example", "mx.q.example", "192.0.2.4", 5)]
+    alerts = evaluate({}, {}, tlsrpt_failures={}, plain_peers=peers, enforced_partners=["P.example.", "r.example"])
+    assert [(a.kind, a.direction, a.subject, a.message) for a in alerts] == [
+        ("plaintext-partner", "inbound", "p.example",
+         "4 inbound sessions from enforced partner p.example without TLS: out.p.example[192.0.2.9] (4)"),
+        ("plaintext-partner", "outbound", "p.example",
+         "4 outbound sessions to enforced partner p.example without TLS: mx1.p.example[192.0.2.1] (3), "
+         "mx2.p.example[192.0.2.2] (1)")]
+    assert plaintext_with_partners(peers, []) == []
+
+
+def test_enforced_partners_are_those_the_watch_did_not_refuse() -> None:
+    specs = [PartnerSpec("a.example"), PartnerSpec("b.example", require="encrypt"), PartnerSpec("c.example")]
+    assert enforced_partners(specs, {}) == ("a.example", "b.example", "c.example")  # never checked
+    assert enforced_partners(specs, {"b.example": False, "c.example": True}) == ("a.example", "c.example")
 
 
 def test_tlsrpt_failures_tied_to_the_deployment_before_them(tmp_path: Path) -> None:

@@ -27,11 +27,25 @@ def test_the_example_loads() -> None:
     assert (c.thresholds.tls_share, c.thresholds.min_sessions, c.thresholds.tlsrpt_failures) == (0.95, 50, 10)
 
 
+def test_a_journal_source(tmp_path: Path) -> None:
+    c = parse_monitor(tomllib.loads(f"""logs = [{{ type = "postfix", journal = "postfix@-.service" }},
+        {{ type = "exim", journal = "exim4.service", directory = "{tmp_path}" }}]"""))
+    assert [(s.type, s.journal, s.directory, s.path, s.name) for s in c.logs] == [
+        ("postfix", "postfix@-.service", None, None, "journal:postfix@-.service"),
+        ("exim", "exim4.service", tmp_path, None, f"journal:{tmp_path}:exim4.service")]
+
+
 @pytest.mark.parametrize(("toml", "where"), [
     ('logs = [{ type = "sendmail", path = "/x" }]', "[monitor] logs[0].type: type must be one of"),
     ('logs = [{ type = "postfix", path = "mail.log" }]', "[monitor] logs[0].path: path must be an absolute"),
-    ('logs = [{ type = "postfix", journal = "postfix.service" }]',
-     "[monitor] logs[0].journal: journal sources are not"),
+    ('logs = [{ type = "postfix", journal = "postfix.service", path = "/x" }]',
+     "[monitor] logs[0].journal: give either path (a log file) or journal"),
+    ('logs = [{ type = "postfix", journal = "postfix service" }]',
+     "[monitor] logs[0].journal: journal must be a systemd unit name"),
+    ('logs = [{ type = "postfix", journal = "postfix.service", directory = "/nonexistent/journal" }]',
+     "[monitor] logs[0].directory: directory must be an existing absolute directory"),
+    ('logs = [{ type = "postfix", path = "/x", directory = "/var" }]',
+     "[monitor] logs[0].directory: directory is where journal files are"),
     ('logs = { type = "postfix" }', "[monitor] logs: expected a list"),
     ('tlsrpt = { maildir = "/m", listn = "x" }', "[monitor] tlsrpt: unknown key(s) listn"),
     ('report = { every = "hourly" }', "[monitor] report.every: every must be one of daily, weekly, off"),
