@@ -32,7 +32,7 @@ def monitor_access_errors(cfg: Config) -> Iterator[ConfigError]:
     if mon is None:
         return
     for source in mon.logs:
-        why = _unreadable(source.path)
+        why = _unreadable(source.path) if source.path is not None else None  # a journal unit has no file
         if why:
             yield ConfigError(f"{why}; certmgr collect reads it as this user (for /var/log/mail.log, "
                               "root:adm 0640 on Debian: add the certmgr user to group adm)", table="monitor",
