@@ -170,6 +170,10 @@ class Providers:
         raise_all(errors, list(self.config.texts))
         self.check_shared_targets()
         self.check_one_table_per_instance()
+        from certmgr.dns.zones import zone_errors
+
+        raise_all([self.config.locate(e) for e in zone_errors(self.config, lambda name: self.dns(name).zone)],
+                  list(self.config.texts))
         for domain, sts in self.config.mta_sts.items():
             self.web_target(sts.web, f'mta_sts."{domain}"')
 

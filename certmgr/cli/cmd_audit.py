@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 
 from certmgr.cli.common import print_json, print_table, runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     parser.add_argument("hosts", nargs="*", metavar="HOST")
-    parser.add_argument("--source", action="append", metavar="ADDR",
+    parser.add_argument("--source", action="append", metavar="ADDR", type=_local_address,
                         help="probe from this local address too (give two or more to compare what each is offered)")
     parser.add_argument("--json", action="store_true", help="print a JSON array")
+
+
+def _local_address(text: str) -> str:
+    """An IP address to probe from (a name or a typo would be silently not probed from)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address of this machine, "
+                                         "e.g. 127.0.0.2 or 2001:db8::25") from None
 
 
 def run(args: argparse.Namespace) -> int:

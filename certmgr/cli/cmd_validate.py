@@ -6,8 +6,9 @@ import argparse
 import sys
 
 from certmgr.cli.common import config
+from certmgr.cli.local_access import monitor_access_errors
 from certmgr.config.model import Config
-from certmgr.errors import CertmgrError
+from certmgr.errors import CertmgrError, raise_all
 from certmgr.registry import Providers
 
 
@@ -17,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = config(args)
+    raise_all([cfg.locate(e) for e in monitor_access_errors(cfg)], list(cfg.texts))
     with Providers(cfg) as providers:
         providers.build_all()
         for warning in _dane_warnings(cfg, providers):

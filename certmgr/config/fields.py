@@ -59,6 +59,12 @@ def host_port(value: str, default_port: int, err: Any) -> tuple[str, int]:
             return str(ipaddress.IPv6Address(value)), default_port
         except ValueError:
             raise err(f"must be host, host:port or [IPv6]:port, got {value!r}") from None
+    if not value.isascii():  # an IDN host, written as in [[mta]] hostname: its A-label
+        host, colon, port_text = value.rpartition(":") if re.search(r":\d+$", value) else (value, "", "")
+        try:
+            value = normalize_hostname(host) + colon + port_text
+        except NameError_ as e:
+            raise err(f"{e}") from None
     m = re.match(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d+))?$", value)
     if not m:
         raise err(f"must be host or host:port, got {value!r}")

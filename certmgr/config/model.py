@@ -180,7 +180,7 @@ class Config:
         file, text = str(self.path), self.text
         kind, _, rest = (err.table or "").partition(".")
         tables: Mapping[str, ProviderConfig] = {"issuer": self.issuers, "deploy": self.deploys,
-                                                "notify": self.notifies}.get(kind, {})
+                                                "notify": self.notifies, "dns": self.dns}.get(kind, {})
         p = tables.get(rest.split(".")[0])
         if p is not None and p.file:
             file, text = p.file, self.texts.get(p.file, text)

@@ -103,7 +103,7 @@ def _renew_before(t: Table, refs: Mapping[str, Collection[str]]) -> float | None
     renew_before = t.get("renew_before", (int, float))
     if renew_before is not None and not 0 < renew_before <= 365:
         # no public CA issues for longer than 398 days; a longer lead time is a mistake
-        raise t.err("renew_before", f"must be a number of days between 0 and 365, got {renew_before}")
+        raise t.err("renew_before", f"must be a number of days between 0 and 365 (more than 0), got {renew_before}")
     return float(renew_before) if renew_before is not None else None
 
 

@@ -74,6 +74,8 @@ def _partner_deploy(t: Table, deploys: Mapping[str, ProviderConfig], defined: Co
     check_refs(t, "deploy", deploy, defined)
     for target in deploy:
         if target in deploys and deploys[target].type not in PARTNER_DEPLOYERS:
-            raise t.err("deploy", f"[deploy.{target}] is a {deploys[target].type} deployer; the TLS policy for "
+            kind = deploys[target].type
+            article = "an" if kind[:1] in "aeiou" else "a"
+            raise t.err("deploy", f"[deploy.{target}] is {article} {kind} deployer; the TLS policy for "
                                   f"partners goes to an outbound MTA ({' or '.join(PARTNER_DEPLOYERS)})")
     return tuple(deploy)

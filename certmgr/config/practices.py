@@ -62,15 +62,33 @@ def parse_mta_sts_tables(ld: Loader, raw: Any, refs: Mapping[str, Collection[str
     from certmgr.dns.settings import parse_mta_sts  # cryptography and dnspython: only when configured
 
     out: dict[str, MtaStsSettings] = {}
+    written: dict[str, str] = {}  # domain -> the table name as written
     for name, table in raw.items():
+        if not isinstance(table, dict):  # [mta_sts] with mode = ... under it: the domain is missing
+            ld.report(ld.error(f'is not a table: write one table per domain, like [mta_sts."example.com"], '
+                               f"and {name} inside it", "mta_sts", name))
+            continue
         try:
             domain = normalize_hostname(name)
         except NameError_ as e:
             ld.report(ld.error(f"is not a domain name: {e}", f'mta_sts."{name}"', None))
             continue
+        if domain in written:
+            ld.report(ld.error(f'{domain} is configured twice (also [mta_sts."{written[domain]}"]); keep one table',
+                               f'mta_sts."{name}"', None))
+            continue
+        written[domain] = name
         try:
-            out[domain] = parse_mta_sts(domain, table, dns_tables=refs["dns"], deploy_targets=refs["deploy"],
-                                        issuers=refs["issuer"])
+            sts = parse_mta_sts(domain, table, dns_tables=refs["dns"], deploy_targets=refs["deploy"],
+                                issuers=refs["issuer"])
         except ConfigError as e:
             ld.report(ld.error(e.message, e.table, e.key))
+            continue
+        other = next((o for o in out.values() if o.web == sts.web), None)
+        if other is not None:
+            ld.report(ld.error(f"[deploy.{sts.web}] already serves the policy and certificate of {other.domain}: one "
+                               "webroot holds one policy file and one certificate; give each domain its own "
+                               "[deploy.*] web target", f'mta_sts."{name}"', "web"))
+            continue
+        out[domain] = sts
     return out

@@ -118,10 +118,9 @@ class Table:
             raise self.err(key, "is required")
         else:
             return default
-        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
-            raise self.err(key, f"has the wrong type: got {value!r}")
-        if not isinstance(value, types):
-            want = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        allowed = types if isinstance(types, tuple) else (types,)
+        if (isinstance(value, bool) and bool not in allowed) or not isinstance(value, types):
+            want = " or ".join(t.__name__ for t in allowed)
             raise self.err(key, f"must be {want.replace('str', 'a string').replace('list', 'a list')}, got {value!r}")
         return value
 

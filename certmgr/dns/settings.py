@@ -16,6 +16,7 @@ from typing import Any
 from certmgr.dns.mtasts import check_settings
 from certmgr.dns.rollover import DEFAULT_MAX_RECORDS, parse_usage
 from certmgr.errors import ConfigError
+from certmgr.pki.names import NameError_, normalize_hostname
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ def _str(value: Mapping[str, Any], key: str, table: str, prefix: str = "") -> st
     return v
 
 
+#: the longest ``dane.late_after``: a year (a larger number would overflow the clock arithmetic)
+MAX_LATE_AFTER = 365 * 86400
+
+
 def parse_dane(value: Any, *, table: str, dns_tables: Collection[str]) -> DaneSettings | None:
     """An MTA's ``dane`` value: false/absent (today's guard only) or the publishing table."""
     if value is None or value is False or value is True:
@@ -71,8 +76,9 @@ def parse_dane(value: Any, *, table: str, dns_tables: Collection[str]) -> DaneSe
     if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= 32:
         raise ConfigError("must be a whole number from 2 to 32", table=table, key="dane.max_records")
     late = value.get("late_after", 3600)
-    if not isinstance(late, int) or isinstance(late, bool) or late < 1:
-        raise ConfigError("must be a whole number of seconds, at least 1", table=table, key="dane.late_after")
+    if not isinstance(late, int) or isinstance(late, bool) or not 1 <= late <= MAX_LATE_AFTER:
+        raise ConfigError(f"must be a whole number of seconds from 1 to {MAX_LATE_AFTER} (a year), got {late!r}",
+                          table=table, key="dane.late_after")
     return DaneSettings(publish, usages, cap, late, _intermediates(value.get("intermediates", []), usages, table))
 
 
@@ -126,6 +132,12 @@ def parse_mta_sts(domain: str, value: Any, *, dns_tables: Collection[str], deplo
         if not isinstance(v, list) or not all(isinstance(x, str) and x for x in v):
             raise ConfigError("must be a list of strings", table=table, key=key)
         lists[key] = tuple(v)
+    for pattern in lists["mx"]:
+        try:  # RFC 8461 3.2: a name, or "*." and a name (the wildcard covers one label)
+            normalize_hostname(pattern, allow_wildcard=True)
+        except NameError_ as e:
+            raise ConfigError(f"{pattern!r} is not an MX name or a *.domain pattern: {e}",
+                              table=table, key="mx") from None
     bad_rua = [u for u in lists["rua"] if not u.startswith(("mailto:", "https:"))]
     if bad_rua:
         raise ConfigError(f"TLS-RPT addresses start with mailto: or https:, got {bad_rua[0]!r}", table=table, key="rua")

@@ -24,6 +24,8 @@ from certmgr.monitor.storage import MonitorStorage
 from certmgr.monitor.tlsrpt_ingest import IngestResult, ingest_maildir
 
 _UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: the longest --since period
+MAX_SINCE_DAYS = 3650
 
 
 def parse_since(text: str) -> timedelta:
@@ -31,7 +33,10 @@ def parse_since(text: str) -> timedelta:
     m = re.fullmatch(r"(\d+)([mhdw])", text.strip())
     if m is None or int(m[1]) == 0:
         raise UsageError(f"--since {text!r}: expected a count and a unit, like 7d, 24h, 90m or 2w")
-    return timedelta(seconds=int(m[1]) * _UNITS[m[2]])
+    seconds = int(m[1]) * _UNITS[m[2]]
+    if seconds > MAX_SINCE_DAYS * 86400:  # further back than the clock can count from now
+        raise UsageError(f"--since {text!r}: at most {MAX_SINCE_DAYS}d (ten years)")
+    return timedelta(seconds=seconds)
 
 
 @dataclass

@@ -42,6 +42,8 @@ def enforce(facts: Sequence[PartnerFacts], deployers: Mapping[str, TlsPolicyDepl
         except CertmgrError as e:
             outcomes.append(TargetOutcome(p.target, False, (), p.refused, str(e)))
             continue
+        if installed is not None:  # checked and reloaded: nothing further verifies a policy map
+            deployers[p.target].commit(installed)
         outcomes.append(TargetOutcome(p.target, installed is not None, tuple(e[0] for e in p.entries), p.refused))
     return outcomes
 

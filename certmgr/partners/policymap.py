@@ -32,6 +32,10 @@ class TlsPolicyDeployer(Protocol):
         """The partner domains whose policy the MTA's map holds now."""
         ...
 
+    def commit(self, installed: Installed) -> None:
+        """The installed files are the ones to keep (a later failure puts these back)."""
+        ...
+
 
 @dataclass(frozen=True)
 class TargetPlan:

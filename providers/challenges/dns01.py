@@ -7,6 +7,7 @@ A DNS provider subclasses :class:`Dns01Solver` and implements ``add_txt`` and
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 import time
@@ -43,6 +44,11 @@ def parse_server(value: str, *, default_port: int = 53, key: str = "server", tab
         port = _port(p, key, table)
     if not host:
         raise ConfigError(f"needs a host, got {value!r}", table=table, key=key)
+    try:  # dnspython sends to an address; a name here would fail at every query
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ConfigError(f"must be an IP address with an optional port (192.0.2.53:53, [2001:db8::53]:53), "
+                          f"got {value!r}: write the server's address, not its name", table=table, key=key) from None
     return host, port
 
 

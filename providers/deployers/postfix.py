@@ -87,6 +87,13 @@ class PostfixDeployer(MailDeployer):
             raise ConfigError(f"{cert_dir!r} contains whitespace or a comma, which Postfix reads as a list "
                               "separator in smtpd_tls_chain_files; choose a directory without them",
                               table=options.where, key="cert_dir")
+        policy_map = options.str("tls_policy_map", f"{cert_dir}/tls_policy")
+        if re.search(r"[\s,]", policy_map):
+            # smtp_tls_policy_maps is a list split at whitespace and commas: the SMTP client
+            # would open pieces of the path and defer mail to every domain
+            raise ConfigError(f"{policy_map!r} contains whitespace or a comma, which Postfix reads as a list "
+                              "separator in smtp_tls_policy_maps; choose a path without them",
+                              table=options.where, key="tls_policy_map")
         deployer = cls(
             name,
             read_host_options(options),
@@ -95,7 +102,7 @@ class PostfixDeployer(MailDeployer):
             manage_config=options.bool("manage_config", False),
             reload_command=options.command("reload_command", ["postfix", "-c", config_dir, "reload"]),
             sni_map_type=options.str("sni_map_type", "hash", choices=tuple(_MAP_SUFFIX)),
-            tls_policy_map=options.str("tls_policy_map", f"{cert_dir}/tls_policy"),
+            tls_policy_map=policy_map,
         )
         options.finish()
         return deployer

@@ -53,6 +53,13 @@ class WebrootDeployer(MailDeployer):
                        key_file=_absolute(options, "key_file"), reload=options.command("reload"),
                        check=options.command("check", None))
         options.finish()
+        if deployer.key_file == deployer.cert_file:
+            raise ConfigError("is also cert_file: the key and the certificate would overwrite each other; "
+                              "name two files", table=options.where, key="key_file")
+        if (deployer.key_file + "/").startswith(deployer.webroot.rstrip("/") + "/"):
+            raise ConfigError(f"{deployer.key_file} is inside the webroot {deployer.webroot}: the web server would "
+                              "serve the private key to anyone; keep it outside the document root",
+                              table=options.where, key="key_file")
         return deployer
 
     def where(self) -> str:

@@ -56,7 +56,7 @@ C["smtp_port_out_of_range"] = std("port must be 1-65535", m=mta(smtp='"mx1.examp
 C["smtp_integer"] = std("must be a string", m=mta(smtp="25"))
 C["concurrency_zero"] = std("between 1 and 256", head=HEAD + "concurrency = 0\n")
 C["concurrency_string"] = std("must be int", head=HEAD + 'concurrency = "16"\n')
-C["concurrency_bool"] = std("has the wrong type", head=HEAD + "concurrency = true\n")
+C["concurrency_bool"] = std("concurrency: must be int, got True", head=HEAD + "concurrency = true\n")
 C["critical_above_warning"] = std("must be between 0 and warning_days", head=HEAD + "warning_days = 7\ncritical_days = 14\n")
 C["state_dir_integer"] = std("must be a string", head="[certmgr]\nstate_dir = 1\n")
 C["database_directory_missing"] = std("does not exist; create it", head=HEAD + 'database = "sqlite:////nonexistent/certmgr/certmgr.db"\n')

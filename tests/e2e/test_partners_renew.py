@@ -35,18 +35,7 @@ def test_renew_applies_partner_changes(tmp_path: Path, world: PartnerWorld) -> N
         cert_dir = tmp_path / "certmgr-out"
         cert_dir.mkdir()
         config = tmp_path / "certmgr.toml"
-        base = f"""
-[certmgr]
-state_dir = "{tmp_path / 'state'}"
-trust = "{world.trust_file}"
-resolver = "{world.named.server}"
-
-[deploy.out]
-type = "postfix"
-config_dir = "{out.config_dir}"
-cert_dir = "{cert_dir}"
-manage_config = true
-"""
+        base = world.outbound_config(tmp_path / "state", out.config_dir, cert_dir)
         cli = Cli(config)
         policy = cert_dir / "tls_policy"
         good, multi = world.domain("good"), world.domain("multi")

@@ -49,6 +49,21 @@ class PartnerWorld:
     def domain(self, name: str) -> str:
         return f"{name}.{self.zone}"
 
+    def outbound_config(self, state_dir: Path, postfix_config_dir: Path, cert_dir: Path) -> str:
+        """The head of a certmgr.toml whose ``[deploy.out]`` is an outbound Postfix checking this world."""
+        return f"""
+[certmgr]
+state_dir = "{state_dir}"
+trust = "{self.trust_file}"
+resolver = "{self.named.server}"
+
+[deploy.out]
+type = "postfix"
+config_dir = "{postfix_config_dir}"
+cert_dir = "{cert_dir}"
+manage_config = true
+"""
+
     @property
     def resolver(self) -> tuple[str, int]:
         return (self.named.address, self.named.port)

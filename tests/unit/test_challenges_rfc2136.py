@@ -105,7 +105,7 @@ def test_bad_config(tmp_path: Path, keyfile: Path, extra: dict[str, Any], key: s
 def test_challenge_name_strips_wildcard() -> None:
     assert challenge_name("*.mx.example.test") == "_acme-challenge.mx.example.test."
     assert challenge_name("mx.example.test.") == "_acme-challenge.mx.example.test."
-    assert parse_server("ns1.example.test") == ("ns1.example.test", 53)
+    assert parse_server("192.0.2.53") == ("192.0.2.53", 53)
 
 
 def test_a_secret_holding_two_slashes_is_not_cut_as_a_comment() -> None:
