@@ -27,10 +27,14 @@ def _system_trust_file() -> Path | None:
 def _load_anchors(path: Path, mtime_ns: int) -> tuple[x509.Certificate, ...]:
     # Cached by mtime: parsing the ~150 system roots costs more than a local probe.
     del mtime_ns
-    with warnings.catch_warnings():
-        # a few system roots carry non-positive serials; they are still usable anchors
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return tuple(x509.load_pem_x509_certificates(path.read_bytes()))
+    return tuple(x509.load_pem_x509_certificates(path.read_bytes()))
+
+
+# A few system roots (and test CAs such as pebble's) carry non-positive serials; they are still
+# usable anchors, and a person running `check` cannot act on the library's warning.  A filter set
+# once: ``warnings.catch_warnings`` is not thread-safe, and probes load anchors from many threads.
+warnings.filterwarnings("ignore", message="Parsed a serial number which wasn't positive",
+                        category=CryptographyDeprecationWarning)
 
 
 def load_trust_file(path: Path) -> tuple[x509.Certificate, ...]:
