@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
-from dataclasses import asdict
 
 from certmgr.cli import partnering
 from certmgr.cli.common import is_tty, print_json, print_table, runtime
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         # like deploy: a full run also brings the partners' TLS policy in line with the config
         partners = [] if args.hosts or args.dry_run else partnering.apply(rt)
     if args.json:
-        print_json([asdict(o) for o in outcomes] + partnering.as_json(partners))
+        print_json([vars(o).copy() for o in outcomes] + partnering.as_json(partners))  # asdict: 10x slower
     else:
         print_table("Renewal", ["hostname", "key", "result", "detail"],
                     [(o.hostname, o.key_alg, o.action, o.message) for o in outcomes]

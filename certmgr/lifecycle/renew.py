@@ -19,7 +19,7 @@ from certmgr.deploy.orchestrate import deploy_mtas, deploy_units
 from certmgr.dns import dane_gate
 from certmgr.errors import CertmgrError
 from certmgr.lifecycle import policy
-from certmgr.lifecycle.issue import Outcome, renew_slot, why_due
+from certmgr.lifecycle.issue import Outcome, not_due, renew_slot, why_due
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, utcnow
 from certmgr.store.deployments import DeployTry
@@ -125,10 +125,23 @@ def renew_many(
             and all(s.id is not None and why_due(mta, s, current.get(s.id), start) is None for s in slots)
             for mta, slots in unit)
 
+    def say_idle(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> list[Outcome]:
+        """What ``one_unit`` says of an idle unit, without its calls: not due, or a deployment
+        held by its back-off."""
+        out = []
+        for mta, slots in unit:
+            for slot in slots:
+                out.append(outcome := not_due(slot))
+                if progress:
+                    progress(outcome)
+            if not dry_run and (retry_at := held_until(mta, slots)) is not None:
+                out.append(held_outcome(mta, retry_at))
+        return out
+
     busy = []
     for unit in units:  # at 10,000 certificates, a pool task each cost more than the check itself
         if idle(unit):
-            results.extend(one_unit(unit))
+            results.extend(say_idle(unit))
         else:
             busy.append(unit)
     if unchanged is not None and stored is not None and not busy and not dry_run and not rt.config.mta_sts:
