@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             outcomes = renew_many(rt, args.hosts, force=args.force, dry_run=args.dry_run, progress=progress,
                                   unchanged=unchanged)
         # tell people at once about failures (and successes, where asked): never silent
-        notices = [] if args.dry_run else process(rt, inventory=unchanged.get())
+        notices = [] if args.dry_run else process(rt, inventory=unchanged.take())
         # like deploy: a full run also brings the partners' TLS policy in line with the config
         partners = [] if args.hosts or args.dry_run else partnering.apply(rt)
     if args.json:

@@ -38,8 +38,11 @@ class Unchanged:
     slots: list[ManagedCert] | None = None
     current: dict[int, CertVersion] | None = None
 
-    def get(self) -> tuple[list[ManagedCert], dict[int, CertVersion]] | None:
-        return (self.slots, self.current) if self.slots is not None and self.current is not None else None
+    def take(self) -> tuple[list[ManagedCert], dict[int, CertVersion]] | None:
+        """The read, once: it is let go here, so it is not held while the output is printed."""
+        read = (self.slots, self.current) if self.slots is not None and self.current is not None else None
+        self.slots = self.current = None
+        return read
 
 
 def renew_many(
