@@ -72,13 +72,21 @@ class Runtime:
         """
         if self.read_only:
             return self._read_inventory()
+        return self.configured(self.stored_slots())
+
+    def stored_slots(self) -> list[ManagedCert]:
+        """Every slot in the store (also those of MTAs no longer configured), the config's
+        written first once per Runtime (see :meth:`sync_inventory`)."""
         if not self._synced:
             slots = self.store.sync_slots([SlotSpec(mta.hostname, slot_key(mta.hostname, kt).key_alg, kt,
                                                     mta.all_names, mta.issuer)
                                            for mta in self.config.mtas for kt in mta.key_types])
             self._synced = True
-        else:
-            slots = self.store.slots()
+            return slots
+        return self.store.slots()
+
+    def configured(self, slots: list[ManagedCert]) -> list[tuple[MtaConfig, ManagedCert]]:
+        """The config's slots among ``slots`` (every slot of the store), in config order."""
         rows = {s.slot_key: s for s in slots}
         return [(mta, rows[key]) for mta in self.config.mtas for key in mta.slot_keys]
 

@@ -6,11 +6,13 @@ import json
 from datetime import datetime
 from typing import Any
 
+from certmgr.config.model import MtaConfig
 from certmgr.dns import status as dns_status
-from certmgr.pki.keytypes import KEY_TYPES
+from certmgr.pki.keytypes import KEY_TYPES, slot_key
 from certmgr.runtime import Runtime
-from certmgr.store import CertVersion, Deployment
+from certmgr.store import Deployment
 from certmgr.store.models import ProbeRecord
+from certmgr.store.views import SlotRow, VersionRow
 from certmgr.times import days_left, iso
 
 #: probe results looked at per host to tell what it serves (a dual MTA's two certificates, retries)
@@ -18,9 +20,10 @@ RECENT_PROBES = 4
 
 
 def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
-    """One row per slot; the store is read in the same few queries whatever the inventory holds."""
-    inventory = rt.sync_inventory()
-    histories = rt.store.histories()
+    """One row per slot; the store is read in the same few queries whatever the inventory holds,
+    as plain rows of the columns shown (no ORM objects)."""
+    inventory = _inventory(rt)
+    histories = rt.store.history_rows()
     deployments = rt.store.latest_deployments()
     probes = rt.store.recent_probes(RECENT_PROBES)
     recorded = dns_status.snapshot(rt)
@@ -68,7 +71,23 @@ def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     return rows
 
 
-def _served(deployment: Deployment | None, key_alg: str, dual: bool, history: list[CertVersion],
+def _inventory(rt: Runtime) -> list[tuple[MtaConfig, SlotRow]]:
+    """Every slot of the config as stored (a slot not stored yet, in a read-only run before the
+    first write, is shown as planned)."""
+    if not rt.read_only:  # writes the config's slots first, as every command that may write does
+        return [(mta, SlotRow._make(getattr(s, f) for f in SlotRow._fields)) for mta, s in rt.sync_inventory()]
+    stored = {s.slot_key: s for s in rt.store.slot_rows()}
+    out = []
+    for mta in rt.config.mtas:
+        for kt in mta.key_types:
+            key = slot_key(mta.hostname, kt)
+            out.append((mta, stored.get(key) or SlotRow(
+                id=None, hostname=mta.hostname, key_alg=key.key_alg, key_type=kt, issuer=mta.issuer, state="planned",
+                current_version_id=None, attempts=0, last_error=None, next_retry_at=None, renew_at=None)))
+    return out
+
+
+def _served(deployment: Deployment | None, key_alg: str, dual: bool, history: list[VersionRow],
             probes: list[ProbeRecord]) -> tuple[str | None, bool]:
     """(SHA-256 of the certificate the MTA serves for this slot as far as certmgr knows, whether
     a probe saw it).  The last verified ``deployment``, unless a later probe (``probes``: the
@@ -86,7 +105,7 @@ def _served(deployment: Deployment | None, key_alg: str, dual: bool, history: li
     return sha, False
 
 
-def _state(state: str, current: CertVersion | None, served: CertVersion | None, observed: str | None,
+def _state(state: str, current: VersionRow | None, served: VersionRow | None, observed: str | None,
            now: datetime) -> str:
     """The slot's state, corrected by facts that outrank it: a revoked certificate stays
     ``revoked`` until its replacement is served; a deployed certificate that a later probe did

@@ -118,6 +118,13 @@ def pending_key(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVer
     return PendingKey(path, key, csr, True)
 
 
+def not_due(slot: ManagedCert) -> Outcome:
+    """What `renew` says of a slot that is not due."""
+    return Outcome(slot.hostname, slot.key_alg, "not-due",
+                   f"not due until {slot.renew_at:%Y-%m-%d %H:%M} UTC; use --force to renew now"
+                   if slot.renew_at else "use --force to renew now")
+
+
 def renew_slot(
     rt: Runtime,
     mta: MtaConfig,
@@ -137,8 +144,7 @@ def renew_slot(
     automatic = renews_automatically(issuer)
     reason = "forced" if force else why_due(mta, slot, current, now())
     if reason is None:
-        return Outcome(host, alg, "not-due", f"not due until {slot.renew_at:%Y-%m-%d %H:%M} UTC; use --force to "
-                       "renew now" if slot.renew_at else "use --force to renew now")
+        return not_due(slot)
     if not automatic and not force:
         return Outcome(host, alg, "manual", f"{reason}; issuer {mta.issuer} is manual: "
                        f"`certmgr csr {host}` then `certmgr import {host} FILE`")

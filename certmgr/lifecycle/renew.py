@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from datetime import datetime
 
 from certmgr.config.model import MtaConfig
@@ -18,14 +19,30 @@ from certmgr.deploy.orchestrate import deploy_mtas, deploy_units
 from certmgr.dns import dane_gate
 from certmgr.errors import CertmgrError
 from certmgr.lifecycle import policy
-from certmgr.lifecycle.issue import Outcome, renew_slot, why_due
+from certmgr.lifecycle.issue import Outcome, not_due, renew_slot, why_due
 from certmgr.runtime import Runtime
-from certmgr.store import ManagedCert, utcnow
+from certmgr.store import CertVersion, ManagedCert, utcnow
 from certmgr.store.deployments import DeployTry
 
 log = logging.getLogger("certmgr.renew")
 
 Progress = Callable[[Outcome], None]
+
+
+@dataclass
+class Unchanged:
+    """What a renewal run read of every slot (every stored slot, and each one's current
+    certificate), filled in only when the run changed none of it: the reminder pass that
+    follows in the same command reuses it instead of reading 10,000 rows again."""
+
+    slots: list[ManagedCert] | None = None
+    current: dict[int, CertVersion] | None = None
+
+    def take(self) -> tuple[list[ManagedCert], dict[int, CertVersion]] | None:
+        """The read, once: it is let go here, so it is not held while the output is printed."""
+        read = (self.slots, self.current) if self.slots is not None and self.current is not None else None
+        self.slots = self.current = None
+        return read
 
 
 def renew_many(
@@ -35,9 +52,11 @@ def renew_many(
     force: bool = False,
     dry_run: bool = False,
     progress: Progress | None = None,
+    unchanged: Unchanged | None = None,
 ) -> list[Outcome]:
+    stored = None if hosts or rt.read_only else rt.stored_slots()
     by_mta: dict[str, tuple[MtaConfig, list[ManagedCert]]] = {}
-    for mta, slot in rt.select(hosts):
+    for mta, slot in rt.select(hosts) if stored is None else rt.configured(stored):
         by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
     # naming a host limits the run to it and renews (and deploys) it if due, trying now despite a
     # back-off (as certbot's `renew --cert-name`); only --force renews what is not due
@@ -109,12 +128,28 @@ def renew_many(
             and all(s.id is not None and why_due(mta, s, current.get(s.id), start) is None for s in slots)
             for mta, slots in unit)
 
+    def say_idle(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> list[Outcome]:
+        """What ``one_unit`` says of an idle unit, without its calls: not due, or a deployment
+        held by its back-off."""
+        out = []
+        for mta, slots in unit:
+            for slot in slots:
+                out.append(outcome := not_due(slot))
+                if progress:
+                    progress(outcome)
+            if not dry_run and (retry_at := held_until(mta, slots)) is not None:
+                out.append(held_outcome(mta, retry_at))
+        return out
+
     busy = []
     for unit in units:  # at 10,000 certificates, a pool task each cost more than the check itself
         if idle(unit):
-            results.extend(one_unit(unit))
+            results.extend(say_idle(unit))
         else:
             busy.append(unit)
+    if unchanged is not None and stored is not None and not busy and not dry_run and not rt.config.mta_sts:
+        # every slot was idle: decided from what was read above, nothing written to slots or versions
+        unchanged.slots, unchanged.current = stored, current
     workers = max(1, min(rt.config.settings.concurrency, len(busy)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renew") as pool:
         futures = [pool.submit(one_unit, u) for u in busy]

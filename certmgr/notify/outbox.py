@@ -158,11 +158,14 @@ def make_row(ctx: Ctx, certs: list[Cert], kind: str, notifier: str, msg: Message
 
 def send_pending(rt: Runtime, now: datetime, out: list[ReminderOutcome],
                  should_stop: Callable[[], bool] = lambda: False) -> None:
+    pending = queue.pending_reminders(rt.store, now)
+    if not pending:
+        return  # the slots are read only for messages to send (10,000 rows at scale)
     slots = rt.store.slots()
     by_id = {s.id: s for s in slots if s.id is not None}
     by_alg = {s.slot_key: s for s in slots}
     down: dict[str, str] = {}  # notifier -> error: skip its other messages this round
-    for r in queue.pending_reminders(rt.store, now):
+    for r in pending:
         if should_stop():
             break
         assert r.id is not None

@@ -45,20 +45,23 @@ from certmgr.notify.renewal_messages import deploy_failure_message, failure_mess
 from certmgr.notify.success_message import success_message
 from certmgr.runtime import Runtime
 from certmgr.store import ManagedCert, queue, utcnow
-from certmgr.store.models import Reminder
+from certmgr.store.models import CertVersion, Reminder
 
 log = logging.getLogger("certmgr.reminders")
 
 
 def process(rt: Runtime, now: datetime | None = None, *, dry_run: bool = False,
-            should_stop: Callable[[], bool] = lambda: False) -> list[ReminderOutcome]:
+            should_stop: Callable[[], bool] = lambda: False,
+            inventory: tuple[list[ManagedCert], dict[int, CertVersion]] | None = None) -> list[ReminderOutcome]:
     """Queue every reminder and calendar message due now, then send what is pending.
 
     With ``dry_run`` nothing is queued or sent: the result lists what would be
     queued and what waits in the queue.  Failed sends stay queued (action "failed").
+    ``inventory``: every stored slot and each one's current certificate, read just before by a
+    renewal that changed none of them (else they are read here).
     """
     ctx = Ctx(rt, now or utcnow(), dry_run, [])
-    _queue_due(ctx)
+    _queue_due(ctx, inventory)
     if dry_run:
         slots = rt.store.slots()
         by_id = {s.id: s for s in slots if s.id is not None}
@@ -77,14 +80,13 @@ def process(rt: Runtime, now: datetime | None = None, *, dry_run: bool = False,
 # ---------------------------------------------------------------------- queueing
 
 
-def _queue_due(ctx: Ctx) -> None:
+def _queue_due(ctx: Ctx, inventory: tuple[list[ManagedCert], dict[int, CertVersion]] | None) -> None:
     """One message per (MTA, event, notifier): the certificates of an MTA that owe the same
     kind of message (both algorithms crossing a threshold, both renewed) go in one."""
     rt = ctx.rt
     config = {key: m for m in rt.config.mtas for key in m.slot_keys}
-    slots = rt.store.slots()
+    slots, versions = inventory or (rt.store.slots(), rt.store.current_versions())
     managed = [(config[s.slot_key], s) for s in slots if s.slot_key in config]
-    versions = rt.store.current_versions()
     raw = queue.queued_kinds(rt.store, (s.id for s in slots if s.id is not None))
     already = _per_certificate(raw, slots)
     deploy_failures = rt.store.failed_deployments([s.id for _, s in managed if s.id is not None])

@@ -10,6 +10,7 @@ of their intent:
 * :mod:`~certmgr.store.versions` -- the certificates a slot had
 * :mod:`~certmgr.store.deployments` -- deployments and probe results
 * :mod:`~certmgr.store.accounts` -- ACME accounts
+* :mod:`~certmgr.store.views` -- plain rows of the columns a command shows (no ORM objects)
 
 The service side (reminders, calendar events, job state) is :mod:`certmgr.store.queue`; the
 mail TLS monitor's tables are :mod:`certmgr.store.monitor`.
@@ -43,12 +44,13 @@ from certmgr.store.models import (
 )
 from certmgr.store.steps import StepStore
 from certmgr.store.versions import VersionStore
+from certmgr.store.views import ViewStore
 
 __all__ = ["AcmeAccount", "CertVersion", "Deployment", "Event", "ManagedCert", "OrderAttempt", "ProbeRecord",
            "SlotSpec", "Store", "utcnow"]
 
 
-class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore):
+class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore, ViewStore):
     """The inventory.  ``read_only`` (status, check, metrics, calendar): an existing SQLite
     database at the current schema is opened without writing (see :func:`read_only_engine`),
     so those commands work on a full disk or a read-only state directory."""

@@ -160,6 +160,9 @@ def migrate(engine: Engine) -> None:
     """Bring the schema to the newest version; safe when several nodes start at once."""
     if current_revision(engine) == SCHEMA_HEAD:
         return
+    with _sqlite_file_lock(engine):
+        if _create_if_empty(engine):
+            return
     from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
 
@@ -191,6 +194,37 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _create_if_empty(engine: Engine) -> bool:
+    """Create a database without tables from the models and stamp it at :data:`SCHEMA_HEAD`
+    (one transaction; running every migration took half a second).  False when it has tables:
+    an existing database is migrated.  A unit test keeps the models and the migrations equal."""
+    from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, inspect
+    from sqlmodel import SQLModel
+
+    import certmgr.store.models  # noqa: F401  (registers the tables)
+
+    version = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
+                    PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # the driver would run DDL outside a transaction
+            elif conn.dialect.name == "postgresql":
+                # serialises concurrent creations; released at commit
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+            if inspect(conn).get_table_names():
+                conn.rollback()
+                return False
+            SQLModel.metadata.create_all(conn)
+            version.create(conn)
+            conn.execute(version.insert().values(version_num=SCHEMA_HEAD))
+            conn.commit()
+            return True
+    except DBAPIError as e:  # also "file is not a database" (a damaged or foreign file)
+        raise StateError(f"cannot open the database {engine.url.render_as_string(hide_password=True)}: "
+                         + explain(e, "check that it is reachable and writable")) from e
 
 
 def _upgrade(engine: Engine, cfg: Any, heads: set[str]) -> None:

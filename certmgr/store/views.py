@@ -1,0 +1,68 @@
+"""Reads for what a command only displays or decides from: plain rows of the columns it needs
+(SQLAlchemy Core, no ORM objects), every slot at once in one query each.  At 10,000
+certificates building ORM objects cost more than the queries themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import select
+
+from certmgr.pki.keytypes import SlotKey
+from certmgr.store.base import StoreBase
+from certmgr.store.models import CertVersion, ManagedCert
+
+
+class SlotRow(NamedTuple):
+    """The columns of a slot that ``status`` shows."""
+
+    id: int | None
+    hostname: str
+    key_alg: str
+    key_type: str
+    issuer: str
+    state: str
+    current_version_id: int | None
+    attempts: int
+    last_error: str | None
+    next_retry_at: datetime | None
+    renew_at: datetime | None
+
+    @property
+    def slot_key(self) -> SlotKey:
+        return SlotKey(self.hostname, self.key_alg)
+
+
+class VersionRow(NamedTuple):
+    """The columns of a certificate version that ``status`` shows or matches on."""
+
+    id: int | None
+    managed_id: int
+    serial: str
+    key_alg: str
+    key_bits: int
+    issuer: str
+    not_before: datetime
+    not_after: datetime
+    sha256: str
+    revoked_at: datetime | None
+
+
+class ViewStore(StoreBase):
+    def slot_rows(self) -> list[SlotRow]:
+        """Every slot, by hostname and key algorithm, in one query."""
+        c = ManagedCert.__table__.c  # type: ignore[attr-defined]
+        q = select(*(c[f] for f in SlotRow._fields)).order_by(c.hostname, c.key_alg)
+        with self.engine.connect() as conn:
+            return [SlotRow._make(r) for r in conn.execute(q)]
+
+    def history_rows(self) -> dict[int, list[VersionRow]]:
+        """Slot id -> every certificate it ever had, newest first, in one query."""
+        c = CertVersion.__table__.c  # type: ignore[attr-defined]
+        out: dict[int, list[VersionRow]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(*(c[f] for f in VersionRow._fields)).order_by(c.id.desc())):
+                v = VersionRow._make(r)
+                out.setdefault(v.managed_id, []).append(v)
+        return out
