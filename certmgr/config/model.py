@@ -111,6 +111,8 @@ class DaemonSettings:
 #: Postfix TLS security levels a partner may require, weakest first
 PARTNER_LEVELS = ("encrypt", "verify", "secure", "dane", "dane-only")
 DEFAULT_PARTNER_LEVEL = "verify"
+#: deployer types that install the outbound TLS policy for partners (a Postfix or Exim policy map)
+PARTNER_DEPLOYERS = ("postfix", "exim")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 from certmgr.config.fields import check_refs, hostname_key, read_array, ref_list
 from certmgr.config.model import (
     DEFAULT_PARTNER_LEVEL,
+    PARTNER_DEPLOYERS,
     PARTNER_LEVELS,
     PartnerSpec,
     ProviderConfig,
@@ -18,10 +19,6 @@ from certmgr.options import did_you_mean
 from certmgr.pki.names import NameError_, normalize_hostname
 
 PARTNER_KEYS = frozenset({"domain", "require", "match", "deploy", "notify", "force"})
-
-
-#: deployers that can install the outbound TLS policy for partners
-PARTNER_DEPLOYERS = ("postfix", "exim")
 
 
 def parse_partners(sources: list[tuple[Loader, dict[str, Any]]], deploys: Mapping[str, ProviderConfig],

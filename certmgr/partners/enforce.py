@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from certmgr.config.model import Config, PartnerSpec, ProviderConfig
+from certmgr.config.model import PARTNER_DEPLOYERS, Config, PartnerSpec, ProviderConfig
 from certmgr.errors import CertmgrError
 from certmgr.partners.assess import verdict
 from certmgr.partners.check import CheckOptions, check_partners
@@ -48,17 +48,13 @@ def enforce(facts: Sequence[PartnerFacts], deployers: Mapping[str, TlsPolicyDepl
     return outcomes
 
 
-#: deployer types that install the outbound TLS policy (see ``install_tls_policy``)
-POLICY_DEPLOYERS = ("postfix", "exim")
-
-
 def policy_targets(partners: Sequence[PartnerSpec], deploys: Mapping[str, ProviderConfig],
                    has_policy: Callable[[str], bool]) -> list[str]:
     """Targets to (re)write: those a partner names, and those holding a policy no partner names
     any more (so a removed partner leaves their map); never a target that never had one."""
     named = {t for p in partners for t in p.deploy}
     return [name for name, d in deploys.items()
-            if d.type in POLICY_DEPLOYERS and (name in named or has_policy(name))]
+            if d.type in PARTNER_DEPLOYERS and (name in named or has_policy(name))]
 
 
 def apply_partners(cfg: Config, deployer: Callable[[str], Any], opts: CheckOptions,
