@@ -69,11 +69,11 @@ def renew_many(
         return [(s.id, v.id) for s in slots if s.id is not None and (v := current.get(s.id)) and v.id]
 
     def not_deployed(mta: MtaConfig, slots: list[ManagedCert]) -> bool:
-        held = deploy_held_until(mta, versions(slots), tries, utcnow())
-        return held is _DUE or (retry_now and held is not None)
+        due, held = deploy_state(mta, versions(slots), tries, utcnow())
+        return due or (retry_now and held is not None)
 
     def held_until(mta: MtaConfig, slots: list[ManagedCert]) -> datetime | None:
-        return deploy_held_until(mta, versions(slots), tries, utcnow())
+        return deploy_state(mta, versions(slots), tries, utcnow())[1]
 
     def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
         out = []
@@ -179,20 +179,16 @@ def needs_deploy(mta: MtaConfig, versions: Iterable[tuple[int, int]],
                  tries: Mapping[tuple[int, int], Sequence[DeployTry]], now: datetime) -> bool:
     """True when a current certificate -- ``versions``: (slot, version) of each -- has no
     verified deployment in ``tries`` (newest first) and the back-off allows a try."""
-    return deploy_held_until(mta, versions, tries, now) is _DUE
+    return deploy_state(mta, versions, tries, now)[0]
 
 
-#: ``deploy_held_until``'s answer when a deployment is due now
-_DUE = datetime.min
-
-
-def deploy_held_until(mta: MtaConfig, versions: Iterable[tuple[int, int]],
-                      tries: Mapping[tuple[int, int], Sequence[DeployTry]], now: datetime) -> datetime | None:
-    """When the next deployment of an MTA whose current certificate is not deployed may be tried:
-    ``_DUE`` when now, the end of the back-off after its failed deployments, or None when every
-    current certificate is deployed (or waits on DNS, which is looked at again on every run)."""
+def deploy_state(mta: MtaConfig, versions: Iterable[tuple[int, int]],
+                 tries: Mapping[tuple[int, int], Sequence[DeployTry]], now: datetime) -> tuple[bool, datetime | None]:
+    """(a deployment is due now, else when the back-off after failed deployments lets the next
+    one be tried).  (False, None): every current certificate is deployed, or waits on DNS, which
+    is looked at again on every run."""
     if not mta.deploy:
-        return None
+        return False, None
     held: datetime | None = None
     for key in versions:
         attempts = tries.get(key, [])
@@ -200,12 +196,12 @@ def deploy_held_until(mta: MtaConfig, versions: Iterable[tuple[int, int]],
             continue
         attempts = [t for t in attempts if t.result != "waiting"]
         if not attempts:
-            return _DUE
+            return True, None
         retry_at = attempts[0].started_at + policy.backoff_delay(len(attempts))
         if now >= retry_at:
-            return _DUE
+            return True, None
         held = retry_at if held is None else min(held, retry_at)
-    return held
+    return False, held
 
 
 def held_outcome(mta: MtaConfig, retry_at: datetime) -> Outcome:
