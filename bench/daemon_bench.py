@@ -27,33 +27,19 @@ from certmgr.lifecycle.renew import renew_many
 from certmgr.notify.reminders import process
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, Store, utcnow
+from tests.peers.testca import manual_ca_config
 
 
 def write_config(root: Path, n: int) -> Path:
     mtas = "".join(f'\n[[mta]]\nhostname = "mx{i:04d}.example.com"\nissuer = "corp"\nnotify = ["ops"]\n'
                    for i in range(n))
-    path = root / "certmgr.toml"
-    path.write_text(f"""
-[certmgr]
-state_dir = "{root / 'state'}"
-
+    return manual_ca_config(root, mtas, tables="""
 [daemon]
 renew_interval = 600
 remind_interval = 300
 probe_interval = 0   # the STARTTLS probe is measured on its own (it talks to the network)
 metrics_listen = ""
-
-[issuer.corp]
-type = "manual"
-
-[notify.ops]
-type = "email"
-smtp = "127.0.0.1:9"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-calendar = false
-{mtas}""")
-    return path
+""")
 
 
 def populate(config: Path, n: int) -> float:

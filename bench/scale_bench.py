@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-from tests.peers.testca import TestCA
+from tests.peers.testca import TestCA, manual_ca_config
 
 CERTMGR = [sys.executable, "-m", "certmgr"]
 
@@ -49,29 +49,14 @@ def write_config(root: Path, n: int, ca: TestCA) -> Path:
         f'\n[[mta]]\nhostname = "mx{i:05d}.example.com"\nkey = "ecdsa-p256"\nissuer = "corp"\nnotify = ["ops"]\n'
         for i in range(n)
     )
-    path = root / "certmgr.toml"
-    path.write_text(f"""
-[certmgr]
-state_dir = "{root / 'state'}"
-trust = "{ca.write_root(root / 'root.pem')}"
-
+    trust = ca.write_root(root / "root.pem")
+    return manual_ca_config(root, mtas, certmgr=f'trust = "{trust}"', tables="""
 [daemon]
 renew_interval = 600
 remind_interval = 300
 probe_interval = 0   # the STARTTLS probe talks to the network; measured on its own
 metrics_listen = ""
-
-[issuer.corp]
-type = "manual"
-
-[notify.ops]
-type = "email"
-smtp = "127.0.0.1:9"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-calendar = false
-{mtas}""")
-    return path
+""")
 
 
 def seed(config: Path, n: int, ca: TestCA) -> tuple[float, float]:

@@ -27,7 +27,7 @@ from certmgr.runtime import Runtime
 from certmgr.service.jobs import renew_job
 from tests.peers.pebble import ChallTestSrv
 from tests.peers.smtpd import SmtpServer
-from tests.peers.testca import TestCA, import_all
+from tests.peers.testca import TestCA, import_all, manual_ca_config
 
 SMALL, LARGE = 10, 1000
 
@@ -62,23 +62,8 @@ def seeded(root: Path, n: int, ca: TestCA, dns: ChallTestSrv, smtpd: SmtpServer)
         for i in range(n)
     )
     root.mkdir()
-    path = root / "certmgr.toml"
-    path.write_text(f"""
-[certmgr]
-state_dir = "{root / 'state'}"
-trust = "{ca.write_root(root / 'root.pem')}"
-resolver = "{dns.dns_server}"
-
-[issuer.corp]
-type = "manual"
-
-[notify.ops]
-type = "email"
-smtp = "127.0.0.1:9"
-from = "certmgr@example.com"
-to = ["ops@example.com"]
-calendar = false
-{mtas}""")
+    trust = ca.write_root(root / "root.pem")
+    path = manual_ca_config(root, mtas, certmgr=f'trust = "{trust}"\nresolver = "{dns.dns_server}"')
     import_all(path, ca, root / "issued")
     return path
 

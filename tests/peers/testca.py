@@ -185,3 +185,27 @@ def import_all(config: Path, ca: TestCA, out_dir: Path) -> None:
             import_certificate(rt, mta.hostname, pem)
     finally:
         rt.close()
+
+
+def manual_ca_config(root: Path, mtas: str, *, certmgr: str = "", tables: str = "") -> Path:
+    """``root/certmgr.toml`` for an inventory under a manual CA: state in ``root/state``, the
+    ``[issuer.corp]`` manual issuer and a ``[notify.ops]`` mailer that never connects, then
+    ``mtas`` (``[[mta]]`` tables naming them).  ``certmgr``: more ``[certmgr]`` lines (trust,
+    resolver); ``tables``: more tables before the issuer (a ``[daemon]``)."""
+    path = root / "certmgr.toml"
+    path.write_text(f"""
+[certmgr]
+state_dir = "{root / 'state'}"
+{certmgr}
+{tables}
+[issuer.corp]
+type = "manual"
+
+[notify.ops]
+type = "email"
+smtp = "127.0.0.1:9"
+from = "certmgr@example.com"
+to = ["ops@example.com"]
+calendar = false
+{mtas}""")
+    return path
