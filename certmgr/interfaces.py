@@ -279,6 +279,17 @@ class Committing(Protocol):
 
 
 @runtime_checkable
+class ChecksSetup(Protocol):
+    """A deployer that can tell, without changing anything, what on this machine keeps it
+    from working (a config directory that does not exist, a command path that is not a
+    program).  ``certmgr validate`` reports each as an error at the option that names it."""
+
+    def setup_problems(self) -> list[tuple[str, str]]:
+        """(option key, what is wrong and what to do) for each problem; empty when none."""
+        ...
+
+
+@runtime_checkable
 class MtaInstance(Protocol):
     """A deployer that knows which MTA instance it reloads.  Two deploy tables naming one
     instance would undo each other's files: `validate` refuses them."""

@@ -16,6 +16,7 @@ from certmgr.dns.publisher import DnsPublisher
 from certmgr.errors import ConfigError, raise_all
 from certmgr.interfaces import (
     ChallengeSolver,
+    ChecksSetup,
     Closeable,
     Deployer,
     Issuer,
@@ -176,6 +177,17 @@ class Providers:
                   list(self.config.texts))
         for domain, sts in self.config.mta_sts.items():
             self.web_target(sts.web, f'mta_sts."{domain}"')
+
+    def setup_errors(self) -> list[ConfigError]:
+        """What on this machine keeps a built deploy target from working (``ChecksSetup``),
+        each located at the option that names it; `certmgr validate` reports them."""
+        errors = []
+        for p in self.config.deploys.values():
+            deployer = self._build(p)
+            if isinstance(deployer, ChecksSetup):
+                errors += [self.config.locate(ConfigError(why, table=p.table, key=key))
+                           for key, why in deployer.setup_problems()]
+        return errors
 
     def web_target(self, name: str, table: str) -> Deployer:
         """``[deploy.NAME]`` as the ``web`` target of ``table``: a deployer that serves documents."""

@@ -1,4 +1,5 @@
-"""certmgr validate: load the config and build every provider; write nothing."""
+"""certmgr validate: load the config, build every provider and check what each local deploy
+target needs on this machine (its config directory, its commands); write nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     raise_all([cfg.locate(e) for e in monitor_access_errors(cfg)], list(cfg.texts))
     with Providers(cfg) as providers:
         providers.build_all()
+        raise_all(providers.setup_errors(), list(cfg.texts))
         for warning in _dane_warnings(cfg, providers):
             print(f"{cfg.path}: warning: {warning}", file=sys.stderr)
     certs = sum(len(m.key_types) for m in cfg.mtas)

@@ -23,6 +23,7 @@ names are left out: ``local_name`` matches exact names).  Without SNI support
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Sequence
 from typing import Self
 
@@ -38,6 +39,7 @@ from providers.deployers.base import (
     parse_target,
     read_host_options,
 )
+from providers.deployers.setup import Created, Required, Run
 
 _NAMES = {
     "2.3": ("ssl_cert = <{crt}", "ssl_key = <{key}", "ssl_alt_cert = <{crt}", "ssl_alt_key = <{key}"),
@@ -88,6 +90,18 @@ class DovecotDeployer(MailDeployer):
 
     def where(self) -> str:
         return f"dovecot:{self.config_file or self.cert_dir}"
+
+    def required_paths(self) -> list[Required]:
+        return [("dovecot_config", self.dovecot_config, "file")] if self.dovecot_config else []
+
+    def created_dirs(self) -> list[Created]:
+        dirs: list[Created] = [("cert_dir", self.cert_dir)]
+        if self.config_file:
+            dirs.append(("config_file", posixpath.dirname(self.config_file) or "."))
+        return dirs
+
+    def setup_commands(self) -> list[Run]:
+        return [("reload_command", self.reload_command)]
 
     def instance(self) -> tuple[str, str] | None:
         return f"dovecot {self.dovecot_config or '(default config)'} on {self.host.label}", "dovecot_config"

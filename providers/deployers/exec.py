@@ -37,6 +37,7 @@ from providers.deployers.base import (
     read_host_options,
     split_bundles,
 )
+from providers.deployers.setup import Created, Run
 
 
 def key_type_of(cert: x509.Certificate) -> str:
@@ -72,6 +73,12 @@ class ExecDeployer(MailDeployer):
 
     def where(self) -> str:
         return f"exec:{self.command[0]}"
+
+    def created_dirs(self) -> list[Created]:
+        return [("cert_dir", self.cert_dir)]
+
+    def setup_commands(self) -> list[Run]:
+        return [("command", self.command)]
 
     def layout(self, request: DeployRequest) -> list[FileSpec]:
         split_bundles(request)

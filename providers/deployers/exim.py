@@ -31,6 +31,7 @@ then choose by the name the client sent, the primary's files when it sent none
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Collection, Sequence
 from typing import Self
@@ -46,6 +47,7 @@ from providers.deployers.base import (
     cert_path,
     read_host_options,
 )
+from providers.deployers.setup import Created, Required, Run
 from providers.deployers.tlspolicy import Entry, exim_problem, parse_exim_map, render_exim_map
 
 
@@ -82,6 +84,15 @@ class EximDeployer(MailDeployer):
 
     def where(self) -> str:
         return f"exim:{self.cert_dir}"
+
+    def required_paths(self) -> list[Required]:
+        return [("config_file", self.config_file, "file")] if self.config_file else []
+
+    def created_dirs(self) -> list[Created]:
+        return [("cert_dir", self.cert_dir), ("tls_policy_file", posixpath.dirname(self.tls_policy_file) or ".")]
+
+    def setup_commands(self) -> list[Run]:
+        return [("reload_command", self.reload_command), ("exim_binary", (self.exim_binary,))]
 
     def instance(self) -> tuple[str, str] | None:
         return f"exim {self.config_file or '(default config)'} on {self.host.label}", "config_file"

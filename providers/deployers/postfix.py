@@ -54,6 +54,7 @@ from providers.deployers.base import (
     read_host_options,
     split_bundles,
 )
+from providers.deployers.setup import Created, Required, Run
 from providers.deployers.tlspolicy import Entry, parse_postfix_map, render_postfix_map
 
 #: the file postmap makes from a source file, per map type
@@ -109,6 +110,15 @@ class PostfixDeployer(MailDeployer):
 
     def where(self) -> str:
         return f"postfix:{self.config_dir}"
+
+    def required_paths(self) -> list[Required]:
+        return [("config_dir", self.config_dir, "dir"), ("config_dir", f"{self.config_dir}/main.cf", "file")]
+
+    def created_dirs(self) -> list[Created]:
+        return [("cert_dir", self.cert_dir), ("tls_policy_map", str(PurePosixPath(self.tls_policy_map).parent))]
+
+    def setup_commands(self) -> list[Run]:
+        return [("reload_command", self.reload_command)]
 
     def several_hostnames(self) -> str | None:
         return None  # tls_server_sni_maps (Postfix 3.4 and later)

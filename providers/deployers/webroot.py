@@ -23,6 +23,7 @@ from typing import Self
 from certmgr.errors import ConfigError, DeployError
 from certmgr.interfaces import DeployRequest, Options, ProviderEnv, VerifyTarget
 from providers.deployers.base import Command, FileSpec, HostOptions, MailDeployer, read_host_options, split_bundles
+from providers.deployers.setup import Created, Run
 
 
 def _absolute(options: Options, key: str) -> str:
@@ -64,6 +65,13 @@ class WebrootDeployer(MailDeployer):
 
     def where(self) -> str:
         return f"webroot:{self.webroot}"
+
+    def created_dirs(self) -> list[Created]:
+        return [("webroot", self.webroot), ("cert_file", posixpath.dirname(self.cert_file)),
+                ("key_file", posixpath.dirname(self.key_file))]
+
+    def setup_commands(self) -> list[Run]:
+        return [("reload", self.reload_command), *([("check", self.check_command)] if self.check_command else [])]
 
     def document_root(self) -> str:
         return self.target

@@ -11,10 +11,13 @@ from pathlib import Path
 import pytest
 
 from certmgr.config.load import load_config
+from tests.peers.exim import EXIM_DIR
 
 
-def config(tmp_path: Path, deploy: str, *, primary: str = "") -> Path:
+def config(tmp_path: Path, deploy: str, *, primary: str = "",
+           hostnames: tuple[str, ...] = ("mx.example.com", "submit.example.com")) -> Path:
     path = tmp_path / "certmgr.toml"
+    mtas = "".join(f'\n[[mta]]\nhostname = "{h}"\nissuer = "corp"\ndeploy = ["out"]\n' for h in hostnames)
     path.write_text(f"""[certmgr]
 state_dir = "{tmp_path / 'state'}"
 
@@ -24,17 +27,7 @@ type = "manual"
 [deploy.out]
 {deploy}
 {primary}
-
-[[mta]]
-hostname = "mx.example.com"
-issuer = "corp"
-deploy = ["out"]
-
-[[mta]]
-hostname = "submit.example.com"
-issuer = "corp"
-deploy = ["out"]
-""")
+{mtas}""")
     return path
 
 
@@ -59,7 +52,9 @@ def test_shared_target_that_cannot_do_sni_is_refused(tmp_path: Path, deploy: str
 
 @pytest.mark.parametrize("deploy", [
     'type = "postfix"\nconfig_dir = "/etc/postfix"',
-    'type = "exim"\ncert_dir = "/etc/exim4/certmgr"\ntls_config = "/etc/exim4/certmgr/tls.conf"',
+    # exim4 is unpacked beside the system, not installed: validate checks that the binary exists
+    'type = "exim"\ncert_dir = "/etc/exim4/certmgr"\ntls_config = "/etc/exim4/certmgr/tls.conf"\n'
+    f'exim_binary = "{EXIM_DIR}/usr/sbin/exim4"',
     'type = "dovecot"\ncert_dir = "/etc/dovecot/certmgr"\nconfig_file = "/etc/dovecot/conf.d/99-certmgr.conf"',
 ])
 def test_shared_target_that_can_do_sni_is_accepted(tmp_path: Path, deploy: str) -> None:
