@@ -98,8 +98,16 @@ def tsig_key_option(options: Options) -> TsigKey:
             )
     key_file: Path = options.path("tsig_key_file", must_exist=True)
     try:
-        return parse_tsig_key(key_file.read_text(), source=str(key_file))
-    except (OSError, ValueError) as e:
+        text = key_file.read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read {key_file}: {e.strerror or e}; make it readable by the user certmgr runs as "
+                          "(e.g. root:certmgr, mode 0640)", table=options.where, key="tsig_key_file") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{key_file} is not a text key file ({e.reason}); give the file tsig-keygen wrote",
+                          table=options.where, key="tsig_key_file") from e
+    try:
+        return parse_tsig_key(text, source=str(key_file))
+    except ValueError as e:
         raise ConfigError(str(e), table=options.where, key="tsig_key_file") from e
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from certmgr.dns.mtasts import check_settings
 from certmgr.dns.rollover import DEFAULT_MAX_RECORDS, parse_usage
 from certmgr.errors import ConfigError
+from certmgr.options import unknown_key
 from certmgr.pki.names import NameError_, normalize_hostname
 
 
@@ -46,7 +47,7 @@ class MtaStsSettings:
 def _unknown(value: Mapping[str, Any], known: Collection[str], table: str, prefix: str = "") -> None:
     for key in value:
         if key not in known:
-            raise ConfigError(f"unknown key (known: {', '.join(sorted(known))})", table=table, key=prefix + key)
+            raise ConfigError(unknown_key(key, known), table=table, key=prefix + key)
 
 
 def _str(value: Mapping[str, Any], key: str, table: str, prefix: str = "") -> str:

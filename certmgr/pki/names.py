@@ -46,7 +46,8 @@ def normalize_hostname(raw: str, *, allow_wildcard: bool = False) -> str:
     labels = name.split(".")
     wildcard = labels[0] == "*"
     if wildcard and not allow_wildcard:
-        raise NameError_(f"{raw!r} is a wildcard; an MTA hostname must be one exact name")
+        raise NameError_(f"{raw!r} is a wildcard; this field takes one exact name "
+                         "(a wildcard is allowed only in an MTA's `names`)")
     if "*" in "".join(labels[1:] if wildcard else labels):
         raise NameError_(f"{raw!r} has a '*' that is not a whole leftmost label")
     out: list[str] = ["*"] if wildcard else []

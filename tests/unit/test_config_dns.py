@@ -168,3 +168,28 @@ def test_a_web_target_that_serves_no_documents_is_refused_by_validate(tmp_path: 
     r = Cli(write(tmp_path, text))("validate", check=2)
     assert 'certmgr.toml:' in r.stderr and '[mta_sts."example.com"] web: [deploy.web] cannot serve the MTA-STS ' \
         'policy file: its type \'exec\' installs no documents' in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda p: p.mkdir(), "cannot read {key}: Is a directory; make it readable"),
+    (lambda p: p.write_bytes(b'key "certmgr" {\n  secret "\xff\xfe";\n};\n'), "{key} is not a text key file"),
+])
+def test_a_tsig_key_file_that_cannot_be_read_says_so_without_a_raw_errno(tmp_path: Path, make: object,
+                                                                         words: str) -> None:
+    path = write(tmp_path, HEAD + MTA.replace("{dane}", '{ publish = "corp" }'))
+    key = tmp_path / "tsig.key"
+    key.unlink()
+    make(key)  # type: ignore[operator]
+    r = Cli(path)("validate", check=2)
+    assert f"[dns.corp] tsig_key_file: {words.format(key=key)}" in r.stderr, r.stderr
+    assert "Errno" not in r.stderr
+
+
+@pytest.mark.parametrize(("text", "key", "close"), [
+    (MTA.replace("{dane}", '{ publish = "corp", usgae = "3 1 1" }'), "dane.usgae", "usage"),
+    (STS.replace("max_age", "maxage"), "maxage", "max_age"),
+])
+def test_a_misspelt_dane_or_mta_sts_key_gets_the_closest_allowed_one(tmp_path: Path, text: str, key: str,
+                                                                     close: str) -> None:
+    r = Cli(write(tmp_path, HEAD + text))("validate", check=2)
+    assert f"{key}: unknown key; did you mean {close}? (allowed here: " in r.stderr, r.stderr
