@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -45,12 +46,18 @@ def setup_problems(required: Iterable[Required], created: Iterable[Created],
 
 
 def _missing(path: str, kind: str) -> str | None:
-    p = Path(path)
-    if kind == "dir" and not p.is_dir():
-        what = "is not a directory" if p.exists() else "does not exist"
+    try:
+        mode = os.stat(path).st_mode
+    except PermissionError:
+        return (f"{path} cannot be looked at by the user validate runs as (permission denied); run validate as "
+                "the service's user and give that user access to it")
+    except OSError:
+        mode = None
+    if kind == "dir" and not (mode is not None and stat.S_ISDIR(mode)):
+        what = "is not a directory" if mode is not None else "does not exist"
         return f"{path} {what} on this machine; give the directory the MTA reads its config from"
-    if kind == "file" and not p.is_file():
-        what = "is not a regular file" if p.exists() else "does not exist"
+    if kind == "file" and not (mode is not None and stat.S_ISREG(mode)):
+        what = "is not a regular file" if mode is not None else "does not exist"
         return f"{path} {what} on this machine; give the path of the existing file"
     return None
 
