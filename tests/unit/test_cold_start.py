@@ -1,0 +1,45 @@
+"""What display-only commands and the config load import: no ORM.
+
+Importing SQLAlchemy and SQLModel costs more than half of a short command's time.  Loading the
+config (and so `validate`) never needs them; `status` and `metrics` read an SQLite database at
+the current schema through the standard library's driver (:mod:`certmgr.store.rows`).  Each
+check runs in a fresh interpreter, where ``sys.modules`` says what was imported.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.peers.testca import manual_ca_config
+from tests.unit.test_cli_start import modules_after
+
+ORM = {"sqlalchemy", "sqlmodel", "alembic"}
+
+
+def imported_by(statement: str) -> set[str]:
+    """Top-level modules imported after running ``statement`` in a fresh interpreter."""
+    probe = f"import json, sys\n{statement}\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))\n"
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return set(json.loads(r.stdout.splitlines()[-1]))
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return manual_ca_config(tmp_path, '\n[[mta]]\nhostname = "mx1.example.com"\nissuer = "corp"\nnotify = ["ops"]\n')
+
+
+def test_loading_the_config_imports_no_orm(config: Path) -> None:
+    modules = imported_by(f"from certmgr.config.load import load_config\nload_config({str(config)!r})")
+    assert not modules & ORM, sorted(modules & ORM)
+
+
+def test_validate_imports_no_orm(config: Path) -> None:
+    code, out, modules = modules_after(["-c", str(config), "validate"])
+    assert code == 0 and "OK (1 MTAs" in out
+    assert not modules & ORM, sorted(modules & ORM)
