@@ -26,7 +26,7 @@ def runtime(args: argparse.Namespace, *, read_only: bool = False, cfg: Config | 
 
     rt = Runtime(cfg or config(args), read_only=read_only)
     if not read_only:
-        from certmgr.lifecycle.recover import refuse_if_lost
+        from certmgr.lifecycle.lost import refuse_if_lost
 
         try:
             refuse_if_lost(rt)  # a deleted database must not make everything be ordered again

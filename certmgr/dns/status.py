@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.dns.rollover import Rollover
-from certmgr.store.dns import DnsStore, Snapshot
+from certmgr.store.rows import Snapshot
 from certmgr.times import utc_text
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def snapshot(rt: Runtime) -> Snapshot:
     config = rt.config
     if not config.mta_sts and not any(m.dane_publish for m in config.mtas):
         return NOTHING
-    return DnsStore(rt.store, config.settings.state_dir).snapshot()
+    return rt.rows.dns_snapshot(config.settings.state_dir)
 
 
 def dane_state(recorded: Snapshot, mta: MtaConfig, now: datetime) -> dict[str, Any] | None:

@@ -43,3 +43,12 @@ def test_validate_imports_no_orm(config: Path) -> None:
     code, out, modules = modules_after(["-c", str(config), "validate"])
     assert code == 0 and "OK (1 MTAs" in out
     assert not modules & ORM, sorted(modules & ORM)
+
+
+@pytest.mark.parametrize("argv", [["status", "--json"], ["metrics"]])
+def test_display_only_commands_import_no_orm(config: Path, argv: list[str]) -> None:
+    modules_after(["-c", str(config), "renew", "--json"])  # the database exists, at the current schema
+    code, out, modules = modules_after(["-c", str(config), *argv])
+    assert code == 0 and "mx1.example.com" in out
+    assert not modules & ORM, sorted(modules & ORM)
+
