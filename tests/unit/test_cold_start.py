@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from certmgr.cli.common import print_json
 from tests.peers.testca import manual_ca_config
 from tests.unit.test_cli_start import modules_after
 
@@ -52,3 +53,15 @@ def test_display_only_commands_import_no_orm(config: Path, argv: list[str]) -> N
     assert code == 0 and "mx1.example.com" in out
     assert not modules & ORM, sorted(modules & ORM)
 
+
+def test_json_rows_are_one_per_line_of_one_array(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"hostname": f"mx{i}.example.com", "names": ["a", "b"], "deployment": {"target": "postfix"},
+             "at": Path("/x")} for i in range(3)]
+    print_json(rows)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == len(rows) + 2, out
+    assert json.loads(out) == [{**r, "at": "/x"} for r in rows]
+    assert all(json.loads(line.rstrip(",")) for line in lines[1:-1])
+    print_json([])
+    assert json.loads(capsys.readouterr().out) == []
