@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from certmgr.config.model import Config, MtaConfig
-from certmgr.dns.rollover import Rollover
 from certmgr.store.rows import Snapshot
 from certmgr.times import utc_text
 
@@ -34,6 +33,8 @@ def dane_state(recorded: Snapshot, mta: MtaConfig, now: datetime) -> dict[str, A
     text = recorded.rollovers.get(mta.hostname)
     if text is None:
         return {"publish": mta.dane_publish.publish, "step": "not started", "late": False}
+    from certmgr.dns.rollover import Rollover  # cryptography: only for an MTA that publishes DANE
+
     st = Rollover.from_json(text)
     step = "waiting" if st.pending else "retiring" if st.retiring else "idle"
     since = datetime.fromisoformat(st.waiting_since) if st.waiting_since else None

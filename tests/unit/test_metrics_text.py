@@ -23,6 +23,10 @@ def test_written_text_is_what_prometheus_client_writes() -> None:
                     probe_status="bogus"),
         CertMetrics("mx3.example.com", "rsa", datetime(1970, 1, 1, tzinfo=UTC), 1e-7, "issued"),
         CertMetrics("mx5.example.com", "rsa", None, 1234567.25, "issued"),
+        CertMetrics("mx6.example.com", "rsa", None, 0.0, "issued"),
+        CertMetrics("mx7.example.com", "rsa", None, -0.0, "issued"),
+        CertMetrics("mx8.example.com", "rsa", None, float("nan"), "issued"),
+        CertMetrics("mx9.example.com", "rsa", None, float("inf"), "issued"),
         CertMetrics("mx4.example.com", "rsa", datetime(9999, 1, 1, tzinfo=UTC), 123456789.5, "deployed"),
         CertMetrics("mx1.example.com", "rsa", NOW + timedelta(days=30), 30.0, "issued"),  # named twice
     ]
