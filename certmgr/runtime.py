@@ -7,14 +7,18 @@ import logging
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
 from certmgr.pki.keytypes import slot_key
 from certmgr.registry import Providers
-from certmgr.store import AcmeAccount, CertVersion, ManagedCert, SlotSpec, Store
 from certmgr.store.files import atomic_write
+from certmgr.store.rows import Rows, open_rows
 from certmgr.store.statedir import StateDir
+
+if TYPE_CHECKING:
+    from certmgr.store import AcmeAccount, CertVersion, ManagedCert, Store
 
 log = logging.getLogger("certmgr.runtime")
 
@@ -45,9 +49,11 @@ class Runtime:
         state dir and database are not written, so they work on a full or read-only disk."""
         self.config = config
         self.state = StateDir(config.settings.state_dir).ensure()  # checks an existing one, never changes it
-        self.store = Store(config.settings.database, read_only=read_only,
-                           connections=config.settings.concurrency)
         self.read_only = read_only
+        self._store: Store | None = None
+        self._rows: Rows | None = None
+        if not read_only:
+            self._store = self._open_store()  # created or migrated before the command does anything
         self.providers = Providers(config)
         self.node = node or node_id()
         self._synced = False
@@ -58,10 +64,34 @@ class Runtime:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def store(self) -> Store:
+        """The store (of a read-only runtime: opened at first use, so that what only reads
+        :attr:`rows` never imports SQLAlchemy)."""
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    @property
+    def rows(self) -> Rows:
+        """The read path of what only displays (:mod:`certmgr.store.rows`)."""
+        if self._rows is None:
+            self._rows = open_rows(self.config.settings.database, lambda: self.store.engine)
+        return self._rows
+
+    def _open_store(self) -> Store:
+        from certmgr.store import Store
+
+        return Store(self.config.settings.database, read_only=self.read_only,
+                     connections=self.config.settings.concurrency)
+
     def close(self) -> None:
         """Close the providers, then the store; ``with Runtime(...) as rt:`` calls it."""
         self.providers.close()
-        self.store.close()
+        if self._rows is not None:
+            self._rows.close()
+        if self._store is not None:
+            self._store.close()
 
     def sync_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
         """One slot per (MTA, key algorithm) in the config, with its current row from the store.
@@ -77,6 +107,8 @@ class Runtime:
     def stored_slots(self) -> list[ManagedCert]:
         """Every slot in the store (also those of MTAs no longer configured), the config's
         written first once per Runtime (see :meth:`sync_inventory`)."""
+        from certmgr.store import SlotSpec
+
         if not self._synced:
             slots = self.store.sync_slots([SlotSpec(mta.hostname, slot_key(mta.hostname, kt).key_alg, kt,
                                                     mta.all_names, mta.issuer)
@@ -92,6 +124,8 @@ class Runtime:
 
     def _read_inventory(self) -> list[tuple[MtaConfig, ManagedCert]]:
         """sync_inventory without writing: a slot not in the store yet is shown as planned."""
+        from certmgr.store import ManagedCert
+
         rows = {s.slot_key: s for s in self.store.slots()}
         out = []
         for mta in self.config.mtas:

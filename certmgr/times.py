@@ -1,11 +1,16 @@
 """Times as certmgr states them: days left until a moment, and the two ways a time is written.
 
-Pure functions of aware UTC datetimes (``now`` is passed in; :func:`certmgr.store.utcnow` reads the clock).
+Pure functions of aware UTC datetimes (``now`` is passed in; :func:`utcnow` reads the clock).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """The clock, as an aware UTC datetime (also ``certmgr.store.utcnow``)."""
+    return datetime.now(UTC)
 
 
 def days_until(when: datetime, now: datetime) -> float:

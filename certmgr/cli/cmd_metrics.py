@@ -6,8 +6,7 @@ import argparse
 import sys
 
 from certmgr.cli.common import runtime
-from certmgr.service.jobs import metrics_registry
-from certmgr.service.metrics import render_text, write_textfile
+from certmgr.service.metrics import metrics_text, write_textfile
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
@@ -16,9 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     with runtime(args, read_only=True) as rt:
-        registry = metrics_registry(rt)
+        text = metrics_text(rt)
     if args.output and args.output != "-":
-        write_textfile(args.output, registry)  # atomic: the collector never reads half a file
+        write_textfile(args.output, text)  # atomic: the collector never reads half a file
     else:
-        sys.stdout.buffer.write(render_text(registry))
+        sys.stdout.buffer.write(text)
     return 0

@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from certmgr.dns.status import snapshot, text_tables
-    from certmgr.lifecycle.recover import lost_inventory
+    from certmgr.lifecycle.lost import lost_inventory
     from certmgr.notify import tls_alerts
 
     with runtime(args, read_only=True) as rt:

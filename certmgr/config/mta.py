@@ -81,8 +81,19 @@ def parse_defaults(ld: Loader, raw: Any, refs: Mapping[str, Collection[str]]) ->
     return Defaults(t, values)
 
 
+#: ``key = "..."`` strings already read without error, and what they say (10,000 MTAs write a
+#: handful of different values)
+_READ_KEYS: dict[str, tuple[str, ...]] = {}
+
+
 def _key_types(t: Table, refs: Mapping[str, Collection[str]]) -> tuple[str, ...]:
-    return parse_key_types(t.get("key", (str, list), "rsa-2048"), lambda m: t.err("key", m))
+    value = t.get("key", (str, list), "rsa-2048")
+    if isinstance(value, str) and value in _READ_KEYS:
+        return _READ_KEYS[value]
+    parsed = parse_key_types(value, lambda m: t.err("key", m))  # an error is raised: never remembered
+    if isinstance(value, str):
+        _READ_KEYS[value] = parsed
+    return parsed
 
 
 def _issuer(t: Table, refs: Mapping[str, Collection[str]]) -> str:

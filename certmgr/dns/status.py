@@ -9,8 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from certmgr.config.model import Config, MtaConfig
-from certmgr.dns.rollover import Rollover
-from certmgr.store.dns import DnsStore, Snapshot
+from certmgr.store.rows import Snapshot
 from certmgr.times import utc_text
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ def snapshot(rt: Runtime) -> Snapshot:
     config = rt.config
     if not config.mta_sts and not any(m.dane_publish for m in config.mtas):
         return NOTHING
-    return DnsStore(rt.store, config.settings.state_dir).snapshot()
+    return rt.rows.dns_snapshot(config.settings.state_dir)
 
 
 def dane_state(recorded: Snapshot, mta: MtaConfig, now: datetime) -> dict[str, Any] | None:
@@ -34,6 +33,8 @@ def dane_state(recorded: Snapshot, mta: MtaConfig, now: datetime) -> dict[str, A
     text = recorded.rollovers.get(mta.hostname)
     if text is None:
         return {"publish": mta.dane_publish.publish, "step": "not started", "late": False}
+    from certmgr.dns.rollover import Rollover  # cryptography: only for an MTA that publishes DANE
+
     st = Rollover.from_json(text)
     step = "waiting" if st.pending else "retiring" if st.retiring else "idle"
     since = datetime.fromisoformat(st.waiting_since) if st.waiting_since else None

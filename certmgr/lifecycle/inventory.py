@@ -10,9 +10,7 @@ from certmgr.config.model import MtaConfig
 from certmgr.dns import status as dns_status
 from certmgr.pki.keytypes import KEY_TYPES, slot_key
 from certmgr.runtime import Runtime
-from certmgr.store import Deployment
-from certmgr.store.models import ProbeRecord
-from certmgr.store.views import SlotRow, VersionRow
+from certmgr.store.rows import DeploymentRow, ProbeRow, SlotRow, VersionRow
 from certmgr.times import days_left, iso
 
 #: probe results looked at per host to tell what it serves (a dual MTA's two certificates, retries)
@@ -21,11 +19,11 @@ RECENT_PROBES = 4
 
 def status_rows(rt: Runtime, now: datetime) -> list[dict[str, Any]]:
     """One row per slot; the store is read in the same few queries whatever the inventory holds,
-    as plain rows of the columns shown (no ORM objects)."""
+    as plain rows of the columns shown (the read path, :attr:`Runtime.rows`)."""
     inventory = _inventory(rt)
-    histories = rt.store.history_rows()
-    deployments = rt.store.latest_deployments()
-    probes = rt.store.recent_probes(RECENT_PROBES)
+    histories = rt.rows.history_rows()
+    deployments = rt.rows.latest_deployments()
+    probes = rt.rows.recent_probes(RECENT_PROBES)
     recorded = dns_status.snapshot(rt)
     rows = []
     for mta, slot in inventory:
@@ -76,7 +74,7 @@ def _inventory(rt: Runtime) -> list[tuple[MtaConfig, SlotRow]]:
     first write, is shown as planned)."""
     if not rt.read_only:  # writes the config's slots first, as every command that may write does
         return [(mta, SlotRow._make(getattr(s, f) for f in SlotRow._fields)) for mta, s in rt.sync_inventory()]
-    stored = {s.slot_key: s for s in rt.store.slot_rows()}
+    stored = {s.slot_key: s for s in rt.rows.slot_rows()}
     out = []
     for mta in rt.config.mtas:
         for kt in mta.key_types:
@@ -87,8 +85,8 @@ def _inventory(rt: Runtime) -> list[tuple[MtaConfig, SlotRow]]:
     return out
 
 
-def _served(deployment: Deployment | None, key_alg: str, dual: bool, history: list[VersionRow],
-            probes: list[ProbeRecord]) -> tuple[str | None, bool]:
+def _served(deployment: DeploymentRow | None, key_alg: str, dual: bool, history: list[VersionRow],
+            probes: list[ProbeRow]) -> tuple[str | None, bool]:
     """(SHA-256 of the certificate the MTA serves for this slot as far as certmgr knows, whether
     a probe saw it).  The last verified ``deployment``, unless a later probe (``probes``: the
     host's newest, newest first) saw another certificate (the file replaced by hand, a

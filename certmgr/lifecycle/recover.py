@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from certmgr.errors import CertmgrError, StateError
+from certmgr.errors import CertmgrError
 from certmgr.lifecycle.issue import renew_at_for
+from certmgr.lifecycle.lost import InventoryLost, lost_inventory, refuse_if_lost, stored_certificates
 from certmgr.lifecycle.versions import IssuedBy, save_version
 from certmgr.pki.certs import CertificateError, cert_facts, parse_chain
 from certmgr.pki.keys import PrivateKey, load_key, public_key_matches
@@ -30,9 +31,7 @@ from certmgr.store import CertVersion, ManagedCert
 
 log = logging.getLogger("certmgr.recovery")
 
-
-class InventoryLost(StateError):
-    """The state directory holds certificates the database does not know: run `certmgr recover`."""
+__all__ = ["InventoryLost", "Recovered", "lost_inventory", "recover", "refuse_if_lost", "stored_certificates"]
 
 
 @dataclass(frozen=True)
@@ -42,34 +41,6 @@ class Recovered:
     versions_added: int
     current_serial: str | None
     note: str = ""
-
-
-def stored_certificates(state_root: Path) -> list[Path]:
-    """``certs/<host>/<alg>/<serial>/`` directories of the state dir."""
-    return sorted(p.parent for p in state_root.glob("certs/*/*/*/fullchain.pem"))
-
-
-def lost_inventory(rt: Runtime) -> str | None:
-    """Why writing now would be unsafe (the database lost what the state dir holds), or None."""
-    # a slot holding a pending key is a first issuance under way (or interrupted), not a lost inventory
-    if rt.store.has_versions() or any(s.pending_key_path for s in rt.store.slots()):
-        return None
-    stored = stored_certificates(rt.state.root)
-    if not stored:
-        return None
-    hosts = sorted({p.parent.parent.name for p in stored})
-    return (f"the database {rt.store.url} knows no certificates, but the state directory {rt.state.root} "
-            f"holds {len(stored)} (for {', '.join(hosts[:5])}{', …' if len(hosts) > 5 else ''}): the database "
-            "was deleted or replaced. Going on would order every certificate again with new keys. "
-            "Run `certmgr recover` to rebuild the inventory and history from the state directory, then try again")
-
-
-def refuse_if_lost(rt: Runtime) -> None:
-    """Raise :class:`InventoryLost` (exit 2) before a command that writes works on a lost inventory."""
-    reason = lost_inventory(rt)
-    if reason:
-        rt.close()
-        raise InventoryLost(reason)
 
 
 def recover(rt: Runtime, now: datetime) -> list[Recovered]:

@@ -60,13 +60,15 @@ def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     alerts = [Alert(**a) for a in report["alerts"]]
     deployments = []
     wanted = {m.hostname for m in rt.config.mtas}
-    for slot in rt.store.slots():
+    verified = rt.rows.latest_deployments()  # every slot's newest verified deployment, in one query
+    serials = {v.id: v.serial for history in rt.rows.history_rows().values() for v in history}
+    for slot in rt.rows.slot_rows():
         if slot.hostname not in wanted or slot.id is None:
             continue
-        dep = next((d for d in rt.store.deployments(slot.id) if d.result == "verified"), None)
-        version = rt.store.version(dep.version_id) if dep else None
-        if dep is not None and version is not None:
-            deployments.append(Deployment(slot.hostname, version.serial, dep.verified_at or dep.started_at))
+        dep = verified.get(slot.id, (None, None))[1]
+        serial = serials.get(dep.version_id) if dep else None
+        if dep is not None and serial is not None:
+            deployments.append(Deployment(slot.hostname, serial, dep.verified_at or dep.started_at))
     return alerts + failures_after_deployments(deployments, storage.tlsrpt_failures(now - TLSRPT_WINDOW))
 
 

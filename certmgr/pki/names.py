@@ -18,12 +18,25 @@ class NameError_(ValueError):
     """A name that cannot be used; the message says why."""
 
 
+#: a name already in normal form: lower-case ASCII labels, at least two, the last not all digits
+#: (no punycode: an ``xn--`` label is checked by decoding it)
+_NORMAL = re.compile(r"(?:(?!-)[a-z0-9-]{1,63}(?<!-)\.)+(?=[a-z0-9-]*[a-z-])(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
 def normalize_hostname(raw: str, *, allow_wildcard: bool = False) -> str:
     """Return ``raw`` as a lower-case IDNA A-label FQDN without trailing dot.
 
     Refuses IP addresses (SMTP peers verify names), single-label names,
     wildcards (unless ``allow_wildcard``), bad characters and overlong labels.
     """
+    # most names are written in normal form already: one match instead of a check per label
+    # (a config of 10,000 MTAs is read at every command)
+    if isinstance(raw, str) and len(raw) <= 253 and "xn--" not in raw and _NORMAL.fullmatch(raw):
+        return raw
+    return _normalize(raw, allow_wildcard)
+
+
+def _normalize(raw: str, allow_wildcard: bool) -> str:
     if not isinstance(raw, str) or not raw.strip():
         raise NameError_("is empty")
     name = raw.strip()

@@ -12,17 +12,13 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from certmgr.errors import CertmgrError
 from certmgr.interfaces import IssueContext, RenewalInfoSource
 from certmgr.notify import outbox, reminders
 from certmgr.runtime import Runtime
-from certmgr.store import queue, utcnow
-from certmgr.times import days_until
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
+from certmgr.service.metrics import metrics_registry as metrics_registry  # the daemon serves it
+from certmgr.store import utcnow
 
 log = logging.getLogger("certmgr.daemon")
 
@@ -165,43 +161,6 @@ def collect_job(rt: Runtime, should_stop: StopCheck) -> str:
     sent = send_if_due(rt, utcnow())
     return (f"{sessions} sessions, {stored} TLS reports" + (f", {alerts} alerts sent" if alerts else "")
             + (f"; {sent}" if sent else ""))
-
-
-# ---------------------------------------------------------------------- metrics
-
-
-def metrics_registry(rt: Runtime, now: datetime | None = None) -> CollectorRegistry:
-    """Current facts of every configured certificate and job, as a Prometheus registry."""
-    from certmgr.service.metrics import CertMetrics, JobMetrics, build_registry
-
-    now = now or utcnow()
-    wanted = {key for m in rt.config.mtas for key in m.slot_keys}
-    slots = [s for s in rt.store.slots() if s.slot_key in wanted]
-    versions = rt.store.current_versions()
-    probes = {host: rows[0].status for host, rows in rt.store.recent_probes(1).items()}
-    certs = []
-    for s in slots:
-        v = versions.get(s.id) if s.id is not None else None
-        certs.append(CertMetrics(
-            hostname=s.hostname, key_type=s.key_alg, not_after=v.not_after if v else None,
-            days_left=days_until(v.not_after, now) if v else None, state=s.state,
-            last_attempt=s.last_attempt_at, last_result=s.last_result, probe_status=probes.get(s.hostname),
-        ))
-    jobs = [JobMetrics(name, j.last_success) for name, j in sorted(queue.job_states(rt.store).items())]
-    registry = build_registry(certs, jobs)
-    if rt.config.monitor is not None:  # the mail TLS series beside the certificates'
-        from certmgr.monitor.metrics import collector
-        from certmgr.store.monitor import MonitorStore
-
-        sources = [src.name for src in rt.config.monitor.logs]
-        registry.register(collector(MonitorStore(rt.store), sources, now=now))
-    if rt.config.partners:  # what the last partner check found: metrics never probe partners
-        from certmgr.partners.watch import add_metrics
-        from certmgr.store.partners import PartnerStore
-
-        configured = {p.domain for p in rt.config.partners}
-        add_metrics(registry, [r for d, r in sorted(PartnerStore(rt.store).states().items()) if d in configured])
-    return registry
 
 
 def partner_job(rt: Runtime, should_stop: StopCheck) -> str:

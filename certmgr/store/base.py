@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import insert, or_, update
@@ -14,12 +14,11 @@ from sqlmodel import col
 
 from certmgr.store.db import session_scope
 from certmgr.store.models import Event, ManagedCert
+from certmgr.times import utcnow
+
+__all__ = ["StoreBase", "assign", "event_row", "event_values", "lease_update", "utcnow"]
 
 RowT = TypeVar("RowT")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class StoreBase:

@@ -17,10 +17,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
 
 from certmgr.errors import StateError
+from certmgr.store.rows import SCHEMA_HEAD as SCHEMA_HEAD  # defined beside the read path, which checks it
+from certmgr.store.rows import SQLITE_TIMEOUT as SQLITE_TIMEOUT
+from certmgr.store.rows import explain as explain_text
+from certmgr.store.rows import sqlite_timeout as sqlite_timeout
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-#: how long SQLite waits for another writer before giving up (CERTMGR_DB_TIMEOUT overrides)
-SQLITE_TIMEOUT = 30.0
 #: any constant; every certmgr node takes this advisory lock while migrating
 _MIGRATION_LOCK = 0x63657274
 
@@ -121,31 +123,9 @@ def can_write(url: str) -> str | None:
 MIN_FREE_BYTES = 1 << 20
 
 
-def sqlite_timeout() -> float:
-    value = os.environ.get("CERTMGR_DB_TIMEOUT", "")
-    try:
-        return max(0.0, float(value)) if value else SQLITE_TIMEOUT
-    except ValueError:
-        raise StateError(f"CERTMGR_DB_TIMEOUT={value!r} is not a number of seconds") from None
-
-
 def explain(error: DBAPIError, advice: str) -> str:
     """The driver's message, with what it usually means and what to do."""
-    text = str(error.orig)
-    if "database is locked" in text:
-        return (f"{text}: another program held a write transaction open for more than "
-                f"{sqlite_timeout():g} s (a second certmgr with a stuck step, or an sqlite3 shell "
-                "left inside BEGIN); nothing was saved; close it and try again")
-    if "readonly database" in text:
-        return f"{text} (the file, its directory or the file system is read-only); {advice}"
-    if "disk I/O error" in text:
-        return f"{text} (usually a full disk or a file system that went read-only); {advice}"
-    return f"{text}; {advice}"
-
-
-#: the newest migration; checked against the migrations folder by a unit test.  Knowing it
-#: lets a process whose schema is current skip importing alembic (a tenth of a second).
-SCHEMA_HEAD = "0007"
+    return explain_text(str(error.orig), advice)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,10 +27,13 @@ from sqlmodel import col, select
 from certmgr.store import Store, utcnow
 from certmgr.store.db import session_scope
 from certmgr.store.models import DaneNextKey, DaneState, MtaStsState
+from certmgr.store.rows import DANE as DANE
+from certmgr.store.rows import MTA_STS as MTA_STS
+from certmgr.store.rows import NO_STATE, Rows, engine_query, legacy_files
+from certmgr.store.rows import Snapshot as Snapshot
 
-DANE, MTA_STS = "dane", "mta-sts"
 _TABLES: dict[str, Any] = {DANE: DaneState, MTA_STS: MtaStsState}
-_NONE = "{}"  # a row made by a first lease, before anything was recorded
+_NONE = NO_STATE  # a row made by a first lease, before anything was recorded
 _IMPORTED: set[tuple[str, str]] = set()  # (database URL, state dir) already looked at by this process
 
 
@@ -42,20 +44,6 @@ def default_store(state_dir: Path) -> Store:
 
 def _key(table: Any) -> Any:
     return col(table.hostname) if table is DaneState else col(table.domain)
-
-
-def legacy_files(state_dir: Path, kind: str) -> dict[str, Path]:
-    """name -> the ``state.json`` an earlier version wrote for it (not yet imported)."""
-    root = state_dir / kind
-    return {p.parent.name: p for p in sorted(root.glob("*/state.json"))} if root.is_dir() else {}
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """Every recorded rollover and MTA-STS domain (JSON text by name), read in two queries."""
-
-    rollovers: dict[str, str]
-    mta_sts: dict[str, str]
 
 
 class DnsStore:
@@ -87,15 +75,9 @@ class DnsStore:
                 s.add(row)
 
     def snapshot(self) -> Snapshot:
-        """Everything recorded, in one query per table (`status`, `check`).  A read-only store
-        has not imported the files yet: those are shown as they are."""
-        with session_scope(self.store.engine) as s:
-            dane = {r.hostname: r.state for r in s.exec(select(DaneState)) if r.state != _NONE}
-            sts = {r.domain: r.state for r in s.exec(select(MtaStsState)) if r.state != _NONE}
-        for kind, found in ((DANE, dane), (MTA_STS, sts)):
-            for name, path in legacy_files(self.state_dir, kind).items():
-                found.setdefault(name, path.read_text())
-        return Snapshot(dane, sts)
+        """Everything recorded, in one query per table (what `status` and `check` read through
+        :meth:`certmgr.store.rows.Rows.dns_snapshot`)."""
+        return Rows(self.store.url, engine_query(self.store.engine)).dns_snapshot(self.state_dir)
 
     def import_files(self) -> int:
         """Import the state files of earlier versions once; returns how many were imported."""

@@ -13,6 +13,7 @@ from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from certmgr.pki.keytypes import SlotKey
+from certmgr.store import rows
 
 
 def decode_names(stored: str) -> tuple[str, ...]:
@@ -23,7 +24,7 @@ def decode_names(stored: str) -> tuple[str, ...]:
 class ManagedCert(SQLModel, table=True):
     """One certificate slot: an MTA hostname and a key algorithm (dual MTAs have two)."""
 
-    __tablename__ = "managed_cert"
+    __tablename__ = rows.SLOTS
     __table_args__ = (UniqueConstraint("hostname", "key_alg", name="uq_managed_host_alg"),)
 
     id: int | None = Field(default=None, primary_key=True)
@@ -64,7 +65,7 @@ class ManagedCert(SQLModel, table=True):
 class CertVersion(SQLModel, table=True):
     """Every certificate ever stored for a slot (history, never overwritten)."""
 
-    __tablename__ = "cert_version"
+    __tablename__ = rows.VERSIONS
 
     id: int | None = Field(default=None, primary_key=True)
     managed_id: int = Field(index=True, foreign_key="managed_cert.id")
@@ -145,7 +146,7 @@ class Event(SQLModel, table=True):
 
 
 class Deployment(SQLModel, table=True):
-    __tablename__ = "deployment"
+    __tablename__ = rows.DEPLOYMENTS
 
     id: int | None = Field(default=None, primary_key=True)
     managed_id: int = Field(index=True, foreign_key="managed_cert.id")
@@ -161,7 +162,7 @@ class ProbeRecord(SQLModel, table=True):
     """One stored probe of an MTA: its status, problems and report (what the probe saw is
     :class:`certmgr.probe.client.ProbeResult`)."""
 
-    __tablename__ = "probe_result"
+    __tablename__ = rows.PROBES
 
     id: int | None = Field(default=None, primary_key=True)
     hostname: str | None = Field(default=None, index=True)
@@ -210,7 +211,7 @@ class CalendarEvent(SQLModel, table=True):
 
 
 class JobState(SQLModel, table=True):
-    __tablename__ = "job_state"
+    __tablename__ = rows.JOBS
 
     name: str = Field(primary_key=True)
     last_run: datetime | None = None
@@ -317,7 +318,7 @@ class DaneState(SQLModel, table=True):
     """The TLSA rollover of one MTA (:class:`certmgr.dns.rollover.Rollover` as JSON), recorded
     before each step is carried out, and the lease of the node carrying a step out."""
 
-    __tablename__ = "dane_state"
+    __tablename__ = rows.DANE_STATES
 
     hostname: str = Field(primary_key=True)
     state: str = Field(sa_column=Column(Text, nullable=False))
@@ -330,7 +331,7 @@ class MtaStsState(SQLModel, table=True):
     """What went to the web target of one MTA-STS domain and what its published id stands for
     (:class:`certmgr.dns.mtasts.Published` as JSON), and the lease of the node at a step."""
 
-    __tablename__ = "mta_sts_state"
+    __tablename__ = rows.MTA_STS_STATES
 
     domain: str = Field(primary_key=True)
     state: str = Field(sa_column=Column(Text, nullable=False))

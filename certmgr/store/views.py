@@ -1,52 +1,15 @@
 """Reads for what a command only displays or decides from: plain rows of the columns it needs
 (SQLAlchemy Core, no ORM objects), every slot at once in one query each.  At 10,000
-certificates building ORM objects cost more than the queries themselves."""
+certificates building ORM objects cost more than the queries themselves.  (``status`` and
+``metrics`` read the same rows without SQLAlchemy: :mod:`certmgr.store.rows`.)"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import NamedTuple
-
 from sqlalchemy import select
 
-from certmgr.pki.keytypes import SlotKey
 from certmgr.store.base import StoreBase
 from certmgr.store.models import CertVersion, ManagedCert
-
-
-class SlotRow(NamedTuple):
-    """The columns of a slot that ``status`` shows."""
-
-    id: int | None
-    hostname: str
-    key_alg: str
-    key_type: str
-    issuer: str
-    state: str
-    current_version_id: int | None
-    attempts: int
-    last_error: str | None
-    next_retry_at: datetime | None
-    renew_at: datetime | None
-
-    @property
-    def slot_key(self) -> SlotKey:
-        return SlotKey(self.hostname, self.key_alg)
-
-
-class VersionRow(NamedTuple):
-    """The columns of a certificate version that ``status`` shows or matches on."""
-
-    id: int | None
-    managed_id: int
-    serial: str
-    key_alg: str
-    key_bits: int
-    issuer: str
-    not_before: datetime
-    not_after: datetime
-    sha256: str
-    revoked_at: datetime | None
+from certmgr.store.rows import SlotRow, VersionRow
 
 
 class ViewStore(StoreBase):

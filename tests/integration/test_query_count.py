@@ -4,7 +4,8 @@ What this proves: `status`, `renew` with nothing due, `check` of one host, `metr
 tick (the renew check over every certificate, then the reminder pass) each send the database the
 same number of statements at 10 certificates as at 1,000 -- no query per row.  Statements are
 counted with SQLAlchemy's ``before_cursor_execute`` event (an ``executemany`` counts once, as it is
-one round trip).  The commands run in-process through their public entry points (``certmgr.cli.main``
+one round trip) and, for the read path's own SQLite connections (`status`, `metrics`), with their
+trace callback.  The commands run in-process through their public entry points (``certmgr.cli.main``
 and the daemon's job function); the certificates are seeded through `csr` and `import` with a
 local test CA, never by writing rows.
 """
@@ -12,6 +13,7 @@ local test CA, never by writing rows.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +27,8 @@ from certmgr.cli import main
 from certmgr.config.load import load_config
 from certmgr.runtime import Runtime
 from certmgr.service.jobs import renew_job
+from certmgr.store import rows
+from certmgr.store.rows import connect
 from tests.peers.pebble import ChallTestSrv
 from tests.peers.smtpd import SmtpServer
 from tests.peers.testca import TestCA, import_all, manual_ca_config
@@ -70,15 +74,24 @@ def seeded(root: Path, n: int, ca: TestCA, dns: ChallTestSrv, smtpd: SmtpServer)
 
 @contextmanager
 def counting() -> Iterator[list[str]]:
+    """Every statement sent to a database: through SQLAlchemy (its ``before_cursor_execute``
+    event) and through the read path's own SQLite connections (their trace callback)."""
     statements: list[str] = []
 
     def count(conn: object, cursor: object, statement: str, *args: object) -> None:
         statements.append(statement)
 
+    def traced(uri: str) -> sqlite3.Connection:
+        conn = connect(uri)
+        conn.set_trace_callback(statements.append)
+        return conn
+
     event.listen(Engine, "before_cursor_execute", count)
+    rows.connect = traced
     try:
         yield statements
     finally:
+        rows.connect = connect
         event.remove(Engine, "before_cursor_execute", count)
 
 
