@@ -11,6 +11,7 @@ of their intent:
 * :mod:`~certmgr.store.deployments` -- deployments and probe results
 * :mod:`~certmgr.store.accounts` -- ACME accounts
 * :mod:`~certmgr.store.views` -- plain rows of the columns a command shows (no ORM objects)
+* :mod:`~certmgr.store.decisions` -- plain rows the renew check and the reminder pass decide from
 
 The service side (reminders, calendar events, job state) is :mod:`certmgr.store.queue`; the
 mail TLS monitor's tables are :mod:`certmgr.store.monitor`.
@@ -30,6 +31,7 @@ from certmgr.store.db import (
     read_only_engine,
     sqlite_path,
 )
+from certmgr.store.decisions import DecisionStore
 from certmgr.store.deployments import DeploymentStore
 from certmgr.store.inventory import InventoryStore, SlotSpec
 from certmgr.store.leases import LeaseStore
@@ -50,7 +52,8 @@ __all__ = ["AcmeAccount", "CertVersion", "Deployment", "Event", "ManagedCert", "
            "SlotSpec", "Store", "utcnow"]
 
 
-class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore, ViewStore):
+class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore, ViewStore,
+            DecisionStore):
     """The inventory.  ``read_only`` (status, check, metrics, calendar): an existing SQLite
     database at the current schema is opened without writing (see :func:`read_only_engine`),
     so those commands work on a full disk or a read-only state directory."""
