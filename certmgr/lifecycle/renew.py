@@ -16,7 +16,6 @@ from datetime import datetime
 
 from certmgr.config.model import MtaConfig
 from certmgr.deploy.orchestrate import deploy_mtas, deploy_units
-from certmgr.dns import dane_gate
 from certmgr.errors import CertmgrError
 from certmgr.lifecycle import policy
 from certmgr.lifecycle.issue import Outcome, not_due, renew_slot, why_due
@@ -174,6 +173,8 @@ def renew_many(
 
 def _maintain_dane(rt: Runtime, mta: MtaConfig) -> Outcome | None:
     """Retire an MTA's old TLSA records once their TTL has passed (``dane.publish`` only)."""
+    from certmgr.dns import dane_gate  # only MTAs whose TLSA records certmgr keeps need it
+
     try:
         rollover = dane_gate.for_mta(rt, mta)
         done = rollover.maintain(utcnow()) if rollover else None

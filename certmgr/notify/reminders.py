@@ -109,7 +109,6 @@ def _queue_due(ctx: Ctx, inventory: Decisions | None) -> None:
         auto = automatic[mta.issuer]
         certs = [Cert(s, versions.get(s.id) if s.id is not None else None) for s in group]
         for cert in certs:
-            cert.facts = facts_for(rt, cert.slot, cert.version, auto, ctx.now)
             cert.rf = _reminder_facts(rt, mta, cert, auto, deploy_failures, ctx.now)
         reached: dict[str, set[str]] = {}  # kind -> destinations an earlier notifier of this MTA covers
         for name in mta.notify:
@@ -131,6 +130,9 @@ def _queue_due(ctx: Ctx, inventory: Decisions | None) -> None:
                 dues.pop(kind, None)
                 if kind == "calendar":
                     nc = dataclasses.replace(nc, calendar=False)
+            if (dues or nc.calendar) and certs[0].facts is None:  # what the messages say: only news needs it
+                for cert in certs:
+                    cert.facts = facts_for(rt, cert.slot, cert.version, auto, ctx.now)
             cal = invitation_for(ctx, nc, mta, certs, host_slots[mta.hostname], events, raw)
             if cal is BUSY:
                 # another process is moving the event right now: it sends the notice with the

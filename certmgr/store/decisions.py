@@ -34,7 +34,6 @@ class SlotState(NamedTuple):
     attempts: int
     last_error: str | None
     last_error_permanent: bool
-    last_attempt_at: datetime | None
     last_result: str | None
     next_retry_at: datetime | None
     renew_at: datetime | None
@@ -56,7 +55,6 @@ class CurrentCert(NamedTuple):
     serial: str
     names: str  # JSON: read it as all_names
     key_type: str
-    not_before: datetime
     not_after: datetime
     created_at: datetime
     revoked_at: datetime | None
