@@ -24,7 +24,7 @@ from certmgr.config.load import load_config
 from certmgr.runtime import Runtime
 from certmgr.service.jobs import renew_job
 from certmgr.store import CertVersion, ManagedCert
-from tests.peers.testca import TestCA, import_all, manual_ca_config
+from tests.peers.testca import TestCA, imported_inventory
 
 CERTS = 12
 
@@ -32,14 +32,7 @@ CERTS = 12
 @pytest.fixture(scope="module")
 def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A config of manual-CA MTAs, each with a certificate imported through `csr` + `import`."""
-    ca = TestCA("due rows")
-    root = tmp_path_factory.mktemp("due-rows")
-    mtas = "".join(f'\n[[mta]]\nhostname = "mx{i:02d}.example.com"\nkey = "ecdsa-p256"\nissuer = "corp"\n'
-                   f'notify = ["ops"]\n' for i in range(CERTS))
-    trust = ca.write_root(root / "root.pem")
-    config = manual_ca_config(root, mtas, certmgr=f'trust = "{trust}"')
-    import_all(config, ca, root / "issued")
-    return config
+    return imported_inventory(tmp_path_factory.mktemp("due-rows"), CERTS, TestCA("due rows"))
 
 
 @contextmanager
