@@ -6,27 +6,17 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol, TypeVar
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
-from certmgr.pki.keytypes import SlotKey, slot_key
+from certmgr.pki.keytypes import slot_key
 from certmgr.registry import Providers
 from certmgr.store import AcmeAccount, CertVersion, ManagedCert, SlotSpec, Store
 from certmgr.store.files import atomic_write
 from certmgr.store.statedir import StateDir
 
 log = logging.getLogger("certmgr.runtime")
-
-
-class _Keyed(Protocol):
-    @property
-    def slot_key(self) -> SlotKey: ...
-
-
-SlotT = TypeVar("SlotT", bound=_Keyed)
 
 
 def node_id() -> str:
@@ -92,16 +82,15 @@ class Runtime:
 
     def sync_config(self) -> None:
         """Write the config's slots into the store, once per Runtime (one transaction, which
-        builds no model objects: see :meth:`certmgr.store.InventoryStore.write_slots`)."""
+        builds no model objects: see :meth:`certmgr.store.inventory.InventoryStore.write_slots`)."""
         if not self._synced:
             self.store.write_slots([SlotSpec(mta.hostname, slot_key(mta.hostname, kt).key_alg, kt,
                                              mta.all_names, mta.issuer)
                                     for mta in self.config.mtas for kt in mta.key_types])
             self._synced = True
 
-    def configured(self, slots: Iterable[SlotT]) -> list[tuple[MtaConfig, SlotT]]:
-        """The config's slots among ``slots`` (every slot of the store, as model objects or
-        plain rows), in config order."""
+    def configured(self, slots: list[ManagedCert]) -> list[tuple[MtaConfig, ManagedCert]]:
+        """The config's slots among ``slots`` (every slot of the store), in config order."""
         rows = {s.slot_key: s for s in slots}
         return [(mta, rows[key]) for mta in self.config.mtas for key in mta.slot_keys]
 

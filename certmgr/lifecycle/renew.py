@@ -65,7 +65,6 @@ def renew_many(
         for key in mta.slot_keys if not wanted or mta.hostname in wanted else ():
             if (slot := rows.get(key)) is not None:  # only a read-only store may lack one
                 by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
-    del rows
     # naming a host limits the run to it and renews (and deploys) it if due, trying now despite a
     # back-off (as certbot's `renew --cert-name`); only --force renews what is not due
     retry_now = bool(hosts)
@@ -73,7 +72,7 @@ def renew_many(
     tries = rt.store.deploy_tries() if any(mta.deploy for mta, _ in by_mta.values()) else {}
 
     def versions(slots: list[SlotState]) -> list[tuple[int, int]]:
-        return [(s.id, v.id) for s in slots if s.id is not None and (v := current.get(s.id)) and v.id]
+        return [(s.id, v.id) for s in slots if (v := current.get(s.id))]
 
     def not_deployed(mta: MtaConfig, slots: list[SlotState]) -> bool:
         due, held = deploy_state(mta, versions(slots), tries, utcnow())
@@ -85,7 +84,6 @@ def renew_many(
     def one_mta(mta: MtaConfig, slots: list[SlotState]) -> list[Outcome]:
         out = []
         for slot in slots:
-            assert slot.id is not None
             outcome = renew_slot(rt, mta, slot, current.get(slot.id), force=force, retry_now=retry_now,
                                  dry_run=dry_run)
             if progress:
@@ -132,7 +130,7 @@ def renew_many(
         (decided from what was read above, without I/O; the claim re-checks what is due)."""
         return not force and all(
             mta.dane_publish is None and not not_deployed(mta, slots)
-            and all(s.id is not None and why_due(mta, s, current.get(s.id), start) is None for s in slots)
+            and all(why_due(mta, s, current.get(s.id), start) is None for s in slots)
             for mta, slots in unit)
 
     def say_idle(unit: list[tuple[MtaConfig, list[SlotState]]]) -> list[Outcome]:

@@ -30,13 +30,8 @@ class SlotSpec(NamedTuple):
 class InventoryStore(StoreBase):
     def sync_slot(self, hostname: str, key_alg: str, key_type: str, names: Iterable[str], issuer: str) -> ManagedCert:
         """Create or update the slot for (hostname, key_alg) from the config."""
-        rows = self.sync_slots([SlotSpec(hostname, key_alg, key_type, list(names), issuer)])
-        return next(r for r in rows if (r.hostname, r.key_alg) == (hostname, key_alg))
-
-    def sync_slots(self, wanted: Sequence[SlotSpec]) -> list[ManagedCert]:
-        """Create or update the slots of the config, and return every slot."""
-        self.write_slots(wanted)
-        return self.slots()
+        self.write_slots([SlotSpec(hostname, key_alg, key_type, list(names), issuer)])
+        return next(r for r in self.slots([hostname]) if r.key_alg == key_alg)
 
     def write_slots(self, wanted: Sequence[SlotSpec]) -> None:
         """Create or update the slots of the config in one transaction whose statements do not
@@ -45,7 +40,7 @@ class InventoryStore(StoreBase):
         try:
             self._write_slots(wanted)
         except IntegrityError:
-            # another process inserted one of these slots between our SELECT and INSERT: use its rows
+            # another process inserted one of these slots between our SELECT and INSERT: write again
             self._write_slots(wanted)
 
     def _write_slots(self, wanted: Sequence[SlotSpec]) -> None:
