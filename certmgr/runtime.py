@@ -6,11 +6,12 @@ import json
 import logging
 import os
 import socket
+from functools import cached_property
 from pathlib import Path
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
-from certmgr.pki.keytypes import slot_key
+from certmgr.pki.keytypes import SlotKey, slot_key
 from certmgr.registry import Providers
 from certmgr.store import AcmeAccount, CertVersion, ManagedCert, SlotSpec, Store
 from certmgr.store.files import atomic_write
@@ -88,6 +89,12 @@ class Runtime:
                                              mta.all_names, mta.issuer)
                                     for mta in self.config.mtas for kt in mta.key_types])
             self._synced = True
+
+    @cached_property
+    def mta_of(self) -> dict[SlotKey, MtaConfig]:
+        """The configured MTA of every slot key, in config order (made once per Runtime: the
+        decisions over 10,000 certificates look it up at every run)."""
+        return {key: mta for mta in self.config.mtas for key in mta.slot_keys}
 
     def configured(self, slots: list[ManagedCert]) -> list[tuple[MtaConfig, ManagedCert]]:
         """The config's slots among ``slots`` (every slot of the store), in config order."""

@@ -61,10 +61,10 @@ def renew_many(
     stored, current = read
     rows = {s.slot_key: s for s in stored}
     by_mta: dict[str, tuple[MtaConfig, list[SlotState]]] = {}
-    for mta in rt.config.mtas:
-        for key in mta.slot_keys if not wanted or mta.hostname in wanted else ():
-            if (slot := rows.get(key)) is not None:  # only a read-only store may lack one
-                by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
+    for key, mta in rt.mta_of.items():  # in config order
+        slot = rows.get(key)  # only a read-only store may lack one
+        if slot is not None and (not wanted or mta.hostname in wanted):
+            by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
     # naming a host limits the run to it and renews (and deploys) it if due, trying now despite a
     # back-off (as certbot's `renew --cert-name`); only --force renews what is not due
     retry_now = bool(hosts)

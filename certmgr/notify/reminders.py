@@ -85,7 +85,7 @@ def _queue_due(ctx: Ctx, inventory: Decisions | None) -> None:
     """One message per (MTA, event, notifier): the certificates of an MTA that owe the same
     kind of message (both algorithms crossing a threshold, both renewed) go in one."""
     rt = ctx.rt
-    config = {key: m for m in rt.config.mtas for key in m.slot_keys}
+    config = rt.mta_of
     # every slot and its current certificate as plain rows, in one query (or as the renewal
     # that ran just before read them)
     slots, versions = inventory or rt.store.decision_rows()

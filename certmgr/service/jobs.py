@@ -94,7 +94,7 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
 
     now = now or utcnow()
     asked = changed = 0
-    config = {key: m for m in rt.config.mtas for key in m.slot_keys}
+    config = rt.mta_of
     issuers = {name: rt.providers.issuer(name) for name in dict.fromkeys(m.issuer for m in rt.config.mtas)}
     if not any(isinstance(i, RenewalInfoSource) for i in issuers.values()):
         return "0 asked, 0 changed"  # no issuer offers renewal information: nothing to read
