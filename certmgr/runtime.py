@@ -6,12 +6,13 @@ import json
 import logging
 import os
 import socket
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from certmgr.config.model import Config, MtaConfig
 from certmgr.interfaces import AccountRecord
-from certmgr.pki.keytypes import slot_key
+from certmgr.pki.keytypes import SlotKey, slot_key
 from certmgr.registry import Providers
 from certmgr.store.files import atomic_write
 from certmgr.store.rows import Rows, open_rows
@@ -107,15 +108,25 @@ class Runtime:
     def stored_slots(self) -> list[ManagedCert]:
         """Every slot in the store (also those of MTAs no longer configured), the config's
         written first once per Runtime (see :meth:`sync_inventory`)."""
-        from certmgr.store import SlotSpec
-
-        if not self._synced:
-            slots = self.store.sync_slots([SlotSpec(mta.hostname, slot_key(mta.hostname, kt).key_alg, kt,
-                                                    mta.all_names, mta.issuer)
-                                           for mta in self.config.mtas for kt in mta.key_types])
-            self._synced = True
-            return slots
+        self.sync_config()
         return self.store.slots()
+
+    def sync_config(self) -> None:
+        """Write the config's slots into the store, once per Runtime (one transaction, which
+        builds no model objects: see :meth:`certmgr.store.inventory.InventoryStore.write_slots`)."""
+        if not self._synced:
+            from certmgr.store import SlotSpec
+
+            self.store.write_slots([SlotSpec(mta.hostname, slot_key(mta.hostname, kt).key_alg, kt,
+                                             mta.all_names, mta.issuer)
+                                    for mta in self.config.mtas for kt in mta.key_types])
+            self._synced = True
+
+    @cached_property
+    def mta_of(self) -> dict[SlotKey, MtaConfig]:
+        """The configured MTA of every slot key, in config order (made once per Runtime: the
+        decisions over 10,000 certificates look it up at every run)."""
+        return {key: mta for mta in self.config.mtas for key in mta.slot_keys}
 
     def configured(self, slots: list[ManagedCert]) -> list[tuple[MtaConfig, ManagedCert]]:
         """The config's slots among ``slots`` (every slot of the store), in config order."""

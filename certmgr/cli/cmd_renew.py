@@ -6,12 +6,15 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from certmgr.cli import partnering
 from certmgr.cli.common import is_tty, print_json, print_table, runtime
 from certmgr.lifecycle.issue import Outcome
 from certmgr.lifecycle.renew import Progress, Unchanged, renew_many
 from certmgr.notify.reminders import process
+
+if TYPE_CHECKING:
+    from certmgr.partners.enforce import TargetOutcome
 
 
 @contextlib.contextmanager
@@ -50,15 +53,27 @@ def run(args: argparse.Namespace) -> int:
         # tell people at once about failures (and successes, where asked): never silent
         notices = [] if args.dry_run else process(rt, inventory=unchanged.take())
         # like deploy: a full run also brings the partners' TLS policy in line with the config
-        partners = [] if args.hosts or args.dry_run else partnering.apply(rt)
+        # (only a deploy target can hold one: without any, the partner code is not even loaded)
+        partners: list[TargetOutcome] = []
+        if rt.config.deploys and not args.hosts and not args.dry_run:
+            from certmgr.cli import partnering
+
+            partners = partnering.apply(rt)
+    partner_json: list[dict[str, object]] = []
+    partner_rows: list[tuple[str, str, str, str]] = []
+    if partners:
+        from certmgr.cli import partnering
+
+        partner_json = partnering.as_json(partners)
+        partner_rows = [("partners", p.target, partnering.result(p), partnering.detail(p)) for p in partners]
     if args.json:
-        print_json([vars(o).copy() for o in outcomes] + partnering.as_json(partners))  # asdict: 10x slower
+        print_json([vars(o).copy() for o in outcomes] + partner_json)  # asdict: 10x slower
     else:
         print_table("Renewal", ["hostname", "key", "result", "detail"],
-                    [(o.hostname, o.key_alg, o.action, o.message) for o in outcomes]
-                    + [("partners", p.target, partnering.result(p), partnering.detail(p)) for p in partners])
+                    [(o.hostname, o.key_alg, o.action, o.message) for o in outcomes] + partner_rows)
         for n in notices:
             if n.action in ("sent", "failed"):
                 print(f"notice {n.kind} for {n.hostname} via {n.notifier}: {n.action} {n.detail}".rstrip(),
                       file=sys.stderr)
     return 1 if any(o.failed for o in outcomes) or not all(p.ok for p in partners) else 0
+

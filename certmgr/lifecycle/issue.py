@@ -25,6 +25,7 @@ from certmgr.lifecycle.versions import IssuedBy, check_chain, save_version
 from certmgr.pki.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, utcnow
+from certmgr.store.decisions import CurrentCert, SlotState
 from certmgr.store.files import write_new
 
 log = logging.getLogger("certmgr.lifecycle")
@@ -60,8 +61,10 @@ def renew_at_for(mta: MtaConfig, version: CertVersion, key: str) -> datetime:
     return policy.renewal_time(facts, jitter_key=key)
 
 
-def why_due(mta: MtaConfig, slot: ManagedCert, version: CertVersion | None, now: datetime) -> str | None:
-    """The reason this slot, whose current certificate is ``version``, needs a certificate now, or None."""
+def why_due(mta: MtaConfig, slot: ManagedCert | SlotState, version: CertVersion | CurrentCert | None,
+            now: datetime) -> str | None:
+    """The reason this slot, whose current certificate is ``version``, needs a certificate now, or
+    None (from the plain rows every slot is read as, or from the model objects read under a lease)."""
     if version is None:
         return "no certificate yet"
     if version.key_type != slot.key_type:
@@ -118,7 +121,7 @@ def pending_key(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVer
     return PendingKey(path, key, csr, True)
 
 
-def not_due(slot: ManagedCert) -> Outcome:
+def not_due(slot: ManagedCert | SlotState) -> Outcome:
     """What `renew` says of a slot that is not due."""
     return Outcome(slot.hostname, slot.key_alg, "not-due",
                    f"not due until {slot.renew_at:%Y-%m-%d %H:%M} UTC; use --force to renew now"
@@ -128,17 +131,17 @@ def not_due(slot: ManagedCert) -> Outcome:
 def renew_slot(
     rt: Runtime,
     mta: MtaConfig,
-    slot: ManagedCert,
-    current: CertVersion | None,
+    slot: SlotState,
+    current: CurrentCert | None,
     *,
     force: bool = False,
     retry_now: bool = False,
     dry_run: bool = False,
     now: Callable[[], datetime] = utcnow,
 ) -> Outcome:
-    """Renew the slot, whose current certificate is ``current`` (read by the caller with the
-    others'), if due (or ``force``); ``retry_now`` ignores the back-off after a failure."""
-    assert slot.id is not None
+    """Renew the slot, whose current certificate is ``current`` (plain rows, read by the caller
+    with every other slot's), if due (or ``force``); ``retry_now`` ignores the back-off after a
+    failure.  What it writes is read again as model objects under the slot's lease."""
     host, alg = slot.hostname, slot.key_alg
     issuer = rt.providers.issuer(mta.issuer)
     automatic = renews_automatically(issuer)
@@ -162,11 +165,11 @@ def renew_slot(
     slot_id = slot.id
     outcome = None
     try:
-        slot = rt.store.slot(slot_id)  # re-check under the claim: it may be done already
-        current = rt.store.version(slot.current_version_id)
-        if not force and why_due(mta, slot, current, now()) is None:
+        claimed = rt.store.slot(slot_id)  # re-check under the claim: it may be done already
+        version = rt.store.version(claimed.current_version_id)
+        if not force and why_due(mta, claimed, version, now()) is None:
             return Outcome(host, alg, "not-due", "renewed by another process")
-        outcome = _issue(rt, mta, slot, current, issuer, reason, now)
+        outcome = _issue(rt, mta, claimed, version, issuer, reason, now)
         return outcome
     finally:
         if outcome is None or outcome.action != "issued":  # recording the certificate released it

@@ -16,12 +16,12 @@ from datetime import datetime
 
 from certmgr.config.model import MtaConfig
 from certmgr.deploy.orchestrate import deploy_mtas, deploy_units
-from certmgr.dns import dane_gate
 from certmgr.errors import CertmgrError
 from certmgr.lifecycle import policy
 from certmgr.lifecycle.issue import Outcome, not_due, renew_slot, why_due
 from certmgr.runtime import Runtime
-from certmgr.store import CertVersion, ManagedCert, utcnow
+from certmgr.store import utcnow
+from certmgr.store.decisions import Decisions, SlotState
 from certmgr.store.deployments import DeployTry
 
 log = logging.getLogger("certmgr.renew")
@@ -35,13 +35,11 @@ class Unchanged:
     certificate), filled in only when the run changed none of it: the reminder pass that
     follows in the same command reuses it instead of reading 10,000 rows again."""
 
-    slots: list[ManagedCert] | None = None
-    current: dict[int, CertVersion] | None = None
+    read: Decisions | None = None
 
-    def take(self) -> tuple[list[ManagedCert], dict[int, CertVersion]] | None:
+    def take(self) -> Decisions | None:
         """The read, once: it is let go here, so it is not held while the output is printed."""
-        read = (self.slots, self.current) if self.slots is not None and self.current is not None else None
-        self.slots = self.current = None
+        read, self.read = self.read, None
         return read
 
 
@@ -54,31 +52,38 @@ def renew_many(
     progress: Progress | None = None,
     unchanged: Unchanged | None = None,
 ) -> list[Outcome]:
-    stored = None if hosts or rt.read_only else rt.stored_slots()
-    by_mta: dict[str, tuple[MtaConfig, list[ManagedCert]]] = {}
-    for mta, slot in rt.select(hosts) if stored is None else rt.configured(stored):
-        by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
+    wanted = {rt.config.mta(h).hostname for h in hosts}  # an unknown name is a usage error
+    if not rt.read_only:
+        rt.sync_config()
+    # every slot (or the named hosts') and its current certificate, in one query, as plain rows:
+    # what is not due is decided and said from these; a due slot is read again under its lease
+    read = rt.store.decision_rows(wanted or None)
+    stored, current = read
+    rows = {s.slot_key: s for s in stored}
+    by_mta: dict[str, tuple[MtaConfig, list[SlotState]]] = {}
+    for key, mta in rt.mta_of.items():  # in config order
+        slot = rows.get(key)  # only a read-only store may lack one
+        if slot is not None and (not wanted or mta.hostname in wanted):
+            by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
     # naming a host limits the run to it and renews (and deploys) it if due, trying now despite a
     # back-off (as certbot's `renew --cert-name`); only --force renews what is not due
     retry_now = bool(hosts)
-    current = rt.store.current_versions()  # every slot's, in one query
     # every deployment of every certificate, in one query, for the MTAs whose renewal issues nothing
     tries = rt.store.deploy_tries() if any(mta.deploy for mta, _ in by_mta.values()) else {}
 
-    def versions(slots: list[ManagedCert]) -> list[tuple[int, int]]:
-        return [(s.id, v.id) for s in slots if s.id is not None and (v := current.get(s.id)) and v.id]
+    def versions(slots: list[SlotState]) -> list[tuple[int, int]]:
+        return [(s.id, v.id) for s in slots if (v := current.get(s.id))]
 
-    def not_deployed(mta: MtaConfig, slots: list[ManagedCert]) -> bool:
+    def not_deployed(mta: MtaConfig, slots: list[SlotState]) -> bool:
         due, held = deploy_state(mta, versions(slots), tries, utcnow())
         return due or (retry_now and held is not None)
 
-    def held_until(mta: MtaConfig, slots: list[ManagedCert]) -> datetime | None:
+    def held_until(mta: MtaConfig, slots: list[SlotState]) -> datetime | None:
         return deploy_state(mta, versions(slots), tries, utcnow())[1]
 
-    def one_mta(mta: MtaConfig, slots: list[ManagedCert]) -> list[Outcome]:
+    def one_mta(mta: MtaConfig, slots: list[SlotState]) -> list[Outcome]:
         out = []
         for slot in slots:
-            assert slot.id is not None
             outcome = renew_slot(rt, mta, slot, current.get(slot.id), force=force, retry_now=retry_now,
                                  dry_run=dry_run)
             if progress:
@@ -86,7 +91,7 @@ def renew_many(
             out.append(outcome)
         return out
 
-    def one_unit(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> list[Outcome]:
+    def one_unit(unit: list[tuple[MtaConfig, list[SlotState]]]) -> list[Outcome]:
         out: list[Outcome] = []
         due: list[MtaConfig] = []
         for mta, slots in unit:
@@ -120,15 +125,15 @@ def renew_many(
     results: list[Outcome] = []
     start = utcnow()
 
-    def idle(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> bool:
+    def idle(unit: list[tuple[MtaConfig, list[SlotState]]]) -> bool:
         """Nothing to do but say so: no slot due, nothing to deploy, no DNS records to keep
         (decided from what was read above, without I/O; the claim re-checks what is due)."""
         return not force and all(
             mta.dane_publish is None and not not_deployed(mta, slots)
-            and all(s.id is not None and why_due(mta, s, current.get(s.id), start) is None for s in slots)
+            and all(why_due(mta, s, current.get(s.id), start) is None for s in slots)
             for mta, slots in unit)
 
-    def say_idle(unit: list[tuple[MtaConfig, list[ManagedCert]]]) -> list[Outcome]:
+    def say_idle(unit: list[tuple[MtaConfig, list[SlotState]]]) -> list[Outcome]:
         """What ``one_unit`` says of an idle unit, without its calls: not due, or a deployment
         held by its back-off."""
         out = []
@@ -147,9 +152,9 @@ def renew_many(
             results.extend(say_idle(unit))
         else:
             busy.append(unit)
-    if unchanged is not None and stored is not None and not busy and not dry_run and not rt.config.mta_sts:
+    if unchanged is not None and not hosts and not busy and not dry_run and not rt.config.mta_sts:
         # every slot was idle: decided from what was read above, nothing written to slots or versions
-        unchanged.slots, unchanged.current = stored, current
+        unchanged.read = read
     workers = max(1, min(rt.config.settings.concurrency, len(busy)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="renew") as pool:
         futures = [pool.submit(one_unit, u) for u in busy]
@@ -166,6 +171,8 @@ def renew_many(
 
 def _maintain_dane(rt: Runtime, mta: MtaConfig) -> Outcome | None:
     """Retire an MTA's old TLSA records once their TTL has passed (``dane.publish`` only)."""
+    from certmgr.dns import dane_gate  # only MTAs whose TLSA records certmgr keeps need it
+
     try:
         rollover = dane_gate.for_mta(rt, mta)
         done = rollover.maintain(utcnow()) if rollover else None

@@ -18,7 +18,8 @@ from certmgr.interfaces import Attachment, Message
 from certmgr.notify import calendar
 from certmgr.notify.cert_status import CertStatus
 from certmgr.notify.outbox import Cert, Ctx, facts_for, message_key, queue_row
-from certmgr.store import ManagedCert, queue
+from certmgr.store import queue
+from certmgr.store.decisions import CurrentCert, SlotState
 from certmgr.store.models import CalendarEvent
 
 log = logging.getLogger("certmgr.reminders")
@@ -36,7 +37,7 @@ class Invitation:
     message: Message
 
 
-def invitation_for(ctx: Ctx, nc: NotifyConfig, mta: MtaConfig, certs: list[Cert], host_slots: list[ManagedCert],
+def invitation_for(ctx: Ctx, nc: NotifyConfig, mta: MtaConfig, certs: list[Cert], host_slots: list[SlotState],
                   events: list[CalendarEvent], raw: dict[tuple[int, str, str], set[str]]) -> Invitation | object | None:
     """The MTA's one invitation (None without ``calendar`` or before any certificate).
 
@@ -63,7 +64,7 @@ def invitation_for(ctx: Ctx, nc: NotifyConfig, mta: MtaConfig, certs: list[Cert]
             event = moved
     for extra in (e for e in mine if e is not event and e.method != "CANCEL"):
         slot = by_id[extra.managed_id]
-        version = rt.store.version(slot.current_version_id)
+        version = _current(ctx, slot)
         _cancel(ctx, nc, extra, [Cert(slot, version, facts_for(rt, slot, version, True, now))],
                 f"{mta.hostname}: its certificates now share one calendar event",
                 f"The certificates of {mta.hostname} now share one renewal event; this one, kept for the "
@@ -136,7 +137,7 @@ def _cancel(ctx: Ctx, nc: NotifyConfig, event: CalendarEvent, certs: list[Cert],
     queue_row(ctx, issued, "calendar:CANCEL", nc.name, msg, invite, vkey=f"{event.version_key}#seq{sequence}")
 
 
-def cancel_removed(ctx: Ctx, slots: list[ManagedCert], configured: set[str],
+def cancel_removed(ctx: Ctx, slots: list[SlotState], configured: set[str],
                     events: list[CalendarEvent]) -> None:
     """MTAs no longer in the config: cancel their calendar events (never those of an MTA
     still configured, even if one of its key types was dropped)."""
@@ -147,7 +148,7 @@ def cancel_removed(ctx: Ctx, slots: list[ManagedCert], configured: set[str],
         if slot is None or event.method == "CANCEL":
             continue
         nc = rt.config.notifies.get(event.notifier)
-        version = rt.store.version(slot.current_version_id)
+        version = _current(ctx, slot)
         if nc is None or version is None:
             log.warning("%s (%s): no longer configured, but [notify.%s] is gone too: its calendar event "
                         "%s cannot be cancelled", slot.hostname, slot.key_alg, event.notifier, event.uid)
@@ -156,3 +157,9 @@ def cancel_removed(ctx: Ctx, slots: list[ManagedCert], configured: set[str],
         _cancel(ctx, nc, event, [cert], f"{slot.hostname}: no longer managed, renewal event cancelled",
                 f"{slot.hostname} was removed from {rt.config.path}; certmgr no longer renews or watches "
                 "its certificate. The calendar event is cancelled.\n")
+
+
+def _current(ctx: Ctx, slot: SlotState) -> CurrentCert | None:
+    """The current certificate of a slot whose event is cancelled (rare: read on its own)."""
+    version = ctx.rt.store.version(slot.current_version_id)
+    return CurrentCert.of(version) if version is not None else None

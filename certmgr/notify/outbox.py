@@ -24,6 +24,7 @@ from certmgr.notify.policy import ReminderFacts
 from certmgr.pki.keytypes import SlotKey
 from certmgr.runtime import Runtime
 from certmgr.store import CertVersion, ManagedCert, queue, utcnow
+from certmgr.store.decisions import CurrentCert, SlotState
 from certmgr.store.models import Reminder
 from certmgr.times import days_left
 
@@ -60,8 +61,8 @@ class Ctx:
 class Cert:
     """One certificate of an MTA as the queueing step sees it."""
 
-    slot: ManagedCert
-    version: CertVersion | None
+    slot: SlotState
+    version: CurrentCert | None
     facts: CertStatus | None = None
     rf: ReminderFacts | None = None
 
@@ -70,8 +71,10 @@ class Cert:
         return self.version.serial if self.version else "none"
 
 
-def facts_for(rt: Runtime, slot: ManagedCert, version: CertVersion | None, automatic: bool,
-              now: datetime) -> CertStatus:
+def facts_for(rt: Runtime, slot: SlotState | ManagedCert, version: CurrentCert | CertVersion | None,
+              automatic: bool, now: datetime) -> CertStatus:
+    """What messages and calendars say of one certificate (from the plain rows the reminder pass
+    reads, or from model objects)."""
     return CertStatus(
         hostname=slot.hostname,
         names=version.all_names if version else slot.all_names,
@@ -105,8 +108,8 @@ def message_key(certs: list[Cert]) -> tuple[int, str]:
     return lead, "+".join(sorted(f"{c.slot.key_alg}:{c.vkey}" for c in certs))
 
 
-def key_parts(managed_id: int, version_key: str, slots: dict[int, ManagedCert],
-               by_alg: dict[SlotKey, ManagedCert]) -> list[tuple[int, str]]:
+def key_parts(managed_id: int, version_key: str, slots: dict[int, SlotState],
+               by_alg: dict[SlotKey, SlotState]) -> list[tuple[int, str]]:
     """The (slot id, serial) pairs a row's key covers (see :func:`message_key`)."""
     owner = slots.get(managed_id)
     out = []
@@ -161,7 +164,7 @@ def send_pending(rt: Runtime, now: datetime, out: list[ReminderOutcome],
     pending = queue.pending_reminders(rt.store, now)
     if not pending:
         return  # the slots are read only for messages to send (10,000 rows at scale)
-    slots = rt.store.slots()
+    slots, _ = rt.store.decision_rows()
     by_id = {s.id: s for s in slots if s.id is not None}
     by_alg = {s.slot_key: s for s in slots}
     down: dict[str, str] = {}  # notifier -> error: skip its other messages this round
@@ -199,7 +202,7 @@ def send_pending(rt: Runtime, now: datetime, out: list[ReminderOutcome],
         out.append(ReminderOutcome(host, alg, r.notifier, r.kind, "sent"))
 
 
-def _stale(rt: Runtime, r: Reminder, covered: list[tuple[ManagedCert, str]]) -> str | None:
+def _stale(rt: Runtime, r: Reminder, covered: list[tuple[SlotState, str]]) -> str | None:
     """Why a queued message is no longer worth sending, or None (for a message about
     several certificates: when it no longer holds for any of them)."""
     if r.notifier not in rt.config.notifies:

@@ -44,15 +44,16 @@ from certmgr.notify.policy import SUCCESS_NOTICE_WINDOW, Due, ReminderFacts, due
 from certmgr.notify.renewal_messages import deploy_failure_message, failure_message, reminder_message
 from certmgr.notify.success_message import success_message
 from certmgr.runtime import Runtime
-from certmgr.store import ManagedCert, queue, utcnow
-from certmgr.store.models import CertVersion, Reminder
+from certmgr.store import queue, utcnow
+from certmgr.store.decisions import Decisions, SlotState
+from certmgr.store.models import Reminder
 
 log = logging.getLogger("certmgr.reminders")
 
 
 def process(rt: Runtime, now: datetime | None = None, *, dry_run: bool = False,
             should_stop: Callable[[], bool] = lambda: False,
-            inventory: tuple[list[ManagedCert], dict[int, CertVersion]] | None = None) -> list[ReminderOutcome]:
+            inventory: Decisions | None = None) -> list[ReminderOutcome]:
     """Queue every reminder and calendar message due now, then send what is pending.
 
     With ``dry_run`` nothing is queued or sent: the result lists what would be
@@ -63,7 +64,7 @@ def process(rt: Runtime, now: datetime | None = None, *, dry_run: bool = False,
     ctx = Ctx(rt, now or utcnow(), dry_run, [])
     _queue_due(ctx, inventory)
     if dry_run:
-        slots = rt.store.slots()
+        slots, _ = rt.store.decision_rows()
         by_id = {s.id: s for s in slots if s.id is not None}
         by_alg = {s.slot_key: s for s in slots}
         for r in queue.unsent_reminders(rt.store):
@@ -80,21 +81,23 @@ def process(rt: Runtime, now: datetime | None = None, *, dry_run: bool = False,
 # ---------------------------------------------------------------------- queueing
 
 
-def _queue_due(ctx: Ctx, inventory: tuple[list[ManagedCert], dict[int, CertVersion]] | None) -> None:
+def _queue_due(ctx: Ctx, inventory: Decisions | None) -> None:
     """One message per (MTA, event, notifier): the certificates of an MTA that owe the same
     kind of message (both algorithms crossing a threshold, both renewed) go in one."""
     rt = ctx.rt
-    config = {key: m for m in rt.config.mtas for key in m.slot_keys}
-    slots, versions = inventory or (rt.store.slots(), rt.store.current_versions())
+    config = rt.mta_of
+    # every slot and its current certificate as plain rows, in one query (or as the renewal
+    # that ran just before read them)
+    slots, versions = inventory or rt.store.decision_rows()
     managed = [(config[s.slot_key], s) for s in slots if s.slot_key in config]
     raw = queue.queued_kinds(rt.store, (s.id for s in slots if s.id is not None))
     already = _per_certificate(raw, slots)
     deploy_failures = rt.store.failed_deployments([s.id for _, s in managed if s.id is not None])
     events = queue.calendar_events(rt.store)
-    host_slots: dict[str, list[ManagedCert]] = {}
+    host_slots: dict[str, list[SlotState]] = {}
     for s in slots:
         host_slots.setdefault(s.hostname, []).append(s)
-    by_mta: dict[str, tuple[MtaConfig, list[ManagedCert]]] = {}
+    by_mta: dict[str, tuple[MtaConfig, list[SlotState]]] = {}
     for mta, slot in managed:
         by_mta.setdefault(mta.hostname, (mta, []))[1].append(slot)
     automatic: dict[str, bool] = {}
@@ -106,7 +109,6 @@ def _queue_due(ctx: Ctx, inventory: tuple[list[ManagedCert], dict[int, CertVersi
         auto = automatic[mta.issuer]
         certs = [Cert(s, versions.get(s.id) if s.id is not None else None) for s in group]
         for cert in certs:
-            cert.facts = facts_for(rt, cert.slot, cert.version, auto, ctx.now)
             cert.rf = _reminder_facts(rt, mta, cert, auto, deploy_failures, ctx.now)
         reached: dict[str, set[str]] = {}  # kind -> destinations an earlier notifier of this MTA covers
         for name in mta.notify:
@@ -128,6 +130,9 @@ def _queue_due(ctx: Ctx, inventory: tuple[list[ManagedCert], dict[int, CertVersi
                 dues.pop(kind, None)
                 if kind == "calendar":
                     nc = dataclasses.replace(nc, calendar=False)
+            if (dues or nc.calendar) and certs[0].facts is None:  # what the messages say: only news needs it
+                for cert in certs:
+                    cert.facts = facts_for(rt, cert.slot, cert.version, auto, ctx.now)
             cal = invitation_for(ctx, nc, mta, certs, host_slots[mta.hostname], events, raw)
             if cal is BUSY:
                 # another process is moving the event right now: it sends the notice with the
@@ -190,7 +195,7 @@ def _reminder_facts(rt: Runtime, mta: MtaConfig, cert: Cert, auto: bool,
 
 
 def _per_certificate(raw: dict[tuple[int, str, str], set[str]],
-                     slots: list[ManagedCert]) -> dict[tuple[int, str, str], set[str]]:
+                     slots: list[SlotState]) -> dict[tuple[int, str, str], set[str]]:
     """{(slot id, serial, notifier): kinds} from the queued rows, shared messages split up."""
     by_id = {s.id: s for s in slots if s.id is not None}
     by_alg = {s.slot_key: s for s in slots}

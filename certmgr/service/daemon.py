@@ -263,7 +263,7 @@ class Daemon:
             new = Runtime(config)
             try:
                 new.providers.build_all()
-                new.sync_inventory()  # new MTAs get their slots before the jobs run concurrently
+                new.sync_config()  # new MTAs get their slots before the jobs run concurrently
             except BaseException:
                 new.close()
                 raise
@@ -287,7 +287,7 @@ class Daemon:
 
         config = self._rt.config
         # create the slots of new MTAs once, before four jobs would race to insert them
-        self._rt.sync_inventory()
+        self._rt.sync_config()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         self._scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(len(JOBS))})

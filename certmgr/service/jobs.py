@@ -19,6 +19,7 @@ from certmgr.notify import outbox, reminders
 from certmgr.runtime import Runtime
 from certmgr.service.metrics import metrics_registry as metrics_registry  # the daemon serves it
 from certmgr.store import utcnow
+from certmgr.store.decisions import Decisions
 
 log = logging.getLogger("certmgr.daemon")
 
@@ -26,9 +27,10 @@ StopCheck = Callable[[], bool]
 
 
 def renew_job(rt: Runtime, should_stop: StopCheck) -> str:
-    from certmgr.lifecycle.renew import renew_many
+    from certmgr.lifecycle.renew import Unchanged, renew_many
 
-    outcomes = renew_many(rt, [])
+    unchanged = Unchanged()
+    outcomes = renew_many(rt, [], unchanged=unchanged)
     counts: dict[str, int] = {}
     for o in outcomes:
         counts[o.action] = counts.get(o.action, 0) + 1
@@ -39,12 +41,14 @@ def renew_job(rt: Runtime, should_stop: StopCheck) -> str:
     log.info("renew: %d certificates checked: %s", len(outcomes), summary)
     # failed renewals are per certificate (status, metrics, reminders); the job itself ran
     if not should_stop():
-        remind_job(rt, should_stop)
+        remind_job(rt, should_stop, inventory=unchanged.take())
     return summary
 
 
-def remind_job(rt: Runtime, should_stop: StopCheck) -> str:
-    out = reminders.process(rt, should_stop=should_stop)
+def remind_job(rt: Runtime, should_stop: StopCheck, *, inventory: Decisions | None = None) -> str:
+    """Queue and send the reminders due now (``inventory``: every slot as the renewal run just
+    before read it, when it changed none)."""
+    out = reminders.process(rt, should_stop=should_stop, inventory=inventory)
     sent = sum(1 for o in out if o.action == "sent")
     failed = sum(1 for o in out if o.failed)
     if out:
@@ -86,7 +90,11 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
 
     now = now or utcnow()
     asked = changed = 0
-    config = {key: m for m in rt.config.mtas for key in m.slot_keys}
+    config = rt.mta_of
+    issuers = {name: rt.providers.issuer(name) for name in dict.fromkeys(m.issuer for m in rt.config.mtas)}
+    if not any(isinstance(i, RenewalInfoSource) for i in issuers.values()):
+        return "0 asked, 0 changed"  # no issuer offers renewal information: nothing to read
+    versions = rt.store.current_versions()  # every slot's, in one query
     for slot in rt.store.slots():
         mta = config.get(slot.slot_key)
         if mta is None or slot.issuer != mta.issuer:
@@ -94,13 +102,11 @@ def ari_job(rt: Runtime, should_stop: StopCheck, now: datetime | None = None) ->
         if should_stop():
             break
         assert slot.id is not None
-        version = rt.store.version(slot.current_version_id)
-        if version is None or version.revoked_at is not None:
+        issuer = issuers[mta.issuer]
+        version = versions.get(slot.id)
+        if not isinstance(issuer, RenewalInfoSource) or version is None or version.revoked_at is not None:
             continue
         if slot.ari_retry_at is not None and now < slot.ari_retry_at:
-            continue
-        issuer = rt.providers.issuer(mta.issuer)
-        if not isinstance(issuer, RenewalInfoSource):
             continue
         ctx = IssueContext(hostname=mta.hostname, load_account=functools.partial(rt.load_account, mta.issuer),
                            save_account=rt.save_account, timeout=60)

@@ -7,12 +7,13 @@ import json
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from certmgr.store.base import StoreBase, assign, utcnow
-from certmgr.store.db import session_scope
+from certmgr.store.db import session_scope, write_scope
 from certmgr.store.models import CertVersion, Deployment, ManagedCert, ProbeRecord
 
 
@@ -29,36 +30,43 @@ class SlotSpec(NamedTuple):
 class InventoryStore(StoreBase):
     def sync_slot(self, hostname: str, key_alg: str, key_type: str, names: Iterable[str], issuer: str) -> ManagedCert:
         """Create or update the slot for (hostname, key_alg) from the config."""
-        rows = self.sync_slots([SlotSpec(hostname, key_alg, key_type, list(names), issuer)])
-        return next(r for r in rows if (r.hostname, r.key_alg) == (hostname, key_alg))
+        self.write_slots([SlotSpec(hostname, key_alg, key_type, list(names), issuer)])
+        return next(r for r in self.slots([hostname]) if r.key_alg == key_alg)
 
-    def sync_slots(self, wanted: Sequence[SlotSpec]) -> list[ManagedCert]:
-        """Create or update the slots of the config and return every slot, in one transaction
-        whose statements do not grow with the inventory (one SELECT; one batched INSERT of new
-        slots; an UPDATE only for slots whose key type, names or issuer changed)."""
+    def write_slots(self, wanted: Sequence[SlotSpec]) -> None:
+        """Create or update the slots of the config in one transaction whose statements do not
+        grow with the inventory (one SELECT of the columns the config sets; one batched INSERT
+        of new slots; one batched UPDATE of slots whose key type, names or issuer changed)."""
         try:
-            return self._sync_slots(wanted)
+            self._write_slots(wanted)
         except IntegrityError:
-            # another process inserted one of these slots between our SELECT and INSERT: use its rows
-            return self._sync_slots(wanted)
+            # another process inserted one of these slots between our SELECT and INSERT: write again
+            self._write_slots(wanted)
 
-    def _sync_slots(self, wanted: Sequence[SlotSpec]) -> list[ManagedCert]:
+    def _write_slots(self, wanted: Sequence[SlotSpec]) -> None:
         now = utcnow()
-        with session_scope(self.engine) as s:
-            rows = {(r.hostname, r.key_alg): r for r in s.exec(select(ManagedCert))}
+        t = ManagedCert.__table__  # type: ignore[attr-defined]
+        with write_scope(self.engine) as conn:
+            stored = {(r.hostname, r.key_alg): r for r in conn.execute(
+                sa_select(t.c.id, t.c.hostname, t.c.key_alg, t.c.key_type, t.c.names, t.c.issuer))}
+            new: list[dict[str, Any]] = []
+            changed: list[dict[str, Any]] = []
             for spec in wanted:
                 names_json = json.dumps(list(spec.names))
-                row = rows.get((spec.hostname, spec.key_alg))
+                row = stored.get((spec.hostname, spec.key_alg))
                 if row is None:
-                    rows[(spec.hostname, spec.key_alg)] = row = ManagedCert(
-                        hostname=spec.hostname, key_alg=spec.key_alg, key_type=spec.key_type, names=names_json,
-                        issuer=spec.issuer, state="planned", updated_at=now)
-                    s.add(row)
+                    new.append(ManagedCert(hostname=spec.hostname, key_alg=spec.key_alg, key_type=spec.key_type,
+                                           names=names_json, issuer=spec.issuer, state="planned",
+                                           updated_at=now).model_dump(exclude={"id"}))
                 elif (row.key_type, row.names, row.issuer) != (spec.key_type, names_json, spec.issuer):
-                    row.key_type, row.names, row.issuer, row.updated_at = spec.key_type, names_json, spec.issuer, now
-                    s.add(row)
-            s.flush()
-            return sorted(rows.values(), key=lambda r: (r.hostname, r.key_alg))
+                    changed.append({"slot_id": row.id, "new_key_type": spec.key_type, "new_names": names_json,
+                                    "new_issuer": spec.issuer, "now": now})
+            if new:
+                conn.execute(insert(t), new)
+            if changed:
+                conn.execute(update(t).where(t.c.id == bindparam("slot_id")).values(
+                    key_type=bindparam("new_key_type"), names=bindparam("new_names"),
+                    issuer=bindparam("new_issuer"), updated_at=bindparam("now")), changed)
 
     def slots(self, hostnames: Collection[str] | None = None) -> list[ManagedCert]:
         """Every slot, or those of ``hostnames``."""

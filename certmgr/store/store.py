@@ -13,6 +13,7 @@ from certmgr.store.db import (
     read_only_engine,
     sqlite_path,
 )
+from certmgr.store.decisions import DecisionStore
 from certmgr.store.deployments import DeploymentStore
 from certmgr.store.inventory import InventoryStore
 from certmgr.store.leases import LeaseStore
@@ -21,7 +22,8 @@ from certmgr.store.versions import VersionStore
 from certmgr.store.views import ViewStore
 
 
-class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore, ViewStore):
+class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore, ViewStore,
+            DecisionStore):
     """The inventory.  ``read_only`` (status, check, metrics, calendar): an existing SQLite
     database at the current schema is opened without writing (see :func:`read_only_engine`),
     so those commands work on a full disk or a read-only state directory."""

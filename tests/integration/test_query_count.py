@@ -31,7 +31,7 @@ from certmgr.store import rows
 from certmgr.store.rows import connect
 from tests.peers.pebble import ChallTestSrv
 from tests.peers.smtpd import SmtpServer
-from tests.peers.testca import TestCA, import_all, manual_ca_config
+from tests.peers.testca import TestCA, imported_inventory
 
 SMALL, LARGE = 10, 1000
 
@@ -60,16 +60,8 @@ def smtpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
 
 def seeded(root: Path, n: int, ca: TestCA, dns: ChallTestSrv, smtpd: SmtpServer) -> Path:
     """A config of ``n`` manual-CA MTAs, each with a certificate imported through `csr` + `import`."""
-    mtas = "".join(
-        f'\n[[mta]]\nhostname = "mx{i:04d}.example.com"\nkey = "ecdsa-p256"\nissuer = "corp"\nnotify = ["ops"]\n'
-        f'smtp = "127.0.0.1:{smtpd.port}"\n'
-        for i in range(n)
-    )
-    root.mkdir()
-    trust = ca.write_root(root / "root.pem")
-    path = manual_ca_config(root, mtas, certmgr=f'trust = "{trust}"\nresolver = "{dns.dns_server}"')
-    import_all(path, ca, root / "issued")
-    return path
+    return imported_inventory(root, n, ca, mta=f'smtp = "127.0.0.1:{smtpd.port}"\n',
+                              certmgr=f'resolver = "{dns.dns_server}"')
 
 
 @contextmanager

@@ -209,3 +209,17 @@ to = ["ops@example.com"]
 calendar = false
 {mtas}""")
     return path
+
+
+def imported_inventory(root: Path, count: int, ca: TestCA, *, mta: str = "", certmgr: str = "") -> Path:
+    """``root/certmgr.toml`` (see :func:`manual_ca_config`) of ``count`` ECDSA MTAs
+    ``mx0000.example.com`` ... notified by ``[notify.ops]``, each with a certificate imported
+    through `csr` + `import` (:func:`import_all`); ``[certmgr] trust`` is ``ca``'s root.
+    ``mta``: more lines for every ``[[mta]]``; ``certmgr``: more ``[certmgr]`` lines."""
+    mtas = "".join(f'\n[[mta]]\nhostname = "mx{i:04d}.example.com"\nkey = "ecdsa-p256"\nissuer = "corp"\n'
+                   f'notify = ["ops"]\n{mta}' for i in range(count))
+    root.mkdir(parents=True, exist_ok=True)
+    trust = ca.write_root(root / "root.pem")
+    config = manual_ca_config(root, mtas, certmgr=f'trust = "{trust}"\n{certmgr}')
+    import_all(config, ca, root / "issued")
+    return config
