@@ -20,7 +20,7 @@ from sqlmodel import SQLModel
 
 import certmgr.store.models  # noqa: F401  (registers the tables)
 from certmgr.errors import StateError
-from certmgr.store import CertVersion, Deployment, ProbeRecord, SlotSpec, Store, queue
+from certmgr.store import CertVersion, Deployment, ProbeRecord, Store, queue
 from certmgr.store.rows import (
     DANE_STATES,
     JOBS,
@@ -42,7 +42,7 @@ def no_store() -> Engine:
 def seed(s: Store) -> None:
     """One slot with a current certificate, two deployments (verified, then failed), a probe and
     a finished job, written through the Store API."""
-    (slot,) = s.sync_slots([SlotSpec("mx1.example.com", "ecdsa", "ecdsa-p256", ["mx1.example.com"], "corp")])
+    slot = s.sync_slot("mx1.example.com", "ecdsa", "ecdsa-p256", ["mx1.example.com"], "corp")
     assert slot.id is not None
     v = s.add_version(CertVersion(managed_id=slot.id, serial="0a", names='["mx1.example.com"]', key_alg="ecdsa",
                                   key_bits=256, not_before=T0, not_after=T0 + timedelta(days=90), sha256="ab" * 32,
