@@ -10,7 +10,6 @@ methods live in the module of their intent:
 * :mod:`~certmgr.store.versions` -- the certificates a slot had
 * :mod:`~certmgr.store.deployments` -- deployments and probe results
 * :mod:`~certmgr.store.accounts` -- ACME accounts
-* :mod:`~certmgr.store.views` -- plain rows of the columns a command shows (no ORM objects)
 * :mod:`~certmgr.store.decisions` -- plain rows the renew check and the reminder pass decide from
 
 What only displays (``status``, ``metrics``) reads through :mod:`~certmgr.store.rows` instead:

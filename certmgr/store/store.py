@@ -19,11 +19,9 @@ from certmgr.store.inventory import InventoryStore
 from certmgr.store.leases import LeaseStore
 from certmgr.store.steps import StepStore
 from certmgr.store.versions import VersionStore
-from certmgr.store.views import ViewStore
 
 
-class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore, ViewStore,
-            DecisionStore):
+class Store(InventoryStore, LeaseStore, StepStore, VersionStore, DeploymentStore, AccountStore, DecisionStore):
     """The inventory.  ``read_only`` (status, check, metrics, calendar): an existing SQLite
     database at the current schema is opened without writing (see :func:`read_only_engine`),
     so those commands work on a full disk or a read-only state directory."""
