@@ -63,6 +63,8 @@ class CertRequest:
 class IssuedCertificate:
     fullchain_pem: bytes  # leaf first, then intermediates
     order_url: str | None = None
+    #: the issuer account that ordered it (ACME), recorded on the version
+    account_uri: str | None = None
 
 
 @dataclass(frozen=True)

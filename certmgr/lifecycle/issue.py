@@ -207,7 +207,8 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVersion 
         certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
                                    where=f"certificate from issuer {mta.issuer}", now=now())
         version = save_version(rt.state, slot, certs, facts, key_path, source="acme",
-                               issued_by=issued_by(rt, mta.issuer), order_url=issued.order_url)
+                               issued_by=issued_by(rt, mta.issuer, issued.account_uri),
+                               order_url=issued.order_url)
         checkpoint("certificate_stored")
         if isinstance(issuer, RenewalInfoSource):
             # the certificate is issued and stored: no answer about its renewal window (a CA may
@@ -313,9 +314,12 @@ def _failed(rt: Runtime, slot_id: int, order_id: int, mta: MtaConfig, err: Certm
     return Outcome(slot.hostname, slot.key_alg, "failed", str(err))
 
 
-def issued_by(rt: Runtime, issuer: str) -> IssuedBy:
-    """The issuer ``issuer`` of the config as a version records it (with the account used now)."""
+def issued_by(rt: Runtime, issuer: str, account_uri: str | None = None) -> IssuedBy:
+    """The issuer ``issuer`` of the config as a version records it, with the account that ordered
+    the certificate (``account_uri``, as the issuer reported it; else the one stored now)."""
     cfg = rt.config.issuers[issuer]
-    account = rt.load_account(issuer) if cfg.type == "acme" else None
+    if account_uri is None and cfg.type == "acme":
+        account = rt.load_account(issuer)
+        account_uri = account.uri if account else None
     directory = str(cfg.options.get("directory", ""))
-    return IssuedBy(issuer, cfg.type, directory or None, account.uri if account else None)
+    return IssuedBy(issuer, cfg.type, directory or None, account_uri)

@@ -16,6 +16,7 @@ nonces belong to one connection pool.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -363,7 +364,7 @@ class AcmeIssuer:
             resume_order_url=resume,
         )
         try:
-            return run.run()
+            return dataclasses.replace(run.run(), account_uri=account.regr.uri)
         except messages.Error as e:
             if e.code == "accountDoesNotExist" and attempt == 1:
                 return None
