@@ -125,6 +125,15 @@ class RenewalInfoSource(Protocol):
 
 
 @runtime_checkable
+class Preparing(Protocol):
+    """Optional for issuers: set up what all their issuances share (an ACME directory and
+    account) ahead of the first one, while the core generates the other keys.  Idempotent and
+    safe beside running issuances; it raises what ``issue`` would raise for the same step."""
+
+    def prepare(self, ctx: IssueContext) -> None: ...
+
+
+@runtime_checkable
 class AutoRenewing(Protocol):
     """Optional for issuers: whether they renew without a person (ACME does; the manual
     issuer says ``automatic = False``).  An issuer that does not say is automatic."""

@@ -8,8 +8,11 @@ the claim (lock, re-check, act), so a racing process finds it done or busy.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import threading
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,7 +22,7 @@ from typing import NamedTuple
 from certmgr.config.model import MtaConfig
 from certmgr.errors import CertmgrError, LockBusy, PermanentError, RetryableError
 from certmgr.faults import checkpoint
-from certmgr.interfaces import CertRequest, IssueContext, Issuer, RenewalInfoSource, renews_automatically
+from certmgr.interfaces import CertRequest, IssueContext, Issuer, Preparing, RenewalInfoSource, renews_automatically
 from certmgr.lifecycle import policy
 from certmgr.lifecycle.versions import IssuedBy, check_chain, save_version
 from certmgr.pki.keys import PrivateKey, generate_key, key_to_pem, load_key, make_csr
@@ -183,6 +186,7 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVersion 
         if stranded is not None:
             log.info("%s (%s): adopting serial %s, obtained by an interrupted run", host, alg, stranded.serial)
             return _make_current(rt, mta, slot, order_id, stranded, now)
+        prepare_ahead(issuer, account_context(rt, mta.issuer, host))
         key_path, key, csr, _ = pending_key(rt, mta, slot, current)
         replaces = Path(current.cert_path).read_bytes() if current is not None else None
 
@@ -194,14 +198,8 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVersion 
                 raise LockBusy(f"{host} ({alg}): another node took over this renewal; stopping")
             checkpoint(step)
 
-        ctx = IssueContext(
-            hostname=host,
-            load_account=lambda: rt.load_account(mta.issuer),
-            save_account=rt.save_account,
-            record_step=record_step,
-            resume_order_url=slot.pending_order_url,
-            timeout=ISSUE_TIMEOUT,
-        )
+        ctx = dataclasses.replace(account_context(rt, mta.issuer, host), record_step=record_step,
+                                  resume_order_url=slot.pending_order_url, timeout=ISSUE_TIMEOUT)
         request = CertRequest(host, mta.all_names, slot.key_type, csr, replaces)
         issued = issuer.issue(request, ctx)
         certs, facts = check_chain(issued.fullchain_pem, key, mta.all_names, host,
@@ -237,6 +235,32 @@ def _issue(rt: Runtime, mta: MtaConfig, slot: ManagedCert, current: CertVersion 
     except Exception as e:  # the per-certificate boundary: one broken certificate must not stop the others
         log.exception("%s (%s): unexpected error", host, alg)
         return _failed(rt, slot_id, order_id, mta, PermanentError(f"{host}: internal error: {e!r}"), now)
+
+
+def account_context(rt: Runtime, issuer: str, hostname: str) -> IssueContext:
+    """What an issuer needs of the core to work for ``hostname`` (its account, loaded and saved)."""
+    return IssueContext(hostname=hostname, load_account=lambda: rt.load_account(issuer),
+                        save_account=rt.save_account)
+
+
+#: issuers whose shared setup a renewal worker has taken on, each once (they keep it)
+_prepared: weakref.WeakSet[object] = weakref.WeakSet()
+_prepared_lock = threading.Lock()
+
+
+def prepare_ahead(issuer: Issuer, ctx: IssueContext) -> None:
+    """The first worker to issue from ``issuer`` sets up what all its issuances share
+    (:class:`Preparing`: an ACME directory and account) before making its key, while the other
+    workers make theirs: with RSA keys and a new account, the first orders start a tenth of a
+    20-certificate renewal earlier.  Its errors are this issuance's, as they would be later;
+    the other workers go on and meet the issuer's own setup, done or tried again, in ``issue``."""
+    if not isinstance(issuer, Preparing):
+        return
+    with _prepared_lock:
+        if issuer in _prepared:
+            return
+        _prepared.add(issuer)
+    issuer.prepare(ctx)
 
 
 def _stranded_version(rt: Runtime, mta: MtaConfig, slot: ManagedCert, now: datetime) -> CertVersion | None:

@@ -332,6 +332,12 @@ class AcmeIssuer:
 
     # -- Issuer -------------------------------------------------------------
 
+    def prepare(self, ctx: IssueContext) -> None:
+        """Fetch the directory and load or register the account (Preparing), so the first
+        issuance does not wait for them after its key is made."""
+        self._get_directory(ctx.hostname)
+        self._get_account(ctx)
+
     def issue(self, request: CertRequest, ctx: IssueContext) -> IssuedCertificate:
         deadline = time.monotonic() + min(self.timeout, ctx.timeout)
         directory = self._get_directory(request.hostname)
