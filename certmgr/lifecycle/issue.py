@@ -243,8 +243,9 @@ def account_context(rt: Runtime, issuer: str, hostname: str) -> IssueContext:
                         save_account=rt.save_account)
 
 
-#: issuers whose shared setup a renewal worker has taken on, each once (they keep it)
-_prepared: weakref.WeakSet[object] = weakref.WeakSet()
+#: issuers whose shared setup a renewal worker has taken on, each once (they keep it); by id,
+#: so an issuer need not be hashable
+_prepared: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()
 _prepared_lock = threading.Lock()
 
 
@@ -257,9 +258,9 @@ def prepare_ahead(issuer: Issuer, ctx: IssueContext) -> None:
     if not isinstance(issuer, Preparing):
         return
     with _prepared_lock:
-        if issuer in _prepared:
+        if _prepared.get(id(issuer)) is issuer:
             return
-        _prepared.add(issuer)
+        _prepared[id(issuer)] = issuer
     issuer.prepare(ctx)
 
 
