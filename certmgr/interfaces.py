@@ -63,6 +63,8 @@ class CertRequest:
 class IssuedCertificate:
     fullchain_pem: bytes  # leaf first, then intermediates
     order_url: str | None = None
+    #: the issuer account that ordered it (ACME), recorded on the version
+    account_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,15 @@ class RenewalInfoSource(Protocol):
     def renewal_info(self, cert_pem: bytes, ctx: IssueContext) -> RenewalWindow | None:
         """None when the CA offers no renewal information."""
         ...
+
+
+@runtime_checkable
+class Preparing(Protocol):
+    """Optional for issuers: set up what all their issuances share (an ACME directory and
+    account) ahead of the first one, while the core generates the other keys.  Idempotent and
+    safe beside running issuances; it raises what ``issue`` would raise for the same step."""
+
+    def prepare(self, ctx: IssueContext) -> None: ...
 
 
 @runtime_checkable

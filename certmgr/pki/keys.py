@@ -7,6 +7,8 @@ configured names, so what the CA signs is the name the MTA announces.
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -21,10 +23,17 @@ PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 _CURVES: dict[int, ec.EllipticCurve] = {256: ec.SECP256R1(), 384: ec.SECP384R1()}
 
 
+#: RSA keys generated at once: one per core.  Generation releases the interpreter, so renewal
+#: threads would otherwise all share the cores and every key would be ready only when the last
+#: one is; in turn, the first orders start while the other keys are still being made.
+_RSA_AT_ONCE = threading.BoundedSemaphore(os.cpu_count() or 1)
+
+
 def generate_key(key_type: str) -> PrivateKey:
     alg, size = KEY_TYPES[key_type]
     if alg == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=size)
+        with _RSA_AT_ONCE:
+            return rsa.generate_private_key(public_exponent=65537, key_size=size)
     return ec.generate_private_key(_CURVES[size])
 
 

@@ -8,15 +8,15 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import insert, or_, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import bindparam, insert, or_, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import col
 
 from certmgr.store.db import session_scope
 from certmgr.store.models import Event, ManagedCert
 from certmgr.times import utcnow
 
-__all__ = ["StoreBase", "assign", "event_row", "event_values", "lease_update", "utcnow"]
+__all__ = ["StoreBase", "add_event", "assign", "event_row", "take_lease", "utcnow"]
 
 RowT = TypeVar("RowT")
 
@@ -38,20 +38,26 @@ class StoreBase:
             return row
 
 
-def lease_update(slot_id: int, owner: str, seconds: float, now: datetime) -> Any:
-    """The conditional UPDATE that takes or extends ``owner``'s lease on a slot (one row or none)."""
-    return (
-        update(ManagedCert)
-        .where(
-            col(ManagedCert.id) == slot_id,
-            or_(
-                col(ManagedCert.lease_until).is_(None),
-                col(ManagedCert.lease_until) < now,
-                col(ManagedCert.lease_owner) == owner,
-            ),
-        )
-        .values(lease_owner=owner, lease_until=now + timedelta(seconds=seconds))
+#: the conditional UPDATE that takes or extends a lease on a slot (one row or none), built once:
+#: a statement built per call cost more CPU than its execution, and it runs at every lifecycle step
+_LEASE = (
+    update(ManagedCert)
+    .where(
+        col(ManagedCert.id) == bindparam("lease_slot"),
+        or_(
+            col(ManagedCert.lease_until).is_(None),
+            col(ManagedCert.lease_until) < bindparam("lease_now"),
+            col(ManagedCert.lease_owner) == bindparam("lease_holder"),
+        ),
     )
+)
+
+
+def take_lease(conn: Connection, slot_id: int, owner: str, seconds: float, now: datetime) -> bool:
+    """Take or extend ``owner``'s lease on a slot in ``conn``'s transaction; whether it is held."""
+    params = {"lease_slot": slot_id, "lease_now": now, "lease_holder": owner,
+              "lease_owner": owner, "lease_until": now + timedelta(seconds=seconds)}
+    return bool(conn.execute(_LEASE, params).rowcount == 1)
 
 
 def assign(row: Any, fields: Mapping[str, Any]) -> None:
@@ -62,11 +68,15 @@ def assign(row: Any, fields: Mapping[str, Any]) -> None:
         setattr(row, k, v)
 
 
-def event_values(kind: str, hostname: str | None, key_alg: str | None, detail: Mapping[str, Any],
-                 ts: datetime) -> Any:
-    """The INSERT of an event (for :func:`certmgr.store.db.write_scope`)."""
-    return insert(Event).values(ts=ts, hostname=hostname, key_alg=key_alg, kind=kind,
-                                detail=json.dumps(dict(detail), default=str))
+#: the INSERT of an event, built once (its columns come from the parameters)
+_EVENT = insert(Event)
+
+
+def add_event(conn: Connection, kind: str, hostname: str | None, key_alg: str | None,
+              detail: Mapping[str, Any], ts: datetime) -> None:
+    """Log an event in ``conn``'s transaction (see :func:`certmgr.store.db.write_scope`)."""
+    conn.execute(_EVENT, {"ts": ts, "hostname": hostname, "key_alg": key_alg, "kind": kind,
+                          "detail": json.dumps(dict(detail), default=str)})
 
 
 def event_row(kind: str, hostname: str | None, key_alg: str | None, detail: Mapping[str, Any],

@@ -245,6 +245,15 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 @contextlib.contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """A session for reads only.  It does not queue behind the process's writers (see
+    ``_writers``): SQLite in WAL mode, like PostgreSQL, lets readers run beside the one writer,
+    and a renewal worker's read would otherwise wait for every other worker's steps."""
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@contextlib.contextmanager
 def write_scope(engine: Engine) -> Iterator[Connection]:
     """A transaction of plain statements (no ORM unit of work, which costs three times the
     statements themselves): for the lifecycle steps, written a dozen times per certificate."""

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from certmgr.store.base import StoreBase, assign, utcnow
-from certmgr.store.db import session_scope, write_scope
+from certmgr.store.db import read_scope, session_scope, write_scope
 from certmgr.store.models import CertVersion, Deployment, ManagedCert, ProbeRecord
 
 
@@ -77,7 +77,7 @@ class InventoryStore(StoreBase):
             return list(s.exec(q))
 
     def slot(self, slot_id: int) -> ManagedCert:
-        with session_scope(self.engine) as s:
+        with read_scope(self.engine) as s:
             row = s.get(ManagedCert, slot_id)
             assert row is not None, f"slot {slot_id} vanished"
             return row

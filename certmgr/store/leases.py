@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import update
 from sqlmodel import col
 
-from certmgr.store.base import StoreBase, lease_update, utcnow
+from certmgr.store.base import StoreBase, take_lease, utcnow
 from certmgr.store.db import session_scope, write_scope
 from certmgr.store.models import ManagedCert
 
@@ -19,7 +19,7 @@ class LeaseStore(StoreBase):
         """Take the slot for ``seconds`` unless somebody else holds a live lease."""
         now = now or utcnow()
         with write_scope(self.engine) as c:
-            return bool(c.execute(lease_update(slot_id, owner, seconds, now)).rowcount == 1)
+            return take_lease(c, slot_id, owner, seconds, now)
 
     def lease_owner(self, slot_id: int) -> str | None:
         with session_scope(self.engine) as s:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from certmgr.store.base import StoreBase, assign
-from certmgr.store.db import session_scope
+from certmgr.store.db import read_scope, session_scope
 from certmgr.store.models import CertVersion
 
 
@@ -18,7 +18,7 @@ class VersionStore(StoreBase):
     def version(self, version_id: int | None) -> CertVersion | None:
         if version_id is None:
             return None
-        with session_scope(self.engine) as s:
+        with read_scope(self.engine) as s:
             return s.get(CertVersion, version_id)
 
     def versions(self, slot_id: int) -> list[CertVersion]:

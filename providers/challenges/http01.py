@@ -54,6 +54,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _ChallengeServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    #: the listen backlog.  socketserver's default of 5 is overrun when the CA validates many
+    #: names at once (a renewal of 20 certificates), and each connection beyond it waits for
+    #: the TCP retransmission a second later: a second added to those issuances.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int]) -> None:
         if ":" in address[0]:  # an IPv6 address: the listening socket must be of its family

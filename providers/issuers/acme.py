@@ -16,6 +16,7 @@ nonces belong to one connection pool.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -331,6 +332,12 @@ class AcmeIssuer:
 
     # -- Issuer -------------------------------------------------------------
 
+    def prepare(self, ctx: IssueContext) -> None:
+        """Fetch the directory and load or register the account (Preparing), so the first
+        issuance does not wait for them after its key is made."""
+        self._get_directory(ctx.hostname)
+        self._get_account(ctx)
+
     def issue(self, request: CertRequest, ctx: IssueContext) -> IssuedCertificate:
         deadline = time.monotonic() + min(self.timeout, ctx.timeout)
         directory = self._get_directory(request.hostname)
@@ -363,7 +370,7 @@ class AcmeIssuer:
             resume_order_url=resume,
         )
         try:
-            return run.run()
+            return dataclasses.replace(run.run(), account_uri=account.regr.uri)
         except messages.Error as e:
             if e.code == "accountDoesNotExist" and attempt == 1:
                 return None
