@@ -5,6 +5,8 @@ committed so a reader can open each case as a user would have written it.
 """
 # ruff: noqa: E501
 
+from __future__ import annotations
+
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "configs"
@@ -16,16 +18,17 @@ challenge = { type = "http-01", mode = "standalone", port = 8080 }
 '''
 HEAD = '[certmgr]\nstate_dir = "state"\n'
 
-def mta(**kw):
-    fields = {"hostname": '"mx1.example.com"', "issuer": '"le"'}
+def mta(**kw: str | None) -> str:
+    fields: dict[str, str | None] = {"hostname": '"mx1.example.com"', "issuer": '"le"'}
     fields.update(kw)
     return "\n[[mta]]\n" + "".join(f"{k} = {v}\n" for k, v in fields.items() if v is not None)
 
-def std(expect, *, head=HEAD, issuer=ISSUER, extra="", m=None):
+def std(expect: str, *, head: str = HEAD, issuer: str = ISSUER, extra: str = "",
+        m: str | None = None) -> tuple[str, str]:
     return expect, head + "\n" + issuer + extra + (m if m is not None else mta())
 
-def q(s):  # a TOML basic string with escapes for non-ASCII/control characters
-    out = []
+def q(s: str) -> str:  # a TOML basic string with escapes for non-ASCII/control characters
+    out: list[str] = []
     for ch in s:
         if ch == '"' or ch == "\\":
             out.append("\\" + ch)
@@ -35,7 +38,7 @@ def q(s):  # a TOML basic string with escapes for non-ASCII/control characters
             out.append(ch)
     return '"' + "".join(out) + '"'
 
-C = {}
+C: dict[str, tuple[str, str]] = {}
 # --- syntax, malformed types and values ---------------------------------------
 C["toml_syntax_unterminated"] = ("not valid TOML", HEAD + ISSUER + '\n[[mta]]\nhostname = "mx1.example.com\nissuer = "le"\n')
 C["toml_duplicate_key"] = ("not valid TOML", HEAD + ISSUER + '\n[[mta]]\nhostname = "mx1.example.com"\nhostname = "mx2.example.com"\nissuer = "le"\n')
