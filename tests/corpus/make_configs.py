@@ -5,6 +5,8 @@ committed so a reader can open each case as a user would have written it.
 """
 # ruff: noqa: E501
 
+from __future__ import annotations
+
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "configs"
@@ -16,16 +18,17 @@ challenge = { type = "http-01", mode = "standalone", port = 8080 }
 '''
 HEAD = '[certmgr]\nstate_dir = "state"\n'
 
-def mta(**kw):
-    fields = {"hostname": '"mx1.example.com"', "issuer": '"le"'}
+def mta(**kw: str | None) -> str:
+    fields: dict[str, str | None] = {"hostname": '"mx1.example.com"', "issuer": '"le"'}
     fields.update(kw)
     return "\n[[mta]]\n" + "".join(f"{k} = {v}\n" for k, v in fields.items() if v is not None)
 
-def std(expect, *, head=HEAD, issuer=ISSUER, extra="", m=None):
+def std(expect: str, *, head: str = HEAD, issuer: str = ISSUER, extra: str = "",
+        m: str | None = None) -> tuple[str, str]:
     return expect, head + "\n" + issuer + extra + (m if m is not None else mta())
 
-def q(s):  # a TOML basic string with escapes for non-ASCII/control characters
-    out = []
+def q(s: str) -> str:  # a TOML basic string with escapes for non-ASCII/control characters
+    out: list[str] = []
     for ch in s:
         if ch == '"' or ch == "\\":
             out.append("\\" + ch)
@@ -35,7 +38,7 @@ def q(s):  # a TOML basic string with escapes for non-ASCII/control characters
             out.append(ch)
     return '"' + "".join(out) + '"'
 
-C = {}
+C: dict[str, tuple[str, str]] = {}
 # --- syntax, malformed types and values ---------------------------------------
 C["toml_syntax_unterminated"] = ("not valid TOML", HEAD + ISSUER + '\n[[mta]]\nhostname = "mx1.example.com\nissuer = "le"\n')
 C["toml_duplicate_key"] = ("not valid TOML", HEAD + ISSUER + '\n[[mta]]\nhostname = "mx1.example.com"\nhostname = "mx2.example.com"\nissuer = "le"\n')
@@ -195,6 +198,26 @@ C["inline_smtp_password"] = std("secrets are not accepted inline", extra=f'\n[no
 C["inline_webhook_token"] = std("secrets are not accepted inline", extra=f'\n[notify.hook]\ntype = "webhook"\nurl = "https://hooks.example.com/x"\ntoken = "{SECRET}"\n')
 C["inline_api_key"] = std("secrets are not accepted inline", extra=f'\n[deploy.edge]\ntype = "postfix"\nconfig_dir = "/etc/postfix"\napi_key = "{SECRET}"\n')
 C["inline_database_password"] = std("inline password", head=HEAD + f'database = "postgresql+psycopg://certmgr:{SECRET}@db.example.com/certmgr"\n')
+
+# --- more [deploy.*] and [[mta]] values ---------------------------------------------------
+C["deploy_postfix_cert_dir_with_space"] = std("contains whitespace or a comma", extra='\n[deploy.edge]\ntype = "postfix"\nconfig_dir = "/etc/postfix"\ncert_dir = "/etc/postfix/mail certs"\n', m=mta(deploy='["edge"]'))
+C["mta_protocol_unknown"] = ("must be one of smtp, smtps, imap, imaps, pop3, pop3s", HEAD + '[issuer.corp]\ntype = "manual"\n' + mta(issuer='"corp"', smtp='"mx1.example.com:4190"', protocol='"sieve"'))
+# --- [monitor] ---------------------------------------------------------------------------
+MONITOR = HEAD + "\n[monitor]\n"
+C["monitor_log_relative_path"] = ("path must be an absolute file name", MONITOR + 'logs = [{ type = "postfix", path = "mail.log" }]\n')
+C["monitor_log_type_unknown"] = ("type must be one of postfix, exim", MONITOR + 'logs = [{ type = "sendmail", path = "/var/log/mail.log" }]\n')
+C["monitor_report_every_hourly"] = ("every must be one of daily, weekly, off", MONITOR + 'report = { every = "hourly" }\n')
+C["monitor_report_notify_dangling"] = ("is not a [notify.*] table", MONITOR + 'report = { notify = ["mailops"] }\n')
+C["monitor_tls_share_percent"] = ("tls_share must be a number from 0 to 1", MONITOR + "alerts = { tls_share = 90 }\n")
+C["monitor_tlsrpt_listen_without_cert"] = ("needs cert", MONITOR + 'tlsrpt = { listen = "127.0.0.1:9421" }\n')
+# --- [[partner]] -------------------------------------------------------------------------
+PARTNER_BASE = ('[issuer.corp]\ntype = "manual"\n\n[deploy.edge]\ntype = "postfix"\nconfig_dir = "/etc/postfix"\n'
+                '\n[deploy.imap]\ntype = "dovecot"\ncert_dir = "/etc/dovecot/certmgr"\n' + mta(issuer='"corp"'))
+C["partner_deploy_not_an_mta"] = ("is a dovecot deployer", PARTNER_BASE + '\n[[partner]]\ndomain = "bank.example"\ndeploy = ["imap"]\n')
+C["partner_domain_ip"] = ("IP address", PARTNER_BASE + '\n[[partner]]\ndomain = "192.0.2.1"\n')
+C["partner_duplicate_domain"] = ("duplicate partner bank.example", PARTNER_BASE + '\n[[partner]]\ndomain = "bank.example"\n\n[[partner]]\ndomain = "BANK.example."\n')
+C["partner_not_an_array"] = ("must be an array of tables", PARTNER_BASE + '\n[partner]\ndomain = "bank.example"\n')
+C["partner_require_unknown"] = ("must be one of encrypt, verify, secure, dane, dane-only", PARTNER_BASE + '\n[[partner]]\ndomain = "bank.example"\nrequire = "mandatory"\n')
 
 for stale in OUT.glob("*.toml"):
     stale.unlink()

@@ -22,7 +22,7 @@ from tests.e2e.test_dane_rollover_cli import MX, write_config
 from tests.peers.named import dane_verified, posttls_finger
 from tests.peers.pebble import DaneWorld, dane_world
 from tests.peers.postfix import PostfixPeer, write_chain_files
-from tests.peers.smtpd import SmtpServer
+from tests.peers.smtpd import SmtpServer, plain_body
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -95,7 +95,7 @@ def test_a_deployment_waiting_on_dns_is_reported_then_notified_once_when_late(wo
             mta.finger_ok(f"after renew run {run}")
         late = [m for m in smtpd.messages if "waiting on DNS" in m.message["Subject"]]
         assert len(late) == 1, [m.message["Subject"] for m in smtpd.messages]
-        body = late[0].message.get_body(("plain",)).get_content()
+        body = plain_body(late[0].message)
         assert mta.owner in body and "secondaries" in body, body
         row = next(line for line in cli("status").stdout.splitlines() if line.startswith(MX + "\t" + mta.owner))
         assert "LATE: waiting on DNS" in row, row

@@ -259,6 +259,7 @@ def test_unprivileged_failed_config_test_says_why(site: Site) -> None:
     [report] = _json(r.stdout)
     assert not report["ok"] and report["rolled_back"], report
     message = report["message"]
+    assert isinstance(message, str), report
     # the command that could run unprivileged, and Postfix's own words with file and line
     assert f"postfix config test `postconf -c {site.peer.config_dir} -n` failed with exit code 1" in message
     assert f"{main_cf}, line 1: missing '=' after attribute name" in message, message

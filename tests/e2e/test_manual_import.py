@@ -157,7 +157,7 @@ BAD: dict[str, tuple[Callable[[TestCA, x509.CertificateSigningRequest], bytes], 
                      "basicConstraints.cA"),
 }
 #: another CA whose root nobody trusts, with an intermediate of the same name as the trusted one
-OTHER = TestCA("import test")
+OTHER: TestCA = TestCA("import test")
 
 
 def _untrusted(csr: x509.CertificateSigningRequest) -> bytes:

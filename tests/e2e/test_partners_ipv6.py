@@ -49,7 +49,8 @@ require = "verify"
     mta.reload()
 
     def broken() -> bool:
-        return json.loads(cli("partners", "--json", check=None).stdout)[0]["status"] == "critical"
+        status: str = json.loads(cli("partners", "--json", check=None).stdout)[0]["status"]
+        return status == "critical"
 
     wait_until(broken, what="the IPv6 MX without STARTTLS", timeout=60)
     r = cli("partners", "--json", check=2)

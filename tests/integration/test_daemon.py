@@ -19,7 +19,7 @@ from certmgr.config.load import load_config
 from certmgr.store import Store, queue
 from tests.e2e.conftest import Cli, acme_config
 from tests.peers.pebble import Pebble, running_pebble
-from tests.peers.smtpd import SmtpServer
+from tests.peers.smtpd import SmtpServer, plain_body
 from tests.peers.util import free_port
 
 pytestmark = pytest.mark.integration
@@ -205,7 +205,7 @@ ari_interval = 0
         wait_until(lambda: len(smtpd.messages) == 1, 10, "the alert mail", log)
         alert = smtpd.messages[0].message
         assert "DAEMON STOPPED" in str(alert["Subject"]), alert["Subject"]
-        assert "recover" in alert.get_body(("plain",)).get_content()
+        assert "recover" in plain_body(alert)
         if how == "removed":
             # systemd restarts it: it refuses, saying what to do, and orders nothing
             before = serials(state, "mx1.example.com")

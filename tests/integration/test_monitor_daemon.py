@@ -19,7 +19,7 @@ import requests
 from certmgr.store import Store
 from certmgr.store.monitor import MonitorStore
 from tests.peers.mailflow import MailFlow
-from tests.peers.smtpd import SmtpServer
+from tests.peers.smtpd import SmtpServer, plain_body
 from tests.peers.testca import TestCA
 from tests.peers.util import free_port
 from tests.tlsrpt_reports import as_gzip, report
@@ -110,10 +110,11 @@ tlsrpt = {{ listen = "127.0.0.1:{port}", cert = "{tmp_path / 'tlsrpt.pem'}", key
             "TLS report: inbound 66.7%, outbound 66.7% with TLS"], log.read_text()
         assert all(m.rcpt_tos == ["mailops@example.com"] for m in smtpd.messages)
         mail = next(m.message for m in smtpd.messages if str(m.message["Subject"]).startswith("TLS report"))
-        text = mail.get_body(("plain",)).get_content()
+        text = plain_body(mail)
         assert "Inbound: 2 of 3 sessions used TLS" in text and "Outbound: 2 of 3 sessions used TLS" in text
         assert "still in plaintext: plain.test (1)" in text
         html = mail.get_body(("related",))
+        assert html is not None
         assert html.get_content_type() == "multipart/related"
         page, chart = html.iter_parts()
         assert "2 of 3 sessions used TLS" in page.get_content() and chart.get_content_type() == "image/png"

@@ -13,7 +13,7 @@ from certmgr.config.load import load_config
 from certmgr.runtime import Runtime
 from certmgr.service.jobs import collect_job
 from tests.peers.mailflow import MailFlow
-from tests.peers.smtpd import SmtpServer
+from tests.peers.smtpd import SmtpServer, plain_body
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ alerts = {{ min_sessions = 1000 }}
         # plain.test's receiver has no STARTTLS: both deliveries went in plaintext, whatever swaks did
         assert subject == ("TLS alert: 2 outbound sessions to enforced partner plain.test without TLS: "
                            "127.0.0.1[127.0.0.1] (2)")
-        assert "(plaintext-partner, outbound)" in mail.get_body(("plain",)).get_content()
+        assert "(plaintext-partner, outbound)" in plain_body(mail)
         # the same alert is not sent again the same day
         assert collect_job(rt, lambda: False).startswith("0 sessions")
         assert len(smtpd.messages) == 1

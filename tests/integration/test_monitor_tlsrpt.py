@@ -12,9 +12,10 @@ from pathlib import Path
 import parsedmarc
 import pytest
 
-from certmgr.monitor.tlsrpt import RESULT_TYPES, TlsReport, TlsReportError, reports_in_mail
+from certmgr.monitor.tlsrpt import RESULT_TYPES, TlsReportError, reports_in_mail
 from certmgr.monitor.tlsrpt_ingest import ingest_maildir
 from certmgr.store.monitor import MonitorStore
+from certmgr.store.monitor_types import TlsReport
 from tests.peers.mailflow import MaildirMailbox
 from tests.tlsrpt_reports import as_gzip, as_json, bomb, report
 

@@ -22,7 +22,7 @@ import requests
 from certmgr.store import Store, queue
 from tests.peers.partners import PartnerWorld, partner_world
 from tests.peers.postfix import PostfixPeer, postconf
-from tests.peers.smtpd import SmtpServer
+from tests.peers.smtpd import SmtpServer, plain_body
 from tests.peers.util import free_port
 
 pytestmark = pytest.mark.integration
@@ -159,7 +159,7 @@ notify = ["nobody"]
             assert alert.rcpt_tos == ["mailops@sender.test"]  # the partner's notifier, not every one
             assert str(alert.message["Subject"]) == (f"[certmgr] mail to {domain} is deferred: its MX no longer "
                                                      "meets 'verify'")
-            body = alert.message.get_body(("plain",)).get_content()
+            body = plain_body(alert.message)
             assert (f"- {world.mx('good')} ({mta.address}) does not offer STARTTLS: mail to {domain} will be "
                     "deferred under 'verify'") in body
             assert "1. Wait for the partner to fix it" in body and "2. Lower the level" in body

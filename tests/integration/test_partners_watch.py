@@ -5,8 +5,9 @@ metrics per partner."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import cast
 
 import pytest
 
@@ -78,8 +79,10 @@ def test_expired_certificate_alerts_and_metrics_show_it(world: PartnerWorld) -> 
     assert f'certmgr_partner_meets_level{{domain="{spec.domain}",require="verify"}} 0.0' in text
     assert f'certmgr_partner_enforced{{domain="{spec.domain}"}} 1.0' in text
     assert f'certmgr_partner_mx_failing{{domain="{spec.domain}"}} 1.0' in text
-    served = facts[0].addresses[0].probe.certificate  # type: ignore[union-attr]
-    expiry = floatToGoString(served.not_after.timestamp())
+    probed = facts[0].addresses[0].probe
+    assert probed is not None and probed.certificate is not None
+    go_float = cast("Callable[[float], str]", floatToGoString)  # prometheus_client.utils has no annotations
+    expiry = go_float(probed.certificate.not_after.timestamp())
     assert (f'certmgr_partner_certificate_not_after_timestamp_seconds{{address="{mta.address}",'
             f'domain="{spec.domain}",mx="{world.mx("good")}"}} {expiry}') in text, text
     lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)

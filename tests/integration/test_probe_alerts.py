@@ -19,7 +19,7 @@ from certmgr.service.jobs import probe_job
 from certmgr.store import utcnow
 from tests.peers.named import running_named
 from tests.peers.postfix import PostfixPeer, postconf, wait_until
-from tests.peers.smtpd import SmtpServer
+from tests.peers.smtpd import SmtpServer, plain_body
 from tests.peers.testca import TestCA
 
 pytestmark = pytest.mark.integration
@@ -66,7 +66,9 @@ smtp = "127.0.0.1:{peer.port}"
         peer.start()
         try:
             probe_job(rt, lambda: False)
-            assert rt.store.last_probe(HOST).status == "ok", rt.store.last_probe(HOST).problems
+            last = rt.store.last_probe(HOST)
+            assert last is not None, "no probe recorded"
+            assert last.status == "ok", last.problems
             assert smtpd.messages == []
 
             # STARTTLS switched off: CRITICAL, told once, not again on the next round nor after a restart
@@ -77,7 +79,7 @@ smtp = "127.0.0.1:{peer.port}"
             assert len(smtpd.messages) == 1, subjects(smtpd)
             first = smtpd.messages[0].message
             assert "PROBE CRITICAL" in str(first["Subject"]) and HOST in str(first["Subject"])
-            assert "STARTTLS is not offered" in first.get_body(("plain",)).get_content()
+            assert "STARTTLS is not offered" in plain_body(first)
             probe_job(rt, lambda: False)
             rt.close()
             rt = Runtime(load_config(config))  # a restarted daemon

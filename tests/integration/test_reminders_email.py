@@ -120,8 +120,9 @@ def test_manual_certificate_reminders_and_calendar_lifecycle(tmp_path: Path, smt
     ev = event_of(cal)
     assert str(ev["UID"]) == event_uid(HOST, "rsa")
     assert int(ev["SEQUENCE"]) == 0
-    assert ev.decoded("DTSTART") == rt.store.version(rt.store.slots()[0].current_version_id).not_after \
-        .replace(microsecond=0) - timedelta(days=7)
+    current = rt.store.version(rt.store.slots()[0].current_version_id)
+    assert current is not None
+    assert ev.decoded("DTSTART") == current.not_after.replace(microsecond=0) - timedelta(days=7)
     assert ev.walk("VALARM"), "the invitation carries an alarm"
     rt.close()
 
@@ -166,7 +167,9 @@ def test_certificate_with_two_hours_left_gets_an_event_in_the_future(tmp_path: P
         out = process(rt)
         assert sorted(o.kind for o in out if o.action == "sent") == ["calendar:REQUEST", "threshold:1"]
         invites = [m for m in smtpd.messages if calendar_parts(m)]
-        expiry = rt.store.version(rt.store.slots()[0].current_version_id).not_after
+        current = rt.store.version(rt.store.slots()[0].current_version_id)
+        assert current is not None
+        expiry = current.not_after
         for mail in invites:
             start = event_of(ics_of(mail)).decoded("DTSTART")
             assert before <= start <= expiry, f"the event is set for {start}, now is {before}"

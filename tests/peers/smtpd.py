@@ -36,6 +36,14 @@ class Received:
     authenticated_as: str | None
 
 
+def plain_body(message: EmailMessage) -> str:
+    """The text/plain body of a received message (the calling test fails if there is none)."""
+    part = message.get_body(("plain",))
+    assert part is not None, f"no text/plain part in {message['Subject']!r}"
+    text: str = part.get_content()
+    return text
+
+
 def make_ca_and_server_cert(directory: Path, hostname: str = "localhost") -> tuple[Path, Path, Path]:
     """A throw-away CA and a server certificate for ``hostname``.
 

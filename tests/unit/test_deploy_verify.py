@@ -107,8 +107,8 @@ def test_unusable_trust_file_during_verification_rolls_back(deployer: ExecDeploy
 
     def probe(target: VerifyTarget, key_alg: str | None) -> ProbeResult:
         facts = certificate_facts(der, (), trust_file=trust)  # what the real probe does with what it got
-        return ProbeResult(target="127.0.0.1:25", protocol="smtp", implicit_tls=False, starttls=True,
-                           certificate=facts, leaf_der=der)
+        return ProbeResult(target="127.0.0.1:25", protocol="smtp", implicit_tls=False, key_alg=key_alg,
+                           starttls=True, certificate=facts, leaf_der=der)
 
     outcome = run(deployer, (new,), probe)
     assert not outcome.ok and outcome.rolled_back, outcome

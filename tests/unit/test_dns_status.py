@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from certmgr.config.load import load_config
 from certmgr.dns.dane_run import save_state
@@ -32,7 +33,7 @@ def test_waiting_rollover_and_mta_sts_state_are_shown_and_late_is_a_warning(tmp_
     shown = dane_state(db.snapshot(), mta, NOW)
     assert shown is not None and shown["step"] == "waiting" and shown["pending"] == list(rec.pending)
     assert not shown["late"]
-    report = {"hostname": mta.hostname, "status": "ok", "problems": []}
+    report: dict[str, Any] = {"hostname": mta.hostname, "status": "ok", "problems": []}
     add_rollover(report, cfg, NOW, db.snapshot())
     assert report["status"] == "ok" and report["dane_rollover"]["step"] == "waiting"
 

@@ -19,9 +19,11 @@ def test_variants() -> None:
     t = datetime(2026, 11, 30, 3, 9, 54, tzinfo=UTC)
     assert feed(f"2026-11-30 04:09:54 +0100 [77] 1a-2b-3c <= s@x H=mail.a.example (helo.a) [192.0.2.1] P=esmtps {X} "
                 'CV=no DN="CN=client" S=1') == ("inbound", "a.example", "Untrusted", "TLSv1.2", t)
-    assert feed(f"2026-11-30 03:09:54 1a-2b-3c <= s@x H=(helo.a) [192.0.2.1] P=esmtps {X} CV=yes S=1")[2] == "Trusted"
-    assert feed(f"2026-11-30 03:09:54 1a-2b-3c => u@B.example R=dnslookup T=remote_smtp H=mx.b.example "
-                f"[192.0.2.2] {X} CV=dane C=\"250 ok\"")[:3] == ("outbound", "b.example", "Verified")
+    trusted = feed(f"2026-11-30 03:09:54 1a-2b-3c <= s@x H=(helo.a) [192.0.2.1] P=esmtps {X} CV=yes S=1")
+    assert trusted is not None and trusted[2] == "Trusted"
+    dane = feed(f"2026-11-30 03:09:54 1a-2b-3c => u@B.example R=dnslookup T=remote_smtp H=mx.b.example "
+                f"[192.0.2.2] {X} CV=dane C=\"250 ok\"")
+    assert dane is not None and dane[:3] == ("outbound", "b.example", "Verified")
     assert feed("2026-11-30 03:09:54 1a-2b-3c <= root@x U=root P=local S=1") is None  # not SMTP
     assert feed("2026-11-30 03:09:54 1a-2b-3c -> v@b.example R=r T=t H=mx [192.0.2.2] C=\"250\"") is None
     p = EximLogParser(2026)

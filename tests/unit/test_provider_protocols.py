@@ -72,6 +72,7 @@ def build(kind: str, name: str, tmp_path: Path) -> object:
     if kind == "challenge":
         providers = Providers(load_config(write_config(tmp_path, "")))
         options = tomllib.loads(MINIMAL[(kind, name)])
+        assert providers.env.make_challenge is not None
         return providers.env.make_challenge(Options(options, where="issuer.x.challenge", base_dir=tmp_path))
     tables = {"issuer": "", "deploy": "", "notify": "", "dns": ""}
     tables[kind] = f'\n[{kind}.t]\ntype = "{name}"\n{MINIMAL[(kind, name)]}\n'
@@ -125,8 +126,9 @@ def test_deployers_say_whether_they_serve_several_hostnames(name: str, tmp_path:
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PFX_PW", "pw")
     built = build("deploy", name, tmp_path)
+    cls = type(built)
     assert isinstance(built, SeveralHostnames) and isinstance(built, MtaInstance)
-    assert isinstance(built, ServesDocuments) == (built.__class__ in conformance.SERVES_DOCUMENTS)
+    assert isinstance(built, ServesDocuments) == (cls in conformance.SERVES_DOCUMENTS)
 
 
 def test_an_object_that_is_not_its_protocol_is_refused_naming_what_it_lacks() -> None:

@@ -92,7 +92,8 @@ def test_rows_of_one_and_of_both_certificates_count_for_each(tmp_path: Path) -> 
     assert queue.queue_reminders_together(store, [notice, carried])
     again = [Reminder(**{**r.model_dump(), "id": None}) for r in (notice, carried)]
     assert not queue.queue_reminders_together(store, again), "all or nothing, once"
-    per = _per_certificate(queue.queued_kinds(store, [rsa, ecdsa]), store.slots())
+    slots, _ = store.decision_rows()
+    per = _per_certificate(queue.queued_kinds(store, [rsa, ecdsa]), slots)
     assert per[(rsa, "01ab", "ops")] == {"threshold:30", "success"}
     assert per[(ecdsa, "02cd", "ops")] == {"success"}
     assert [r.kind for r in queue.pending_reminders(store, NOW)] == ["threshold:30", "success"], \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from certmgr.config.load import load_config
@@ -24,5 +25,7 @@ def test_config_and_store_name_a_slot_alike(tmp_path: Path) -> None:
 
 
 def test_a_version_decodes_its_names_once_into_a_tuple() -> None:
-    version = CertVersion(managed_id=1, serial="1f", names='["mx1.example.com", "mail.example.com"]')
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    version = CertVersion(managed_id=1, serial="1f", names='["mx1.example.com", "mail.example.com"]',
+                          not_before=at, not_after=at, sha256="a" * 64, created_at=at)
     assert version.all_names == ("mx1.example.com", "mail.example.com")

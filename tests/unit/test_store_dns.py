@@ -150,7 +150,7 @@ def test_an_mta_or_domain_held_by_another_node_is_left_alone(tmp_path: Path) -> 
 
     from certmgr.dns.dane_run import DaneMta
     from certmgr.dns.mtasts import Step as StsStep
-    from certmgr.dns.mtasts_run import MtaStsDomain
+    from certmgr.dns.mtasts_run import MtaStsDomain, WebInstall
     from certmgr.dns.publisher import load_publisher
     from certmgr.dns.rollover import Step
     from certmgr.interfaces import ProviderEnv, VerifyTarget
@@ -158,18 +158,28 @@ def test_an_mta_or_domain_held_by_another_node_is_left_alone(tmp_path: Path) -> 
 
     write(tmp_path, "")  # the TSIG key file
     calls: list[str] = []
+
+    def issue(hostname: str, csr: bytes, names: tuple[str, ...]) -> bytes:
+        calls.append("issue")
+        return b""
+
+    class NoWeb:
+        def install(self, policy_text: str, key_pem: bytes, fullchain_pem: bytes) -> WebInstall:
+            calls.append("web")
+            raise AssertionError("the web server must not be touched")
+
     # a zone on a port nobody listens on: any DNS query or update would fail the step
     publisher = load_publisher("corp", {"type": "rfc2136", "server": "127.0.0.1:9", "zone": "example.com",
                                         "tsig_key_file": str(tmp_path / "tsig.key"), "timeout": 1},
                                ProviderEnv(config_dir=tmp_path, state_dir=tmp_path), base_dir=tmp_path)
     state_dir = tmp_path / "state"
     mta = DaneMta(state_dir=state_dir, hostname=MX, publisher=publisher,
-                  issue=lambda *a: calls.append("issue") or b"", deploy=lambda r: calls.append("deploy"),
+                  issue=issue, deploy=lambda r: calls.append("deploy"),
                   verify=VerifyTarget("127.0.0.1", 25), owner="node-a:1")
     recorded = Rollover(MX, ttl=300, current=("3 1 1 " + "aa" * 32,))
     mta.record(recorded)
     sts = MtaStsDomain(state_dir=state_dir, domain="example.com", publisher=publisher,
-                       issue=lambda *a: calls.append("issue") or b"", web=None,  # type: ignore[arg-type]
+                       issue=issue, web=NoWeb(),
                        store=mta.db.store, owner="node-a:1")
     assert mta.db.claim(DANE, MX, "node-b:1", 60) and mta.db.claim(MTA_STS, "example.com", "node-b:1", 60)
     now = datetime.now(UTC)

@@ -36,11 +36,12 @@ logs = []
     try:
         slot = rt.store.sync_slot("mx1.reports.test", "rsa", "rsa-2048", ["mx1.reports.test"], "corp")
         assert slot.id is not None
-        ids = []
+        ids: list[int] = []
         for serial, sha in (("0001aa", "a" * 64), ("4c64ab99ee", "b" * 64)):
             v = rt.store.add_version(CertVersion(
                 managed_id=slot.id, serial=serial, not_before=datetime(2026, 11, 1, tzinfo=UTC),
                 not_after=datetime(2027, 2, 1, tzinfo=UTC), sha256=sha, created_at=datetime(2026, 11, 1, tzinfo=UTC)))
+            assert v.id is not None
             ids.append(v.id)
         at = datetime(2026, 11, 29, 10, 2, tzinfo=UTC)
         rt.store.add_deployment(Deployment(managed_id=slot.id, version_id=ids[0], target="edge", result="verified",
