@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from certmgr.monitor.storage import MonitorStorage
+from certmgr.monitor.storage import MonitorReads
 
 #: every series name ``render`` exports (the dashboard and the alert rules use only these)
 EXPORTED = (
@@ -26,7 +26,7 @@ EXPORTED = (
 _EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC))
 
 
-def render(storage: MonitorStorage, sources: Iterable[str], *, now: datetime) -> bytes:
+def render(storage: MonitorReads, sources: Iterable[str], *, now: datetime) -> bytes:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
@@ -34,7 +34,7 @@ def render(storage: MonitorStorage, sources: Iterable[str], *, now: datetime) ->
     return bytes(generate_latest(registry))
 
 
-def collector(storage: MonitorStorage, sources: Iterable[str], *, now: datetime) -> Any:
+def collector(storage: MonitorReads, sources: Iterable[str], *, now: datetime) -> Any:
     """A ``prometheus_client`` collector of the series above, read from ``storage`` now
     (so it can be registered beside the certificate series and outlive the storage)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from certmgr.monitor.alerts import DEFAULT_THRESHOLDS, Alert, Thresholds, evaluate
-from certmgr.monitor.storage import HourCount, MonitorStorage, PeerCount
+from certmgr.monitor.storage import HourCount, MonitorReads, PeerCount
 
 DIRECTIONS = ("inbound", "outbound")
 
@@ -77,7 +77,7 @@ def plaintext_peers(peers: Iterable[PeerCount], top: int = 20) -> dict[str, list
     return out
 
 
-def build_report(storage: MonitorStorage, since: datetime, until: datetime, *,
+def build_report(storage: MonitorReads, since: datetime, until: datetime, *,
                  thresholds: Thresholds = DEFAULT_THRESHOLDS, enforced_partners: Iterable[str] = ()) -> dict[str, Any]:
     rows = list(storage.sessions(since, until))
     previous = list(storage.sessions(since - (until - since), since))

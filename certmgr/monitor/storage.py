@@ -28,19 +28,16 @@ from certmgr.store.monitor_types import (
     hour_of,
 )
 
-__all__ = ["HourCount", "MonitorStorage", "PeerCount", "PeerKey", "SessionKey", "TlsRptFailure", "TlsRptSummary",
-           "hour_of"]
+__all__ = ["HourCount", "MonitorReads", "MonitorStorage", "PeerCount", "PeerKey", "SessionKey", "TlsRptFailure",
+           "TlsRptSummary", "hour_of"]
 
 
-class MonitorStorage(Protocol):
+class MonitorReads(Protocol):
+    """What reports, alerts and metrics read: ``MonitorStore`` and the ORM-free read path of the
+    commands that only display (``certmgr.store.practice_rows.MonitorRows``)."""
+
     def load_position(self, source: str) -> dict[str, Any] | None:
         """The position ``commit`` stored last for ``source``, or None."""
-        ...
-
-    def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
-               unparsed: int, plain_peers: Mapping[PeerKey, int] | None = None) -> None:
-        """Add ``counts``, ``unparsed`` and the peers of sessions without TLS, and store
-        ``position``: all or nothing."""
         ...
 
     def plain_peers(self, since: datetime, until: datetime) -> Iterator[PeerCount]:
@@ -55,14 +52,22 @@ class MonitorStorage(Protocol):
         """Unparsed lines per source, ever."""
         ...
 
-    def add_tlsrpt(self, report: TlsReport, received: datetime) -> bool:
-        """Store a TLS report; False (and nothing stored) when its report-id is known."""
-        ...
-
     def tlsrpt(self, since: datetime, until: datetime) -> TlsRptSummary:
         """Reports whose date range ends in ``[since, until)``."""
         ...
 
     def tlsrpt_failures(self, since: datetime) -> list[TlsRptFailure]:
         """Failed sessions of reports whose date range ends after ``since``."""
+        ...
+
+
+class MonitorStorage(MonitorReads, Protocol):
+    def commit(self, source: str, position: dict[str, Any], counts: Mapping[SessionKey, int],
+               unparsed: int, plain_peers: Mapping[PeerKey, int] | None = None) -> None:
+        """Add ``counts``, ``unparsed`` and the peers of sessions without TLS, and store
+        ``position``: all or nothing."""
+        ...
+
+    def add_tlsrpt(self, report: TlsReport, received: datetime) -> bool:
+        """Store a TLS report; False (and nothing stored) when its report-id is known."""
         ...

@@ -42,19 +42,19 @@ def to_send(alerts: Iterable[Alert], sent_recently: set[str]) -> list[Alert]:
 
 def partner_domains(rt: Runtime) -> tuple[str, ...]:
     """The enforced partner domains of the config, with the partner watch's verdicts."""
-    from certmgr.store.partners import PartnerStore
+    from certmgr.store.practice_rows import partner_states
 
-    states = PartnerStore(rt.store).states()
+    states = partner_states(rt.rows)  # the read path: `status` imports no ORM
     return enforced_partners(rt.config.partners, {d: r.enforced for d, r in states.items()})
 
 
 def current_alerts(rt: Runtime, now: datetime) -> list[Alert]:
     from certmgr.monitor.report import build_report
-    from certmgr.store.monitor import MonitorStore
+    from certmgr.store.practice_rows import MonitorRows
 
     mon = rt.config.monitor
     assert mon is not None
-    storage = MonitorStore(rt.store)
+    storage = MonitorRows(rt.rows)
     report = build_report(storage, now - WINDOW, now, thresholds=mon.thresholds,
                           enforced_partners=partner_domains(rt))
     alerts = [Alert(**a) for a in report["alerts"]]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from certmgr.partners.assess import judge, meets_level, verdict
 from certmgr.partners.model import PartnerFacts
 from certmgr.probe.assess import EXIT_CODES
-from certmgr.store.partners import AddressState, PartnerRecord
+from certmgr.store.partner_types import AddressState, PartnerRecord
 from certmgr.times import utc_text
 
 if TYPE_CHECKING:

@@ -224,20 +224,21 @@ def _facts(rt: Runtime, now: datetime | None) -> tuple[list[CertMetrics], list[J
 
 
 def _add_practices(rt: Runtime, registry: CollectorRegistry, now: datetime | None) -> None:
-    """The series of ``[monitor]`` and ``[[partner]]`` after the certificates'."""
+    """The series of ``[monitor]`` and ``[[partner]]`` after the certificates', read as those are
+    (:attr:`certmgr.runtime.Runtime.rows`: no ORM)."""
     if rt.config.monitor is not None:  # the mail TLS series beside the certificates'
         from certmgr.monitor.metrics import collector
-        from certmgr.store.monitor import MonitorStore
+        from certmgr.store.practice_rows import MonitorRows
         from certmgr.times import utcnow
 
         sources = [src.name for src in rt.config.monitor.logs]
-        registry.register(collector(MonitorStore(rt.store), sources, now=now or utcnow()))
+        registry.register(collector(MonitorRows(rt.rows), sources, now=now or utcnow()))
     if rt.config.partners:  # what the last partner check found: metrics never probe partners
         from certmgr.partners.watch import add_metrics
-        from certmgr.store.partners import PartnerStore
+        from certmgr.store.practice_rows import partner_states
 
         configured = {p.domain for p in rt.config.partners}
-        add_metrics(registry, [r for d, r in sorted(PartnerStore(rt.store).states().items()) if d in configured])
+        add_metrics(registry, [r for d, r in sorted(partner_states(rt.rows).items()) if d in configured])
 
 
 def render_text(registry: CollectorRegistry) -> bytes:

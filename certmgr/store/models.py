@@ -13,7 +13,7 @@ from sqlalchemy import Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from certmgr.pki.keytypes import SlotKey
-from certmgr.store import rows
+from certmgr.store import practice_rows, rows
 
 
 def decode_names(stored: str) -> tuple[str, ...]:
@@ -229,7 +229,7 @@ class MonitorPosition(SQLModel, table=True):
     """Where the collector stopped reading a mail log (JSON: file identity, offset, hash of the
     last line, the parser's open sessions), saved in the transaction that adds its counts."""
 
-    __tablename__ = "monitor_position"
+    __tablename__ = practice_rows.MONITOR_POSITIONS
 
     source: str = Field(primary_key=True)
     position: str = Field(sa_column=Column(Text, nullable=False))
@@ -239,7 +239,7 @@ class MonitorPosition(SQLModel, table=True):
 class MonitorSessions(SQLModel, table=True):
     """SMTP sessions per hour, direction, domain, TLS level and protocol (a year stays small)."""
 
-    __tablename__ = "monitor_sessions"
+    __tablename__ = practice_rows.MONITOR_SESSIONS
 
     hour: str = Field(primary_key=True)  # ISO 8601 UTC truncated to the hour: sorts as time does
     direction: str = Field(primary_key=True)
@@ -252,7 +252,7 @@ class MonitorSessions(SQLModel, table=True):
 class MonitorTlsReport(SQLModel, table=True):
     """A TLS report (RFC 8460), once per report-id."""
 
-    __tablename__ = "monitor_tlsrpt"
+    __tablename__ = practice_rows.TLSRPT_REPORTS
 
     report_id: str = Field(primary_key=True)
     organization: str
@@ -264,7 +264,7 @@ class MonitorTlsReport(SQLModel, table=True):
 class MonitorTlsResult(SQLModel, table=True):
     """Sessions of one report per policy and result type ("success" for the successful ones)."""
 
-    __tablename__ = "monitor_tlsrpt_result"
+    __tablename__ = practice_rows.TLSRPT_RESULTS
 
     id: int | None = Field(default=None, primary_key=True)
     report_id: str = Field(foreign_key="monitor_tlsrpt.report_id", index=True)
@@ -282,7 +282,7 @@ class PartnerState(SQLModel, table=True):
     """The last daily check of one partner domain and the degradation alert still open for it,
     so a restarted daemon neither repeats nor loses an alert (and metrics read it, not the network)."""
 
-    __tablename__ = "partner_state"
+    __tablename__ = practice_rows.PARTNER_STATES
 
     domain: str = Field(primary_key=True)
     require: str
@@ -301,7 +301,7 @@ class MonitorPlainPeer(SQLModel, table=True):
     """SMTP sessions without TLS per hour, direction, domain and peer: who still sends or
     receives mail in plaintext (added in the transaction that adds the session counts)."""
 
-    __tablename__ = "monitor_plain_peer"
+    __tablename__ = practice_rows.PLAIN_PEERS
 
     hour: str = Field(primary_key=True)
     direction: str = Field(primary_key=True)

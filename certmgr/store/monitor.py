@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +38,8 @@ from certmgr.store.monitor_types import (
     TlsReport,
     TlsRptFailure,
     TlsRptSummary,
-    hour_of,
+    hour_range,
+    tlsrpt_summary,
 )
 
 _Hourly = TypeVar("_Hourly", MonitorSessions, MonitorPlainPeer)
@@ -100,10 +101,11 @@ class MonitorStore:
 
     def _hours(self, model: type[_Hourly], since: datetime, until: datetime) -> Sequence[_Hourly]:
         """The rows of ``model`` in the hours that overlap ``[since, until)``."""
-        last = hour_of(until - timedelta(microseconds=1))  # the hour under way at ``until`` counts
-        with session_scope(self.store.engine) as s:
-            return s.exec(select(model).where(col(model.hour) >= hour_of(since), col(model.hour) <= last)
-                          .order_by(col(model.hour))).all()
+        first, last = hour_range(since, until)
+        table = model.__table__  # type: ignore[attr-defined]  # a SQLModel table class
+        with session_scope(self.store.engine) as s:  # by primary key: the order of the read path too
+            return s.exec(select(model).where(col(model.hour) >= first, col(model.hour) <= last)
+                          .order_by(*table.primary_key.columns)).all()
 
     def sessions(self, since: datetime, until: datetime) -> Iterator[HourCount]:
         for r in self._hours(MonitorSessions, since, until):
@@ -146,8 +148,6 @@ class MonitorStore:
 
     def tlsrpt(self, since: datetime, until: datetime) -> TlsRptSummary:
         window = (col(MonitorTlsReport.end) >= since, col(MonitorTlsReport.end) < until)
-        successful, failures = 0, dict[str, int]()
-        by_policy: dict[str, dict[str, int]] = {}
         with session_scope(self.store.engine) as s:
             reports = s.exec(select(func.count()).select_from(MonitorTlsReport).where(*window)).one()
             rows = s.exec(select(MonitorTlsResult.policy_type, MonitorTlsResult.result_type,
@@ -155,15 +155,7 @@ class MonitorStore:
                           .join(MonitorTlsReport, col(MonitorTlsReport.report_id) == col(MonitorTlsResult.report_id))
                           .where(*window)
                           .group_by(col(MonitorTlsResult.policy_type), col(MonitorTlsResult.result_type))).all()
-        for ptype, rtype, n in rows:
-            counts = by_policy.setdefault(ptype, {"successful": 0, "failed": 0})
-            if rtype == "success":
-                successful += n
-                counts["successful"] += n
-            else:
-                failures[rtype] = failures.get(rtype, 0) + n
-                counts["failed"] += n
-        return TlsRptSummary(int(reports), successful, failures, by_policy)
+        return tlsrpt_summary(int(reports), ((ptype, rtype, int(n)) for ptype, rtype, n in rows))
 
     def tlsrpt_failures(self, since: datetime) -> list[TlsRptFailure]:
         with session_scope(self.store.engine) as s:
@@ -175,7 +167,8 @@ class MonitorStore:
                           .group_by(col(MonitorTlsReport.report_id), col(MonitorTlsResult.mx_host),
                                     col(MonitorTlsResult.result_type), col(MonitorTlsReport.organization),
                                     col(MonitorTlsReport.end))
-                          .order_by(col(MonitorTlsReport.end))).all()
+                          .order_by(col(MonitorTlsReport.end), col(MonitorTlsReport.report_id),
+                                    col(MonitorTlsResult.mx_host), col(MonitorTlsResult.result_type))).all()
         return [TlsRptFailure(org, mx, rt, int(n), end) for org, mx, rt, n, end in rows]
 
 

@@ -4,8 +4,9 @@ that the store never imports the monitor (the monitor imports the store, not the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True, order=True)
@@ -93,3 +94,24 @@ class TlsRptSummary:
 def hour_of(when: datetime) -> str:
     """The aggregation bucket of a session time (UTC, truncated to the hour)."""
     return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+
+
+def hour_range(since: datetime, until: datetime) -> tuple[str, str]:
+    """The first and last hour buckets that overlap ``[since, until)`` (the hour under way at
+    ``until`` counts)."""
+    return hour_of(since), hour_of(until - timedelta(microseconds=1))
+
+
+def tlsrpt_summary(reports: int, sums: Iterable[tuple[str, str, int]]) -> TlsRptSummary:
+    """The summary of ``reports`` TLS reports whose sessions summed by (policy type, result type) are ``sums``."""
+    successful, failures = 0, dict[str, int]()
+    by_policy: dict[str, dict[str, int]] = {}
+    for ptype, rtype, n in sums:
+        counts = by_policy.setdefault(ptype, {"successful": 0, "failed": 0})
+        if rtype == "success":
+            successful += n
+            counts["successful"] += n
+        else:
+            failures[rtype] = failures.get(rtype, 0) + n
+            counts["failed"] += n
+    return TlsRptSummary(reports, successful, failures, by_policy)

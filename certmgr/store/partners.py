@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import select
@@ -19,46 +18,14 @@ from sqlmodel import select
 from certmgr.store import Store
 from certmgr.store.db import session_scope
 from certmgr.store.models import PartnerState
+from certmgr.store.partner_types import AddressState, PartnerRecord, encode_addresses, partner_record
 
-
-@dataclass(frozen=True)
-class AddressState:
-    host: str
-    address: str | None
-    meets: bool
-    not_after: datetime | None = None
-
-
-@dataclass(frozen=True)
-class PartnerRecord:
-    """One partner as its last check left it."""
-
-    domain: str
-    require: str
-    status: str
-    meets: bool
-    enforced: bool
-    problems: tuple[str, ...]
-    addresses: tuple[AddressState, ...]
-    checked_at: datetime
-    alerted_at: datetime | None = None
-
-
-def _encode_addresses(addresses: Iterable[AddressState]) -> str:
-    return json.dumps([{"host": a.host, "address": a.address, "meets": a.meets,
-                        "not_after": a.not_after.isoformat() if a.not_after else None} for a in addresses])
-
-
-def _decode_addresses(text: str) -> tuple[AddressState, ...]:
-    return tuple(AddressState(d["host"], d["address"], bool(d["meets"]),
-                              datetime.fromisoformat(d["not_after"]) if d["not_after"] else None)
-                 for d in json.loads(text))
+__all__ = ["AddressState", "PartnerRecord", "PartnerStore"]
 
 
 def _record(row: PartnerState) -> PartnerRecord:
-    return PartnerRecord(row.domain, row.require, row.status, row.meets, row.enforced,
-                         tuple(json.loads(row.problems)), _decode_addresses(row.addresses), row.checked_at,
-                         row.alerted_at)
+    return partner_record(row.domain, row.require, row.status, row.meets, row.enforced, row.problems,
+                          row.addresses, row.checked_at, row.alerted_at)
 
 
 class PartnerStore:
@@ -79,7 +46,7 @@ class PartnerStore:
                     enforced=rec.enforced, problems="[]", addresses="[]", checked_at=rec.checked_at)
                 row.require, row.status, row.meets, row.enforced = rec.require, rec.status, rec.meets, rec.enforced
                 row.problems = json.dumps(list(rec.problems))
-                row.addresses = _encode_addresses(rec.addresses)
+                row.addresses = encode_addresses(rec.addresses)
                 row.checked_at = rec.checked_at
                 s.add(row)
 

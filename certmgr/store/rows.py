@@ -173,6 +173,10 @@ class Rows:
     def close(self) -> None:
         self._close()
 
+    def query(self, sql: str) -> Sequence[Sequence[Any]]:
+        """Run one statement (no parameters) on this read path (:mod:`certmgr.store.practice_rows`)."""
+        return self._query(sql)
+
     def _rows(self, cls: type[RowT], sql: str) -> list[RowT]:
         decode = _decoder(cls)
         return [decode(r) for r in self._query(sql)]

@@ -54,6 +54,34 @@ def test_display_only_commands_import_no_orm(config: Path, argv: list[str]) -> N
     assert not modules & ORM, sorted(modules & ORM)
 
 
+@pytest.mark.parametrize("argv", [["status", "--json"], ["metrics"]])
+def test_display_only_commands_with_monitor_and_partners_import_no_orm(tmp_path: Path, argv: list[str]) -> None:
+    """The mail TLS figures of ``[monitor]`` and the partner checks of ``[[partner]]`` are read
+    through the same read path as the certificates."""
+    from certmgr.store import Store
+    from certmgr.times import utcnow
+    from tests.unit.test_practice_rows import seed_practices
+
+    (tmp_path / "mail.log").touch()
+    monitor = f'[monitor]\nlogs = [{{ type = "postfix", path = "{tmp_path / "mail.log"}" }}]\n'
+    config = manual_ca_config(tmp_path, '\n[[mta]]\nhostname = "mx1.example.com"\nissuer = "corp"\nnotify = ["ops"]\n'
+                                        '\n[[partner]]\ndomain = "bank.example"\n', tables=monitor)
+    modules_after(["-c", str(config), "renew", "--json"])  # the database exists, at the current schema
+    store = Store(f"sqlite:///{tmp_path / 'state' / 'certmgr.db'}")
+    try:
+        seed_practices(store, utcnow())  # TLS reports, sessions and partner checks to read
+    finally:
+        store.close()
+    code, out, modules = modules_after(["-c", str(config), *argv])
+    assert code in (0, 1) and "mx1.example.com" in out, out  # status: 1 while a mail TLS alert is open
+    if argv[0] == "status":
+        alerts = [r for r in json.loads(out) if r.get("type") == "monitor-alert"]
+        assert {"tlsrpt-failures", "plaintext-partner"} <= {a["kind"] for a in alerts}, alerts
+    else:
+        assert 'certmgr_mail_tlsrpt_reports_total 3.0' in out and 'domain="bank.example"' in out, out
+    assert not modules & ORM, sorted(modules & ORM)
+
+
 def test_json_rows_are_one_per_line_of_one_array(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [{"hostname": f"mx{i}.example.com", "names": ["a", "b"], "deployment": {"target": "postfix"},
              "at": Path("/x")} for i in range(3)]
