@@ -43,7 +43,7 @@ from typing import Any
 from certmgr.errors import ConfigError, DeployError
 from certmgr.interfaces import DeployRequest, Installed, Options, VerifyTarget
 from providers.deployers.hosts import FileMeta, Host, make_host
-from providers.deployers.setup import Created, Required, Run, setup_problems
+from providers.deployers.setup import SetupChecks
 
 BACKUP_SUFFIX = ".certmgr-prev"
 #: beside a file an unfinished deployment wrote: its backup is the file to put back
@@ -103,7 +103,7 @@ def read_host_options(options: Options) -> HostOptions:
     return HostOptions(host=host, group=group)
 
 
-class MailDeployer(ABC):
+class MailDeployer(SetupChecks, ABC):
     """Base of every file-based deployer.  Subclasses fill in the hooks below."""
 
     #: the MTA's name in messages ("postfix", "exim", ...)
@@ -145,24 +145,6 @@ class MailDeployer(ABC):
 
     def verify_targets(self, request: DeployRequest) -> tuple[VerifyTarget, ...]:
         return (request.verify,)
-
-    # ---- what `certmgr validate` checks on this machine --------------------
-    def required_paths(self) -> list[Required]:
-        """(option key, path, "dir" or "file") that must exist before a deployment."""
-        return []
-
-    def created_dirs(self) -> list[Created]:
-        """(option key, directory) the deployment writes into, creating it when missing."""
-        return []
-
-    def setup_commands(self) -> list[Run]:
-        """(option key, argument list) of the commands the deployment runs."""
-        return []
-
-    def setup_problems(self) -> list[tuple[str, str]]:
-        if self.host.label != "local":
-            return []  # validate does not connect to MTA hosts: the deployment says what is missing there
-        return setup_problems(self.required_paths(), self.created_dirs(), self.setup_commands())
 
     # ---- the shared path -------------------------------------------------
     @property

@@ -1,6 +1,7 @@
 """What on this machine keeps a deploy target from working, found without changing anything.
 
-``certmgr validate`` asks every local deploy target (``ChecksSetup``): a Postfix
+``certmgr validate`` asks every local deploy target (``ChecksSetup``; every
+:class:`~providers.deployers.base.MailDeployer` is one through :class:`SetupChecks`): a Postfix
 ``config_dir`` that does not exist, a directory to write into that is a file, a command
 that is no program.  A target on another host (``host = "ssh://…"``) is not checked
 here: validate does not connect to MTA hosts, the deployment says what is missing there.
@@ -14,6 +15,8 @@ import stat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from providers.deployers.hosts import Host
+
 #: where systemd looks for a command the unit names without a path (the service's PATH)
 SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -23,6 +26,29 @@ Required = tuple[str, str, str]
 Created = tuple[str, str]
 #: (option key, argument list the deployment runs)
 Run = tuple[str, Sequence[str]]
+
+
+class SetupChecks:
+    """The hooks a deployer fills in to say what it needs on its host, and the check of them."""
+
+    host: Host
+
+    def required_paths(self) -> list[Required]:
+        """(option key, path, "dir" or "file") that must exist before a deployment."""
+        return []
+
+    def created_dirs(self) -> list[Created]:
+        """(option key, directory) the deployment writes into, creating it when missing."""
+        return []
+
+    def setup_commands(self) -> list[Run]:
+        """(option key, argument list) of the commands the deployment runs."""
+        return []
+
+    def setup_problems(self) -> list[tuple[str, str]]:
+        if self.host.label != "local":
+            return []  # validate does not connect to MTA hosts: the deployment says what is missing there
+        return setup_problems(self.required_paths(), self.created_dirs(), self.setup_commands())
 
 
 def setup_problems(required: Iterable[Required], created: Iterable[Created],
