@@ -19,6 +19,7 @@ from sqlmodel import Session, create_engine
 from certmgr.errors import StateError
 from certmgr.store.rows import SCHEMA_HEAD as SCHEMA_HEAD  # defined beside the read path, which checks it
 from certmgr.store.rows import SQLITE_TIMEOUT as SQLITE_TIMEOUT
+from certmgr.store.rows import connect_read_only
 from certmgr.store.rows import explain as explain_text
 from certmgr.store.rows import sqlite_timeout as sqlite_timeout
 
@@ -80,26 +81,13 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def read_only_engine(path: Path) -> Engine:
-    """An engine that never writes the SQLite file ``path`` nor creates files beside it.
+    """An engine that never writes the SQLite file ``path`` nor creates files beside it: its
+    connections are the read path's (:func:`certmgr.store.rows.connect_read_only`, ``mode=ro``
+    or else ``immutable``), so both open a database alike and fail with the same error."""
+    from sqlalchemy.pool import QueuePool
 
-    ``mode=ro`` reads a live database (the daemon's WAL included) but needs the ``-shm``
-    file, which SQLite cannot create on a read-only or full file system; then the file is
-    opened ``immutable`` (what the last committed checkpoint holds: nobody can write there).
-    """
-    from urllib.parse import quote
-
-    for query in ("mode=ro", "immutable=1"):
-        engine = create_engine(f"sqlite:///file:{quote(str(path))}?{query}&uri=true",
-                               connect_args={"check_same_thread": False, "timeout": sqlite_timeout()})
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT count(*) FROM sqlite_master")).scalar()
-        except DBAPIError as e:
-            engine.dispose()
-            error: DBAPIError = e
-            continue
-        return engine
-    raise StateError(f"cannot read the database {path}: " + explain(error, "check that it is readable"))
+    connect_read_only(path).close()  # a database that cannot be read is said here, naming it
+    return create_engine("sqlite://", creator=lambda: connect_read_only(path), poolclass=QueuePool)
 
 
 def can_write(url: str) -> str | None:
