@@ -7,9 +7,9 @@ import json
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, insert, or_, update
+from sqlalchemy import and_, bindparam, func, or_, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 from sqlmodel import col, select
 
 from certmgr.store.base import StoreBase, assign, utcnow
@@ -27,6 +27,16 @@ class SlotSpec(NamedTuple):
     issuer: str
 
 
+def _insert_missing(conn: Connection, table: Any) -> Any:
+    """INSERT of slots that skips one another process created meanwhile (same hostname and key
+    algorithm: ``uq_managed_host_alg``) instead of failing the transaction."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=["hostname", "key_alg"])
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=["hostname", "key_alg"])
+
+
 class InventoryStore(StoreBase):
     def sync_slot(self, hostname: str, key_alg: str, key_type: str, names: Iterable[str], issuer: str) -> ManagedCert:
         """Create or update the slot for (hostname, key_alg) from the config."""
@@ -37,13 +47,13 @@ class InventoryStore(StoreBase):
         """Create or update the slots of the config in one transaction whose statements do not
         grow with the inventory (one SELECT of the columns the config sets; one batched INSERT
         of new slots; one batched UPDATE of slots whose key type, names or issuer changed)."""
-        try:
-            self._write_slots(wanted)
-        except IntegrityError:
-            # another process inserted one of these slots between our SELECT and INSERT: write again
+        if self._write_slots(wanted):
+            # another process may have inserted some of these slots between our SELECT and INSERT
+            # (its row is kept, without an error): read them again and update what differs
             self._write_slots(wanted)
 
-    def _write_slots(self, wanted: Sequence[SlotSpec]) -> None:
+    def _write_slots(self, wanted: Sequence[SlotSpec]) -> bool:
+        """One pass; whether it inserted slots (an insert that finds the slot is skipped)."""
         now = utcnow()
         t = ManagedCert.__table__  # type: ignore[attr-defined]
         with write_scope(self.engine) as conn:
@@ -62,11 +72,12 @@ class InventoryStore(StoreBase):
                     changed.append({"slot_id": row.id, "new_key_type": spec.key_type, "new_names": names_json,
                                     "new_issuer": spec.issuer, "now": now})
             if new:
-                conn.execute(insert(t), new)
+                conn.execute(_insert_missing(conn, t), new)
             if changed:
                 conn.execute(update(t).where(t.c.id == bindparam("slot_id")).values(
                     key_type=bindparam("new_key_type"), names=bindparam("new_names"),
                     issuer=bindparam("new_issuer"), updated_at=bindparam("now")), changed)
+            return bool(new)
 
     def slots(self, hostnames: Collection[str] | None = None) -> list[ManagedCert]:
         """Every slot, or those of ``hostnames``."""
